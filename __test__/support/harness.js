@@ -1,0 +1,117 @@
+'use strict';
+
+/**
+ * One test file's world: a mock backend, the LibreChat-shaped app wired with our package and its
+ * shared service configured for both, and every log line captured.
+ *
+ *   const h = await startHarness({ db: 'login-e5', express: require('express') });
+ *   await request(h.app).post('/api/auth/login').send({ email, password });
+ *   h.assertNoSecretsLogged([...extra]);
+ *   await h.close();
+ */
+
+const crypto = require('crypto');
+const { startMockBackend } = require('./mockBackend');
+const { createLibreChatApp } = require('./librechatApp');
+const { mongoUri } = require('./mongoUri');
+
+const TEST_ENV = Object.freeze({
+  USE_CUSTOM_BACKEND_AUTH: 'true',
+  JWT_SECRET: 'test-jwt-secret-0123456789',
+  JWT_REFRESH_SECRET: 'test-jwt-refresh-secret-0123456789',
+  BACKEND_TOKEN_ENCRYPTION_KEY: crypto.randomBytes(32).toString('hex'),
+  SESSION_EXPIRY: '1000 * 60 * 15',
+  REFRESH_TOKEN_EXPIRY: '(1000 * 60 * 60 * 24) * 7',
+  BACKEND_TIMEOUT_MS: '2000',
+});
+
+/** A logger that keeps every line, plus console capture for anything logged elsewhere. */
+function captureLogs() {
+  const lines = [];
+  const keep = (level) => (...args) => lines.push(`${level} ${args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}`);
+  const logger = { error: keep('error'), warn: keep('warn'), info: keep('info'), debug: keep('debug') };
+  const spies = ['log', 'info', 'warn', 'error', 'debug'].map((m) => jest.spyOn(console, m).mockImplementation(keep(`console.${m}`)));
+  return { lines, logger, restore: () => spies.forEach((s) => s.mockRestore()) };
+}
+
+function backendVars(mock) {
+  return {
+    BACKEND_AUTH_URL: mock.urls.login,
+    BACKEND_USER_INFO_URL: mock.urls.userinfo,
+    BACKEND_REFRESH_URL: mock.urls.refresh,
+  };
+}
+
+async function startHarness({ db, express = require('express'), jwt = 'librechat', env = {}, mockOptions } = {}) {
+  const logs = captureLogs();
+  const mock = await startMockBackend(mockOptions);
+  const vars = { ...TEST_ENV, ...backendVars(mock), MONGO_URI: mongoUri(db), ...env };
+  // LibreChat's own code (the stock jwt strategy) reads these from process.env.
+  Object.assign(process.env, vars);
+  const pkg = require('../..');
+  const service = pkg.configureCustomBackendAuth({ ...vars, logger: logs.logger });
+  const lc = await createLibreChatApp({ express, mongoUri: vars.MONGO_URI, jwt, logger: logs.logger });
+  const rawDb = lc.connection.db;
+  // Secrets seen during the run: what must never appear in a log line.
+  const secrets = new Set(mock.users.map((u) => u.password));
+
+  return {
+    mock,
+    lc,
+    app: lc.app,
+    service,
+    vars,
+    logs,
+    db: rawDb,
+    secrets,
+    /** Removes users, sessions and balances (indexes stay). */
+    async clear() {
+      await Promise.all(['users', 'sessions', 'balances'].map((c) => rawDb.collection(c).deleteMany({})));
+      mock.reset({ users: true });
+    },
+    async counts() {
+      const [users, sessions, balances] = await Promise.all(
+        ['users', 'sessions', 'balances'].map((c) => rawDb.collection(c).countDocuments({})),
+      );
+      return { users, sessions, balances };
+    },
+    /** Builds a second service over the same world with other variables. */
+    makeService(extra) {
+      return new pkg.CustomBackendAuthService({ ...vars, ...extra, logger: logs.logger });
+    },
+    assertNoSecretsLogged(extra = []) {
+      const all = [...secrets, ...mock.issuedTokens(), ...extra].filter((s) => typeof s === 'string' && s.length >= 8);
+      expect(all.length).toBeGreaterThan(0);
+      for (const line of logs.lines) {
+        for (const secret of all) {
+          if (line.includes(secret)) throw new Error(`a secret appears in a log line: ${line.slice(0, 80)}…`);
+        }
+      }
+    },
+    async close() {
+      logs.restore();
+      await service.close();
+      await lc.close();
+      await mock.close();
+    },
+  };
+}
+
+/** `Set-Cookie` headers of a response as { name: { value, attrs } }. */
+function parseSetCookies(res) {
+  const out = {};
+  for (const header of res.headers['set-cookie'] ?? []) {
+    const [pair, ...attrs] = header.split(';').map((s) => s.trim());
+    const i = pair.indexOf('=');
+    const name = pair.slice(0, i);
+    const attrMap = {};
+    for (const a of attrs) {
+      const j = a.indexOf('=');
+      attrMap[(j < 0 ? a : a.slice(0, j)).toLowerCase()] = j < 0 ? true : a.slice(j + 1);
+    }
+    out[name] = { value: decodeURIComponent(pair.slice(i + 1)), attrs: attrMap };
+  }
+  return out;
+}
+
+module.exports = { startHarness, parseSetCookies, TEST_ENV, backendVars, captureLogs };

@@ -1,0 +1,288 @@
+'use strict';
+
+/** Tests of the test bench itself: the test DB (scripts/test-db.js) and the mock backend. */
+
+const crypto = require('crypto');
+const { MongoClient } = require('mongodb');
+const { mongoUri } = require('./support/mongoUri');
+const { startMockBackend } = require('./support/mockBackend');
+const { startTestDb, stopTestDb } = require('../scripts/test-db');
+
+const post = (url, body, headers = {}) => fetch(url, {
+  method: 'POST',
+  headers: { 'Content-Type': 'application/json', ...headers },
+  body: typeof body === 'string' ? body : JSON.stringify(body),
+});
+const get = (url, token) => fetch(url, token ? { headers: { Authorization: `Bearer ${token}` } } : {});
+const login = async (mock, username = 'Alice', password = 'alice-password-1') => {
+  const r = await post(mock.urls.login, { username, password });
+  expect(r.status).toBe(200);
+  return r.json();
+};
+
+function verifyWithJwks(token, jwks) {
+  const [h, p, s] = token.split('.');
+  const header = JSON.parse(Buffer.from(h, 'base64url'));
+  const jwk = jwks.keys.find((k) => k.kid === header.kid);
+  if (!jwk) return { ok: false, header };
+  const key = crypto.createPublicKey({ key: jwk, format: 'jwk' });
+  const hash = { RS256: 'sha256', ES256: 'sha256', EdDSA: null }[header.alg];
+  const opts = header.alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key;
+  const ok = crypto.verify(hash, Buffer.from(`${h}.${p}`), opts, Buffer.from(s, 'base64url'));
+  return { ok, header, claims: JSON.parse(Buffer.from(p, 'base64url')) };
+}
+
+describe('test DB', () => {
+  test('answers ping at mongoUri(bench) and stores documents', async () => {
+    const client = new MongoClient(mongoUri('bench'), { serverSelectionTimeoutMS: 5000 });
+    try {
+      await client.connect();
+      expect((await client.db('admin').command({ ping: 1 })).ok).toBe(1);
+      const col = client.db().collection('things');
+      await col.deleteMany({});
+      await col.insertOne({ name: 'widget', n: 1 });
+      expect(await col.findOne({ name: 'widget' }, { projection: { _id: 0 } })).toEqual({ name: 'widget', n: 1 });
+      expect(client.db().databaseName).toBe('bench');
+      await client.db().dropDatabase();
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('startTestDb / stopTestDb start a second server and wait until its pid is gone', async () => {
+    const db = await startTestDb({ log: false });
+    expect(db.uri).toBe(`mongodb://127.0.0.1:${db.port}`);
+    expect(process.env.MONGO_URI).not.toBe(db.uri);
+    const client = new MongoClient(db.uri, { serverSelectionTimeoutMS: 5000 });
+    await client.db('admin').command({ ping: 1 });
+    await client.close();
+    await stopTestDb(db.pid);
+    expect(() => process.kill(db.pid, 0)).toThrow();
+    await db.stop(); // a second stop is a no-op
+  }, 60000);
+});
+
+describe('mock backend', () => {
+  let mock;
+  beforeAll(async () => {
+    mock = await startMockBackend();
+  });
+  afterAll(() => mock.close());
+  beforeEach(() => mock.reset({ tokens: true, users: true, keys: true }));
+
+  test('urls and defaults', () => {
+    expect(mock.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(mock.urls).toEqual({
+      login: `${mock.url}/api/auth/login`,
+      userinfo: `${mock.url}/api/auth/userinfo`,
+      refresh: `${mock.url}/api/auth/refresh`,
+      logout: `${mock.url}/api/auth/logout`,
+      jwks: `${mock.url}/.well-known/jwks.json`,
+    });
+    expect(mock.issuer).toBe(mock.url);
+    expect(mock.users.map((u) => u.id)).toEqual(['u-1001', 'u-1002', 'u-1003']);
+  });
+
+  test('login -> userinfo -> refresh (rotation, reuse) -> logout', async () => {
+    const a = await login(mock, 'alice@EXAMPLE.com');
+    expect(a).toEqual({
+      token: expect.stringMatching(/^at_[0-9a-f]+$/),
+      refreshToken: expect.stringMatching(/^rt_[0-9a-f]+$/),
+      expiresIn: 3600,
+      user: { id: 'u-1001', username: 'Alice', email: 'Alice@Example.com', name: 'Alice Liddell', roles: ['staff'] },
+    });
+    expect(mock.requests[0]).toMatchObject({
+      name: 'login', method: 'POST', body: { username: 'alice@EXAMPLE.com', password: 'alice-password-1' },
+    });
+    expect(mock.requests[0].headers['content-type']).toMatch(/application\/json/);
+
+    let r = await get(mock.urls.userinfo, a.token);
+    expect(r.status).toBe(200);
+    expect((await r.json()).user.id).toBe('u-1001');
+    expect((await get(mock.urls.userinfo)).status).toBe(401);
+    expect((await get(mock.urls.userinfo, 'at_nope')).status).toBe(401);
+
+    r = await post(mock.urls.refresh, { refreshToken: a.refreshToken });
+    expect(r.status).toBe(200);
+    const b = await r.json();
+    expect(Object.keys(b).sort()).toEqual(['expiresIn', 'refreshToken', 'token']);
+    expect(b.refreshToken).not.toBe(a.refreshToken);
+    expect((await get(mock.urls.userinfo, b.token)).status).toBe(200);
+
+    // Reuse of the rotated token: 401 and the whole family is revoked.
+    r = await post(mock.urls.refresh, { refreshToken: a.refreshToken });
+    expect(r.status).toBe(401);
+    expect(mock.reuseDetected).toBe(1);
+    expect((await post(mock.urls.refresh, { refreshToken: b.refreshToken })).status).toBe(401);
+    expect((await get(mock.urls.userinfo, b.token)).status).toBe(401);
+    expect((await get(mock.urls.userinfo, a.token)).status).toBe(401);
+
+    // Logout revokes what it is given.
+    const c = await login(mock, 'bob', 'bob-password-2');
+    r = await post(mock.urls.logout, { refreshToken: c.refreshToken }, { Authorization: `Bearer ${c.token}` });
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ ok: true });
+    expect(mock.lastLogout).toEqual({ refreshToken: c.refreshToken });
+    expect((await post(mock.urls.refresh, { refreshToken: c.refreshToken })).status).toBe(401);
+    expect((await get(mock.urls.userinfo, c.token)).status).toBe(401);
+    expect(mock.calls).toEqual({ login: 2, userinfo: 7, refresh: 4, logout: 1, jwks: 0 });
+  });
+
+  test('login errors: wrong password, unknown user, bad JSON, missing fields', async () => {
+    expect((await post(mock.urls.login, { username: 'bob', password: 'nope' })).status).toBe(401);
+    const r = await post(mock.urls.login, { username: 'nobody', password: 'x' });
+    expect(r.status).toBe(401);
+    expect(await r.json()).toEqual({ message: 'Invalid credentials' });
+    expect((await post(mock.urls.login, '{"username":')).status).toBe(400);
+    expect((await post(mock.urls.login, { username: 'bob' })).status).toBe(400);
+    expect((await post(mock.urls.refresh, 'nope')).status).toBe(400);
+    expect((await post(mock.urls.refresh, { refreshToken: 'rt_unknown' })).status).toBe(401);
+    expect((await post(mock.urls.login, 'x'.repeat(1024 * 1024 + 1))).status).toBe(413);
+  });
+
+  test('rotateRefresh off / revokeFamilyOnReuse off', async () => {
+    mock.set({ rotateRefresh: false });
+    const a = await login(mock);
+    for (let i = 0; i < 2; i++) {
+      const r = await post(mock.urls.refresh, { refreshToken: a.refreshToken });
+      expect(r.status).toBe(200);
+      expect((await r.json()).refreshToken).toBe(a.refreshToken);
+    }
+    mock.set({ rotateRefresh: true, revokeFamilyOnReuse: false });
+    const b = await (await post(mock.urls.refresh, { refreshToken: a.refreshToken })).json();
+    expect((await post(mock.urls.refresh, { refreshToken: a.refreshToken })).status).toBe(401);
+    expect((await post(mock.urls.refresh, { refreshToken: b.refreshToken })).status).toBe(200);
+  });
+
+  test('latencyMs (global, and per endpoint wins)', async () => {
+    mock.set({ latencyMs: 150, jwks: { latencyMs: 0 } });
+    let t = Date.now();
+    expect((await get(mock.urls.userinfo)).status).toBe(401);
+    expect(Date.now() - t).toBeGreaterThanOrEqual(140);
+    t = Date.now();
+    await get(mock.urls.jwks);
+    expect(Date.now() - t).toBeLessThan(140);
+  });
+
+  test('status (global and per endpoint)', async () => {
+    mock.set({ status: 500, login: { status: 503 } });
+    let r = await post(mock.urls.login, { username: 'bob', password: 'bob-password-2' });
+    expect(r.status).toBe(503);
+    expect(await r.json()).toEqual({ message: 'forced error' });
+    expect((await get(mock.urls.jwks)).status).toBe(500);
+    mock.set({ status: null });
+    expect((await get(mock.urls.jwks)).status).toBe(200);
+    expect((await post(mock.urls.login, {})).status).toBe(503);
+    mock.set({ login: { status: 403 } });
+    r = await post(mock.urls.login, { username: 'bob', password: 'bob-password-2' });
+    expect(r.status).toBe(403);
+    mock.reset();
+    expect((await post(mock.urls.login, { username: 'bob', password: 'bob-password-2' })).status).toBe(200);
+  });
+
+  test('hang: counted, never answered; close() does not wait for it', async () => {
+    const m2 = await startMockBackend({ userinfo: { hang: true } });
+    const started = Date.now();
+    const err = await fetch(m2.urls.userinfo, { signal: AbortSignal.timeout(200) }).catch((e) => e);
+    expect(err.name).toBe('TimeoutError');
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(m2.calls.userinfo).toBe(1);
+    // A raw request left hanging: close() must still finish promptly.
+    const pending = fetch(m2.urls.userinfo).catch((e) => e);
+    await new Promise((r) => setTimeout(r, 50));
+    const t = Date.now();
+    await m2.close();
+    expect(Date.now() - t).toBeLessThan(1000);
+    expect((await pending).name).toBe('TypeError'); // fetch failed: socket closed
+    expect(m2.calls.userinfo).toBe(2);
+  });
+
+  test('malformed, noToken, noUserInLogin', async () => {
+    mock.set({ login: { malformed: true } });
+    let r = await post(mock.urls.login, { username: 'bob', password: 'bob-password-2' });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toMatch(/application\/json/);
+    const text = await r.text();
+    expect(() => JSON.parse(text)).toThrow();
+
+    mock.reset();
+    mock.set({ noToken: true, noUserInLogin: true });
+    const a = await login(mock, 'bob', 'bob-password-2');
+    expect(a).not.toHaveProperty('token');
+    expect(a).not.toHaveProperty('user');
+    expect(a.refreshToken).toMatch(/^rt_/);
+    r = await post(mock.urls.refresh, { refreshToken: a.refreshToken });
+    expect(await r.json()).not.toHaveProperty('token');
+  });
+
+  test('fieldStyle snake, userShape bare, userFields', async () => {
+    mock.set({ fieldStyle: 'snake' });
+    const a = await login(mock, 'CAROL', 'carol-password-3');
+    expect(Object.keys(a).sort()).toEqual(['access_token', 'expires_in', 'refresh_token', 'user']);
+    const r = await post(mock.urls.refresh, { refreshToken: a.refresh_token });
+    expect(Object.keys(await r.json()).sort()).toEqual(['access_token', 'expires_in', 'refresh_token']);
+
+    mock.set({ userShape: 'bare' });
+    expect(await (await get(mock.urls.userinfo, a.access_token)).json()).toMatchObject({ id: 'u-1003', email: 'carol@example.org' });
+
+    mock.set({
+      userShape: 'wrapped',
+      userFields: (u) => ({ uid: u.id, profile: { mail: u.email }, login: u.username, displayName: u.name, groups: u.roles }),
+    });
+    expect(await (await get(mock.urls.userinfo, a.access_token)).json()).toEqual({
+      user: { uid: 'u-1003', profile: { mail: 'carol@example.org' }, login: 'carol', displayName: 'Carol', groups: [] },
+    });
+  });
+
+  test('users can change at run time; minted, expired and revoked tokens', async () => {
+    const t = mock.issueAccessToken('u-1002');
+    mock.updateUser('u-1002', { roles: ['staff'], name: 'Robert Builder' });
+    expect((await (await get(mock.urls.userinfo, t)).json()).user).toMatchObject({ name: 'Robert Builder', roles: ['staff'] });
+    mock.addUser({ id: 'u-2000', username: 'Dave', password: 'pw', email: 'Dave@Example.NET', name: 'Dave' });
+    expect((await login(mock, 'dave@example.net', 'pw')).user.id).toBe('u-2000');
+    mock.expire(t);
+    expect((await get(mock.urls.userinfo, t)).status).toBe(401);
+    const t2 = mock.issueAccessToken('u-1002', { ttlSec: 60 });
+    mock.revokeUser('u-1002');
+    expect((await get(mock.urls.userinfo, t2)).status).toBe(401);
+  });
+
+  test.each(['RS256', 'ES256', 'EdDSA'])('jwtTokens %s: signed access tokens verify against the JWKS', async (alg) => {
+    mock.set({ jwtTokens: alg });
+    const a = await login(mock, 'bob', 'bob-password-2');
+    const jwks = await (await get(mock.urls.jwks)).json();
+    const v = verifyWithJwks(a.token, jwks);
+    expect(v.ok).toBe(true);
+    expect(v.header).toMatchObject({ alg, typ: 'JWT' });
+    expect(jwks.keys.find((k) => k.kid === v.header.kid)).toMatchObject({ alg, use: 'sig' });
+    expect(v.claims).toMatchObject({
+      sub: 'u-1002', iss: mock.url, aud: 'librechat', email: 'bob@example.com', name: 'Bob Builder',
+      preferred_username: 'bob', roles: ['admin', 'staff'],
+    });
+    expect(v.claims.exp - v.claims.iat).toBe(3600);
+    expect((await get(mock.urls.userinfo, a.token)).status).toBe(200);
+  });
+
+  test('rotateKeys and forged tokens', async () => {
+    mock.set({ jwtTokens: 'RS256' });
+    const oldKid = verifyWithJwks(mock.issueAccessToken('u-1001'), mock.jwks()).header.kid;
+    const newKid = mock.rotateKeys();
+    let jwks = await (await get(mock.urls.jwks)).json();
+    expect(jwks.keys.map((k) => k.kid)).toEqual(expect.arrayContaining([oldKid, newKid]));
+    const t = mock.issueAccessToken('u-1001');
+    expect(verifyWithJwks(t, jwks)).toMatchObject({ ok: true, header: { kid: newKid } });
+    mock.rotateKeys({ dropOld: true });
+    jwks = await (await get(mock.urls.jwks)).json();
+    expect(jwks.keys.filter((k) => k.alg === 'RS256')).toHaveLength(1);
+    expect(jwks.keys.map((k) => k.kid)).not.toContain(newKid);
+    expect(verifyWithJwks(t, jwks).ok).toBe(false);
+
+    const claims = { sub: 'u-1001', iss: mock.issuer, aud: 'librechat', exp: Math.floor(Date.now() / 1000) + 60 };
+    const good = mock.signJwt(claims);
+    expect(verifyWithJwks(good, jwks).ok).toBe(true);
+    expect((await get(mock.urls.userinfo, good)).status).toBe(200);
+    const forged = mock.signJwt(claims, { key: mock.newKey('RS256'), kid: jwks.keys[0].kid });
+    expect(verifyWithJwks(forged, jwks).ok).toBe(false);
+    expect((await get(mock.urls.userinfo, forged)).status).toBe(401);
+  });
+});

@@ -1,0 +1,14 @@
+'use strict';
+
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/__test__'],
+  testMatch: ['**/*.spec.js'],
+  // Starts a local MongoDB-wire-compatible server unless MONGO_URI is set; tests read the URI
+  // with require('./support/mongoUri').mongoUri('dbName').
+  globalSetup: '<rootDir>/__test__/setup/globalSetup.js',
+  globalTeardown: '<rootDir>/__test__/setup/globalTeardown.js',
+  testTimeout: 30000,
+  maxWorkers: 2,
+};

@@ -1,0 +1,307 @@
+//! HTTP client for the organisation's backend: login, user info, refresh, logout, and the mapping of
+//! their answers onto what LibreChat needs. Nothing here logs; bodies of error answers are never
+//! read into messages (they may echo credentials).
+
+use std::time::Duration;
+
+use reqwest::{redirect::Policy, Client, RequestBuilder, StatusCode, Url};
+use serde_json::Value;
+
+use crate::config::{Config, Mapping};
+use crate::error::{AuthError, AuthResult};
+
+/// Larger answers are not a sane login or user-info answer.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+const MAX_FIELD_CHARS: usize = 1024;
+
+/// The user as the backend describes them, after mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendUser {
+    pub id: String,
+    pub email: String,
+    pub username: Option<String>,
+    pub name: Option<String>,
+    pub avatar: Option<String>,
+}
+
+/// Tokens from a login or refresh answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendTokens {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub expires_in_secs: Option<u64>,
+}
+
+#[derive(Debug)]
+pub struct LoginAnswer {
+    pub tokens: BackendTokens,
+    /// Present when the answer itself carried a usable user (id and email).
+    pub user: Option<BackendUser>,
+}
+
+/// A successful answer, or the backend's "no" (401/403).
+enum Answer {
+    Json(Value),
+    Refused,
+}
+
+pub struct Backend {
+    http: Client,
+    auth_url: Url,
+    userinfo_url: Url,
+    mapping: Mapping,
+}
+
+impl Backend {
+    pub fn new(cfg: &Config) -> AuthResult<Backend> {
+        // reqwest is built without a bundled crypto provider; ring is ours (and the mongodb driver's).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = Client::builder()
+            .redirect(Policy::none())
+            .timeout(cfg.backend_timeout)
+            .connect_timeout(cfg.backend_timeout.min(Duration::from_secs(5)))
+            .build()
+            .map_err(|_| AuthError::Internal("cannot build the HTTP client".into()))?;
+        Ok(Backend {
+            http,
+            auth_url: cfg.auth_url.clone(),
+            userinfo_url: cfg.userinfo_url.clone(),
+            mapping: cfg.mapping.clone(),
+        })
+    }
+
+    /// `POST BACKEND_AUTH_URL {username, password}`.
+    pub async fn login(&self, username: &str, password: &str) -> AuthResult<LoginAnswer> {
+        let mut body = serde_json::Map::new();
+        body.insert(
+            self.mapping.login_username_field.clone(),
+            Value::String(username.to_string()),
+        );
+        body.insert("password".into(), Value::String(password.to_string()));
+        let req = self.http.post(self.auth_url.clone()).json(&body);
+        match self.send(req, "login").await? {
+            Answer::Refused => Err(AuthError::InvalidCredentials),
+            Answer::Json(v) => {
+                let tokens = self.tokens(&v, "login")?;
+                let user = v
+                    .get("user")
+                    .and_then(|u| self.user_from(u).ok());
+                Ok(LoginAnswer { tokens, user })
+            }
+        }
+    }
+
+    /// `GET BACKEND_USER_INFO_URL` with the access token. `Ok(None)` when the backend refuses it.
+    pub async fn userinfo(&self, access_token: &str) -> AuthResult<Option<BackendUser>> {
+        let req = self
+            .http
+            .get(self.userinfo_url.clone())
+            .bearer_auth(access_token);
+        match self.send(req, "user info").await? {
+            Answer::Refused => Ok(None),
+            Answer::Json(v) => {
+                // Accept `{user:{...}}` and the bare user object.
+                let wrapped = v.get("user").filter(|u| u.is_object());
+                match wrapped.map(|u| self.user_from(u)) {
+                    Some(Ok(u)) => Ok(Some(u)),
+                    _ => self.user_from(&v).map(Some),
+                }
+            }
+        }
+    }
+
+    async fn send(&self, req: RequestBuilder, what: &str) -> AuthResult<Answer> {
+        let mut resp = req.send().await.map_err(|e| transport_error(&e, what))?;
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Ok(Answer::Refused);
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(AuthError::BackendRateLimited);
+        }
+        if status.is_server_error() {
+            return Err(AuthError::BackendUnavailable(format!(
+                "{what} answered {}",
+                status.as_u16()
+            )));
+        }
+        if !status.is_success() {
+            return Err(AuthError::BackendBadResponse(format!(
+                "{what} answered {}",
+                status.as_u16()
+            )));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| transport_error(&e, what))? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(AuthError::BackendBadResponse(format!(
+                    "{what} answer is too large"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body)
+            .map(Answer::Json)
+            .map_err(|_| AuthError::BackendBadResponse(format!("{what} answer is not JSON")))
+    }
+
+    pub fn tokens(&self, v: &Value, what: &str) -> AuthResult<BackendTokens> {
+        let m = &self.mapping;
+        let access_token = first_string(v, &m.access_token)
+            .ok_or_else(|| AuthError::BackendBadResponse(format!("{what} answer has no token")))?;
+        let refresh_token = first_string(v, &m.refresh_token);
+        let expires_in_secs = m
+            .expires_in
+            .iter()
+            .find_map(|p| lookup(v, p))
+            .and_then(|e| match e {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            })
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(|s| s as u64);
+        Ok(BackendTokens {
+            access_token,
+            refresh_token,
+            expires_in_secs,
+        })
+    }
+
+    pub fn user_from(&self, v: &Value) -> AuthResult<BackendUser> {
+        let m = &self.mapping;
+        let id = m
+            .user_id
+            .iter()
+            .find_map(|p| lookup(v, p))
+            .and_then(|id| match id {
+                Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .ok_or_else(|| AuthError::BackendBadResponse("the user has no id".into()))?;
+        let email = first_string(v, &m.user_email)
+            .ok_or_else(|| AuthError::BackendBadResponse("the user has no email".into()))?;
+        if !looks_like_email(&email) {
+            return Err(AuthError::BackendBadResponse(
+                "the user's email is not an address".into(),
+            ));
+        }
+        if id.chars().count() > MAX_FIELD_CHARS || email.chars().count() > MAX_FIELD_CHARS {
+            return Err(AuthError::BackendBadResponse(
+                "the user's id or email is too long".into(),
+            ));
+        }
+        let bounded = |s: Option<String>| s.filter(|s| s.chars().count() <= MAX_FIELD_CHARS);
+        Ok(BackendUser {
+            id,
+            email,
+            username: bounded(first_string(v, &m.user_username)),
+            name: bounded(first_string(v, &m.user_name)),
+            avatar: bounded(first_string(v, &m.user_avatar)),
+        })
+    }
+}
+
+fn transport_error(e: &reqwest::Error, what: &str) -> AuthError {
+    if e.is_timeout() {
+        AuthError::BackendTimeout
+    } else {
+        AuthError::BackendUnavailable(format!("{what} unreachable"))
+    }
+}
+
+/// Value at a dot path (`profile.mail`).
+pub fn lookup<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
+    path.split('.')
+        .try_fold(v, |cur, key| cur.get(key))
+        .filter(|v| !v.is_null())
+}
+
+fn first_string(v: &Value, paths: &[String]) -> Option<String> {
+    paths.iter().find_map(|p| match lookup(v, p) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        _ => None,
+    })
+}
+
+/// The check LibreChat's `User` schema applies (`/\S+@\S+\.\S+/`).
+fn looks_like_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    let local_ok = local.chars().last().is_some_and(|c| !c.is_whitespace());
+    let domain = domain.trim_end();
+    let domain_ok = domain
+        .split_once('.')
+        .is_some_and(|(a, b)| {
+            a.chars().next().is_some_and(|c| !c.is_whitespace())
+                && b.chars().next().is_some_and(|c| !c.is_whitespace())
+        });
+    local_ok && domain_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::sample_vars;
+    use serde_json::json;
+
+    fn backend(extra: &[(&str, &str)]) -> Backend {
+        let mut vars = sample_vars();
+        for (k, v) in extra {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        Backend::new(&Config::from_vars(&vars).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn tokens_default_and_snake_case_names() {
+        let b = backend(&[]);
+        let t = b
+            .tokens(&json!({"token":"a","refreshToken":"r","expiresIn":60}), "login")
+            .unwrap();
+        assert_eq!(t.access_token, "a");
+        assert_eq!(t.refresh_token.as_deref(), Some("r"));
+        assert_eq!(t.expires_in_secs, Some(60));
+        let t = b
+            .tokens(
+                &json!({"access_token":"a","refresh_token":"r","expires_in":"30"}),
+                "login",
+            )
+            .unwrap();
+        assert_eq!((t.access_token.as_str(), t.expires_in_secs), ("a", Some(30)));
+        assert_eq!(
+            b.tokens(&json!({"token": ""}), "login"),
+            Err(AuthError::BackendBadResponse("login answer has no token".into()))
+        );
+        assert!(b.tokens(&json!({"token": 5}), "login").is_err());
+    }
+
+    #[test]
+    fn user_mapping_with_nested_paths() {
+        let b = backend(&[
+            ("BACKEND_USER_ID_FIELD", "uid"),
+            ("BACKEND_USER_EMAIL_FIELD", "profile.mail"),
+            ("BACKEND_USER_NAME_FIELD", "profile.display,name"),
+        ]);
+        let u = b
+            .user_from(&json!({"uid": 42, "profile": {"mail": "A@B.io"}, "name": "N"}))
+            .unwrap();
+        assert_eq!(u.id, "42");
+        assert_eq!(u.email, "A@B.io");
+        assert_eq!(u.name.as_deref(), Some("N"));
+        assert_eq!(u.username, None);
+    }
+
+    #[test]
+    fn user_without_id_or_valid_email_is_a_bad_response() {
+        let b = backend(&[]);
+        assert!(b.user_from(&json!({"email": "a@b.c"})).is_err());
+        assert!(b.user_from(&json!({"id": "1"})).is_err());
+        assert!(b.user_from(&json!({"id": "1", "email": "nope"})).is_err());
+        assert!(b.user_from(&json!({"id": {}, "email": "a@b.c"})).is_err());
+        assert!(looks_like_email("a@b.co"));
+        assert!(!looks_like_email("a@b"));
+    }
+}

@@ -1,0 +1,391 @@
+//! Typed configuration, parsed and validated once when the service is built. Input is a map of
+//! environment-variable names to strings (`process.env`, possibly overridden by the operator's
+//! options), so the same names work in `.env` and in code. Every failure names its variable.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use base64::Engine;
+use url::Url;
+
+use crate::error::{AuthError, AuthResult};
+
+pub const DEFAULT_SESSION_EXPIRY_MS: u64 = 15 * 60 * 1000;
+pub const DEFAULT_REFRESH_TOKEN_EXPIRY_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+const DEFAULT_BACKEND_TIMEOUT_MS: u64 = 10_000;
+const DEFAULT_DB_TIMEOUT_MS: u64 = 5_000;
+
+/// Where the backend's answers keep their values. Paths are dot-separated; alternatives are tried
+/// in order (the first present wins).
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    pub login_username_field: String,
+    pub access_token: Vec<String>,
+    pub refresh_token: Vec<String>,
+    pub expires_in: Vec<String>,
+    pub user_id: Vec<String>,
+    pub user_email: Vec<String>,
+    pub user_username: Vec<String>,
+    pub user_name: Vec<String>,
+    pub user_avatar: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub auth_url: Url,
+    pub userinfo_url: Url,
+    pub refresh_url: Url,
+    pub jwt_secret: Vec<u8>,
+    pub jwt_refresh_secret: Vec<u8>,
+    pub mongo_uri: String,
+    pub session_expiry_ms: u64,
+    pub refresh_token_expiry_ms: u64,
+    pub backend_timeout: Duration,
+    pub db_timeout: Duration,
+    pub token_encryption_key: [u8; 32],
+    pub balance_enabled: bool,
+    pub start_balance: i64,
+    pub secure_cookies: bool,
+    pub mapping: Mapping,
+}
+
+/// Read access to the variable map with the parsing rules shared by all variables.
+struct Vars<'a>(&'a HashMap<String, String>);
+
+impl<'a> Vars<'a> {
+    /// A set, non-blank value (surrounding whitespace removed).
+    fn get(&self, name: &str) -> Option<&'a str> {
+        self.0
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> AuthResult<&'a str> {
+        self.get(name)
+            .ok_or_else(|| AuthError::config(name, "is required but not set"))
+    }
+
+    fn url(&self, name: &'static str) -> AuthResult<Url> {
+        let raw = self.required(name)?;
+        let url = Url::parse(raw).map_err(|_| {
+            AuthError::config(name, "must be an absolute http:// or https:// URL")
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(AuthError::config(
+                name,
+                "must be an absolute http:// or https:// URL",
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(AuthError::config(
+                name,
+                "must not carry credentials in the URL",
+            ));
+        }
+        Ok(url)
+    }
+
+    fn millis(&self, name: &'static str, default: u64) -> AuthResult<u64> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => match eval_arithmetic(raw) {
+                Some(v) if v.is_finite() && v >= 1.0 && v <= 1e15 => Ok(v as u64),
+                _ => Err(AuthError::config(
+                    name,
+                    "must be a positive number of milliseconds (arithmetic such as 1000 * 60 * 15 is allowed)",
+                )),
+            },
+        }
+    }
+
+    /// LibreChat's `isEnabled`: true only for `true`, case-insensitive.
+    fn librechat_flag(&self, name: &str) -> bool {
+        self.get(name)
+            .map(|v| v.eq_ignore_ascii_case("true"))
+            .unwrap_or(false)
+    }
+
+    fn paths(&self, name: &str, defaults: &[&str]) -> Vec<String> {
+        match self.get(name) {
+            Some(raw) => raw
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            None => defaults.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+impl Config {
+    pub fn from_vars(map: &HashMap<String, String>) -> AuthResult<Config> {
+        let v = Vars(map);
+        let auth_url = v.url("BACKEND_AUTH_URL")?;
+        let userinfo_url = v.url("BACKEND_USER_INFO_URL")?;
+        let refresh_url = v.url("BACKEND_REFRESH_URL")?;
+
+        let jwt_secret = v.required("JWT_SECRET")?.as_bytes().to_vec();
+        let jwt_refresh_secret = v.required("JWT_REFRESH_SECRET")?.as_bytes().to_vec();
+        if jwt_secret == jwt_refresh_secret {
+            // Equal secrets make every refresh token a valid access token.
+            return Err(AuthError::config(
+                "JWT_REFRESH_SECRET",
+                "must differ from JWT_SECRET",
+            ));
+        }
+
+        let mongo_uri = v.required("MONGO_URI")?.to_string();
+        if !(mongo_uri.starts_with("mongodb://") || mongo_uri.starts_with("mongodb+srv://")) {
+            return Err(AuthError::config(
+                "MONGO_URI",
+                "must start with mongodb:// or mongodb+srv://",
+            ));
+        }
+
+        let start_balance = match v.get("START_BALANCE") {
+            None => 0,
+            Some(raw) => raw.parse::<i64>().map_err(|_| {
+                AuthError::config("START_BALANCE", "must be a whole number of token credits")
+            })?,
+        };
+
+        let mapping = Mapping {
+            login_username_field: v
+                .get("BACKEND_LOGIN_USERNAME_FIELD")
+                .unwrap_or("username")
+                .to_string(),
+            access_token: v.paths("BACKEND_ACCESS_TOKEN_FIELD", &["token", "access_token"]),
+            refresh_token: v.paths(
+                "BACKEND_REFRESH_TOKEN_FIELD",
+                &["refreshToken", "refresh_token"],
+            ),
+            expires_in: v.paths("BACKEND_EXPIRES_IN_FIELD", &["expiresIn", "expires_in"]),
+            user_id: v.paths("BACKEND_USER_ID_FIELD", &["id"]),
+            user_email: v.paths("BACKEND_USER_EMAIL_FIELD", &["email"]),
+            user_username: v.paths("BACKEND_USER_USERNAME_FIELD", &["username"]),
+            user_name: v.paths("BACKEND_USER_NAME_FIELD", &["name"]),
+            user_avatar: v.paths("BACKEND_USER_AVATAR_FIELD", &["avatar"]),
+        };
+
+        Ok(Config {
+            auth_url,
+            userinfo_url,
+            refresh_url,
+            jwt_secret,
+            jwt_refresh_secret,
+            mongo_uri,
+            session_expiry_ms: v.millis("SESSION_EXPIRY", DEFAULT_SESSION_EXPIRY_MS)?,
+            refresh_token_expiry_ms: v
+                .millis("REFRESH_TOKEN_EXPIRY", DEFAULT_REFRESH_TOKEN_EXPIRY_MS)?,
+            backend_timeout: Duration::from_millis(
+                v.millis("BACKEND_TIMEOUT_MS", DEFAULT_BACKEND_TIMEOUT_MS)?,
+            ),
+            db_timeout: Duration::from_millis(
+                v.millis("MONGO_TIMEOUT_MS", DEFAULT_DB_TIMEOUT_MS)?,
+            ),
+            token_encryption_key: parse_key(v.required("BACKEND_TOKEN_ENCRYPTION_KEY")?)?,
+            balance_enabled: v.librechat_flag("CHECK_BALANCE"),
+            start_balance,
+            secure_cookies: v.get("NODE_ENV") == Some("production"),
+            mapping,
+        })
+    }
+}
+
+/// 32 bytes for AES-256-GCM, as 64 hex characters or standard base64.
+fn parse_key(raw: &str) -> AuthResult<[u8; 32]> {
+    let bytes = if raw.len() == 64 && raw.bytes().all(|b| b.is_ascii_hexdigit()) {
+        hex::decode(raw).ok()
+    } else {
+        base64::engine::general_purpose::STANDARD.decode(raw).ok()
+    };
+    bytes
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+        .ok_or_else(|| {
+            AuthError::config(
+                "BACKEND_TOKEN_ENCRYPTION_KEY",
+                "must be 32 random bytes as 64 hex characters or base64 (e.g. `openssl rand -hex 32`)",
+            )
+        })
+}
+
+/// Evaluates `+ - * /` with parentheses over decimal numbers: the subset of LibreChat's `math()`
+/// that expiry variables use (`1000 * 60 * 15`).
+pub fn eval_arithmetic(s: &str) -> Option<f64> {
+    struct P<'a> {
+        b: &'a [u8],
+        i: usize,
+    }
+    impl P<'_> {
+        fn ws(&mut self) {
+            while self.i < self.b.len() && self.b[self.i].is_ascii_whitespace() {
+                self.i += 1;
+            }
+        }
+        fn expr(&mut self) -> Option<f64> {
+            let mut v = self.term()?;
+            loop {
+                self.ws();
+                match self.b.get(self.i) {
+                    Some(b'+') => {
+                        self.i += 1;
+                        v += self.term()?;
+                    }
+                    Some(b'-') => {
+                        self.i += 1;
+                        v -= self.term()?;
+                    }
+                    _ => return Some(v),
+                }
+            }
+        }
+        fn term(&mut self) -> Option<f64> {
+            let mut v = self.atom()?;
+            loop {
+                self.ws();
+                match self.b.get(self.i) {
+                    Some(b'*') => {
+                        self.i += 1;
+                        v *= self.atom()?;
+                    }
+                    Some(b'/') => {
+                        self.i += 1;
+                        v /= self.atom()?;
+                    }
+                    _ => return Some(v),
+                }
+            }
+        }
+        fn atom(&mut self) -> Option<f64> {
+            self.ws();
+            if self.b.get(self.i) == Some(&b'(') {
+                self.i += 1;
+                let v = self.expr()?;
+                self.ws();
+                if self.b.get(self.i) != Some(&b')') {
+                    return None;
+                }
+                self.i += 1;
+                return Some(v);
+            }
+            let start = self.i;
+            while self.i < self.b.len() && (self.b[self.i].is_ascii_digit() || self.b[self.i] == b'.')
+            {
+                self.i += 1;
+            }
+            std::str::from_utf8(&self.b[start..self.i]).ok()?.parse().ok()
+        }
+    }
+    let mut p = P {
+        b: s.as_bytes(),
+        i: 0,
+    };
+    let v = p.expr()?;
+    p.ws();
+    (p.i == p.b.len()).then_some(v)
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+
+    pub fn sample_vars() -> HashMap<String, String> {
+        [
+            ("BACKEND_AUTH_URL", "http://127.0.0.1:9/login"),
+            ("BACKEND_USER_INFO_URL", "http://127.0.0.1:9/userinfo"),
+            ("BACKEND_REFRESH_URL", "http://127.0.0.1:9/refresh"),
+            ("JWT_SECRET", "access-secret"),
+            ("JWT_REFRESH_SECRET", "refresh-secret"),
+            ("MONGO_URI", "mongodb://127.0.0.1:9/test"),
+            (
+                "BACKEND_TOKEN_ENCRYPTION_KEY",
+                "0000000000000000000000000000000000000000000000000000000000000000",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    fn invalid_var(vars: &HashMap<String, String>) -> &'static str {
+        match Config::from_vars(vars) {
+            Err(AuthError::ConfigInvalid { var, .. }) => var,
+            other => panic!("expected CONFIG_INVALID, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_vars(&sample_vars()).unwrap();
+        assert_eq!(c.session_expiry_ms, 900_000);
+        assert_eq!(c.refresh_token_expiry_ms, 604_800_000);
+        assert_eq!(c.backend_timeout, Duration::from_secs(10));
+        assert!(!c.balance_enabled);
+        assert!(!c.secure_cookies);
+        assert_eq!(c.mapping.access_token, vec!["token", "access_token"]);
+    }
+
+    #[test]
+    fn each_required_variable_is_named() {
+        for name in [
+            "BACKEND_AUTH_URL",
+            "BACKEND_USER_INFO_URL",
+            "BACKEND_REFRESH_URL",
+            "JWT_SECRET",
+            "JWT_REFRESH_SECRET",
+            "MONGO_URI",
+            "BACKEND_TOKEN_ENCRYPTION_KEY",
+        ] {
+            let mut vars = sample_vars();
+            vars.remove(name);
+            assert_eq!(invalid_var(&vars), name);
+            vars.insert(name.to_string(), "   ".to_string());
+            assert_eq!(invalid_var(&vars), name);
+        }
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        let cases = [
+            ("BACKEND_AUTH_URL", "not a url"),
+            ("BACKEND_USER_INFO_URL", "ftp://example.com/x"),
+            ("BACKEND_REFRESH_URL", "https://user:pw@example.com/r"),
+            ("JWT_REFRESH_SECRET", "access-secret"),
+            ("MONGO_URI", "postgres://x"),
+            ("SESSION_EXPIRY", "soon"),
+            ("REFRESH_TOKEN_EXPIRY", "-5"),
+            ("BACKEND_TIMEOUT_MS", "0"),
+            ("BACKEND_TOKEN_ENCRYPTION_KEY", "abcd"),
+            ("START_BALANCE", "lots"),
+        ];
+        for (name, value) in cases {
+            let mut vars = sample_vars();
+            vars.insert(name.to_string(), value.to_string());
+            assert_eq!(invalid_var(&vars), name, "{name}={value}");
+        }
+    }
+
+    #[test]
+    fn expiry_arithmetic_and_key_formats() {
+        let mut vars = sample_vars();
+        vars.insert("SESSION_EXPIRY".into(), "1000 * 60 * 15".into());
+        vars.insert(
+            "REFRESH_TOKEN_EXPIRY".into(),
+            "(1000 * 60 * 60 * 24) * 7".into(),
+        );
+        vars.insert(
+            "BACKEND_TOKEN_ENCRYPTION_KEY".into(),
+            base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+        );
+        vars.insert("NODE_ENV".into(), "production".into());
+        let c = Config::from_vars(&vars).unwrap();
+        assert_eq!(c.session_expiry_ms, 900_000);
+        assert_eq!(c.refresh_token_expiry_ms, 604_800_000);
+        assert_eq!(c.token_encryption_key, [7u8; 32]);
+        assert!(c.secure_cookies);
+        assert_eq!(eval_arithmetic("2*(3+4)-1"), Some(13.0));
+        assert_eq!(eval_arithmetic("2*"), None);
+        assert_eq!(eval_arithmetic("process.exit()"), None);
+    }
+}

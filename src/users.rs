@@ -1,0 +1,248 @@
+//! The LibreChat user document: found by `provider` + `idOnTheSource`, created and updated exactly
+//! as LibreChat's mongoose `User` model writes it, plus the start balance `createUser` grants.
+
+use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::options::ReturnDocument;
+use mongodb::{Collection, Database};
+
+use crate::backend::BackendUser;
+use crate::error::{AuthError, AuthResult};
+
+pub const PROVIDER: &str = "custom-backend";
+pub const ROLE_ADMIN: &str = "ADMIN";
+pub const ROLE_USER: &str = "USER";
+
+/// Fields LibreChat never hands out with a user (`-password -__v -totpSecret -backupCodes`).
+pub fn public_projection() -> Document {
+    doc! { "password": 0, "totpSecret": 0, "backupCodes": 0, "__v": 0 }
+}
+
+/// What a backend user becomes in LibreChat's schema (lower-cased as mongoose's `lowercase` does).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub id_on_the_source: String,
+    pub email: String,
+    pub username: String,
+    pub name: String,
+    pub avatar: Option<String>,
+}
+
+impl Profile {
+    pub fn from_backend(u: &BackendUser) -> Profile {
+        // LibreChat's fallbacks: username from the email's local part, name from the username.
+        let username = u
+            .username
+            .clone()
+            .unwrap_or_else(|| u.email.split('@').next().unwrap_or_default().to_string());
+        let name = u.name.clone().unwrap_or_else(|| username.clone());
+        Profile {
+            id_on_the_source: u.id.clone(),
+            email: u.email.to_lowercase(),
+            username: username.to_lowercase(),
+            name,
+            avatar: u.avatar.clone(),
+        }
+    }
+}
+
+/// The new user document, field for field and in the order mongoose writes it
+/// (`@librechat/data-schemas` 0.0.71; a test diffs it against `User.create`).
+pub fn new_user_document(p: &Profile, role: &str, now: DateTime) -> Document {
+    let mut d = doc! {
+        "_id": ObjectId::new(),
+        "name": &p.name,
+        "username": &p.username,
+        "email": &p.email,
+        "emailVerified": true,
+    };
+    if let Some(avatar) = &p.avatar {
+        d.insert("avatar", avatar);
+    }
+    d.extend(doc! {
+        "provider": PROVIDER,
+        "role": role,
+        "plugins": [],
+        "twoFactorEnabled": false,
+        "termsAccepted": false,
+        "termsAcceptedAt": null,
+        "personalization": { "memories": true, "statefulCodeEnvironment": "user", "_id": ObjectId::new() },
+        "pinnedOrder": [],
+        "idOnTheSource": &p.id_on_the_source,
+        "backupCodes": [],
+        "refreshToken": [],
+        "favorites": [],
+        "skillStates": {},
+        "createdAt": now,
+        "updatedAt": now,
+        "__v": 0,
+    });
+    d
+}
+
+pub struct Users {
+    users: Collection<Document>,
+    balances: Collection<Document>,
+    start_balance: Option<i64>,
+}
+
+fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    match &*e.kind {
+        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == 11000,
+        ErrorKind::Command(c) => c.code == 11000,
+        _ => false,
+    }
+}
+
+impl Users {
+    pub fn new(db: &Database, balance_enabled: bool, start_balance: i64) -> Users {
+        Users {
+            users: db.collection("users"),
+            balances: db.collection("balances"),
+            start_balance: (balance_enabled && start_balance > 0).then_some(start_balance),
+        }
+    }
+
+    /// Creates or updates the LibreChat user for a backend identity. Returns the stored document
+    /// without secret fields.
+    pub async fn sync(&self, p: &Profile) -> AuthResult<Document> {
+        let key = doc! { "provider": PROVIDER, "idOnTheSource": &p.id_on_the_source };
+        if let Some(existing) = self.users.find_one(key.clone()).projection(doc! {"_id": 1}).await? {
+            return self.update(&existing, p).await;
+        }
+        // Never take over another account that owns the email (LibreChat refuses a provider mismatch).
+        if self
+            .users
+            .find_one(doc! { "email": &p.email })
+            .projection(doc! {"_id": 1})
+            .await?
+            .is_some()
+        {
+            return Err(AuthError::AccountConflict);
+        }
+        let first = self
+            .users
+            .find_one(doc! {})
+            .projection(doc! {"_id": 1})
+            .await?
+            .is_none();
+        let role = if first { ROLE_ADMIN } else { ROLE_USER };
+        let mut user = new_user_document(p, role, DateTime::now());
+        match self.users.insert_one(&user).await {
+            Ok(_) => {}
+            Err(e) if is_duplicate_key(&e) => {
+                // A concurrent first login of the same identity won; use its document.
+                return match self.users.find_one(key).projection(doc! {"_id": 1}).await? {
+                    Some(existing) => self.update(&existing, p).await,
+                    None => Err(AuthError::AccountConflict),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if let (Some(amount), Ok(id)) = (self.start_balance, user.get_object_id("_id")) {
+            self.grant_start_balance(id, amount).await?;
+        }
+        for k in ["password", "totpSecret", "backupCodes", "__v"] {
+            user.remove(k);
+        }
+        Ok(user)
+    }
+
+    async fn update(&self, existing: &Document, p: &Profile) -> AuthResult<Document> {
+        let id = existing
+            .get_object_id("_id")
+            .map_err(|_| AuthError::Internal("user without ObjectId".into()))?;
+        if self
+            .users
+            .find_one(doc! { "email": &p.email, "_id": { "$ne": id } })
+            .projection(doc! {"_id": 1})
+            .await?
+            .is_some()
+        {
+            return Err(AuthError::AccountConflict);
+        }
+        let mut set = doc! {
+            "name": &p.name,
+            "username": &p.username,
+            "email": &p.email,
+            "updatedAt": DateTime::now(),
+        };
+        if let Some(avatar) = &p.avatar {
+            set.insert("avatar", avatar);
+        }
+        // As LibreChat's updateUser: every update also clears a pending TTL.
+        let updated = self
+            .users
+            .find_one_and_update(doc! {"_id": id}, doc! { "$set": set, "$unset": { "expiresAt": "" } })
+            .projection(public_projection())
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(|e| {
+                if is_duplicate_key(&e) {
+                    AuthError::AccountConflict
+                } else {
+                    e.into()
+                }
+            })?;
+        updated.ok_or(AuthError::UserNotFound)
+    }
+
+    /// `createUser`'s balance upsert, with the `$setOnInsert` defaults mongoose adds.
+    async fn grant_start_balance(&self, user: ObjectId, amount: i64) -> AuthResult<()> {
+        self.balances
+            .update_one(
+                doc! { "user": user },
+                doc! {
+                    "$inc": { "tokenCredits": amount },
+                    "$setOnInsert": {
+                        "user": user,
+                        "autoRefillEnabled": false,
+                        "refillIntervalValue": 30,
+                        "refillIntervalUnit": "days",
+                        "refillAmount": 0,
+                        "lastRefill": DateTime::now(),
+                        "__v": 0,
+                    },
+                },
+            )
+            .upsert(true)
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_fallbacks_and_lowercasing() {
+        let p = Profile::from_backend(&BackendUser {
+            id: "7".into(),
+            email: "Mixed.Case@Example.COM".into(),
+            username: None,
+            name: None,
+            avatar: None,
+        });
+        assert_eq!(p.email, "mixed.case@example.com");
+        assert_eq!(p.username, "mixed.case");
+        assert_eq!(p.name, "Mixed.Case");
+    }
+
+    #[test]
+    fn new_document_has_librechat_defaults() {
+        let p = Profile {
+            id_on_the_source: "7".into(),
+            email: "a@b.io".into(),
+            username: "a".into(),
+            name: "A".into(),
+            avatar: None,
+        };
+        let d = new_user_document(&p, ROLE_USER, DateTime::now());
+        assert_eq!(d.get_str("provider").unwrap(), PROVIDER);
+        assert_eq!(d.get_i32("__v").unwrap(), 0);
+        assert!(d.get_bool("emailVerified").unwrap());
+        assert!(d.get("avatar").is_none());
+        assert!(d.get_document("personalization").unwrap().get_object_id("_id").is_ok());
+    }
+}
