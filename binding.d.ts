@@ -23,8 +23,41 @@ export declare class CustomBackendAuthService {
    * LibreChat session.
    */
   login(credentials: any): Promise<LoginResult>
+  /**
+   * The hot path of every request, synchronous (no Promise): classifies the bearer token,
+   * verifies a LibreChat token natively and answers from the caches.
+   */
+  checkBearer(token: string): BearerCheck
+  /** Verifies a LibreChat access token (HS256, `JWT_SECRET`, `exp`, `id`): the user id or null. */
+  verifyAccessToken(token: string): string | null
+  /** The cached user document (relaxed Extended JSON), if cached. */
+  cachedUser(id: string): UserRecord | null
+  /** Loads a user by id as LibreChat's jwt strategy does; null when there is none. */
+  loadUser(id: string): Promise<UserRecord | null>
+  /** Verifies a backend token (JWKS or user info, cached, single-flight) and returns its user. */
+  authenticateBackendToken(token: string): Promise<UserRecord>
+  /** Refreshes the session a LibreChat refresh token names. */
+  refresh(refreshToken: string): Promise<RefreshResult>
+  /**
+   * Ends the session; resolves `true` when the backend logout call failed (it never fails the
+   * logout).
+   */
+  logout(refreshToken?: string | undefined | null, userId?: string | undefined | null): Promise<boolean>
+  /** Forgets a cached user (after a change made elsewhere). */
+  evictUser(id: string): void
   /** Closes the database connections. */
   close(): Promise<void>
+}
+
+/**
+ * The synchronous verdict on a bearer token. `kind`: `user` (verified, user cached at `version`),
+ * `load` (verified, call `loadUser(id)`), `backend` (call `authenticateBackendToken`), `invalid`.
+ */
+export interface BearerCheck {
+  kind: string
+  id?: string
+  version?: number
+  reason?: string
 }
 
 /** What `login` answers. `user` is relaxed Extended JSON (the shim restores ObjectIds and Dates). */
@@ -39,4 +72,21 @@ export interface LoginResult {
   refreshExpiresAt?: number
   /** LibreChat's 2FA temp token when `twoFAPending`. */
   tempToken?: string
+}
+
+/** What `refresh` answers. */
+export interface RefreshResult {
+  user: string
+  token: string
+  refreshToken: string
+  refreshExpiresAt: number
+  /** `token_provider` cookie value. */
+  provider: string
+}
+
+/** A user as relaxed Extended JSON with its cache version. */
+export interface UserRecord {
+  id: string
+  user: string
+  version: number
 }

@@ -75,6 +75,8 @@ function defaultLogger() {
  */
 class CustomBackendAuthService {
   #native;
+  /** Parsed user objects by id, valid while the native cache reports the same version. */
+  #parsed = new Map();
 
   constructor(options = {}) {
     const { logger, ...overrides } = options;
@@ -110,6 +112,77 @@ class CustomBackendAuthService {
     }
   }
 
+  /** Synchronous hot path: `{kind: 'user'|'load'|'backend'|'invalid', id, version, reason}`. */
+  checkBearer(token) {
+    return this.#native.checkBearer(token);
+  }
+
+  /** Verifies a LibreChat access token synchronously: the user id, or null. */
+  verifyAccessToken(token) {
+    return this.#native.verifyAccessToken(token);
+  }
+
+  /** The cached user at `version` as a fresh object (no I/O), or null. */
+  cachedUser(id, version) {
+    const memo = this.#parsed.get(id);
+    if (memo && memo.version === version) return { ...memo.user };
+    const record = this.#native.cachedUser(id);
+    return record ? this.#remember(record) : null;
+  }
+
+  /** Loads a user by id as LibreChat's jwt strategy does; null when there is none. */
+  async loadUser(id) {
+    try {
+      const record = await this.#native.loadUser(id);
+      return record ? this.#remember(record) : null;
+    } catch (err) {
+      throw toAuthError(err);
+    }
+  }
+
+  /** Verifies a backend token (JWKS or user info) and resolves its LibreChat user. */
+  async authenticateBackendToken(token) {
+    try {
+      return this.#remember(await this.#native.authenticateBackendToken(token));
+    } catch (err) {
+      throw toAuthError(err);
+    }
+  }
+
+  /** Refreshes the session of a LibreChat refresh token: `{token, user, refreshToken, refreshExpiresAt, provider}`. */
+  async refresh(refreshToken) {
+    try {
+      const r = await this.#native.refresh(refreshToken);
+      return { ...r, user: EJSON.parse(r.user) };
+    } catch (err) {
+      throw toAuthError(err);
+    }
+  }
+
+  /** Ends a session. Resolves true when the backend's logout call failed (the logout still happened). */
+  async logout(refreshToken, userId) {
+    if (userId) this.#parsed.delete(userId);
+    try {
+      return await this.#native.logout(refreshToken ?? null, userId ?? null);
+    } catch (err) {
+      throw toAuthError(err);
+    }
+  }
+
+  /** Forgets a cached user, e.g. after an administrator changed it. */
+  evictUser(id) {
+    this.#parsed.delete(id);
+    this.#native.evictUser(id);
+  }
+
+  #remember(record) {
+    const user = EJSON.parse(record.user);
+    // Bounded like the native cache: entries of evicted users are dropped wholesale.
+    if (this.#parsed.size >= 10000) this.#parsed.clear();
+    this.#parsed.set(record.id, { version: record.version, user });
+    return { ...user };
+  }
+
   async close() {
     await this.#native.close();
   }
@@ -143,7 +216,7 @@ function sendError(res, err) {
 }
 
 /** LibreChat's cookie options: httpOnly, strict, Secure in production, expiring with the session. */
-function setSessionCookies(res, service, refreshToken, expiresAt) {
+function setSessionCookies(res, service, refreshToken, expiresAt, provider = PROVIDER) {
   const options = {
     expires: new Date(expiresAt),
     httpOnly: true,
@@ -151,7 +224,37 @@ function setSessionCookies(res, service, refreshToken, expiresAt) {
     sameSite: 'strict',
   };
   res.cookie('refreshToken', refreshToken, options);
-  res.cookie('token_provider', PROVIDER, options);
+  res.cookie('token_provider', provider, options);
+}
+
+/** As LibreChat's logout: `clearCookie(name)` with no options (the path is `/` either way). */
+function clearSessionCookies(res) {
+  res.clearCookie('refreshToken');
+  res.clearCookie('token_provider');
+}
+
+/** A cookie, from cookie-parser when mounted, else from the header (as LibreChat reads it). */
+function readCookie(req, name) {
+  if (req.cookies && typeof req.cookies[name] === 'string') return req.cookies[name];
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0 && part.slice(0, i).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(i + 1).trim());
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
+}
+
+/** `Authorization: Bearer <token>` (scheme case-insensitive, as passport-jwt). */
+function bearerToken(req) {
+  const header = req.headers?.authorization;
+  if (typeof header !== 'string') return null;
+  const match = /^bearer\s+(\S+)\s*$/i.exec(header);
+  return match ? match[1] : null;
 }
 
 /** The passport strategy `custom-backend`: logs in against the backend and starts the session. */
@@ -176,12 +279,89 @@ class CustomBackendStrategy {
 }
 
 function customBackendStrategy(opts) {
+  // Built now, so that a configuration error stops LibreChat at start-up, not at the first login.
+  serviceOf(opts);
   return new CustomBackendStrategy(opts);
+}
+
+/**
+ * The passport strategy `jwt` (in place of LibreChat's `jwtLogin()`): LibreChat access tokens are
+ * verified natively and synchronously; backend tokens by JWKS or user info. Failures are 401, a
+ * backend outage 503 (a 401 would make the client refresh and then log the user out).
+ */
+class CustomJwtStrategy {
+  constructor(opts) {
+    this.name = 'jwt';
+    this._opts = opts;
+  }
+
+  authenticate(req) {
+    const service = serviceOf(this._opts);
+    const token = bearerToken(req);
+    if (!token) return this.fail({ message: 'No auth token' }, 401);
+    const check = service.checkBearer(token);
+    if (check.kind === 'user') {
+      const user = service.cachedUser(check.id, check.version);
+      if (user) return this.success(withLibreChatDefaults(user));
+    }
+    if (check.kind === 'user' || check.kind === 'load') {
+      return this.settle(service, service.loadUser(check.id));
+    }
+    if (check.kind === 'backend') {
+      return this.settle(service, service.authenticateBackendToken(token));
+    }
+    return this.fail({ message: 'Unauthorized' }, 401);
+  }
+
+  settle(service, promise) {
+    promise.then(
+      (user) => (user ? this.success(withLibreChatDefaults(user)) : this.fail({ message: 'Unauthorized' }, 401)),
+      (err) => {
+        const authErr = toAuthError(err);
+        if (authErr.status >= 500) logFailure(service, 'token check', authErr);
+        if (authErr.status === 401) return this.fail({ message: 'Unauthorized' }, 401);
+        // Outages answer 503 with a message (a 401 would end the user's session for nothing);
+        // a refusal such as an account conflict keeps its own status.
+        if (authErr.status >= 500 && !['BACKEND_UNAVAILABLE', 'BACKEND_TIMEOUT', 'DB_UNAVAILABLE', 'BACKEND_BAD_RESPONSE'].includes(authErr.code)) {
+          return this.error(authErr);
+        }
+        return this.fail({ message: authErr.message }, authErr.status >= 500 ? 503 : authErr.status);
+      },
+    );
+  }
+}
+
+/** What LibreChat's own jwt strategy adds to the lean user. */
+function withLibreChatDefaults(user) {
+  user.idOnTheSource ??= null;
+  return user;
+}
+
+function customJwtStrategy(opts) {
+  serviceOf(opts);
+  return new CustomJwtStrategy(opts);
+}
+
+/**
+ * LibreChat's passport: the one its server initialised and registered the strategies on. Resolved
+ * from the application first, so that a linked or nested install of this package does not pick up
+ * a second copy that knows no strategies.
+ */
+let hostPassport = null;
+function passportOf() {
+  if (hostPassport) return hostPassport;
+  const from = [require.main?.path, process.cwd()].filter(Boolean);
+  try {
+    hostPassport = require(require.resolve('passport', { paths: from }));
+  } catch {
+    hostPassport = require('passport');
+  }
+  return hostPassport;
 }
 
 /** Middleware for `POST /api/auth/login`, in place of LibreChat's `requireLocalAuth`. */
 function requireCustomBackendAuth(req, res, next) {
-  const passport = require('passport');
+  const passport = passportOf();
   passport.authenticate(PROVIDER, { session: false }, (err, user, info) => {
     if (err) {
       return err instanceof CustomBackendAuthError ? sendError(res, err) : next(err);
@@ -208,6 +388,43 @@ function customBackendLoginController(req, res) {
   return res.status(200).send({ token: result.token, user: result.user });
 }
 
+/** Handler for `POST /api/auth/refresh`, in place of LibreChat's `refreshController`. */
+async function customRefreshController(req, res) {
+  const service = getAuthService();
+  const refreshToken = readCookie(req, 'refreshToken');
+  if (!refreshToken) return res.status(200).send('Refresh token not provided');
+  try {
+    const r = await service.refresh(refreshToken);
+    setSessionCookies(res, service, r.refreshToken, r.refreshExpiresAt, r.provider);
+    return res.status(200).send({ token: r.token, user: r.user });
+  } catch (err) {
+    const authErr = toAuthError(err);
+    logFailure(service, 'refresh', authErr);
+    // The session is gone: make the browser forget it too. Otherwise (backend down) keep it.
+    if (authErr.status === 401) clearSessionCookies(res);
+    return sendError(res, authErr);
+  }
+}
+
+/** Handler for `POST /api/auth/logout` (behind `requireJwtAuth`), in place of `logoutController`. */
+async function customLogoutController(req, res) {
+  const service = getAuthService();
+  const userId = req.user?.id ?? req.user?._id?.toString() ?? null;
+  try {
+    const backendFailed = await service.logout(readCookie(req, 'refreshToken') ?? null, userId);
+    if (backendFailed) {
+      service.logger.warn(`[customBackendAuth] backend logout failed for user ${userId}; the LibreChat session was ended`);
+    }
+  } catch (err) {
+    const authErr = toAuthError(err);
+    logFailure(service, 'logout', authErr);
+    clearSessionCookies(res);
+    return sendError(res, authErr);
+  }
+  clearSessionCookies(res);
+  return res.status(200).send({ message: 'Logout successful' });
+}
+
 module.exports = {
   CustomBackendAuthService,
   CustomBackendAuthError,
@@ -218,4 +435,7 @@ module.exports = {
   customBackendStrategy,
   requireCustomBackendAuth,
   customBackendLoginController,
+  customJwtStrategy,
+  customRefreshController,
+  customLogoutController,
 };

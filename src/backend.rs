@@ -33,6 +33,13 @@ pub struct BackendTokens {
 }
 
 #[derive(Debug)]
+pub struct RefreshAnswer {
+    pub tokens: BackendTokens,
+    /// Present when the answer carried a usable user.
+    pub user: Option<BackendUser>,
+}
+
+#[derive(Debug)]
 pub struct LoginAnswer {
     pub tokens: BackendTokens,
     /// Present when the answer itself carried a usable user (id and email).
@@ -49,6 +56,7 @@ pub struct Backend {
     http: Client,
     auth_url: Url,
     userinfo_url: Url,
+    refresh_url: Url,
     mapping: Mapping,
 }
 
@@ -66,6 +74,7 @@ impl Backend {
             http,
             auth_url: cfg.auth_url.clone(),
             userinfo_url: cfg.userinfo_url.clone(),
+            refresh_url: cfg.refresh_url.clone(),
             mapping: cfg.mapping.clone(),
         })
     }
@@ -83,9 +92,7 @@ impl Backend {
             Answer::Refused => Err(AuthError::InvalidCredentials),
             Answer::Json(v) => {
                 let tokens = self.tokens(&v, "login")?;
-                let user = v
-                    .get("user")
-                    .and_then(|u| self.user_from(u).ok());
+                let user = v.get("user").and_then(|u| self.user_from(u).ok());
                 Ok(LoginAnswer { tokens, user })
             }
         }
@@ -110,10 +117,66 @@ impl Backend {
         }
     }
 
+    /// `POST BACKEND_REFRESH_URL {refreshToken}`. `Ok(None)` when the backend ends the session:
+    /// 400/401/403 (OAuth servers answer `invalid_grant` with 400) or a 2xx carrying `error`.
+    pub async fn refresh(&self, refresh_token: &str) -> AuthResult<Option<RefreshAnswer>> {
+        let req = self
+            .http
+            .post(self.refresh_url.clone())
+            .json(&serde_json::json!({ "refreshToken": refresh_token }));
+        match self
+            .send_with(req, "refresh", &[StatusCode::BAD_REQUEST])
+            .await?
+        {
+            Answer::Refused => Ok(None),
+            Answer::Json(v) => {
+                if first_string(&v, &self.mapping.access_token).is_none()
+                    && v.get("error").is_some()
+                {
+                    return Ok(None);
+                }
+                let tokens = self.tokens(&v, "refresh")?;
+                let user = v.get("user").and_then(|u| self.user_from(u).ok());
+                Ok(Some(RefreshAnswer { tokens, user }))
+            }
+        }
+    }
+
+    /// `POST BACKEND_LOGOUT_URL {refreshToken}` with the access token as Bearer. Best effort.
+    pub async fn logout(&self, url: &Url, access: &str, refresh: Option<&str>) -> AuthResult<()> {
+        let req = self
+            .http
+            .post(url.clone())
+            .bearer_auth(access)
+            .json(&serde_json::json!({ "refreshToken": refresh }));
+        self.send_with(req, "logout", &[]).await.map(|_| ())
+    }
+
+    /// `GET BACKEND_JWKS_URL`: the key set as raw JSON.
+    pub async fn jwks(&self, url: &Url) -> AuthResult<Value> {
+        match self.send(self.http.get(url.clone()), "JWKS").await? {
+            Answer::Json(v) => Ok(v),
+            Answer::Refused => Err(AuthError::BackendBadResponse("JWKS refused".into())),
+        }
+    }
+
     async fn send(&self, req: RequestBuilder, what: &str) -> AuthResult<Answer> {
+        self.send_with(req, what, &[]).await
+    }
+
+    /// Sends a request; `refusals` are statuses that count as the backend's "no" besides 401/403.
+    async fn send_with(
+        &self,
+        req: RequestBuilder,
+        what: &str,
+        refusals: &[StatusCode],
+    ) -> AuthResult<Answer> {
         let mut resp = req.send().await.map_err(|e| transport_error(&e, what))?;
         let status = resp.status();
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        if status == StatusCode::UNAUTHORIZED
+            || status == StatusCode::FORBIDDEN
+            || refusals.contains(&status)
+        {
             return Ok(Answer::Refused);
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
@@ -169,38 +232,42 @@ impl Backend {
     }
 
     pub fn user_from(&self, v: &Value) -> AuthResult<BackendUser> {
-        let m = &self.mapping;
-        let id = m
-            .user_id
-            .iter()
-            .find_map(|p| lookup(v, p))
-            .and_then(|id| match id {
-                Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-                Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            })
-            .ok_or_else(|| AuthError::BackendBadResponse("the user has no id".into()))?;
-        let email = first_string(v, &m.user_email)
-            .ok_or_else(|| AuthError::BackendBadResponse("the user has no email".into()))?;
-        if !looks_like_email(&email) {
-            return Err(AuthError::BackendBadResponse(
-                "the user's email is not an address".into(),
-            ));
-        }
-        if id.chars().count() > MAX_FIELD_CHARS || email.chars().count() > MAX_FIELD_CHARS {
-            return Err(AuthError::BackendBadResponse(
-                "the user's id or email is too long".into(),
-            ));
-        }
-        let bounded = |s: Option<String>| s.filter(|s| s.chars().count() <= MAX_FIELD_CHARS);
-        Ok(BackendUser {
-            id,
-            email,
-            username: bounded(first_string(v, &m.user_username)),
-            name: bounded(first_string(v, &m.user_name)),
-            avatar: bounded(first_string(v, &m.user_avatar)),
-        })
+        map_user(v, &self.mapping)
     }
+}
+
+/// The user fields of a backend object (login answer, user info, JWT claims) through a mapping.
+pub fn map_user(v: &Value, m: &Mapping) -> AuthResult<BackendUser> {
+    let id = m
+        .user_id
+        .iter()
+        .find_map(|p| lookup(v, p))
+        .and_then(|id| match id {
+            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .ok_or_else(|| AuthError::BackendBadResponse("the user has no id".into()))?;
+    let email = first_string(v, &m.user_email)
+        .ok_or_else(|| AuthError::BackendBadResponse("the user has no email".into()))?;
+    if !looks_like_email(&email) {
+        return Err(AuthError::BackendBadResponse(
+            "the user's email is not an address".into(),
+        ));
+    }
+    if id.chars().count() > MAX_FIELD_CHARS || email.chars().count() > MAX_FIELD_CHARS {
+        return Err(AuthError::BackendBadResponse(
+            "the user's id or email is too long".into(),
+        ));
+    }
+    let bounded = |s: Option<String>| s.filter(|s| s.chars().count() <= MAX_FIELD_CHARS);
+    Ok(BackendUser {
+        id,
+        email,
+        username: bounded(first_string(v, &m.user_username)),
+        name: bounded(first_string(v, &m.user_name)),
+        avatar: bounded(first_string(v, &m.user_avatar)),
+    })
 }
 
 fn transport_error(e: &reqwest::Error, what: &str) -> AuthError {
@@ -232,12 +299,10 @@ fn looks_like_email(s: &str) -> bool {
     };
     let local_ok = local.chars().last().is_some_and(|c| !c.is_whitespace());
     let domain = domain.trim_end();
-    let domain_ok = domain
-        .split_once('.')
-        .is_some_and(|(a, b)| {
-            a.chars().next().is_some_and(|c| !c.is_whitespace())
-                && b.chars().next().is_some_and(|c| !c.is_whitespace())
-        });
+    let domain_ok = domain.split_once('.').is_some_and(|(a, b)| {
+        a.chars().next().is_some_and(|c| !c.is_whitespace())
+            && b.chars().next().is_some_and(|c| !c.is_whitespace())
+    });
     local_ok && domain_ok
 }
 
@@ -259,7 +324,10 @@ mod tests {
     fn tokens_default_and_snake_case_names() {
         let b = backend(&[]);
         let t = b
-            .tokens(&json!({"token":"a","refreshToken":"r","expiresIn":60}), "login")
+            .tokens(
+                &json!({"token":"a","refreshToken":"r","expiresIn":60}),
+                "login",
+            )
             .unwrap();
         assert_eq!(t.access_token, "a");
         assert_eq!(t.refresh_token.as_deref(), Some("r"));
@@ -270,10 +338,15 @@ mod tests {
                 "login",
             )
             .unwrap();
-        assert_eq!((t.access_token.as_str(), t.expires_in_secs), ("a", Some(30)));
+        assert_eq!(
+            (t.access_token.as_str(), t.expires_in_secs),
+            ("a", Some(30))
+        );
         assert_eq!(
             b.tokens(&json!({"token": ""}), "login"),
-            Err(AuthError::BackendBadResponse("login answer has no token".into()))
+            Err(AuthError::BackendBadResponse(
+                "login answer has no token".into()
+            ))
         );
         assert!(b.tokens(&json!({"token": 5}), "login").is_err());
     }

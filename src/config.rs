@@ -14,6 +14,39 @@ pub const DEFAULT_SESSION_EXPIRY_MS: u64 = 15 * 60 * 1000;
 pub const DEFAULT_REFRESH_TOKEN_EXPIRY_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 const DEFAULT_BACKEND_TIMEOUT_MS: u64 = 10_000;
 const DEFAULT_DB_TIMEOUT_MS: u64 = 5_000;
+const DEFAULT_USER_CACHE_TTL_SECS: u64 = 5;
+const DEFAULT_CACHE_MAX: u64 = 10_000;
+const DEFAULT_TOKEN_CACHE_TTL_SECS: u64 = 60;
+const DEFAULT_REFRESH_GRACE_MS: u64 = 10_000;
+const DEFAULT_JWKS_CACHE_TTL_SECS: u64 = 600;
+const DEFAULT_JWKS_COOLDOWN_MS: u64 = 30_000;
+
+/// What the browser receives as `token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionMode {
+    /// A LibreChat access token (default; backend tokens stay server-side).
+    LibreChat,
+    /// The backend's access token (the seed's behaviour).
+    Backend,
+}
+
+/// How backend tokens presented as `Authorization: Bearer` are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BearerMode {
+    Off,
+    Userinfo,
+    Jwks,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwksConfig {
+    pub url: Url,
+    pub issuer: String,
+    pub audience: Option<String>,
+    pub id_claim: String,
+    pub cache_ttl: Duration,
+    pub refetch_cooldown: Duration,
+}
 
 /// Where the backend's answers keep their values. Paths are dot-separated; alternatives are tried
 /// in order (the first present wins).
@@ -47,6 +80,15 @@ pub struct Config {
     pub start_balance: i64,
     pub secure_cookies: bool,
     pub mapping: Mapping,
+    pub logout_url: Option<Url>,
+    pub session_mode: SessionMode,
+    pub refresh_grace: Duration,
+    pub user_cache_ttl: Duration,
+    pub cache_max: usize,
+    pub bearer_mode: BearerMode,
+    pub jwks: Option<JwksConfig>,
+    pub token_cache_ttl: Duration,
+    pub provision_on_bearer: bool,
 }
 
 /// Read access to the variable map with the parsing rules shared by all variables.
@@ -55,10 +97,7 @@ struct Vars<'a>(&'a HashMap<String, String>);
 impl<'a> Vars<'a> {
     /// A set, non-blank value (surrounding whitespace removed).
     fn get(&self, name: &str) -> Option<&'a str> {
-        self.0
-            .get(name)
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
+        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
     }
 
     fn required(&self, name: &'static str) -> AuthResult<&'a str> {
@@ -68,9 +107,8 @@ impl<'a> Vars<'a> {
 
     fn url(&self, name: &'static str) -> AuthResult<Url> {
         let raw = self.required(name)?;
-        let url = Url::parse(raw).map_err(|_| {
-            AuthError::config(name, "must be an absolute http:// or https:// URL")
-        })?;
+        let url = Url::parse(raw)
+            .map_err(|_| AuthError::config(name, "must be an absolute http:// or https:// URL"))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(AuthError::config(
                 name,
@@ -84,6 +122,51 @@ impl<'a> Vars<'a> {
             ));
         }
         Ok(url)
+    }
+
+    fn optional_url(&self, name: &'static str) -> AuthResult<Option<Url>> {
+        self.get(name).map(|_| self.url(name)).transpose()
+    }
+
+    /// A whole number `>= min`.
+    fn number(&self, name: &'static str, default: u64, min: u64) -> AuthResult<u64> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n >= min)
+                .ok_or_else(|| AuthError::config(name, format!("must be a whole number >= {min}"))),
+        }
+    }
+
+    /// Our own flags: `true` or `false` (any case); anything else is a mistake worth reporting.
+    fn flag(&self, name: &'static str, default: bool) -> AuthResult<bool> {
+        match self.get(name).map(|v| v.to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) if v == "true" => Ok(true),
+            Some(v) if v == "false" => Ok(false),
+            Some(_) => Err(AuthError::config(name, "must be true or false")),
+        }
+    }
+
+    fn choice<T: Copy>(
+        &self,
+        name: &'static str,
+        default: T,
+        options: &[(&str, T)],
+    ) -> AuthResult<T> {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        options
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(raw))
+            .map(|(_, v)| *v)
+            .ok_or_else(|| {
+                let names: Vec<&str> = options.iter().map(|(k, _)| *k).collect();
+                AuthError::config(name, format!("must be one of: {}", names.join(", ")))
+            })
     }
 
     fn millis(&self, name: &'static str, default: u64) -> AuthResult<u64> {
@@ -168,7 +251,75 @@ impl Config {
             user_avatar: v.paths("BACKEND_USER_AVATAR_FIELD", &["avatar"]),
         };
 
+        let session_mode = v.choice(
+            "BACKEND_SESSION_MODE",
+            SessionMode::LibreChat,
+            &[
+                ("librechat", SessionMode::LibreChat),
+                ("backend", SessionMode::Backend),
+            ],
+        )?;
+        let bearer_mode = v.choice(
+            "BACKEND_BEARER_TOKENS",
+            BearerMode::Userinfo,
+            &[
+                ("userinfo", BearerMode::Userinfo),
+                ("jwks", BearerMode::Jwks),
+                ("off", BearerMode::Off),
+            ],
+        )?;
+        if session_mode == SessionMode::Backend && bearer_mode == BearerMode::Off {
+            return Err(AuthError::config(
+                "BACKEND_BEARER_TOKENS",
+                "must not be off with BACKEND_SESSION_MODE=backend (the browser presents backend tokens)",
+            ));
+        }
+        let jwks = if bearer_mode == BearerMode::Jwks {
+            let url = v.url("BACKEND_JWKS_URL")?;
+            let issuer = v.required("BACKEND_JWT_ISSUER")?.to_string();
+            Some(JwksConfig {
+                url,
+                issuer,
+                audience: v.get("BACKEND_JWT_AUDIENCE").map(str::to_string),
+                id_claim: v.get("BACKEND_JWT_ID_CLAIM").unwrap_or("sub").to_string(),
+                cache_ttl: Duration::from_secs(v.number(
+                    "BACKEND_JWKS_CACHE_TTL",
+                    DEFAULT_JWKS_CACHE_TTL_SECS,
+                    1,
+                )?),
+                refetch_cooldown: Duration::from_millis(v.number(
+                    "BACKEND_JWKS_REFETCH_COOLDOWN_MS",
+                    DEFAULT_JWKS_COOLDOWN_MS,
+                    0,
+                )?),
+            })
+        } else {
+            None
+        };
+
         Ok(Config {
+            logout_url: v.optional_url("BACKEND_LOGOUT_URL")?,
+            session_mode,
+            refresh_grace: Duration::from_millis(v.number(
+                "REFRESH_GRACE_MS",
+                DEFAULT_REFRESH_GRACE_MS,
+                0,
+            )?),
+            user_cache_ttl: Duration::from_secs(v.number(
+                "USER_CACHE_TTL",
+                DEFAULT_USER_CACHE_TTL_SECS,
+                0,
+            )?),
+            cache_max: usize::try_from(v.number("AUTH_CACHE_MAX_ENTRIES", DEFAULT_CACHE_MAX, 1)?)
+                .unwrap_or(usize::MAX),
+            bearer_mode,
+            jwks,
+            token_cache_ttl: Duration::from_secs(v.number(
+                "BACKEND_TOKEN_CACHE_TTL",
+                DEFAULT_TOKEN_CACHE_TTL_SECS,
+                0,
+            )?),
+            provision_on_bearer: v.flag("BACKEND_PROVISION_ON_BEARER", false)?,
             auth_url,
             userinfo_url,
             refresh_url,
@@ -181,9 +332,7 @@ impl Config {
             backend_timeout: Duration::from_millis(
                 v.millis("BACKEND_TIMEOUT_MS", DEFAULT_BACKEND_TIMEOUT_MS)?,
             ),
-            db_timeout: Duration::from_millis(
-                v.millis("MONGO_TIMEOUT_MS", DEFAULT_DB_TIMEOUT_MS)?,
-            ),
+            db_timeout: Duration::from_millis(v.millis("MONGO_TIMEOUT_MS", DEFAULT_DB_TIMEOUT_MS)?),
             token_encryption_key: parse_key(v.required("BACKEND_TOKEN_ENCRYPTION_KEY")?)?,
             balance_enabled: v.librechat_flag("CHECK_BALANCE"),
             start_balance,
@@ -270,11 +419,15 @@ pub fn eval_arithmetic(s: &str) -> Option<f64> {
                 return Some(v);
             }
             let start = self.i;
-            while self.i < self.b.len() && (self.b[self.i].is_ascii_digit() || self.b[self.i] == b'.')
+            while self.i < self.b.len()
+                && (self.b[self.i].is_ascii_digit() || self.b[self.i] == b'.')
             {
                 self.i += 1;
             }
-            std::str::from_utf8(&self.b[start..self.i]).ok()?.parse().ok()
+            std::str::from_utf8(&self.b[start..self.i])
+                .ok()?
+                .parse()
+                .ok()
         }
     }
     let mut p = P {
@@ -358,12 +511,34 @@ pub mod tests {
             ("BACKEND_TIMEOUT_MS", "0"),
             ("BACKEND_TOKEN_ENCRYPTION_KEY", "abcd"),
             ("START_BALANCE", "lots"),
+            ("BACKEND_SESSION_MODE", "cookie"),
+            ("BACKEND_BEARER_TOKENS", "maybe"),
+            ("USER_CACHE_TTL", "-1"),
+            ("BACKEND_PROVISION_ON_BEARER", "yes"),
+            ("BACKEND_LOGOUT_URL", "/logout"),
         ];
         for (name, value) in cases {
             let mut vars = sample_vars();
             vars.insert(name.to_string(), value.to_string());
             assert_eq!(invalid_var(&vars), name, "{name}={value}");
         }
+    }
+
+    #[test]
+    fn bearer_modes() {
+        let mut vars = sample_vars();
+        vars.insert("BACKEND_BEARER_TOKENS".into(), "jwks".into());
+        assert_eq!(invalid_var(&vars), "BACKEND_JWKS_URL");
+        vars.insert("BACKEND_JWKS_URL".into(), "http://127.0.0.1:9/jwks".into());
+        assert_eq!(invalid_var(&vars), "BACKEND_JWT_ISSUER");
+        vars.insert("BACKEND_JWT_ISSUER".into(), "https://idp".into());
+        let c = Config::from_vars(&vars).unwrap();
+        assert_eq!(c.bearer_mode, BearerMode::Jwks);
+        assert_eq!(c.jwks.unwrap().id_claim, "sub");
+        let mut vars = sample_vars();
+        vars.insert("BACKEND_SESSION_MODE".into(), "backend".into());
+        vars.insert("BACKEND_BEARER_TOKENS".into(), "off".into());
+        assert_eq!(invalid_var(&vars), "BACKEND_BEARER_TOKENS");
     }
 
     #[test]

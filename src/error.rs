@@ -113,7 +113,10 @@ impl std::error::Error for AuthError {}
 /// so the stable code travels as a `[CODE] ` prefix that `index.js` turns back into `err.code`.
 impl From<AuthError> for napi::Error {
     fn from(e: AuthError) -> Self {
-        napi::Error::new(napi::Status::GenericFailure, format!("[{}] {}", e.code(), e))
+        napi::Error::new(
+            napi::Status::GenericFailure,
+            format!("[{}] {}", e.code(), e),
+        )
     }
 }
 

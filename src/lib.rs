@@ -4,6 +4,8 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod backend;
+mod bearer;
+mod cache;
 mod config;
 mod error;
 mod service;
@@ -16,7 +18,7 @@ use std::sync::Arc;
 
 use napi_derive::napi;
 
-use crate::service::{user_ejson, LoginOutcome, Service};
+use crate::service::{user_ejson, LoginOutcome, Service, SyncAuth};
 
 /// What `login` answers. `user` is relaxed Extended JSON (the shim restores ObjectIds and Dates).
 #[napi(object)]
@@ -31,6 +33,43 @@ pub struct LoginResult {
     pub refresh_expires_at: Option<f64>,
     /// LibreChat's 2FA temp token when `twoFAPending`.
     pub temp_token: Option<String>,
+}
+
+/// The synchronous verdict on a bearer token. `kind`: `user` (verified, user cached at `version`),
+/// `load` (verified, call `loadUser(id)`), `backend` (call `authenticateBackendToken`), `invalid`.
+#[napi(object)]
+pub struct BearerCheck {
+    pub kind: String,
+    pub id: Option<String>,
+    pub version: Option<u32>,
+    pub reason: Option<String>,
+}
+
+/// A user as relaxed Extended JSON with its cache version.
+#[napi(object)]
+pub struct UserRecord {
+    pub id: String,
+    pub user: String,
+    pub version: u32,
+}
+
+/// What `refresh` answers.
+#[napi(object)]
+pub struct RefreshResult {
+    pub user: String,
+    pub token: String,
+    pub refresh_token: String,
+    pub refresh_expires_at: f64,
+    /// `token_provider` cookie value.
+    pub provider: String,
+}
+
+fn record(id: String, c: crate::service::CachedUser) -> UserRecord {
+    UserRecord {
+        id,
+        user: c.json.to_string(),
+        version: c.version,
+    }
 }
 
 /// The authentication service: configuration, backend client and database, built once and shared.
@@ -85,6 +124,83 @@ impl CustomBackendAuthService {
             },
         };
         Ok(result)
+    }
+
+    /// The hot path of every request, synchronous (no Promise): classifies the bearer token,
+    /// verifies a LibreChat token natively and answers from the caches.
+    #[napi(catch_unwind)]
+    pub fn check_bearer(&self, token: String) -> BearerCheck {
+        let (kind, id, version, reason) = match self.inner.authenticate_sync(&token) {
+            SyncAuth::User { id, version } => ("user", Some(id), Some(version), None),
+            SyncAuth::Load { id } => ("load", Some(id), None, None),
+            SyncAuth::Backend => ("backend", None, None, None),
+            SyncAuth::Invalid(reason) => ("invalid", None, None, Some(reason)),
+        };
+        BearerCheck {
+            kind: kind.to_string(),
+            id,
+            version,
+            reason,
+        }
+    }
+
+    /// Verifies a LibreChat access token (HS256, `JWT_SECRET`, `exp`, `id`): the user id or null.
+    #[napi(catch_unwind)]
+    pub fn verify_access_token(&self, token: String) -> Option<String> {
+        self.inner.verify_access(&token).ok()
+    }
+
+    /// The cached user document (relaxed Extended JSON), if cached.
+    #[napi(catch_unwind)]
+    pub fn cached_user(&self, id: String) -> Option<UserRecord> {
+        self.inner.cached_user(&id).map(|c| record(id, c))
+    }
+
+    /// Loads a user by id as LibreChat's jwt strategy does; null when there is none.
+    #[napi]
+    pub async fn load_user(&self, id: String) -> napi::Result<Option<UserRecord>> {
+        Ok(self.inner.load_user(&id).await?.map(|c| record(id, c)))
+    }
+
+    /// Verifies a backend token (JWKS or user info, cached, single-flight) and returns its user.
+    #[napi]
+    pub async fn authenticate_backend_token(&self, token: String) -> napi::Result<UserRecord> {
+        let c = self.inner.authenticate_backend(&token).await?;
+        let id = crate::service::ejson_id(&c.json).unwrap_or_default();
+        Ok(record(id, c))
+    }
+
+    /// Refreshes the session a LibreChat refresh token names.
+    #[napi]
+    pub async fn refresh(&self, refresh_token: String) -> napi::Result<RefreshResult> {
+        let r = self.inner.refresh(&refresh_token).await?;
+        Ok(RefreshResult {
+            user: r.user.to_string(),
+            token: r.token,
+            refresh_token: r.refresh_token,
+            refresh_expires_at: r.refresh_expires_at_ms as f64,
+            provider: r.provider.to_string(),
+        })
+    }
+
+    /// Ends the session; resolves `true` when the backend logout call failed (it never fails the
+    /// logout).
+    #[napi]
+    pub async fn logout(
+        &self,
+        refresh_token: Option<String>,
+        user_id: Option<String>,
+    ) -> napi::Result<bool> {
+        Ok(self
+            .inner
+            .logout(refresh_token.as_deref(), user_id.as_deref())
+            .await?)
+    }
+
+    /// Forgets a cached user (after a change made elsewhere).
+    #[napi]
+    pub fn evict_user(&self, id: String) {
+        self.inner.evict_user(&id);
     }
 
     /// Closes the database connections.

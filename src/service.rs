@@ -1,19 +1,28 @@
-//! The flows: login (backend → user sync → session). One `Service` per configuration, shared by
-//! every request; the MongoDB client is built on first use, inside the async runtime.
+//! The flows: login (backend → user sync → session), per-request authentication (LibreChat tokens
+//! and backend tokens), refresh and logout. One `Service` per configuration, shared by every
+//! request; the MongoDB client is built on first use, inside the async runtime.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-use mongodb::bson::{oid::ObjectId, Bson, Document};
+use mongodb::bson::{oid::ObjectId, Bson, DateTime, Document};
 use mongodb::options::ClientOptions;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use crate::backend::{Backend, BackendUser};
-use crate::config::Config;
+use crate::backend::{Backend, BackendTokens, BackendUser};
+use crate::bearer::{token_key, Bearer, Verdict};
+use crate::cache::TtlCache;
+use crate::config::{BearerMode, Config, SessionMode};
 use crate::error::{AuthError, AuthResult};
-use crate::sessions::Sessions;
-use crate::tokens::{AccessSubject, Tokens};
+use crate::sessions::{sha256_hex, Sessions, StoredSession};
+use crate::tokens::{classify, AccessSubject, TokenClass, Tokens};
 use crate::users::{Profile, Users, PROVIDER};
+
+/// How often a refresh waiting for another server's refresh of the same session looks again.
+const REFRESH_POLL: Duration = Duration::from_millis(50);
 
 /// Bounds of the login form fields (LibreChat caps passwords at 128; backends may allow more).
 pub const MAX_USERNAME_CHARS: usize = 256;
@@ -25,11 +34,46 @@ struct Db {
     sessions: Sessions,
 }
 
+/// A user document ready for JS (relaxed Extended JSON) and its cache version.
+#[derive(Clone)]
+pub struct CachedUser {
+    pub json: Arc<str>,
+    pub version: u32,
+}
+
 pub struct Service {
     pub config: Config,
     backend: Backend,
     tokens: Tokens,
+    bearer: Bearer,
     db: OnceCell<Db>,
+    /// User documents by `_id` hex, for the per-request hot path.
+    users_cache: TtlCache<String, CachedUser>,
+    /// LibreChat `_id` hex by backend id, for backend bearer tokens.
+    source_ids: TtlCache<String, String>,
+    versions: AtomicU32,
+}
+
+/// What the synchronous check of a bearer token decided.
+pub enum SyncAuth {
+    /// Verified, and the user document is cached at this version.
+    User { id: String, version: u32 },
+    /// Verified; the user document must be loaded (`load_user`).
+    Load { id: String },
+    /// A backend token that needs a backend round trip (`authenticate_backend`).
+    Backend,
+    /// Refused; the reason is safe to show.
+    Invalid(String),
+}
+
+/// A refreshed session.
+pub struct Refreshed {
+    pub user: Arc<str>,
+    pub token: String,
+    pub refresh_token: String,
+    pub refresh_expires_at_ms: i64,
+    /// `token_provider` cookie value: ours, or `librechat` for a local account's session.
+    pub provider: &'static str,
 }
 
 /// What a login ends in.
@@ -49,12 +93,22 @@ pub enum LoginOutcome {
 pub fn login_fields(body: &Value) -> AuthResult<(String, String)> {
     let field = |name: &str| body.get(name).filter(|v| !v.is_null());
     let username = match field("email").or_else(|| field("username")) {
-        None => return Err(AuthError::BadRequest("Username or email is required.".into())),
+        None => {
+            return Err(AuthError::BadRequest(
+                "Username or email is required.".into(),
+            ))
+        }
         Some(Value::String(s)) => s.trim().to_string(),
-        Some(_) => return Err(AuthError::BadRequest("Username or email must be a string.".into())),
+        Some(_) => {
+            return Err(AuthError::BadRequest(
+                "Username or email must be a string.".into(),
+            ))
+        }
     };
     if username.is_empty() {
-        return Err(AuthError::BadRequest("Username or email is required.".into()));
+        return Err(AuthError::BadRequest(
+            "Username or email is required.".into(),
+        ));
     }
     if username.chars().count() > MAX_USERNAME_CHARS {
         return Err(AuthError::BadRequest(format!(
@@ -88,11 +142,21 @@ pub fn user_ejson(mut user: Document) -> AuthResult<String> {
         .map_err(|_| AuthError::Internal("cannot serialise the user".into()))
 }
 
+/// The `id` of a user as produced by `user_ejson`.
+pub fn ejson_id(json: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(json).ok()?;
+    v.get("id")?.as_str().map(str::to_string)
+}
+
 impl Service {
     pub fn new(vars: &HashMap<String, String>) -> AuthResult<Service> {
         let config = Config::from_vars(vars)?;
         Ok(Service {
             backend: Backend::new(&config)?,
+            bearer: Bearer::new(&config),
+            users_cache: TtlCache::new(config.cache_max),
+            source_ids: TtlCache::new(config.cache_max),
+            versions: AtomicU32::new(1),
             tokens: Tokens::new(
                 &config.jwt_secret,
                 &config.jwt_refresh_secret,
@@ -111,7 +175,10 @@ impl Service {
                     .await
                     .map_err(|e| match *e.kind {
                         mongodb::error::ErrorKind::DnsResolve { .. } => AuthError::DbUnavailable,
-                        _ => AuthError::config("MONGO_URI", "is not a valid MongoDB connection string"),
+                        _ => AuthError::config(
+                            "MONGO_URI",
+                            "is not a valid MongoDB connection string",
+                        ),
                     })?;
                 opts.server_selection_timeout = Some(self.config.db_timeout);
                 opts.connect_timeout = Some(self.config.db_timeout);
@@ -135,7 +202,11 @@ impl Service {
 
     /// The backend's user for a fresh login: from the login answer when it carries id and email,
     /// else from user info with the new access token.
-    async fn login_user(&self, answer_user: Option<BackendUser>, access: &str) -> AuthResult<BackendUser> {
+    async fn login_user(
+        &self,
+        answer_user: Option<BackendUser>,
+        access: &str,
+    ) -> AuthResult<BackendUser> {
         if let Some(u) = answer_user {
             return Ok(u);
         }
@@ -162,17 +233,418 @@ impl Service {
                 user,
             });
         }
-        let token = self.access_token_for(&user, user_id)?;
         let session = db
             .sessions
             .create(&self.tokens, user_id, &answer.tokens)
             .await?;
+        let token = self.session_token(&user, user_id, &answer.tokens, &backend_user)?;
+        self.cache_user(&user)?;
         Ok(LoginOutcome::Session {
             user,
             token,
             refresh_token: session.refresh_token,
             refresh_expires_at_ms: session.expires_at_ms,
         })
+    }
+
+    /// The `token` the browser gets: a LibreChat access token, or in backend mode the backend's
+    /// own access token (remembered as valid, so its first use needs no user-info call).
+    fn session_token(
+        &self,
+        user: &Document,
+        id: ObjectId,
+        backend: &BackendTokens,
+        identity: &BackendUser,
+    ) -> AuthResult<String> {
+        match self.config.session_mode {
+            SessionMode::LibreChat => self.access_token_for(user, id),
+            SessionMode::Backend => {
+                let exp = backend
+                    .expires_in_secs
+                    .map(|s| crate::tokens::now_secs().saturating_add(s));
+                self.bearer
+                    .remember(&backend.access_token, identity.clone(), exp);
+                self.source_ids.insert(
+                    identity.id.clone(),
+                    id.to_hex(),
+                    self.config.user_cache_ttl,
+                );
+                Ok(backend.access_token.clone())
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Per-request authentication
+
+    /// Puts a user document into the hot-path cache (or only converts it when the cache is off).
+    fn cache_user(&self, user: &Document) -> AuthResult<CachedUser> {
+        let id = user
+            .get_object_id("_id")
+            .map_err(|_| AuthError::Internal("user without ObjectId".into()))?
+            .to_hex();
+        let cached = CachedUser {
+            json: Arc::from(user_ejson(user.clone())?),
+            version: self.versions.fetch_add(1, Ordering::Relaxed),
+        };
+        self.users_cache
+            .insert(id, cached.clone(), self.config.user_cache_ttl);
+        Ok(cached)
+    }
+
+    pub fn evict_user(&self, id: &str) {
+        self.users_cache.remove(&id.to_string());
+        self.source_ids.retain(|_, v| v != id);
+    }
+
+    pub fn cached_user(&self, id: &str) -> Option<CachedUser> {
+        self.users_cache.get(&id.to_string())
+    }
+
+    /// Verifies a LibreChat access token (HS256, `JWT_SECRET`, `exp`, `id`): the user id.
+    pub fn verify_access(&self, token: &str) -> AuthResult<String> {
+        self.tokens.verify_access(token)
+    }
+
+    fn user_state(&self, id: String) -> SyncAuth {
+        match self.cached_user(&id) {
+            Some(c) => SyncAuth::User {
+                id,
+                version: c.version,
+            },
+            None => SyncAuth::Load { id },
+        }
+    }
+
+    /// The synchronous part of every request: classify, verify a LibreChat token, or answer a
+    /// backend token from the caches. No I/O.
+    pub fn authenticate_sync(&self, token: &str) -> SyncAuth {
+        match classify(token) {
+            TokenClass::Garbage => SyncAuth::Invalid("malformed token".into()),
+            TokenClass::LibreChat => match self.tokens.verify_access(token) {
+                Ok(id) => self.user_state(id),
+                Err(e) => SyncAuth::Invalid(e.to_string()),
+            },
+            TokenClass::BackendJwt | TokenClass::BackendOpaque => {
+                if self.config.bearer_mode == BearerMode::Off {
+                    return SyncAuth::Invalid("backend tokens are not accepted".into());
+                }
+                match self.bearer.cached(&token_key(token)) {
+                    Some(Verdict::Refused(why)) => SyncAuth::Invalid(why),
+                    Some(Verdict::Valid(identity)) => match self.source_ids.get(&identity.id) {
+                        Some(id) => self.user_state(id),
+                        None => SyncAuth::Backend,
+                    },
+                    None => SyncAuth::Backend,
+                }
+            }
+        }
+    }
+
+    /// Loads a user by `_id` hex (as LibreChat's jwt strategy does) into the cache.
+    pub async fn load_user(&self, id: &str) -> AuthResult<Option<CachedUser>> {
+        if let Some(c) = self.cached_user(id) {
+            return Ok(Some(c));
+        }
+        let Ok(oid) = ObjectId::parse_str(id) else {
+            return Ok(None);
+        };
+        let db = self.db().await?;
+        match db.users.find_public(oid).await? {
+            Some(user) => self.cache_user(&user).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A backend token the caches could not answer: verified by JWKS or user info, mapped to the
+    /// LibreChat user by provider + `idOnTheSource` (created when provisioning is on).
+    pub async fn authenticate_backend(&self, token: &str) -> AuthResult<CachedUser> {
+        if self.config.bearer_mode == BearerMode::Off || classify(token) == TokenClass::LibreChat {
+            return Err(AuthError::TokenInvalid(
+                "backend tokens are not accepted".into(),
+            ));
+        }
+        let identity = match self.bearer.verify(&self.backend, token).await? {
+            Verdict::Valid(u) => u,
+            Verdict::Refused(why) => return Err(AuthError::TokenInvalid(why)),
+        };
+        if let Some(id) = self.source_ids.get(&identity.id) {
+            if let Some(u) = self.load_user(&id).await? {
+                return Ok(u);
+            }
+        }
+        let db = self.db().await?;
+        let user = match db.users.find_id_by_source(&identity.id).await? {
+            Some(oid) => db.users.find_public(oid).await?,
+            None if self.config.provision_on_bearer => {
+                if identity.email.is_empty() {
+                    return Err(AuthError::TokenInvalid(
+                        "the token carries no email to create the account with".into(),
+                    ));
+                }
+                Some(db.users.sync(&Profile::from_backend(&identity)).await?)
+            }
+            None => None,
+        };
+        let user = user.ok_or_else(|| {
+            AuthError::TokenInvalid("no LibreChat account for this backend user".into())
+        })?;
+        let cached = self.cache_user(&user)?;
+        if let Ok(oid) = user.get_object_id("_id") {
+            self.source_ids
+                .insert(identity.id, oid.to_hex(), self.config.user_cache_ttl);
+        }
+        Ok(cached)
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Refresh and logout
+
+    /// `POST /api/auth/refresh`: verifies the LibreChat refresh token, consults the backend (one
+    /// call per session even under concurrent refreshes on several servers), rotates, re-syncs.
+    pub async fn refresh(&self, refresh_token: &str) -> AuthResult<Refreshed> {
+        let claims = self
+            .tokens
+            .verify_refresh(refresh_token)
+            .map_err(|e| match e {
+                AuthError::TokenExpired => {
+                    AuthError::SessionInvalid("Refresh token expired".into())
+                }
+                _ => AuthError::SessionInvalid("Invalid refresh token".into()),
+            })?;
+        let sid = ObjectId::parse_str(&claims.session_id)
+            .map_err(|_| AuthError::SessionInvalid("Invalid refresh token".into()))?;
+        let hash = sha256_hex(refresh_token);
+        let db = self.db().await?;
+        let owner = ObjectId::new().to_hex();
+        let lease_ms = duration_ms(self.config.backend_timeout * 3 + Duration::from_secs(5));
+        let give_up = DateTime::now().timestamp_millis() + lease_ms;
+        loop {
+            let now = DateTime::now().timestamp_millis();
+            let Some(s) = db.sessions.find(sid).await? else {
+                return Err(AuthError::SessionInvalid("Session not found".into()));
+            };
+            if s.user.to_hex() != claims.id {
+                return Err(AuthError::SessionInvalid("Invalid refresh token".into()));
+            }
+            if s.expiration_ms <= now {
+                db.sessions.delete(sid).await?;
+                return Err(AuthError::SessionInvalid("Session expired".into()));
+            }
+            if s.hash == hash {
+                if db.sessions.try_lock(&s, &owner, lease_ms).await? {
+                    return self.rotate(db, &s, &owner).await;
+                }
+                // Another request (here or on another server) is refreshing this session.
+                if now > give_up {
+                    return Err(AuthError::BackendUnavailable(
+                        "refresh still in progress".into(),
+                    ));
+                }
+                tokio::time::sleep(REFRESH_POLL).await;
+                continue;
+            }
+            let within_grace = s.prev_hash.as_deref() == Some(hash.as_str())
+                && s.rotated_at_ms.is_some_and(|t| {
+                    now.saturating_sub(t) <= duration_ms(self.config.refresh_grace)
+                });
+            if within_grace {
+                if let Some(next) = db.sessions.next_token(&s)? {
+                    return self.refreshed_answer(db, &s, next, None).await;
+                }
+            }
+            // A rotated-away token replayed after the grace window: treat as theft.
+            db.sessions.delete(sid).await?;
+            self.evict_user(&s.user.to_hex());
+            return Err(AuthError::SessionInvalid(
+                "Refresh token reuse detected; the session was ended".into(),
+            ));
+        }
+    }
+
+    /// Holding the lease: backend refresh, user re-sync, rotation.
+    async fn rotate(&self, db: &Db, s: &StoredSession, owner: &str) -> AuthResult<Refreshed> {
+        let outcome = self.refresh_with_backend(db, s).await;
+        let (user, backend) = match outcome {
+            Ok(v) => v,
+            Err(e @ AuthError::SessionInvalid(_)) => {
+                db.sessions.delete(s.id).await?;
+                self.evict_user(&s.user.to_hex());
+                return Err(e);
+            }
+            Err(e) => {
+                // Backend down or slow: keep the session so the user can retry (503, not 504:
+                // the client treats both alike and a retry is the remedy).
+                db.sessions.unlock(s, owner).await?;
+                return Err(match e {
+                    AuthError::BackendTimeout => {
+                        AuthError::BackendUnavailable("refresh timed out".into())
+                    }
+                    e => e,
+                });
+            }
+        };
+        let Some(next) = db
+            .sessions
+            .rotate(&self.tokens, s, owner, backend.as_ref().map(|(t, _)| t))
+            .await?
+        else {
+            return Err(AuthError::BackendUnavailable(
+                "refresh lease expired".into(),
+            ));
+        };
+        self.refreshed_answer_for(s, user, next, backend)
+    }
+
+    /// Consults the backend for a session: `SessionInvalid` when it says no.
+    async fn refresh_with_backend(
+        &self,
+        db: &Db,
+        s: &StoredSession,
+    ) -> AuthResult<(Document, Option<(BackendTokens, BackendUser)>)> {
+        let ended = || AuthError::SessionInvalid("The backend ended the session".into());
+        let Some(stored) = db.sessions.backend_tokens(s)? else {
+            // A session of another provider (a local LibreChat account): LibreChat's own refresh.
+            let user = db
+                .users
+                .find_public(s.user)
+                .await?
+                .ok_or_else(|| AuthError::SessionInvalid("User not found".into()))?;
+            return Ok((user, None));
+        };
+        let (tokens, answer_user) = match &stored.refresh_token {
+            Some(rt) => match self.backend.refresh(rt).await? {
+                None => return Err(ended()),
+                Some(a) => {
+                    let mut tokens = a.tokens;
+                    // A backend that does not rotate keeps the old refresh token valid.
+                    tokens.refresh_token = tokens.refresh_token.or_else(|| Some(rt.clone()));
+                    (tokens, a.user)
+                }
+            },
+            // No backend refresh token: the stored access token must still be accepted.
+            None => (stored.clone(), None),
+        };
+        let identity = match answer_user {
+            Some(u) => u,
+            None => self
+                .backend
+                .userinfo(&tokens.access_token)
+                .await?
+                .ok_or_else(ended)?,
+        };
+        let user = db.users.sync(&Profile::from_backend(&identity)).await?;
+        if user.get_object_id("_id").ok() != Some(s.user) {
+            return Err(AuthError::SessionInvalid(
+                "The backend user no longer matches this session".into(),
+            ));
+        }
+        Ok((user, Some((tokens, identity))))
+    }
+
+    fn refreshed_answer_for(
+        &self,
+        s: &StoredSession,
+        user: Document,
+        refresh_token: String,
+        backend: Option<(BackendTokens, BackendUser)>,
+    ) -> AuthResult<Refreshed> {
+        let token = match &backend {
+            Some((tokens, identity)) => self.session_token(&user, s.user, tokens, identity)?,
+            None => self.access_token_for(&user, s.user)?,
+        };
+        let provider = if backend.is_some() || user.get_str("provider") == Ok(PROVIDER) {
+            PROVIDER
+        } else {
+            "librechat"
+        };
+        let cached = self.cache_user(&user)?;
+        Ok(Refreshed {
+            user: cached.json,
+            token,
+            refresh_token,
+            refresh_expires_at_ms: s.expiration_ms,
+            provider,
+        })
+    }
+
+    /// A concurrent refresh that lost the race: the winner's refresh token, a fresh access token.
+    async fn refreshed_answer(
+        &self,
+        db: &Db,
+        s: &StoredSession,
+        refresh_token: String,
+        backend: Option<(BackendTokens, BackendUser)>,
+    ) -> AuthResult<Refreshed> {
+        let user = db
+            .users
+            .find_public(s.user)
+            .await?
+            .ok_or_else(|| AuthError::SessionInvalid("User not found".into()))?;
+        let backend = match (backend, self.config.session_mode) {
+            (None, SessionMode::Backend) => match db.sessions.backend_tokens(s)? {
+                Some(tokens) => {
+                    let identity = BackendUser {
+                        id: user
+                            .get_str("idOnTheSource")
+                            .unwrap_or_default()
+                            .to_string(),
+                        email: user.get_str("email").unwrap_or_default().to_string(),
+                        username: None,
+                        name: None,
+                        avatar: None,
+                    };
+                    Some((tokens, identity))
+                }
+                None => None,
+            },
+            (b, _) => b,
+        };
+        self.refreshed_answer_for(s, user, refresh_token, backend)
+    }
+
+    /// `POST /api/auth/logout`: ends the session the refresh token names (if it is this user's),
+    /// tells the backend (best effort) and forgets cached entries. Returns whether the backend
+    /// logout failed (for logging), never an error for it.
+    pub async fn logout(
+        &self,
+        refresh_token: Option<&str>,
+        user_id: Option<&str>,
+    ) -> AuthResult<bool> {
+        if let Some(id) = user_id {
+            self.evict_user(id);
+        }
+        let Some(claims) = refresh_token.and_then(|t| self.tokens.verify_refresh(t).ok()) else {
+            return Ok(false);
+        };
+        if user_id.is_some_and(|id| id != claims.id) {
+            return Ok(false);
+        }
+        let Ok(sid) = ObjectId::parse_str(&claims.session_id) else {
+            return Ok(false);
+        };
+        let db = self.db().await?;
+        let Some(s) = db.sessions.find(sid).await? else {
+            return Ok(false);
+        };
+        let hash = refresh_token.map(sha256_hex).unwrap_or_default();
+        if s.hash != hash && s.prev_hash.as_deref() != Some(hash.as_str()) {
+            return Ok(false);
+        }
+        db.sessions.delete(sid).await?;
+        self.evict_user(&s.user.to_hex());
+        let Ok(Some(tokens)) = db.sessions.backend_tokens(&s) else {
+            return Ok(false);
+        };
+        self.bearer.forget(&token_key(&tokens.access_token));
+        let Some(url) = &self.config.logout_url else {
+            return Ok(false);
+        };
+        Ok(self
+            .backend
+            .logout(url, &tokens.access_token, tokens.refresh_token.as_deref())
+            .await
+            .is_err())
     }
 
     fn access_token_for(&self, user: &Document, id: ObjectId) -> AuthResult<String> {
@@ -191,6 +663,10 @@ impl Service {
     }
 }
 
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,24 +682,47 @@ mod tests {
             login_fields(&json!({"email":" Alice ","password":"pw"})).unwrap(),
             ("Alice".to_string(), "pw".to_string())
         );
-        assert_eq!(code(login_fields(&json!({"username":"a","password":"pw"}))), "OK");
+        assert_eq!(
+            code(login_fields(&json!({"username":"a","password":"pw"}))),
+            "OK"
+        );
         assert_eq!(code(login_fields(&json!({"password":"pw"}))), "BAD_REQUEST");
-        assert_eq!(code(login_fields(&json!({"email":"  ","password":"pw"}))), "BAD_REQUEST");
-        assert_eq!(code(login_fields(&json!({"email":"a","password":"   "}))), "BAD_REQUEST");
-        assert_eq!(code(login_fields(&json!({"email":["a"],"password":"pw"}))), "BAD_REQUEST");
-        assert_eq!(code(login_fields(&json!({"email":"a","password":123}))), "BAD_REQUEST");
+        assert_eq!(
+            code(login_fields(&json!({"email":"  ","password":"pw"}))),
+            "BAD_REQUEST"
+        );
+        assert_eq!(
+            code(login_fields(&json!({"email":"a","password":"   "}))),
+            "BAD_REQUEST"
+        );
+        assert_eq!(
+            code(login_fields(&json!({"email":["a"],"password":"pw"}))),
+            "BAD_REQUEST"
+        );
+        assert_eq!(
+            code(login_fields(&json!({"email":"a","password":123}))),
+            "BAD_REQUEST"
+        );
         let long = "x".repeat(MAX_USERNAME_CHARS + 1);
-        assert_eq!(code(login_fields(&json!({"email":long,"password":"pw"}))), "BAD_REQUEST");
+        assert_eq!(
+            code(login_fields(&json!({"email":long,"password":"pw"}))),
+            "BAD_REQUEST"
+        );
         let long = "x".repeat(MAX_PASSWORD_CHARS + 1);
-        assert_eq!(code(login_fields(&json!({"email":"a","password":long}))), "BAD_REQUEST");
+        assert_eq!(
+            code(login_fields(&json!({"email":"a","password":long}))),
+            "BAD_REQUEST"
+        );
         assert_eq!(code(login_fields(&json!("not an object"))), "BAD_REQUEST");
     }
 
     #[test]
     fn user_ejson_adds_id_and_keeps_types() {
         let id = ObjectId::new();
-        let s = user_ejson(mongodb::bson::doc! {"_id": id, "createdAt": mongodb::bson::DateTime::now()})
-            .unwrap();
+        let s = user_ejson(
+            mongodb::bson::doc! {"_id": id, "createdAt": mongodb::bson::DateTime::now()},
+        )
+        .unwrap();
         let v: Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v["id"], id.to_hex());
         assert_eq!(v["_id"]["$oid"], id.to_hex());

@@ -76,9 +76,23 @@ impl TokenCipher {
 /// A started session: what the controller puts into the cookies.
 #[derive(Debug)]
 pub struct NewSession {
-    pub session_id: ObjectId,
     pub refresh_token: String,
     pub expires_at_ms: i64,
+}
+
+/// A session document as read back, with our rotation state.
+#[derive(Debug)]
+pub struct StoredSession {
+    pub id: ObjectId,
+    pub user: ObjectId,
+    pub hash: String,
+    pub expiration_ms: i64,
+    /// The hash before the last rotation, when it happened, and the refresh token it produced
+    /// (sealed): concurrent refreshes with the previous token get that same token.
+    pub prev_hash: Option<String>,
+    pub rotated_at_ms: Option<i64>,
+    next_sealed: Option<String>,
+    backend: Option<Document>,
 }
 
 pub struct Sessions {
@@ -104,12 +118,155 @@ impl Sessions {
             d.insert("refreshToken", self.cipher.seal(rt, &ctx)?);
         }
         if let Some(secs) = t.expires_in_secs {
-            let at = DateTime::now()
-                .timestamp_millis()
-                .saturating_add(i64::try_from(secs).unwrap_or(i64::MAX / 2_000).saturating_mul(1000));
+            let at = DateTime::now().timestamp_millis().saturating_add(
+                i64::try_from(secs)
+                    .unwrap_or(i64::MAX / 2_000)
+                    .saturating_mul(1000),
+            );
             d.insert("accessExpiresAt", DateTime::from_millis(at));
         }
         Ok(d)
+    }
+
+    pub async fn find(&self, id: ObjectId) -> AuthResult<Option<StoredSession>> {
+        let Some(d) = self.sessions.find_one(doc! {"_id": id}).await? else {
+            return Ok(None);
+        };
+        let cb = d.get_document("customBackend").ok();
+        let str_of = |k: &str| cb.and_then(|c| c.get_str(k).ok()).map(str::to_string);
+        let ms_of = |k: &str| {
+            cb.and_then(|c| c.get_datetime(k).ok())
+                .map(|t| t.timestamp_millis())
+        };
+        Ok(Some(StoredSession {
+            id,
+            user: d
+                .get_object_id("user")
+                .map_err(|_| AuthError::SessionInvalid("session without user".into()))?,
+            hash: d
+                .get_str("refreshTokenHash")
+                .unwrap_or_default()
+                .to_string(),
+            expiration_ms: d
+                .get_datetime("expiration")
+                .map(|t| t.timestamp_millis())
+                .unwrap_or(0),
+            prev_hash: str_of("prevHash"),
+            rotated_at_ms: ms_of("rotatedAt"),
+            next_sealed: str_of("next"),
+            backend: cb.filter(|c| c.contains_key("accessToken")).cloned(),
+        }))
+    }
+
+    /// The backend tokens stored in the session (`None` for a session of another provider).
+    pub fn backend_tokens(&self, s: &StoredSession) -> AuthResult<Option<BackendTokens>> {
+        let Some(b) = &s.backend else {
+            return Ok(None);
+        };
+        let ctx = s.id.to_hex();
+        let open = |k: &str| -> AuthResult<Option<String>> {
+            b.get_str(k)
+                .ok()
+                .map(|v| self.cipher.open(v, &ctx))
+                .transpose()
+        };
+        let Some(access_token) = open("accessToken")? else {
+            return Ok(None);
+        };
+        Ok(Some(BackendTokens {
+            access_token,
+            refresh_token: open("refreshToken")?,
+            expires_in_secs: None,
+        }))
+    }
+
+    /// The refresh token the last rotation produced.
+    pub fn next_token(&self, s: &StoredSession) -> AuthResult<Option<String>> {
+        s.next_sealed
+            .as_deref()
+            .map(|v| self.cipher.open(v, &format!("next:{}", s.id.to_hex())))
+            .transpose()
+    }
+
+    /// Takes the session's refresh lease if the token is still current and nobody holds it.
+    /// MongoDB decides, so this holds across every server sharing the database.
+    pub async fn try_lock(
+        &self,
+        s: &StoredSession,
+        owner: &str,
+        lease_ms: i64,
+    ) -> AuthResult<bool> {
+        let now = DateTime::now();
+        let r = self
+            .sessions
+            .update_one(
+                doc! {
+                    "_id": s.id,
+                    "refreshTokenHash": &s.hash,
+                    "$or": [
+                        { "customBackend.lock": { "$exists": false } },
+                        { "customBackend.lock": null },
+                        { "customBackend.lock.until": { "$lt": now } },
+                    ],
+                },
+                doc! { "$set": { "customBackend.lock": {
+                    "owner": owner,
+                    "until": DateTime::from_millis(now.timestamp_millis().saturating_add(lease_ms)),
+                } } },
+            )
+            .await?;
+        Ok(r.modified_count == 1)
+    }
+
+    pub async fn unlock(&self, s: &StoredSession, owner: &str) -> AuthResult<()> {
+        self.sessions
+            .update_one(
+                doc! { "_id": s.id, "customBackend.lock.owner": owner },
+                doc! { "$unset": { "customBackend.lock": "" } },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Rotates the session (new refresh token, same absolute expiry, as LibreChat does) and its
+    /// backend tokens, releasing the lease. Returns the new refresh token, or `None` when the lease
+    /// was lost meanwhile.
+    pub async fn rotate(
+        &self,
+        tokens: &Tokens,
+        s: &StoredSession,
+        owner: &str,
+        backend: Option<&BackendTokens>,
+    ) -> AuthResult<Option<String>> {
+        let refresh_token = tokens.refresh_token(
+            &s.user.to_hex(),
+            &s.id.to_hex(),
+            u64::try_from(s.expiration_ms / 1000).unwrap_or(0),
+        )?;
+        let mut set = doc! {
+            "refreshTokenHash": sha256_hex(&refresh_token),
+            "customBackend.prevHash": &s.hash,
+            "customBackend.rotatedAt": DateTime::now(),
+            "customBackend.next": self.cipher.seal(&refresh_token, &format!("next:{}", s.id.to_hex()))?,
+        };
+        if let Some(b) = backend {
+            for (k, v) in self.sealed_backend(&s.id, b)? {
+                set.insert(format!("customBackend.{k}"), v);
+            }
+        }
+        let r = self
+            .sessions
+            .update_one(
+                doc! { "_id": s.id, "customBackend.lock.owner": owner },
+                doc! { "$set": set, "$unset": { "customBackend.lock": "" } },
+            )
+            .await?;
+        Ok((r.modified_count == 1).then_some(refresh_token))
+    }
+
+    pub async fn delete(&self, id: ObjectId) -> AuthResult<()> {
+        self.sessions.delete_one(doc! {"_id": id}).await?;
+        Ok(())
     }
 
     /// `createSession(userId)` + `generateRefreshToken(session)` in one insert: LibreChat's document
@@ -139,7 +296,6 @@ impl Sessions {
         };
         self.sessions.insert_one(session).await?;
         Ok(NewSession {
-            session_id,
             refresh_token,
             expires_at_ms,
         })

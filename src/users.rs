@@ -13,9 +13,25 @@ pub const PROVIDER: &str = "custom-backend";
 pub const ROLE_ADMIN: &str = "ADMIN";
 pub const ROLE_USER: &str = "USER";
 
-/// Fields LibreChat never hands out with a user (`-password -__v -totpSecret -backupCodes`).
+/// Fields LibreChat never hands out with a user: what its jwt strategy deselects
+/// (`-password -__v -totpSecret -backupCodes`) and what the schema marks `select: false`.
+const HIDDEN_FIELDS: &[&str] = &[
+    "password",
+    "__v",
+    "totpSecret",
+    "backupCodes",
+    "pendingTotpSecret",
+    "pendingBackupCodes",
+    "pinnedOrder",
+    "agentTriggerDeletionStartedAt",
+    "subagentAdmissionFences",
+];
+
 pub fn public_projection() -> Document {
-    doc! { "password": 0, "totpSecret": 0, "backupCodes": 0, "__v": 0 }
+    HIDDEN_FIELDS
+        .iter()
+        .map(|f| (f.to_string(), 0.into()))
+        .collect()
 }
 
 /// What a backend user becomes in LibreChat's schema (lower-cased as mongoose's `lowercase` does).
@@ -107,7 +123,12 @@ impl Users {
     /// without secret fields.
     pub async fn sync(&self, p: &Profile) -> AuthResult<Document> {
         let key = doc! { "provider": PROVIDER, "idOnTheSource": &p.id_on_the_source };
-        if let Some(existing) = self.users.find_one(key.clone()).projection(doc! {"_id": 1}).await? {
+        if let Some(existing) = self
+            .users
+            .find_one(key.clone())
+            .projection(doc! {"_id": 1})
+            .await?
+        {
             return self.update(&existing, p).await;
         }
         // Never take over another account that owns the email (LibreChat refuses a provider mismatch).
@@ -142,7 +163,7 @@ impl Users {
         if let (Some(amount), Ok(id)) = (self.start_balance, user.get_object_id("_id")) {
             self.grant_start_balance(id, amount).await?;
         }
-        for k in ["password", "totpSecret", "backupCodes", "__v"] {
+        for k in HIDDEN_FIELDS {
             user.remove(k);
         }
         Ok(user)
@@ -173,7 +194,10 @@ impl Users {
         // As LibreChat's updateUser: every update also clears a pending TTL.
         let updated = self
             .users
-            .find_one_and_update(doc! {"_id": id}, doc! { "$set": set, "$unset": { "expiresAt": "" } })
+            .find_one_and_update(
+                doc! {"_id": id},
+                doc! { "$set": set, "$unset": { "expiresAt": "" } },
+            )
             .projection(public_projection())
             .return_document(ReturnDocument::After)
             .await
@@ -185,6 +209,36 @@ impl Users {
                 }
             })?;
         updated.ok_or(AuthError::UserNotFound)
+    }
+
+    /// The user by `_id` as LibreChat's jwt strategy loads it; a missing `role` becomes `USER` and is
+    /// saved, as LibreChat does.
+    pub async fn find_public(&self, id: ObjectId) -> AuthResult<Option<Document>> {
+        let Some(mut user) = self
+            .users
+            .find_one(doc! {"_id": id})
+            .projection(public_projection())
+            .await?
+        else {
+            return Ok(None);
+        };
+        if !matches!(user.get("role"), Some(mongodb::bson::Bson::String(r)) if !r.is_empty()) {
+            self.users
+                .update_one(doc! {"_id": id}, doc! {"$set": {"role": ROLE_USER}})
+                .await?;
+            user.insert("role", ROLE_USER);
+        }
+        Ok(Some(user))
+    }
+
+    /// The LibreChat user linked to a backend identity.
+    pub async fn find_id_by_source(&self, id_on_the_source: &str) -> AuthResult<Option<ObjectId>> {
+        let found = self
+            .users
+            .find_one(doc! { "provider": PROVIDER, "idOnTheSource": id_on_the_source })
+            .projection(doc! {"_id": 1})
+            .await?;
+        Ok(found.and_then(|d| d.get_object_id("_id").ok()))
     }
 
     /// `createUser`'s balance upsert, with the `$setOnInsert` defaults mongoose adds.
@@ -243,6 +297,10 @@ mod tests {
         assert_eq!(d.get_i32("__v").unwrap(), 0);
         assert!(d.get_bool("emailVerified").unwrap());
         assert!(d.get("avatar").is_none());
-        assert!(d.get_document("personalization").unwrap().get_object_id("_id").is_ok());
+        assert!(d
+            .get_document("personalization")
+            .unwrap()
+            .get_object_id("_id")
+            .is_ok());
     }
 }

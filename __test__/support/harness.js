@@ -49,7 +49,7 @@ async function startHarness({ db, express = require('express'), jwt = 'librechat
   // LibreChat's own code (the stock jwt strategy) reads these from process.env.
   Object.assign(process.env, vars);
   const pkg = require('../..');
-  const service = pkg.configureCustomBackendAuth({ ...vars, logger: logs.logger });
+  let service = pkg.configureCustomBackendAuth({ ...vars, logger: logs.logger });
   const lc = await createLibreChatApp({ express, mongoUri: vars.MONGO_URI, jwt, logger: logs.logger });
   const rawDb = lc.connection.db;
   // Secrets seen during the run: what must never appear in a log line.
@@ -59,7 +59,6 @@ async function startHarness({ db, express = require('express'), jwt = 'librechat
     mock,
     lc,
     app: lc.app,
-    service,
     vars,
     logs,
     db: rawDb,
@@ -74,6 +73,16 @@ async function startHarness({ db, express = require('express'), jwt = 'librechat
         ['users', 'sessions', 'balances'].map((c) => rawDb.collection(c).countDocuments({})),
       );
       return { users, sessions, balances };
+    },
+    get service() {
+      return service;
+    },
+    /** Replaces the shared service (the one the app's handlers use) with other variables. */
+    async reconfigure(extra = {}) {
+      const old = service;
+      service = pkg.configureCustomBackendAuth({ ...vars, ...extra, logger: logs.logger });
+      await old.close();
+      return service;
     },
     /** Builds a second service over the same world with other variables. */
     makeService(extra) {

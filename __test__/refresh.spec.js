@@ -1,0 +1,323 @@
+'use strict';
+
+// POST /api/auth/refresh and /api/auth/logout: rotation, backend consultation, concurrency across
+// service instances sharing the database, reuse detection, local sessions, backend token mode.
+
+const crypto = require('crypto');
+const request = require('supertest');
+const jwt = require('jsonwebtoken');
+const { ObjectId } = require('bson');
+const { startHarness, parseSetCookies } = require('./support/harness');
+
+const ALICE = { email: 'Alice', password: 'alice-password-1' };
+const sha256 = (s) => crypto.createHash('sha256').update(s).digest('hex');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+describe('refresh and logout', () => {
+  let h;
+  const seen = [];
+  const keep = (...values) => {
+    seen.push(...values);
+    return values[0];
+  };
+
+  /** Logs in over HTTP; returns the access token, the cookie header and the user id. */
+  async function login() {
+    const res = await request(h.app).post('/api/auth/login').send(ALICE);
+    expect(res.status).toBe(200);
+    const cookies = parseSetCookies(res);
+    keep(res.body.token, cookies.refreshToken.value);
+    return {
+      token: res.body.token,
+      refreshToken: cookies.refreshToken.value,
+      cookie: `refreshToken=${cookies.refreshToken.value}; token_provider=${cookies.token_provider.value}`,
+      userId: res.body.user.id,
+    };
+  }
+  const refresh = (cookie) => {
+    const r = request(h.app).post('/api/auth/refresh');
+    return cookie ? r.set('Cookie', cookie) : r;
+  };
+  const remember = (res) => {
+    const c = parseSetCookies(res);
+    keep(res.body?.token, c.refreshToken?.value);
+    return res;
+  };
+  const sessionOf = (refreshToken) => {
+    const { sessionId } = jwt.decode(refreshToken);
+    return h.db.collection('sessions').findOne({ _id: new ObjectId(sessionId) });
+  };
+  const expectCleared = (res) => {
+    const c = parseSetCookies(res);
+    for (const name of ['refreshToken', 'token_provider']) {
+      expect(c[name].value).toBe('');
+      expect(new Date(c[name].attrs.expires).getTime()).toBeLessThan(Date.now());
+    }
+  };
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'refresh', jwt: 'custom' });
+  });
+  beforeEach(async () => {
+    await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout });
+    await h.clear();
+  });
+  afterAll(async () => {
+    h.assertNoSecretsLogged(seen);
+    await h.close();
+  });
+
+  test('no refreshToken cookie: 200 "Refresh token not provided", as LibreChat', async () => {
+    const res = await refresh();
+    expect(res.status).toBe(200);
+    expect(res.text).toBe('Refresh token not provided');
+  });
+
+  test('rotates the session, keeps its absolute expiry, asks the backend and answers {token, user}', async () => {
+    const s = await login();
+    const before = await sessionOf(s.refreshToken);
+    const res = remember(await refresh(s.cookie));
+    expect(res.status).toBe(200);
+    expect(res.body.user).toMatchObject({ id: s.userId, email: 'alice@example.com' });
+    expect(jwt.verify(res.body.token, h.vars.JWT_SECRET).id).toBe(s.userId);
+
+    const c = parseSetCookies(res);
+    expect(c.refreshToken.value).not.toBe(s.refreshToken);
+    expect(c.token_provider.value).toBe('custom-backend');
+    expect(c.refreshToken.attrs).toMatchObject({ httponly: true, samesite: 'Strict', path: '/' });
+    const after = await sessionOf(c.refreshToken.value);
+    expect(after._id).toEqual(before._id);
+    expect(after.refreshTokenHash).toBe(sha256(c.refreshToken.value));
+    expect(after.expiration).toEqual(before.expiration);
+    expect(new Date(c.refreshToken.attrs.expires).getTime()).toBe(Math.floor(before.expiration.getTime() / 1000) * 1000);
+    expect(after.customBackend.refreshToken).not.toBe(before.customBackend.refreshToken);
+
+    // The backend was asked once, with JSON {refreshToken} holding a refresh token it issued.
+    expect(h.mock.calls.refresh).toBe(1);
+    const sent = h.mock.requests.find((r) => r.name === 'refresh');
+    expect(sent.method).toBe('POST');
+    expect(Object.keys(sent.body)).toEqual(['refreshToken']);
+    expect(h.mock.tokenInfo(sent.body.refreshToken)).toMatchObject({ userId: 'u-1001' });
+
+    // The new access token works; LibreChat's own session lookup finds the rotated session.
+    expect((await request(h.app).get('/api/user').set('Authorization', `Bearer ${res.body.token}`)).status).toBe(200);
+    expect(await h.lc.methods.findSession({ refreshToken: c.refreshToken.value })).toBeTruthy();
+  });
+
+  test('re-syncs the user from the backend on refresh', async () => {
+    const s = await login();
+    h.mock.updateUser('u-1001', { name: 'Alice Refreshed', email: 'alice.r@example.com' });
+    const res = remember(await refresh(s.cookie));
+    expect(res.body.user).toMatchObject({ name: 'Alice Refreshed', email: 'alice.r@example.com' });
+    const stored = await h.db.collection('users').findOne({ _id: new ObjectId(s.userId) });
+    expect(stored).toMatchObject({ name: 'Alice Refreshed', email: 'alice.r@example.com' });
+    // The hot-path cache follows the change at once.
+    const me = await request(h.app).get('/api/user').set('Authorization', `Bearer ${s.token}`);
+    expect(me.body.name).toBe('Alice Refreshed');
+  });
+
+  test('the backend says no: 401, session deleted, cookies cleared', async () => {
+    const s = await login();
+    h.mock.revokeUser('u-1001');
+    const res = await refresh(s.cookie);
+    expect(res.status).toBe(401);
+    expect(typeof res.body.message).toBe('string');
+    expectCleared(res);
+    expect(await h.db.collection('sessions').countDocuments({})).toBe(0);
+  });
+
+  test.each([
+    ['answers 503', { refresh: { status: 503 } }],
+    ['hangs', { refresh: { hang: true } }],
+  ])('the backend %s: 503, the session is kept and a retry works', async (_name, switches) => {
+    await h.reconfigure({ BACKEND_TIMEOUT_MS: '300' });
+    const s = await login();
+    const before = await sessionOf(s.refreshToken);
+    h.mock.set(switches);
+    const res = await refresh(s.cookie);
+    expect(res.status).toBe(503);
+    expect(res.headers['set-cookie']).toBeUndefined();
+    expect((await sessionOf(s.refreshToken)).refreshTokenHash).toBe(before.refreshTokenHash);
+    h.mock.reset();
+    expect(remember(await refresh(s.cookie)).status).toBe(200);
+  });
+
+  test.each([
+    ['garbage', 'refreshToken=not-a-jwt; token_provider=custom-backend'],
+    ['a token signed with another secret', `refreshToken=${jwt.sign({ id: new ObjectId().toHexString(), sessionId: new ObjectId().toHexString() }, 'other', { expiresIn: 60 })}`],
+  ])('an invalid refresh token (%s): 401 and cookies cleared', async (_name, cookie) => {
+    const res = await refresh(cookie);
+    expect(res.status).toBe(401);
+    expectCleared(res);
+    expect(h.mock.calls.refresh).toBe(0);
+  });
+
+  test('an expired session: 401', async () => {
+    const s = await login();
+    await h.db.collection('sessions').updateOne({}, { $set: { expiration: new Date(Date.now() - 1000) } });
+    const res = await refresh(s.cookie);
+    expect(res.status).toBe(401);
+    expect(h.mock.calls.refresh).toBe(0);
+  });
+
+  describe('concurrent refreshes', () => {
+    const expectAllWorking = async (answers) => {
+      for (const a of answers) {
+        expect(a.status).toBe(200);
+        keep(a.token, a.refreshToken);
+        const me = await request(h.app).get('/api/user').set('Authorization', `Bearer ${a.token}`);
+        expect(me.status).toBe(200);
+      }
+      // All tabs end up with the same new refresh token, which the session accepts.
+      expect(new Set(answers.map((a) => a.refreshToken)).size).toBe(1);
+      expect(await h.lc.methods.findSession({ refreshToken: answers[0].refreshToken })).toBeTruthy();
+    };
+
+    test('20 parallel refreshes with one cookie: one backend call, 20 working tokens', async () => {
+      const s = await login();
+      h.mock.set({ refresh: { latencyMs: 200 } });
+      const all = await Promise.all(Array.from({ length: 20 }, () => refresh(s.cookie)));
+      expect(h.mock.calls.refresh).toBe(1);
+      await expectAllWorking(all.map((r) => ({ status: r.status, token: r.body.token, refreshToken: parseSetCookies(r).refreshToken?.value })));
+    });
+
+    test('across two service instances sharing the database: still one backend call', async () => {
+      const s = await login();
+      const other = h.makeService({ BACKEND_LOGOUT_URL: h.mock.urls.logout });
+      try {
+        h.mock.set({ refresh: { latencyMs: 200 } });
+        const viaApp = Array.from({ length: 10 }, () =>
+          refresh(s.cookie).then((r) => ({ status: r.status, token: r.body.token, refreshToken: parseSetCookies(r).refreshToken?.value })),
+        );
+        const viaOther = Array.from({ length: 10 }, () =>
+          other.refresh(s.refreshToken).then((r) => ({ status: 200, token: r.token, refreshToken: r.refreshToken })),
+        );
+        const all = await Promise.all([...viaApp, ...viaOther]);
+        expect(h.mock.calls.refresh).toBe(1);
+        await expectAllWorking(all);
+      } finally {
+        await other.close();
+      }
+    });
+
+    test('a refresh token replayed within the grace window gets the same new token, without a backend call', async () => {
+      const s = await login();
+      const first = remember(await refresh(s.cookie));
+      const again = remember(await refresh(s.cookie));
+      expect(again.status).toBe(200);
+      expect(parseSetCookies(again).refreshToken.value).toBe(parseSetCookies(first).refreshToken.value);
+      expect(h.mock.calls.refresh).toBe(1);
+    });
+
+    test('replayed after the grace window: reuse, the session is revoked, 401', async () => {
+      await h.reconfigure({ REFRESH_GRACE_MS: '200' });
+      const s = await login();
+      const first = remember(await refresh(s.cookie));
+      const newCookie = `refreshToken=${parseSetCookies(first).refreshToken.value}`;
+      await sleep(300);
+      const replay = await refresh(s.cookie);
+      expect(replay.status).toBe(401);
+      expect(replay.body.message).toMatch(/reuse/i);
+      expectCleared(replay);
+      expect(await h.db.collection('sessions').countDocuments({})).toBe(0);
+      // The thief's or the victim's newer token is dead too.
+      expect((await refresh(newCookie)).status).toBe(401);
+    });
+  });
+
+  test('a local LibreChat account\'s session is refreshed as LibreChat does, without the backend', async () => {
+    const userId = await h.lc.methods.createUser({ provider: 'local', email: 'local@example.com', username: 'local', name: 'Local', emailVerified: true });
+    const { session, refreshToken } = await h.lc.methods.createSession(userId);
+    keep(refreshToken);
+    const res = remember(await refresh(`refreshToken=${refreshToken}; token_provider=librechat`));
+    expect(res.status).toBe(200);
+    expect(res.body.user).toMatchObject({ email: 'local@example.com', provider: 'local' });
+    expect(jwt.verify(res.body.token, h.vars.JWT_SECRET).id).toBe(userId.toString());
+    const c = parseSetCookies(res);
+    expect(c.token_provider.value).toBe('librechat');
+    const rotated = await h.db.collection('sessions').findOne({ _id: session._id });
+    expect(rotated.refreshTokenHash).toBe(sha256(c.refreshToken.value));
+    expect(rotated.expiration).toEqual(session.expiration);
+    expect(h.mock.calls.refresh).toBe(0);
+  });
+
+  describe('logout', () => {
+    const logout = (s) => request(h.app).post('/api/auth/logout').set('Authorization', `Bearer ${s.token}`).set('Cookie', s.cookie);
+
+    test('deletes the session, calls the backend logout, clears the cookies, answers {message}', async () => {
+      const s = await login();
+      const res = await logout(s);
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({ message: 'Logout successful' });
+      expectCleared(res);
+      expect(await h.db.collection('sessions').countDocuments({})).toBe(0);
+      expect(h.mock.calls.logout).toBe(1);
+      const sent = h.mock.requests.find((r) => r.name === 'logout');
+      expect(sent.headers.authorization).toMatch(/^Bearer at_/);
+      expect(h.mock.tokenInfo(sent.body.refreshToken)).toMatchObject({ userId: 'u-1001' });
+      // The refresh cookie is dead.
+      expect((await refresh(s.cookie)).status).toBe(401);
+    });
+
+    test.each([
+      ['is down', { logout: { status: 500 } }],
+      ['hangs', { logout: { hang: true } }],
+    ])('the backend logout %s: the logout still succeeds', async (_name, switches) => {
+      await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout, BACKEND_TIMEOUT_MS: '300' });
+      const s = await login();
+      h.mock.set(switches);
+      const res = await logout(s);
+      expect(res.status).toBe(200);
+      expect(await h.db.collection('sessions').countDocuments({})).toBe(0);
+      expect(h.logs.lines.some((l) => l.includes('backend logout failed'))).toBe(true);
+    });
+
+    test('without BACKEND_LOGOUT_URL the backend is not called', async () => {
+      await h.reconfigure({});
+      const s = await login();
+      expect((await logout(s)).status).toBe(200);
+      expect(h.mock.calls.logout).toBe(0);
+    });
+
+    test('evicts the cached user: a change made meanwhile is seen at once', async () => {
+      await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout, USER_CACHE_TTL: '600' });
+      const s = await login();
+      await request(h.app).get('/api/user').set('Authorization', `Bearer ${s.token}`);
+      await h.db.collection('users').updateOne({ _id: new ObjectId(s.userId) }, { $set: { name: 'Changed' } });
+      await logout(s);
+      // In LibreChat session mode the access token lives until it expires (SESSION_EXPIRY).
+      const me = await request(h.app).get('/api/user').set('Authorization', `Bearer ${s.token}`);
+      expect(me.status).toBe(200);
+      expect(me.body.name).toBe('Changed');
+    });
+  });
+
+  describe('BACKEND_SESSION_MODE=backend', () => {
+    beforeEach(async () => {
+      await h.reconfigure({ BACKEND_SESSION_MODE: 'backend', BACKEND_LOGOUT_URL: h.mock.urls.logout });
+    });
+
+    test('login and refresh answer the backend access token, which the jwt strategy accepts', async () => {
+      const s = await login();
+      expect(h.mock.tokenInfo(s.token)).toMatchObject({ userId: 'u-1001' });
+      const me = await request(h.app).get('/api/user').set('Authorization', `Bearer ${s.token}`);
+      expect(me.status).toBe(200);
+      expect(me.body.email).toBe('alice@example.com');
+      expect(h.mock.calls.userinfo).toBe(0);
+
+      const r = remember(await refresh(s.cookie));
+      expect(r.status).toBe(200);
+      expect(r.body.token).not.toBe(s.token);
+      expect(h.mock.tokenInfo(r.body.token)).toMatchObject({ userId: 'u-1001' });
+      expect((await request(h.app).get('/api/user').set('Authorization', `Bearer ${r.body.token}`)).status).toBe(200);
+    });
+
+    test('after logout the old backend token is refused', async () => {
+      const s = await login();
+      expect((await request(h.app).get('/api/user').set('Authorization', `Bearer ${s.token}`)).status).toBe(200);
+      const res = await request(h.app).post('/api/auth/logout').set('Authorization', `Bearer ${s.token}`).set('Cookie', s.cookie);
+      expect(res.status).toBe(200);
+      expect((await request(h.app).get('/api/user').set('Authorization', `Bearer ${s.token}`)).status).toBe(401);
+    });
+  });
+});

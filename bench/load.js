@@ -1,0 +1,58 @@
+'use strict';
+
+/**
+ * The load generator: autocannon (programmatic API) in its own process, so that it shares its event
+ * loop neither with the server under test nor with the mock backend. bench/run.js starts it pinned
+ * to the other core and sends it runs over IPC:
+ *
+ *   { type: 'run', id, url, headers, connections, duration }  ->  { type: 'result', id, result }
+ *
+ * `result` is a summary of autocannon's result object (req/s, latency percentiles, status counts).
+ */
+
+const autocannon = require('autocannon');
+
+function runOnce({ url, headers, connections, duration }) {
+  return new Promise((resolve, reject) => {
+    autocannon({ url, headers, connections, duration, pipelining: 1 }, (err, result) => {
+      if (err) return reject(err);
+      resolve({
+        duration: result.duration, // seconds (measured by autocannon)
+        total: result.requests.total,
+        rps: result.requests.average,
+        rpsStddev: result.requests.stddev,
+        latency: {
+          avg: result.latency.average,
+          p50: result.latency.p50,
+          p90: result.latency.p90,
+          p99: result.latency.p99,
+          max: result.latency.max,
+        },
+        ok2xx: result['2xx'],
+        non2xx: result.non2xx,
+        statusCodes: result.statusCodeStats,
+        errors: result.errors,
+        timeouts: result.timeouts,
+        resets: result.resets,
+      });
+    });
+  });
+}
+
+process.on('message', async (msg) => {
+  if (msg?.type === 'run') {
+    try {
+      const cpu0 = process.cpuUsage();
+      const result = await runOnce(msg);
+      const cpu = process.cpuUsage(cpu0);
+      result.loadGeneratorCpuUs = cpu.user + cpu.system;
+      process.send({ type: 'result', id: msg.id, result });
+    } catch (err) {
+      process.send({ type: 'result', id: msg.id, error: err?.message ?? String(err) });
+    }
+  } else if (msg?.type === 'stop') {
+    process.exit(0);
+  }
+});
+process.on('disconnect', () => process.exit(0));
+process.send({ type: 'ready' });

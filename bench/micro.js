@@ -1,0 +1,196 @@
+'use strict';
+
+/**
+ * Micro-benchmark: verifying one LibreChat access token (HS256, JWT_SECRET), in one process.
+ *
+ *   node bench/micro.js                 standalone: mints its own token, prints a table
+ *   (bench/run.js runs it as a child pinned to a core and reads the JSON it sends over IPC)
+ *
+ * Candidates: our sync export `service.verifyAccessToken(token)`, jsonwebtoken.verify with the string
+ * secret (what LibreChat does) and with a KeyObject, fast-jwt createVerifier with cache off and on.
+ * Each candidate is warmed up, then run in batches until BENCH_MICRO_MS (default 1500) have passed or
+ * BENCH_MICRO_ITERS (default 200000) calls were made, whichever comes first; it reports ns per call.
+ *
+ * Environment: BENCH_TOKEN (else minted here), JWT_SECRET, BENCH_USER_ID, and whatever our service
+ * needs (run.js passes the same variables as to the servers).
+ */
+
+const crypto = require('crypto');
+const jsonwebtoken = require('jsonwebtoken');
+
+const BUDGET_MS = Number(process.env.BENCH_MICRO_MS) || 1500;
+const MAX_ITERS = Number(process.env.BENCH_MICRO_ITERS) || 200_000;
+const WARMUP_MS = Math.min(300, BUDGET_MS / 4);
+
+function setup() {
+  const secret = process.env.JWT_SECRET || 'bench-jwt-secret-0123456789abcdef';
+  const userId = process.env.BENCH_USER_ID || '65f0c0ffee0000000000abcd';
+  const token =
+    process.env.BENCH_TOKEN ||
+    jsonwebtoken.sign(
+      { id: userId, username: 'alice', provider: 'custom-backend', email: 'alice@example.com' },
+      secret,
+      { expiresIn: '15m' },
+    );
+  return { secret, userId, token };
+}
+
+/** Our service, or the reason it cannot be used. */
+function ourVerify(secret) {
+  let pkg;
+  try {
+    pkg = require('..');
+  } catch (err) {
+    return { unavailable: `cannot load the package: ${err.message}` };
+  }
+  // Placeholders only where the environment has nothing (standalone run): verify needs no network.
+  const placeholders = {
+    BACKEND_AUTH_URL: 'http://127.0.0.1:9/login',
+    BACKEND_USER_INFO_URL: 'http://127.0.0.1:9/userinfo',
+    BACKEND_REFRESH_URL: 'http://127.0.0.1:9/refresh',
+    JWT_REFRESH_SECRET: `${secret}-refresh`,
+    MONGO_URI: 'mongodb://127.0.0.1:9/lcbench',
+    BACKEND_TOKEN_ENCRYPTION_KEY: crypto.createHash('sha256').update(secret).digest('hex'),
+  };
+  const options = { JWT_SECRET: secret, logger: { info() {}, debug() {}, warn() {}, error() {} } };
+  for (const [k, v] of Object.entries(placeholders)) if (process.env[k] === undefined) options[k] = v;
+  let service;
+  try {
+    service = new pkg.CustomBackendAuthService(options);
+  } catch (err) {
+    return { unavailable: `cannot build the service: ${err.message}` };
+  }
+  if (typeof service.verifyAccessToken !== 'function') {
+    return { unavailable: 'service.verifyAccessToken is not available yet', service };
+  }
+  const hotPath =
+    typeof service.checkBearer === 'function'
+      ? (t) => {
+        // What customJwtStrategy does per request before passport's success(): classify and verify
+        // (sync, native), then the cached user (a copy of a memoised object when the version matches).
+        const c = service.checkBearer(t);
+        if (c.kind === 'user' && typeof service.cachedUser === 'function') service.cachedUser(c.id, c.version);
+        return c.id;
+      }
+      : null;
+  return { fn: (t) => service.verifyAccessToken(t), hotPath, service };
+}
+
+/** Runs fn(token) until the budget is spent; returns { iterations, nsPerCall }. */
+function measure(fn, token) {
+  let sink = 0;
+  const run = (ms, cap) => {
+    let iters = 0;
+    let batch = 1;
+    const start = process.hrtime.bigint();
+    const deadline = start + BigInt(Math.round(ms * 1e6));
+    let now = start;
+    while (now < deadline && iters < cap) {
+      const n = Math.min(batch, cap - iters);
+      for (let i = 0; i < n; i++) {
+        const r = fn(token);
+        sink += typeof r === 'string' ? r.length : r ? 1 : 0;
+      }
+      iters += n;
+      now = process.hrtime.bigint();
+      if (batch < 4096) batch *= 2;
+    }
+    return { iterations: iters, ns: Number(now - start) };
+  };
+  run(WARMUP_MS, MAX_ITERS);
+  const { iterations, ns } = run(BUDGET_MS, MAX_ITERS);
+  if (sink < 0) console.log(sink); // keeps the results alive
+  return { iterations, nsPerCall: ns / iterations };
+}
+
+async function runMicro() {
+  const { secret, userId, token } = setup();
+  const keyObject = crypto.createSecretKey(Buffer.from(secret));
+  const { createVerifier } = require('fast-jwt');
+  const fastNoCache = createVerifier({ key: secret, algorithms: ['HS256'], cache: false });
+  const fastCache = createVerifier({ key: secret, algorithms: ['HS256'], cache: true });
+  const ours = ourVerify(secret);
+  let warmUser = 'no';
+  if (ours.hotPath && process.env.BENCH_TOKEN && typeof ours.service.loadUser === 'function') {
+    // With a real user in a reachable database (run.js), fill the user cache as a first request would.
+    try {
+      warmUser = (await ours.service.loadUser(userId)) ? 'yes' : 'user not found';
+    } catch (err) {
+      warmUser = `failed: ${err.code ?? ''} ${err.message}`;
+    }
+  }
+
+  const candidates = [
+    { name: 'ours: service.verifyAccessToken (sync, native)', key: 'ours', fn: ours.fn, unavailable: ours.unavailable },
+    {
+      name: 'ours: checkBearer + cachedUser (strategy hot path)',
+      key: 'oursHotPath',
+      fn: ours.hotPath,
+      unavailable: ours.unavailable ?? (ours.hotPath ? undefined : 'service.checkBearer is not available'),
+    },
+    { name: 'jsonwebtoken.verify, string secret (LibreChat)', key: 'jsonwebtokenString', fn: (t) => jsonwebtoken.verify(t, secret).id },
+    { name: 'jsonwebtoken.verify, KeyObject', key: 'jsonwebtokenKeyObject', fn: (t) => jsonwebtoken.verify(t, keyObject).id },
+    { name: 'fast-jwt createVerifier, cache off', key: 'fastJwtNoCache', fn: (t) => fastNoCache(t).id },
+    { name: 'fast-jwt createVerifier, cache on (hit)', key: 'fastJwtCache', fn: (t) => fastCache(t).id },
+  ];
+
+  const results = [];
+  for (const c of candidates) {
+    if (!c.fn) {
+      results.push({ key: c.key, name: c.name, unavailable: c.unavailable });
+      continue;
+    }
+    let check;
+    try {
+      check = c.fn(token);
+    } catch (err) {
+      results.push({ key: c.key, name: c.name, error: `verify threw: ${err.message}` });
+      continue;
+    }
+    if (check !== userId) {
+      results.push({ key: c.key, name: c.name, error: `returned ${JSON.stringify(check)}, expected ${userId}` });
+      continue;
+    }
+    results.push({ key: c.key, name: c.name, ...measure(c.fn, token) });
+  }
+  ours.service?.close?.().catch(() => {});
+  return { tokenLength: token.length, budgetMs: BUDGET_MS, maxIterations: MAX_ITERS, userCacheWarmed: warmUser, results };
+}
+
+function formatMicro(micro) {
+  const lines = [];
+  const w = Math.max(...micro.results.map((r) => r.name.length));
+  for (const r of micro.results) {
+    let v;
+    if (r.unavailable) v = `not available yet (${r.unavailable})`;
+    else if (r.error) v = `ERROR: ${r.error}`;
+    else {
+      const us = r.nsPerCall / 1000;
+      v = `${us < 10 ? us.toFixed(2) : us.toFixed(1)} us/call`.padStart(14) + `   (${r.iterations} calls)`;
+      if (r.key === 'oursHotPath' && micro.userCacheWarmed !== 'yes') v += '  user cache cold: no cached user';
+    }
+    lines.push(`  ${r.name.padEnd(w)}  ${v}`);
+  }
+  return lines.join('\n');
+}
+
+module.exports = { runMicro, formatMicro };
+
+if (require.main === module) {
+  runMicro().then(
+    (micro) => {
+      if (process.send) {
+        process.send({ type: 'micro', micro }, () => process.exit(0));
+      } else {
+        console.log(`verify one HS256 LibreChat token (${micro.tokenLength} chars):`);
+        console.log(formatMicro(micro));
+        process.exit(0);
+      }
+    },
+    (err) => {
+      if (process.send) process.send({ type: 'micro', error: err.message }, () => process.exit(1));
+      else console.error(err);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,638 @@
+#!/usr/bin/env node
+'use strict';
+
+/**
+ * `npm run bench`: per-request authentication throughput of LibreChat's stock stack, the seed's
+ * design and ours, in one run on this machine, plus a micro-benchmark of the verify export.
+ * See bench/README.md for what is measured and how to read it.
+ *
+ * Layout (2 cores): the server under test runs alone on core 0 (bench/server.js, one process per
+ * stack); the load generator (bench/load.js, autocannon), the mock backend (this process) and the
+ * database server (when started here) share core 1.
+ *
+ * Environment:
+ *   BENCH_DURATION     measured seconds per stack (default 5)
+ *   BENCH_WARMUP       warm-up seconds per stack (default 2)
+ *   BENCH_CONNECTIONS  concurrent connections (default 50)
+ *   BENCH_LATENCY_MS   mock backend latency in ms (default 5)
+ *   BENCH_STACKS       comma list of stacks to run (default a,b,c,d,d0,e,f)
+ *   BENCH_MICRO=0      skip the micro-benchmark; BENCH_MICRO_MS / BENCH_MICRO_ITERS: see micro.js
+ *   BENCH_PIN=0        do not pin processes to cores
+ *   MONGO_URI          use this server instead of starting secantusdb (a fresh database is created
+ *                      in it and dropped at the end)
+ */
+
+const os = require('os');
+const fs = require('fs');
+const path = require('path');
+const crypto = require('crypto');
+const { spawn, spawnSync, execFileSync } = require('child_process');
+
+const REPO = path.resolve(__dirname, '..');
+const { startMockBackend, DEFAULT_USERS } = require('../__test__/support/mockBackend');
+const { formatMicro } = require('./micro');
+
+const DURATION = Number(process.env.BENCH_DURATION) || 5;
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS) || 50;
+const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 5);
+const RESULTS_FILE = path.join(__dirname, 'results', 'latest.json');
+
+const STACKS = [
+  { key: 'a', label: '(a) no authentication (the limit)', token: 'librechat' },
+  { key: 'b', label: '(b) LibreChat stock: passport-jwt + jsonwebtoken, string JWT_SECRET, getUserById', token: 'librechat' },
+  { key: 'c', label: '(c) same as (b), secret as a KeyObject', token: 'librechat' },
+  { key: 'd', label: '(d) ours, LibreChat token (user cache: default USER_CACHE_TTL)', token: 'librechat', ours: true },
+  { key: 'd0', label: '(d0) ours, LibreChat token, USER_CACHE_TTL=0 (no user cache)', token: 'librechat', ours: true, env: { USER_CACHE_TTL: '0' } },
+  { key: 'e', label: `(e) seed design: backend userinfo on every request (${LATENCY_MS} ms backend), findUser`, token: 'backend' },
+  { key: 'f', label: '(f) ours, backend token, BACKEND_BEARER_TOKENS=userinfo', token: 'backend', ours: true, env: { BACKEND_BEARER_TOKENS: 'userinfo' } },
+];
+
+const RATIOS = [
+  { name: 'd/b', num: 'd', den: 'b', target: 8, what: 'ours vs LibreChat stock' },
+  { name: 'd/c', num: 'd', den: 'c', target: 1.5, what: 'ours vs stock with a KeyObject secret' },
+  { name: 'd0/c', num: 'd0', den: 'c', target: null, what: 'ours without user cache vs stock with KeyObject' },
+  { name: 'd/a', num: 'd', den: 'a', target: null, what: 'ours vs no authentication' },
+  { name: 'f/e', num: 'f', den: 'e', target: 10, what: 'ours (backend tokens) vs the seed design' },
+];
+const VERIFY_TARGET_US = 2;
+
+const silent = { info() {}, debug() {}, warn() {}, error() {} };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
+
+/* ------------------------------------------------------------------------------------------------
+ * Cores
+ * ---------------------------------------------------------------------------------------------- */
+const HAS_TASKSET = process.env.BENCH_PIN !== '0' && os.cpus().length >= 2 &&
+  spawnSync('taskset', ['-V'], { stdio: 'ignore' }).status === 0;
+const SERVER_CORE = 0;
+const OTHER_CORE = 1;
+
+function pinPid(pid, core) {
+  if (!HAS_TASKSET) return false;
+  return spawnSync('taskset', ['-a', '-p', '-c', String(core), String(pid)], { stdio: 'ignore' }).status === 0;
+}
+
+/** Spawns `node script` with IPC, pinned to `core` when possible. */
+function spawnNode(script, { core, env }) {
+  const nodeArgs = [script];
+  const [cmd, args] = HAS_TASKSET
+    ? ['taskset', ['-c', String(core), process.execPath, ...nodeArgs]]
+    : [process.execPath, nodeArgs];
+  return spawn(cmd, args, { cwd: REPO, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+/** Waits for the first message matching `pred`, failing when the child exits first or on timeout. */
+function nextMessage(child, pred, timeoutMs = 60_000) {
+  return new Promise((resolve, reject) => {
+    const onMsg = (m) => {
+      if (pred(m)) {
+        done();
+        resolve(m);
+      }
+    };
+    const onExit = (code, signal) => {
+      done();
+      reject(new Error(`child exited (${code ?? signal}) before answering`));
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    function done() {
+      clearTimeout(timer);
+      child.off('message', onMsg);
+      child.off('exit', onExit);
+    }
+    child.on('message', onMsg);
+    child.on('exit', onExit);
+  });
+}
+
+async function stopChild(child) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  try {
+    child.send({ type: 'stop' });
+  } catch {
+    /* channel closed */
+  }
+  const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(t);
+}
+
+/** CPU time (user+system, us) of a process from /proc, all threads; null when unreadable. */
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+function procCpuUs(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK; // utime, stime
+  } catch {
+    return null;
+  }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Database
+ * ---------------------------------------------------------------------------------------------- */
+function withDbName(uri, dbName) {
+  const m = /^(mongodb(?:\+srv)?:\/\/[^/?]+)(?:\/([^?]*))?(\?.*)?$/.exec(uri);
+  if (!m) throw new Error('MONGO_URI does not look like a MongoDB URI');
+  return `${m[1]}/${dbName}${m[3] ?? ''}`;
+}
+
+async function describeServer(uri) {
+  const { MongoClient } = require('mongodb');
+  const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
+  try {
+    await client.connect();
+    const admin = client.db('admin');
+    const build = await admin.command({ buildInfo: 1 });
+    const hello = await admin.command({ hello: 1 }).catch(() => ({}));
+    const extra = Object.entries(build)
+      .filter(([k, v]) => /version$/i.test(k) && !['version', 'gitVersion'].includes(k) && typeof v === 'string')
+      .map(([k, v]) => ({ k, v }));
+    let product = 'MongoDB-compatible server';
+    const secantus = extra.find((x) => /secantus/i.test(x.k));
+    const ferret = extra.find((x) => /ferret/i.test(x.k));
+    if (secantus) product = `secantusdb ${secantus.v}`;
+    else if (ferret) product = `FerretDB ${ferret.v}`;
+    else if (build.modules !== undefined || build.openssl) product = `MongoDB ${build.version}`;
+    return {
+      product,
+      buildInfoVersion: build.version,
+      buildInfoExtra: Object.fromEntries(extra.map((x) => [x.k, x.v])),
+      maxWireVersion: hello.maxWireVersion,
+      setName: hello.setName,
+    };
+  } finally {
+    await client.close().catch(() => {});
+  }
+}
+
+async function dropDatabase(uri) {
+  const { MongoClient } = require('mongodb');
+  const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
+  try {
+    await client.connect();
+    await client.db().dropDatabase();
+  } finally {
+    await client.close().catch(() => {});
+  }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * The user and its tokens
+ * ---------------------------------------------------------------------------------------------- */
+async function prepareUser(pkg, vars, mock) {
+  const alice = DEFAULT_USERS[0];
+  const out = { backendUserId: alice.id, notes: [] };
+  let service;
+  try {
+    service = pkg.configureCustomBackendAuth({ ...vars, logger: silent });
+    const r = await service.login({ email: alice.email, password: alice.password });
+    if (!r?.token) throw new Error('login answered without a token');
+    out.librechatToken = r.token;
+    out.userId = String(r.user?._id ?? r.user?.id);
+    out.via = 'service.login (our package, through the mock backend)';
+  } catch (err) {
+    // Fallback so that the stock stacks can still be measured while our package is in flux: a
+    // user written by LibreChat's own createUser and a token shaped like LibreChat's generateToken.
+    out.notes.push(`service.login failed (${err.code ?? ''} ${err.message}); used the fallback user and token`);
+    const { Mongoose } = require('mongoose');
+    const { createModels, createMethods } = require('@librechat/data-schemas');
+    const mongoose = new Mongoose();
+    createModels(mongoose);
+    const methods = createMethods(mongoose);
+    await mongoose.connect(vars.MONGO_URI);
+    try {
+      const email = alice.email.toLowerCase();
+      let user = await methods.findUser({ email });
+      if (!user) {
+        const id = await methods.createUser({
+          provider: 'custom-backend', idOnTheSource: alice.id, email, username: alice.username.toLowerCase(),
+          name: alice.name, emailVerified: true, role: 'USER',
+        });
+        user = await methods.getUserById(id);
+      }
+      out.userId = user._id.toString();
+      const jsonwebtoken = require('jsonwebtoken');
+      out.librechatToken = jsonwebtoken.sign(
+        { id: out.userId, username: user.username, provider: user.provider, email: user.email },
+        vars.JWT_SECRET,
+        { expiresIn: '15m' },
+      );
+      out.via = 'fallback: @librechat/data-schemas createUser + jsonwebtoken.sign';
+    } finally {
+      await mongoose.disconnect();
+    }
+  } finally {
+    await service?.close?.().catch(() => {});
+  }
+  out.backendToken = mock.issueAccessToken(alice.id, { ttlSec: 3600 });
+  return out;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * One stack
+ * ---------------------------------------------------------------------------------------------- */
+let loadSeq = 0;
+async function load(loadChild, url, token, duration) {
+  const id = ++loadSeq;
+  loadChild.send({
+    type: 'run', id, url, connections: CONNECTIONS, duration,
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  });
+  const m = await nextMessage(loadChild, (x) => x?.type === 'result' && x.id === id, (duration + 60) * 1000);
+  if (m.error) throw new Error(`autocannon: ${m.error}`);
+  return m.result;
+}
+
+async function serverCpu(server) {
+  server.send({ type: 'cpu' });
+  const m = await nextMessage(server, (x) => x?.type === 'cpu', 10_000);
+  return { us: m.usage.user + m.usage.system, rss: m.rss };
+}
+
+async function runStack(stack, ctx) {
+  const res = { key: stack.key, label: stack.label, env: stack.env ?? {} };
+  if (stack.ours && typeof ctx.pkg.customJwtStrategy !== 'function') {
+    res.status = 'unavailable';
+    res.reason = 'customJwtStrategy is not exported by the package yet';
+    return res;
+  }
+  const token = stack.token === 'backend' ? ctx.user.backendToken : ctx.user.librechatToken;
+  const env = {
+    ...process.env,
+    ...ctx.vars,
+    ...(stack.env ?? {}),
+    BENCH_STACK: stack.key,
+    BENCH_USER_ID: ctx.user.userId,
+  };
+  const server = spawnNode(path.join(__dirname, 'server.js'), { core: SERVER_CORE, env });
+  try {
+    const ready = await nextMessage(server, (m) => m?.type === 'ready' || m?.type === 'failed', 60_000);
+    if (ready.type === 'failed') {
+      res.status = 'failed';
+      res.reason = `server did not start: ${ready.message}`;
+      return res;
+    }
+    res.express = ready.express;
+    const url = `http://127.0.0.1:${ready.port}/api/user`;
+
+    // Smoke check: 200 with the expected user, else the figures would mean nothing.
+    const r = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
+    const body = await r.text();
+    let id;
+    try {
+      id = JSON.parse(body).id;
+    } catch {
+      id = undefined;
+    }
+    if (r.status !== 200 || id !== ctx.user.userId) {
+      res.status = 'failed';
+      res.reason = `smoke check: GET /api/user answered ${r.status} ${body.slice(0, 120)}`;
+      return res;
+    }
+
+    if (WARMUP > 0) await load(ctx.loadChild, url, token, WARMUP);
+
+    const before = {
+      cpu: await serverCpu(server),
+      db: ctx.dbPid ? procCpuUs(ctx.dbPid) : null,
+      mock: process.cpuUsage(),
+      calls: { ...ctx.mock.calls },
+    };
+    const run = await load(ctx.loadChild, url, token, DURATION);
+    const after = {
+      cpu: await serverCpu(server),
+      db: ctx.dbPid ? procCpuUs(ctx.dbPid) : null,
+      mock: process.cpuUsage(before.mock),
+      calls: { ...ctx.mock.calls },
+    };
+
+    const n = Math.max(run.total, 1);
+    Object.assign(res, {
+      status: 'ok',
+      rps: run.rps,
+      total: run.total,
+      durationSec: run.duration,
+      latencyMs: run.latency,
+      ok2xx: run.ok2xx,
+      non2xx: run.non2xx,
+      statusCodes: run.statusCodes,
+      errors: run.errors,
+      timeouts: run.timeouts,
+      serverCpuUsPerReq: (after.cpu.us - before.cpu.us) / n,
+      serverRssMB: after.cpu.rss / 2 ** 20,
+      dbCpuUsPerReq: before.db != null && after.db != null ? (after.db - before.db) / n : null,
+      mockProcessCpuUsPerReq: (after.mock.user + after.mock.system) / n,
+      backendCalls: {
+        userinfo: after.calls.userinfo - before.calls.userinfo,
+        login: after.calls.login - before.calls.login,
+        refresh: after.calls.refresh - before.calls.refresh,
+        jwks: after.calls.jwks - before.calls.jwks,
+      },
+    });
+    res.backendCallsPerReq = res.backendCalls.userinfo / n;
+    // How busy the other core was (load generator + mock backend + database when ours): near 100 %
+    // means the client side, not the server under test, limited the figure.
+    const otherUs = run.loadGeneratorCpuUs + res.mockProcessCpuUsPerReq * n +
+      (res.dbCpuUsPerReq != null ? res.dbCpuUsPerReq * n : 0);
+    res.otherCoreBusyPct = HAS_TASKSET ? (100 * otherUs) / (run.duration * 1e6) : null;
+    res.serverCoreBusyPct = (100 * res.serverCpuUsPerReq * n) / (run.duration * 1e6);
+    const problems = [];
+    if (run.non2xx) problems.push(`${run.non2xx} non-2xx (${JSON.stringify(run.statusCodes)})`);
+    if (run.errors) problems.push(`${run.errors} connection errors`);
+    if (run.timeouts) problems.push(`${run.timeouts} timeouts`);
+    if (res.otherCoreBusyPct != null && res.otherCoreBusyPct > 90 && res.serverCoreBusyPct < 90) {
+      res.warning = `the load-generator core was ${res.otherCoreBusyPct.toFixed(0)} % busy and the server core ` +
+        `${res.serverCoreBusyPct.toFixed(0)} %: the client side may have limited this figure`;
+    }
+    if (stack.token === 'librechat' && res.backendCalls.userinfo > 0) {
+      problems.push(`${res.backendCalls.userinfo} backend userinfo calls for a LibreChat token`);
+    }
+    if (problems.length) {
+      res.status = 'flagged';
+      res.reason = problems.join('; ');
+    }
+    return res;
+  } catch (err) {
+    res.status = 'failed';
+    res.reason = err.message;
+    return res;
+  } finally {
+    await stopChild(server);
+  }
+}
+
+async function runMicroChild(ctx) {
+  const env = {
+    ...process.env,
+    ...ctx.vars,
+    BENCH_TOKEN: ctx.user.librechatToken,
+    BENCH_USER_ID: ctx.user.userId,
+  };
+  const child = spawnNode(path.join(__dirname, 'micro.js'), { core: SERVER_CORE, env });
+  try {
+    const m = await nextMessage(child, (x) => x?.type === 'micro', 300_000);
+    if (m.error) throw new Error(m.error);
+    return m.micro;
+  } finally {
+    await stopChild(child);
+  }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Output
+ * ---------------------------------------------------------------------------------------------- */
+const fmt = (v, d = 0) => (v == null || Number.isNaN(v) ? '-' : v.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }));
+
+function table(stacks) {
+  const head = ['stack', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx/err', 'server CPU us/req', 'DB CPU us/req',
+    'userinfo calls (per req)', 'cores busy % (server/other)'];
+  const rows = stacks.map((s) => {
+    if (s.status === 'unavailable') return [s.key, 'not available yet', '', '', '', '', '', '', ''];
+    if (s.status === 'failed') return [s.key, 'FAILED', '', '', '', '', '', '', ''];
+    return [
+      s.status === 'flagged' ? `${s.key} !` : s.key,
+      fmt(s.rps),
+      fmt(s.latencyMs.p50, 1),
+      fmt(s.latencyMs.p99, 1),
+      `${s.non2xx}/${s.errors + s.timeouts}`,
+      fmt(s.serverCpuUsPerReq),
+      fmt(s.dbCpuUsPerReq),
+      `${s.backendCalls.userinfo} (${fmt(s.backendCallsPerReq, 3)})`,
+      `${fmt(s.serverCoreBusyPct)} / ${fmt(s.otherCoreBusyPct)}`,
+    ];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (r) => r.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+function computeRatios(stacks) {
+  const by = Object.fromEntries(stacks.map((s) => [s.key, s]));
+  return RATIOS.map((r) => {
+    const a = by[r.num];
+    const b = by[r.den];
+    const usable = (s) => s && (s.status === 'ok' || s.status === 'flagged') && s.rps > 0;
+    if (!usable(a) || !usable(b)) {
+      const missing = [[r.num, a], [r.den, b]].filter(([, s]) => !usable(s))
+        .map(([k, s]) => `${k} ${!s ? 'not run' : s.status === 'unavailable' ? 'not available yet' : 'failed'}`);
+      return { ...r, value: null, met: null, note: missing.join(', ') };
+    }
+    const value = a.rps / b.rps;
+    const flagged = a.status === 'flagged' || b.status === 'flagged';
+    return {
+      ...r,
+      value,
+      met: r.target == null ? null : value >= r.target && !flagged,
+      note: flagged ? 'an operand had errors: not comparable' : undefined,
+    };
+  });
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Main
+ * ---------------------------------------------------------------------------------------------- */
+async function main() {
+  const started = Date.now();
+  const loadBefore = os.loadavg();
+  const selected = (process.env.BENCH_STACKS || STACKS.map((s) => s.key).join(','))
+    .split(',').map((s) => s.trim()).filter(Boolean);
+  const stacks = STACKS.filter((s) => selected.includes(s.key));
+
+  if (HAS_TASKSET) pinPid(process.pid, OTHER_CORE);
+  if (loadBefore[0] > 0.5) {
+    log(`warning: load average ${loadBefore[0].toFixed(2)} before the run: something else is using the CPU`);
+  }
+
+  const cleanups = [];
+  const cleanup = async () => {
+    while (cleanups.length) await cleanups.pop()().catch((e) => log(`cleanup: ${e.message}`));
+  };
+  const onSignal = () => {
+    log('interrupted; cleaning up');
+    cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    /* Database server */
+    let baseUri = process.env.MONGO_URI;
+    let dbPid = null;
+    let dbOrigin = 'MONGO_URI from the environment';
+    if (!baseUri) {
+      const { startTestDb } = require('../scripts/test-db');
+      log('starting secantusdb (scripts/test-db.js)...');
+      const db = await startTestDb({ log: (m) => log(m) });
+      cleanups.push(() => db.stop());
+      baseUri = db.uri;
+      dbPid = db.pid;
+      dbOrigin = 'started by the bench (scripts/test-db.js startTestDb)';
+      if (HAS_TASKSET) pinPid(dbPid, OTHER_CORE);
+    }
+    const dbName = `lcbench_${Date.now().toString(36)}`;
+    const mongoUri = withDbName(baseUri, dbName);
+    const dbServer = { ...(await describeServer(mongoUri)), origin: dbOrigin, database: dbName };
+    cleanups.push(() => dropDatabase(mongoUri));
+    log(`database server: ${dbServer.product} (buildInfo.version ${dbServer.buildInfoVersion}), ${dbOrigin}`);
+
+    /* Mock backend, in this process (core 1) */
+    const mock = await startMockBackend({ latencyMs: LATENCY_MS });
+    cleanups.push(() => mock.close());
+
+    const vars = {
+      USE_CUSTOM_BACKEND_AUTH: 'true',
+      BACKEND_AUTH_URL: mock.urls.login,
+      BACKEND_USER_INFO_URL: mock.urls.userinfo,
+      BACKEND_REFRESH_URL: mock.urls.refresh,
+      JWT_SECRET: crypto.randomBytes(24).toString('base64url'),
+      JWT_REFRESH_SECRET: crypto.randomBytes(24).toString('base64url'),
+      BACKEND_TOKEN_ENCRYPTION_KEY: crypto.randomBytes(32).toString('hex'),
+      MONGO_URI: mongoUri,
+    };
+
+    const pkg = require('..');
+    const user = await prepareUser(pkg, vars, mock);
+    for (const n of user.notes) log(`note: ${n}`);
+    log(`user ${user.userId} (backend ${user.backendUserId}) via ${user.via}`);
+    mock.reset();
+
+    /* Load generator on core 1 */
+    const loadChild = spawnNode(path.join(__dirname, 'load.js'), { core: OTHER_CORE, env: process.env });
+    cleanups.push(() => stopChild(loadChild));
+    await nextMessage(loadChild, (m) => m?.type === 'ready');
+
+    const ctx = { pkg, vars, mock, user, loadChild, dbPid };
+    const results = [];
+    for (const stack of stacks) {
+      log(`${stack.label}: ${WARMUP} s warm-up + ${DURATION} s, ${CONNECTIONS} connections...`);
+      const r = await runStack(stack, ctx);
+      if (r.status === 'ok' || r.status === 'flagged') {
+        log(`  ${fmt(r.rps)} req/s, p99 ${fmt(r.latencyMs.p99, 1)} ms, server CPU ${fmt(r.serverCpuUsPerReq)} us/req` +
+          (r.status === 'flagged' ? `  FLAGGED: ${r.reason}` : ''));
+      } else {
+        log(`  ${r.status}: ${r.reason}`);
+      }
+      results.push(r);
+    }
+
+    let micro = null;
+    if (process.env.BENCH_MICRO !== '0') {
+      log('micro-benchmark of verify...');
+      try {
+        micro = await runMicroChild(ctx);
+      } catch (err) {
+        micro = { error: err.message };
+      }
+    }
+
+    /* Report */
+    const ratios = computeRatios(results);
+    const oursVerify = micro?.results?.find((r) => r.key === 'ours');
+    const verifyUs = oursVerify?.nsPerCall != null ? oursVerify.nsPerCall / 1000 : null;
+    const targets = [
+      ...ratios.filter((r) => r.target != null).map((r) => ({
+        name: `${r.name} >= ${r.target}`, value: r.value, met: r.met, note: r.note,
+      })),
+      {
+        name: `verify export <= ${VERIFY_TARGET_US} us/call`,
+        value: verifyUs,
+        met: verifyUs == null ? null : verifyUs <= VERIFY_TARGET_US,
+        note: verifyUs == null ? (oursVerify?.unavailable ?? oursVerify?.error ?? 'not measured') : undefined,
+      },
+    ];
+    const expressVersion = results.find((r) => r.express)?.express ?? require('express/package.json').version;
+    const report = {
+      date: new Date().toISOString(),
+      machine: {
+        cpus: os.cpus().length,
+        cpuModel: os.cpus()[0]?.model,
+        node: process.version,
+        express: expressVersion,
+        pinned: HAS_TASKSET ? { server: SERVER_CORE, loadGeneratorMockAndDb: OTHER_CORE } : false,
+        loadAverageBefore: loadBefore,
+        loadAverageAfter: os.loadavg(),
+      },
+      settings: { durationSec: DURATION, warmupSec: WARMUP, connections: CONNECTIONS, backendLatencyMs: LATENCY_MS },
+      dbServer,
+      user: { via: user.via, notes: user.notes },
+      stacks: results,
+      ratios,
+      micro,
+      targets,
+      elapsedSec: (Date.now() - started) / 1000,
+    };
+    fs.mkdirSync(path.dirname(RESULTS_FILE), { recursive: true });
+    fs.writeFileSync(RESULTS_FILE, `${JSON.stringify(report, null, 2)}\n`);
+
+    const out = [];
+    out.push('');
+    out.push(`Authenticated GET /api/user through passport, Express ${expressVersion}, Node ${process.version}, ` +
+      `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}`);
+    out.push(`database server: ${dbServer.product} (buildInfo.version ${dbServer.buildInfoVersion}` +
+      `${dbServer.maxWireVersion != null ? `, maxWireVersion ${dbServer.maxWireVersion}` : ''}), ${dbServer.origin}`);
+    out.push(`autocannon -c ${CONNECTIONS}, ${WARMUP} s warm-up + ${DURATION} s measured per stack; ` +
+      (HAS_TASKSET ? `server pinned to core ${SERVER_CORE}; load generator, mock backend (${LATENCY_MS} ms) and database on core ${OTHER_CORE}`
+        : 'no core pinning'));
+    out.push(`load average before/after: ${loadBefore[0].toFixed(2)} / ${os.loadavg()[0].toFixed(2)}`);
+    out.push('');
+    out.push(table(results));
+    out.push('');
+    for (const s of results) {
+      out.push(`  ${s.label}${s.status === 'ok' ? '' : `\n      ${s.status === 'unavailable' ? 'not available yet' : s.status.toUpperCase()}: ${s.reason}`}`);
+      if (s.warning) out.push(`      note: ${s.warning}`);
+    }
+    if (results.some((s) => s.status === 'unavailable')) {
+      const missing = results.filter((s) => s.status === 'unavailable').map((s) => `(${s.key})`).join('/');
+      out.push(`  ${missing}: not available yet`);
+    }
+    out.push('');
+    out.push('ratios (req/s):');
+    for (const r of ratios) {
+      const v = r.value == null ? `n/a (${r.note})` : `${r.value.toFixed(2)}${r.note ? `  (${r.note})` : ''}`;
+      out.push(`  ${r.name.padEnd(5)} ${v.padEnd(10)}  ${r.what}${r.target != null ? `; target >= ${r.target}` : ''}`);
+    }
+    out.push('');
+    if (micro?.error) out.push(`micro-benchmark FAILED: ${micro.error}`);
+    else if (micro) {
+      out.push(`verify one LibreChat access token (HS256, ${micro.tokenLength} chars), single process, core ${HAS_TASKSET ? SERVER_CORE : '-'}:`);
+      out.push(formatMicro(micro));
+    }
+    out.push('');
+    out.push('targets:');
+    for (const t of targets) {
+      const state = t.met == null ? 'n/a' : t.met ? 'met' : 'NOT MET';
+      const v = t.value == null ? '' : ` (${t.value.toFixed(2)})`;
+      out.push(`  ${t.name.padEnd(28)} ${state}${v}${t.note ? `  ${t.note}` : ''}`);
+    }
+    out.push('');
+    out.push(`results: ${path.relative(process.cwd(), RESULTS_FILE) || RESULTS_FILE}  (${report.elapsedSec.toFixed(0)} s)`);
+    process.stdout.write(`${out.join('\n')}\n`);
+    if (report.machine.loadAverageBefore[0] > 0.5) {
+      process.stdout.write('warning: the machine was busy before the run; repeat on an idle machine.\n');
+    }
+  } finally {
+    await cleanup();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`bench failed: ${err.stack ?? err.message}\n`);
+    process.exit(1);
+  },
+);

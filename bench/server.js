@@ -1,0 +1,223 @@
+'use strict';
+
+/**
+ * The server under test: one authentication stack on Express 5, in its own process (bench/run.js
+ * starts it pinned to one core). Every stack serves `GET /api/user` behind
+ * `passport.authenticate('jwt', { session: false })`, as LibreChat's requireJwtAuth does, and
+ * answers `{ id: req.user.id }`.
+ *
+ *   BENCH_STACK=b MONGO_URI=... JWT_SECRET=... node bench/server.js    (normally started by run.js)
+ *
+ * Stacks (BENCH_STACK):
+ *   a    no authentication (the limit): same app and middleware, no passport.authenticate
+ *   b    LibreChat's stock `jwt` strategy: passport-jwt + jsonwebtoken with the string JWT_SECRET,
+ *        getUserById from @librechat/data-schemas per request
+ *   c    the same with the secret as a crypto.createSecretKey KeyObject
+ *   d    ours: customJwtStrategy({ service }) (user cache as configured: USER_CACHE_TTL)
+ *   d0   ours with USER_CACHE_TTL=0 (run.js sets it)
+ *   e    the seed's design for backend tokens: backend userinfo (global fetch) on every request,
+ *        then findUser by email
+ *   f    ours with BACKEND_BEARER_TOKENS=userinfo (run.js sets it)
+ *
+ * IPC (process.send): sends {type:'ready', port, express} once listening; answers
+ * {type:'cpu'} with {type:'cpu', usage: process.cpuUsage(), rss} and exits on {type:'stop'}.
+ */
+
+const crypto = require('crypto');
+const express = require('express');
+const passport = require('passport');
+const cookieParser = require('cookie-parser');
+
+const STACK = process.env.BENCH_STACK;
+const USER_FIELDS = '-password -__v -totpSecret -backupCodes';
+
+/* ------------------------------------------------------------------------------------------------
+ * LibreChat's stock `jwt` strategy (api/strategies/jwtStrategy.js, newest upstream), as mimicked in
+ * __test__/support/librechatApp.js. `secretOrKey` is the string JWT_SECRET (b) or a KeyObject (c).
+ * ---------------------------------------------------------------------------------------------- */
+function stockJwtStrategy(methods, secretOrKey) {
+  const { Strategy: JwtStrategy, ExtractJwt } = require('passport-jwt');
+  const { SystemRoles } = require('librechat-data-provider');
+  return new JwtStrategy(
+    { jwtFromRequest: ExtractJwt.fromAuthHeaderAsBearerToken(), secretOrKey },
+    async (payload, done) => {
+      try {
+        const user = await methods.getUserById(payload?.id, USER_FIELDS);
+        if (!user) return done(null, false);
+        user.id = user._id.toString();
+        user.idOnTheSource ??= null;
+        if (!user.role) {
+          user.role = SystemRoles.USER;
+          await methods.updateUser(user.id, { role: user.role });
+        }
+        return done(null, user);
+      } catch (err) {
+        return done(err, false);
+      }
+    },
+  );
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Stand-in for the seed's per-request backend-token design (contract §14-15: customBackendTokenAuth
+ * and the userinfo branch of its customJwtStrategy): every request sends the bearer token to the
+ * backend's userinfo endpoint (global fetch, no cache), then finds the LibreChat user by e-mail.
+ * Kinder to the seed than the seed was: it unwraps `{ user }` (seed defect 6), checks `ok` before
+ * parsing (defect 26) and only reads the user where the seed upserted it on every request.
+ * ---------------------------------------------------------------------------------------------- */
+function seedUserinfoStrategy(methods, userInfoUrl) {
+  const { Strategy: CustomStrategy } = require('passport-custom');
+  const strategy = new CustomStrategy(async (req, done) => {
+    try {
+      const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization || '');
+      if (!m) return done(null, false);
+      const response = await fetch(userInfoUrl, {
+        method: 'GET',
+        headers: { Authorization: `Bearer ${m[1]}`, Accept: 'application/json' },
+      });
+      if (!response.ok) {
+        await response.arrayBuffer().catch(() => {});
+        return done(null, false);
+      }
+      const data = await response.json();
+      const backendUser = data?.user ?? data;
+      if (typeof backendUser?.email !== 'string') return done(null, false);
+      const user = await methods.findUser({ email: backendUser.email.toLowerCase() }, USER_FIELDS);
+      if (!user) return done(null, false);
+      user.id = user._id.toString();
+      return done(null, user);
+    } catch (err) {
+      return done(err, false);
+    }
+  });
+  strategy.name = 'jwt';
+  return strategy;
+}
+
+/** The parts of process.env our package reads (run.js passes them in the child's environment). */
+function ourServiceOptions() {
+  const names = [
+    'BACKEND_AUTH_URL', 'BACKEND_USER_INFO_URL', 'BACKEND_REFRESH_URL', 'JWT_SECRET',
+    'JWT_REFRESH_SECRET', 'MONGO_URI', 'BACKEND_TOKEN_ENCRYPTION_KEY', 'USER_CACHE_TTL',
+    'BACKEND_BEARER_TOKENS', 'BACKEND_TOKEN_CACHE_TTL', 'SESSION_EXPIRY', 'REFRESH_TOKEN_EXPIRY',
+  ];
+  const out = {};
+  for (const n of names) if (process.env[n] !== undefined) out[n] = process.env[n];
+  return out;
+}
+
+async function connectLibreChatModels() {
+  const { Mongoose } = require('mongoose');
+  const { createModels, createMethods } = require('@librechat/data-schemas');
+  const mongoose = new Mongoose();
+  createModels(mongoose);
+  const methods = createMethods(mongoose);
+  await mongoose.connect(process.env.MONGO_URI);
+  return { methods, close: () => mongoose.disconnect() };
+}
+
+async function buildStack() {
+  const closers = [];
+  let strategy = null;
+  switch (STACK) {
+    case 'a':
+      break;
+    case 'b':
+    case 'c': {
+      const db = await connectLibreChatModels();
+      closers.push(db.close);
+      const secret = process.env.JWT_SECRET;
+      strategy = stockJwtStrategy(db.methods, STACK === 'b' ? secret : crypto.createSecretKey(Buffer.from(secret)));
+      break;
+    }
+    case 'e': {
+      const db = await connectLibreChatModels();
+      closers.push(db.close);
+      strategy = seedUserinfoStrategy(db.methods, process.env.BACKEND_USER_INFO_URL);
+      break;
+    }
+    case 'd':
+    case 'd0':
+    case 'f': {
+      const pkg = require('..');
+      if (typeof pkg.customJwtStrategy !== 'function') {
+        throw new Error('customJwtStrategy is not exported by librechat-custom-backend-auth (yet)');
+      }
+      const quiet = { info() {}, debug() {}, warn: console.warn, error: console.error };
+      const service = pkg.configureCustomBackendAuth({ ...ourServiceOptions(), logger: quiet });
+      closers.push(() => service.close?.());
+      strategy = pkg.customJwtStrategy({ service });
+      break;
+    }
+    default:
+      throw new Error(`unknown BENCH_STACK ${JSON.stringify(STACK)}`);
+  }
+  return { strategy, close: () => Promise.allSettled(closers.map((c) => c())) };
+}
+
+async function main() {
+  const { strategy, close } = await buildStack();
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  // LibreChat's global middleware that runs on every API request (the rest is left out everywhere).
+  app.use(express.json({ limit: '3mb' }));
+  app.use(express.urlencoded({ extended: true, limit: '3mb' }));
+  app.use(cookieParser());
+  app.use(passport.initialize());
+
+  if (strategy) {
+    passport.use('jwt', strategy);
+    // requireJwtAuth (the token_provider=openid branch is off: no OPENID_REUSE_TOKENS).
+    const requireJwtAuth = passport.authenticate('jwt', { session: false });
+    app.get('/api/user', requireJwtAuth, (req, res) => res.json({ id: req.user.id }));
+  } else {
+    const id = process.env.BENCH_USER_ID || '000000000000000000000000';
+    app.get('/api/user', (req, res) => res.json({ id }));
+  }
+  // LibreChat's ErrorController answers 500; the first few distinct errors go to stderr so that a
+  // failing stack says why (messages of this package never hold secrets).
+  const seen = new Set();
+  // eslint-disable-next-line no-unused-vars
+  app.use((err, req, res, next) => {
+    const line = `${err?.name ?? 'Error'}${err?.code ? ` ${err.code}` : ''}: ${err?.message}`;
+    if (seen.size < 5 && !seen.has(line)) {
+      seen.add(line);
+      process.stderr.write(`[bench server ${STACK}] ${line}\n`);
+    }
+    if (!res.headersSent) res.status(500).json({ message: 'Something went wrong' });
+  });
+
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  server.keepAliveTimeout = 65_000;
+
+  process.on('message', async (msg) => {
+    if (msg?.type === 'cpu') {
+      process.send({ type: 'cpu', usage: process.cpuUsage(), rss: process.memoryUsage.rss() });
+    } else if (msg?.type === 'stop') {
+      server.closeAllConnections?.();
+      server.close();
+      await close();
+      process.exit(0);
+    }
+  });
+  process.on('disconnect', () => process.exit(0));
+  process.send({
+    type: 'ready',
+    port: server.address().port,
+    express: require('express/package.json').version,
+    node: process.version,
+  });
+}
+
+main().catch((err) => {
+  const message = err?.message ?? String(err);
+  if (process.send) process.send({ type: 'failed', message });
+  else console.error(message);
+  process.exit(1);
+});

@@ -1,0 +1,151 @@
+//! A bounded in-process TTL cache and a single-flight group. Used for user documents (hot path of
+//! every request) and for backend-token validations (keyed by a hash, never by the token).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::OnceCell;
+
+pub struct TtlCache<K, V> {
+    entries: Mutex<HashMap<K, (V, Instant)>>,
+    capacity: usize,
+}
+
+/// A poisoned lock only means another thread panicked mid-update of a cache: the map is still a
+/// valid map, so keep using it rather than failing every request.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
+    pub fn new(capacity: usize) -> Self {
+        TtlCache {
+            entries: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        let mut map = lock(&self.entries);
+        match map.get(key) {
+            Some((v, until)) if *until > Instant::now() => Some(v.clone()),
+            Some(_) => {
+                map.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn insert(&self, key: K, value: V, ttl: Duration) {
+        if ttl.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        let mut map = lock(&self.entries);
+        if map.len() >= self.capacity && !map.contains_key(&key) {
+            map.retain(|_, (_, until)| *until > now);
+            // Still full of live entries: drop the ones closest to expiry (a tenth of the cache).
+            if map.len() >= self.capacity {
+                let mut by_expiry: Vec<(K, Instant)> =
+                    map.iter().map(|(k, (_, u))| (k.clone(), *u)).collect();
+                by_expiry.sort_by_key(|(_, u)| *u);
+                for (k, _) in by_expiry.into_iter().take(self.capacity / 10 + 1) {
+                    map.remove(&k);
+                }
+            }
+        }
+        map.insert(key, (value, now + ttl));
+    }
+
+    pub fn remove(&self, key: &K) {
+        lock(&self.entries).remove(key);
+    }
+
+    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        lock(&self.entries).retain(|k, (v, _)| keep(k, v));
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        lock(&self.entries).len()
+    }
+}
+
+/// Runs one future per key at a time; concurrent callers with the same key share its result.
+pub struct SingleFlight<K, V> {
+    inflight: Mutex<HashMap<K, Arc<OnceCell<V>>>>,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> SingleFlight<K, V> {
+    pub fn new() -> Self {
+        SingleFlight {
+            inflight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub async fn run<F, Fut>(&self, key: K, f: F) -> V
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = V>,
+    {
+        let cell = lock(&self.inflight)
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(OnceCell::new()))
+            .clone();
+        let value = cell.get_or_init(f).await.clone();
+        let mut map = lock(&self.inflight);
+        if map.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            map.remove(&key);
+        }
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn expires_and_is_bounded() {
+        let c = TtlCache::new(10);
+        c.insert(1, "a", Duration::from_millis(30));
+        assert_eq!(c.get(&1), Some("a"));
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(c.get(&1), None);
+        for i in 0..100 {
+            c.insert(i, "x", Duration::from_secs(60));
+        }
+        assert!(c.len() <= 10);
+        c.insert(5000, "zero", Duration::ZERO);
+        assert_eq!(c.get(&5000), None);
+    }
+
+    #[tokio::test]
+    async fn single_flight_runs_once_for_concurrent_callers() {
+        let sf = Arc::new(SingleFlight::<u8, usize>::new());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut handles = Vec::new();
+        for _ in 0..20 {
+            let (sf, calls) = (sf.clone(), calls.clone());
+            handles.push(tokio::spawn(async move {
+                sf.run(1, || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    7
+                })
+                .await
+            }));
+        }
+        for h in handles {
+            assert_eq!(h.await.unwrap(), 7);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Afterwards a new call runs again.
+        assert_eq!(sf.run(1, || async { 8 }).await, 8);
+    }
+}
