@@ -141,6 +141,25 @@ function procCpuUs(pid) {
   }
 }
 
+/** Busy CPU time of the whole machine, all cores (us, includes steal), from /proc/stat; or null. */
+function machineBusyUs() {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, , , irq, softirq, steal] = f;
+    return ((user + nice + system + irq + softirq + (steal || 0)) * 1e6) / CLK_TCK;
+  } catch {
+    return null;
+  }
+}
+
+/** Percent of one core that the machine spent busy during `ms` (before the run: is it idle?). */
+async function machineBusyPct(ms) {
+  const a = machineBusyUs();
+  await sleep(ms);
+  const b = machineBusyUs();
+  return a == null || b == null ? null : ((b - a) / (ms * 1000)) * 100;
+}
+
 /* ------------------------------------------------------------------------------------------------
  * Database
  * ---------------------------------------------------------------------------------------------- */
@@ -311,6 +330,8 @@ async function runStack(stack, ctx) {
       db: ctx.dbPid ? procCpuUs(ctx.dbPid) : null,
       mock: process.cpuUsage(),
       calls: { ...ctx.mock.calls },
+      machine: machineBusyUs(),
+      wall: process.hrtime.bigint(),
     };
     const run = await load(ctx.loadChild, url, token, DURATION);
     const after = {
@@ -318,6 +339,8 @@ async function runStack(stack, ctx) {
       db: ctx.dbPid ? procCpuUs(ctx.dbPid) : null,
       mock: process.cpuUsage(before.mock),
       calls: { ...ctx.mock.calls },
+      machine: machineBusyUs(),
+      wall: process.hrtime.bigint(),
     };
 
     const n = Math.max(run.total, 1);
@@ -350,6 +373,13 @@ async function runStack(stack, ctx) {
       (res.dbCpuUsPerReq != null ? res.dbCpuUsPerReq * n : 0);
     res.otherCoreBusyPct = HAS_TASKSET ? (100 * otherUs) / (run.duration * 1e6) : null;
     res.serverCoreBusyPct = (100 * res.serverCpuUsPerReq * n) / (run.duration * 1e6);
+    // CPU that none of the bench's processes used during the measured run (other work on the
+    // machine, or steal in a VM), in percent of one core: it makes the figures low and noisy.
+    if (before.machine != null && after.machine != null) {
+      const wallUs = Number(after.wall - before.wall) / 1000;
+      const oursUs = res.serverCpuUsPerReq * n + otherUs;
+      res.foreignCpuPct = Math.max(0, (100 * (after.machine - before.machine - oursUs)) / wallUs);
+    }
     const problems = [];
     if (run.non2xx) problems.push(`${run.non2xx} non-2xx (${JSON.stringify(run.statusCodes)})`);
     if (run.errors) problems.push(`${run.errors} connection errors`);
@@ -357,6 +387,10 @@ async function runStack(stack, ctx) {
     if (res.otherCoreBusyPct != null && res.otherCoreBusyPct > 90 && res.serverCoreBusyPct < 90) {
       res.warning = `the load-generator core was ${res.otherCoreBusyPct.toFixed(0)} % busy and the server core ` +
         `${res.serverCoreBusyPct.toFixed(0)} %: the client side may have limited this figure`;
+    }
+    if (res.foreignCpuPct != null && res.foreignCpuPct > 15) {
+      res.warning = [res.warning, `other processes used ${res.foreignCpuPct.toFixed(0)} % of a core during this run`]
+        .filter(Boolean).join('; ');
     }
     if (stack.token === 'librechat' && res.backendCalls.userinfo > 0) {
       problems.push(`${res.backendCalls.userinfo} backend userinfo calls for a LibreChat token`);
@@ -399,7 +433,7 @@ const fmt = (v, d = 0) => (v == null || Number.isNaN(v) ? '-' : v.toLocaleString
 
 function table(stacks) {
   const head = ['stack', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx/err', 'server CPU us/req', 'DB CPU us/req',
-    'userinfo calls (per req)', 'cores busy % (server/other)'];
+    'userinfo calls (per req)', 'CPU % server/client/foreign'];
   const rows = stacks.map((s) => {
     if (s.status === 'unavailable') return [s.key, 'not available yet', '', '', '', '', '', '', ''];
     if (s.status === 'failed') return [s.key, 'FAILED', '', '', '', '', '', '', ''];
@@ -412,7 +446,7 @@ function table(stacks) {
       fmt(s.serverCpuUsPerReq),
       fmt(s.dbCpuUsPerReq),
       `${s.backendCalls.userinfo} (${fmt(s.backendCallsPerReq, 3)})`,
-      `${fmt(s.serverCoreBusyPct)} / ${fmt(s.otherCoreBusyPct)}`,
+      `${fmt(s.serverCoreBusyPct)} / ${fmt(s.otherCoreBusyPct)} / ${fmt(s.foreignCpuPct)}`,
     ];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
@@ -453,8 +487,9 @@ async function main() {
   const stacks = STACKS.filter((s) => selected.includes(s.key));
 
   if (HAS_TASKSET) pinPid(process.pid, OTHER_CORE);
-  if (loadBefore[0] > 0.5) {
-    log(`warning: load average ${loadBefore[0].toFixed(2)} before the run: something else is using the CPU`);
+  const busyBefore = await machineBusyPct(1000);
+  if (busyBefore != null && busyBefore > 15) {
+    log(`warning: the machine was ${busyBefore.toFixed(0)} % of a core busy before the run: something else is using the CPU`);
   }
 
   const cleanups = [];
@@ -563,6 +598,7 @@ async function main() {
         node: process.version,
         express: expressVersion,
         pinned: HAS_TASKSET ? { server: SERVER_CORE, loadGeneratorMockAndDb: OTHER_CORE } : false,
+        busyBeforePctOfOneCore: busyBefore,
         loadAverageBefore: loadBefore,
         loadAverageAfter: os.loadavg(),
       },
@@ -587,7 +623,9 @@ async function main() {
     out.push(`autocannon -c ${CONNECTIONS}, ${WARMUP} s warm-up + ${DURATION} s measured per stack; ` +
       (HAS_TASKSET ? `server pinned to core ${SERVER_CORE}; load generator, mock backend (${LATENCY_MS} ms) and database on core ${OTHER_CORE}`
         : 'no core pinning'));
-    out.push(`load average before/after: ${loadBefore[0].toFixed(2)} / ${os.loadavg()[0].toFixed(2)}`);
+    const foreign = results.map((r) => r.foreignCpuPct).filter((v) => v != null);
+    out.push(`machine busy before the run: ${busyBefore == null ? '?' : `${busyBefore.toFixed(0)} % of a core`}; ` +
+      `CPU used by other processes during the measured runs: ${foreign.length ? `max ${Math.max(...foreign).toFixed(0)} % of a core` : '?'}`);
     out.push('');
     out.push(table(results));
     out.push('');
@@ -621,8 +659,8 @@ async function main() {
     out.push('');
     out.push(`results: ${path.relative(process.cwd(), RESULTS_FILE) || RESULTS_FILE}  (${report.elapsedSec.toFixed(0)} s)`);
     process.stdout.write(`${out.join('\n')}\n`);
-    if (report.machine.loadAverageBefore[0] > 0.5) {
-      process.stdout.write('warning: the machine was busy before the run; repeat on an idle machine.\n');
+    if ((busyBefore ?? 0) > 15 || results.some((r) => (r.foreignCpuPct ?? 0) > 15)) {
+      process.stdout.write('warning: other processes used the CPU around or during the run; repeat on an idle machine.\n');
     }
   } finally {
     await cleanup();

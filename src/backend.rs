@@ -60,16 +60,36 @@ pub struct Backend {
     mapping: Mapping,
 }
 
+/// The HTTP client for every backend call: no redirects followed (a redirect could carry the
+/// credentials elsewhere), the configured timeout, TLS always verified, plus `BACKEND_CA_CERT_PATH`.
+pub fn http_client(cfg: &Config) -> AuthResult<Client> {
+    // reqwest is built without a bundled crypto provider; ring is ours (and the mongodb driver's).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = Client::builder()
+        .redirect(Policy::none())
+        .timeout(cfg.backend_timeout)
+        .connect_timeout(cfg.backend_timeout.min(Duration::from_secs(5)));
+    if let Some(pem) = &cfg.ca_cert_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .ok()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                AuthError::config("BACKEND_CA_CERT_PATH", "holds no PEM certificate")
+            })?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder.build().map_err(|_| match cfg.ca_cert_pem {
+        Some(_) => AuthError::config(
+            "BACKEND_CA_CERT_PATH",
+            "cannot be used as trusted roots for the backend's TLS",
+        ),
+        None => AuthError::Internal("cannot build the HTTP client".into()),
+    })
+}
+
 impl Backend {
     pub fn new(cfg: &Config) -> AuthResult<Backend> {
-        // reqwest is built without a bundled crypto provider; ring is ours (and the mongodb driver's).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = Client::builder()
-            .redirect(Policy::none())
-            .timeout(cfg.backend_timeout)
-            .connect_timeout(cfg.backend_timeout.min(Duration::from_secs(5)))
-            .build()
-            .map_err(|_| AuthError::Internal("cannot build the HTTP client".into()))?;
+        let http = http_client(cfg)?;
         Ok(Backend {
             http,
             auth_url: cfg.auth_url.clone(),

@@ -89,6 +89,8 @@ pub struct Config {
     pub jwks: Option<JwksConfig>,
     pub token_cache_ttl: Duration,
     pub provision_on_bearer: bool,
+    /// Extra trusted roots (PEM) for internal backends: `BACKEND_CA_CERT_PATH`.
+    pub ca_cert_pem: Option<Vec<u8>>,
 }
 
 /// Read access to the variable map with the parsing rules shared by all variables.
@@ -173,7 +175,7 @@ impl<'a> Vars<'a> {
         match self.get(name) {
             None => Ok(default),
             Some(raw) => match eval_arithmetic(raw) {
-                Some(v) if v.is_finite() && v >= 1.0 && v <= 1e15 => Ok(v as u64),
+                Some(v) if (1.0..=1e15).contains(&v) => Ok(v as u64),
                 _ => Err(AuthError::config(
                     name,
                     "must be a positive number of milliseconds (arithmetic such as 1000 * 60 * 15 is allowed)",
@@ -297,8 +299,36 @@ impl Config {
             None
         };
 
+        let logout_url = v.optional_url("BACKEND_LOGOUT_URL")?;
+        let production = v.get("NODE_ENV") == Some("production");
+        if production && !v.flag("BACKEND_ALLOW_INSECURE_HTTP", false)? {
+            let urls = [
+                ("BACKEND_AUTH_URL", Some(&auth_url)),
+                ("BACKEND_USER_INFO_URL", Some(&userinfo_url)),
+                ("BACKEND_REFRESH_URL", Some(&refresh_url)),
+                ("BACKEND_LOGOUT_URL", logout_url.as_ref()),
+                ("BACKEND_JWKS_URL", jwks.as_ref().map(|j| &j.url)),
+            ];
+            if let Some((name, _)) = urls
+                .iter()
+                .find(|(_, u)| u.is_some_and(|u| u.scheme() == "http"))
+            {
+                return Err(AuthError::config(
+                    name,
+                    "must use https:// when NODE_ENV=production (or set BACKEND_ALLOW_INSECURE_HTTP=true)",
+                ));
+            }
+        }
+        let ca_cert_pem = match v.get("BACKEND_CA_CERT_PATH") {
+            None => None,
+            Some(path) => Some(std::fs::read(path).map_err(|_| {
+                AuthError::config("BACKEND_CA_CERT_PATH", "cannot be read (a PEM file path)")
+            })?),
+        };
+
         Ok(Config {
-            logout_url: v.optional_url("BACKEND_LOGOUT_URL")?,
+            ca_cert_pem,
+            logout_url,
             session_mode,
             refresh_grace: Duration::from_millis(v.number(
                 "REFRESH_GRACE_MS",
@@ -336,7 +366,7 @@ impl Config {
             token_encryption_key: parse_key(v.required("BACKEND_TOKEN_ENCRYPTION_KEY")?)?,
             balance_enabled: v.librechat_flag("CHECK_BALANCE"),
             start_balance,
-            secure_cookies: v.get("NODE_ENV") == Some("production"),
+            secure_cookies: production,
             mapping,
         })
     }
@@ -516,12 +546,26 @@ pub mod tests {
             ("USER_CACHE_TTL", "-1"),
             ("BACKEND_PROVISION_ON_BEARER", "yes"),
             ("BACKEND_LOGOUT_URL", "/logout"),
+            ("BACKEND_CA_CERT_PATH", "/nonexistent/ca.pem"),
         ];
         for (name, value) in cases {
             let mut vars = sample_vars();
             vars.insert(name.to_string(), value.to_string());
             assert_eq!(invalid_var(&vars), name, "{name}={value}");
         }
+    }
+
+    #[test]
+    fn plain_http_is_refused_in_production_unless_allowed() {
+        let mut vars = sample_vars();
+        vars.insert("NODE_ENV".into(), "production".into());
+        assert_eq!(invalid_var(&vars), "BACKEND_AUTH_URL");
+        vars.insert("BACKEND_AUTH_URL".into(), "https://idp.example/login".into());
+        assert_eq!(invalid_var(&vars), "BACKEND_USER_INFO_URL");
+        vars.insert("BACKEND_ALLOW_INSECURE_HTTP".into(), "true".into());
+        assert!(Config::from_vars(&vars).is_ok());
+        vars.insert("BACKEND_ALLOW_INSECURE_HTTP".into(), "yes".into());
+        assert_eq!(invalid_var(&vars), "BACKEND_ALLOW_INSECURE_HTTP");
     }
 
     #[test]
