@@ -167,7 +167,7 @@ describe.each([
   });
 
   test('cookies are Secure with NODE_ENV=production', async () => {
-    const prod = h.makeService({ NODE_ENV: 'production' });
+    const prod = h.makeService({ NODE_ENV: 'production', BACKEND_ALLOW_INSECURE_HTTP: 'true' });
     const result = await prod.login(ALICE);
     seenTokens.push(result.token, result.refreshToken);
     expect(prod.secureCookies).toBe(true);

@@ -15,13 +15,36 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 const MAX_FIELD_CHARS: usize = 1024;
 
 /// The user as the backend describes them, after mapping.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct BackendUser {
     pub id: String,
     pub email: String,
     pub username: Option<String>,
     pub name: Option<String>,
     pub avatar: Option<String>,
+    /// From `BACKEND_ROLES_FIELD`: a string (comma/space separated) or an array of strings.
+    pub roles: Vec<String>,
+}
+
+pub fn map_roles(v: &Value, m: &Mapping) -> Vec<String> {
+    roles_at(v, &m.user_roles)
+}
+
+fn roles_at(v: &Value, paths: &[String]) -> Vec<String> {
+    let Some(found) = paths.iter().find_map(|p| lookup(v, p)) else {
+        return Vec::new();
+    };
+    let items: Vec<&str> = match found {
+        Value::String(s) => s.split([',', ' ']).collect(),
+        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    items
+        .into_iter()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Tokens from a login or refresh answer.
@@ -73,9 +96,7 @@ pub fn http_client(cfg: &Config) -> AuthResult<Client> {
         let certs = reqwest::Certificate::from_pem_bundle(pem)
             .ok()
             .filter(|c| !c.is_empty())
-            .ok_or_else(|| {
-                AuthError::config("BACKEND_CA_CERT_PATH", "holds no PEM certificate")
-            })?;
+            .ok_or_else(|| AuthError::config("BACKEND_CA_CERT_PATH", "holds no PEM certificate"))?;
         builder = builder.tls_certs_merge(certs);
     }
     builder.build().map_err(|_| match cfg.ca_cert_pem {
@@ -287,6 +308,7 @@ pub fn map_user(v: &Value, m: &Mapping) -> AuthResult<BackendUser> {
         username: bounded(first_string(v, &m.user_username)),
         name: bounded(first_string(v, &m.user_name)),
         avatar: bounded(first_string(v, &m.user_avatar)),
+        roles: roles_at(v, &m.user_roles),
     })
 }
 
@@ -385,6 +407,17 @@ mod tests {
         assert_eq!(u.email, "A@B.io");
         assert_eq!(u.name.as_deref(), Some("N"));
         assert_eq!(u.username, None);
+        assert!(u.roles.is_empty());
+        let b = backend(&[("BACKEND_ROLES_FIELD", "groups")]);
+        let base = json!({"id": 1, "email": "a@b.io"});
+        let with = |g: serde_json::Value| {
+            let mut v = base.clone();
+            v["groups"] = g;
+            b.user_from(&v).unwrap().roles
+        };
+        assert_eq!(with(json!(["a", "b"])), vec!["a", "b"]);
+        assert_eq!(with(json!("a, b c")), vec!["a", "b", "c"]);
+        assert!(with(json!(5)).is_empty());
     }
 
     #[test]

@@ -286,10 +286,8 @@ fn identity_from_claims(claims: &Value, mapping: &Mapping) -> AuthResult<Verdict
         Ok(u) => Ok(Verdict::Valid(u)),
         Err(_) => Ok(Verdict::Valid(BackendUser {
             id,
-            email: String::new(),
-            username: None,
-            name: None,
-            avatar: None,
+            roles: crate::backend::map_roles(claims, mapping),
+            ..BackendUser::default()
         })),
     }
 }

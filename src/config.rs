@@ -61,6 +61,24 @@ pub struct Mapping {
     pub user_username: Vec<String>,
     pub user_name: Vec<String>,
     pub user_avatar: Vec<String>,
+    pub user_roles: Vec<String>,
+}
+
+/// Whether an existing account of another provider with the backend user's email may be linked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkExisting {
+    Never,
+    Email,
+}
+
+/// Who may log in, and as which LibreChat role.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub admin_roles: Vec<String>,
+    pub required_roles: Vec<String>,
+    /// Lower-cased; empty means every domain.
+    pub allowed_email_domains: Vec<String>,
+    pub link_existing: LinkExisting,
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +98,7 @@ pub struct Config {
     pub start_balance: i64,
     pub secure_cookies: bool,
     pub mapping: Mapping,
+    pub policy: Policy,
     pub logout_url: Option<Url>,
     pub session_mode: SessionMode,
     pub refresh_grace: Duration,
@@ -251,7 +270,33 @@ impl Config {
             user_username: v.paths("BACKEND_USER_USERNAME_FIELD", &["username"]),
             user_name: v.paths("BACKEND_USER_NAME_FIELD", &["name"]),
             user_avatar: v.paths("BACKEND_USER_AVATAR_FIELD", &["avatar"]),
+            user_roles: v.paths("BACKEND_ROLES_FIELD", &[]),
         };
+        let policy = Policy {
+            admin_roles: v.paths("BACKEND_ADMIN_ROLES", &[]),
+            required_roles: v.paths("BACKEND_REQUIRED_ROLES", &[]),
+            allowed_email_domains: v
+                .paths("BACKEND_ALLOWED_EMAIL_DOMAINS", &[])
+                .into_iter()
+                .map(|d| d.trim_start_matches('@').to_lowercase())
+                .collect(),
+            link_existing: v.choice(
+                "BACKEND_LINK_EXISTING",
+                LinkExisting::Never,
+                &[
+                    ("never", LinkExisting::Never),
+                    ("email", LinkExisting::Email),
+                ],
+            )?,
+        };
+        if mapping.user_roles.is_empty()
+            && !(policy.admin_roles.is_empty() && policy.required_roles.is_empty())
+        {
+            return Err(AuthError::config(
+                "BACKEND_ROLES_FIELD",
+                "is required when BACKEND_ADMIN_ROLES or BACKEND_REQUIRED_ROLES is set",
+            ));
+        }
 
         let session_mode = v.choice(
             "BACKEND_SESSION_MODE",
@@ -368,6 +413,7 @@ impl Config {
             start_balance,
             secure_cookies: production,
             mapping,
+            policy,
         })
     }
 }
@@ -547,6 +593,7 @@ pub mod tests {
             ("BACKEND_PROVISION_ON_BEARER", "yes"),
             ("BACKEND_LOGOUT_URL", "/logout"),
             ("BACKEND_CA_CERT_PATH", "/nonexistent/ca.pem"),
+            ("BACKEND_LINK_EXISTING", "always"),
         ];
         for (name, value) in cases {
             let mut vars = sample_vars();
@@ -560,12 +607,26 @@ pub mod tests {
         let mut vars = sample_vars();
         vars.insert("NODE_ENV".into(), "production".into());
         assert_eq!(invalid_var(&vars), "BACKEND_AUTH_URL");
-        vars.insert("BACKEND_AUTH_URL".into(), "https://idp.example/login".into());
+        vars.insert(
+            "BACKEND_AUTH_URL".into(),
+            "https://idp.example/login".into(),
+        );
         assert_eq!(invalid_var(&vars), "BACKEND_USER_INFO_URL");
         vars.insert("BACKEND_ALLOW_INSECURE_HTTP".into(), "true".into());
         assert!(Config::from_vars(&vars).is_ok());
         vars.insert("BACKEND_ALLOW_INSECURE_HTTP".into(), "yes".into());
         assert_eq!(invalid_var(&vars), "BACKEND_ALLOW_INSECURE_HTTP");
+    }
+
+    #[test]
+    fn role_lists_need_a_roles_field() {
+        let mut vars = sample_vars();
+        vars.insert("BACKEND_ADMIN_ROLES".into(), "admin, ops".into());
+        assert_eq!(invalid_var(&vars), "BACKEND_ROLES_FIELD");
+        vars.insert("BACKEND_ROLES_FIELD".into(), "groups".into());
+        let c = Config::from_vars(&vars).unwrap();
+        assert_eq!(c.policy.admin_roles, vec!["admin", "ops"]);
+        assert_eq!(c.policy.link_existing, LinkExisting::Never);
     }
 
     #[test]
@@ -598,6 +659,7 @@ pub mod tests {
             base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
         );
         vars.insert("NODE_ENV".into(), "production".into());
+        vars.insert("BACKEND_ALLOW_INSECURE_HTTP".into(), "true".into());
         let c = Config::from_vars(&vars).unwrap();
         assert_eq!(c.session_expiry_ms, 900_000);
         assert_eq!(c.refresh_token_expiry_ms, 604_800_000);

@@ -188,7 +188,12 @@ impl Service {
                     .default_database()
                     .unwrap_or_else(|| client.database("test"));
                 Ok(Db {
-                    users: Users::new(&db, self.config.balance_enabled, self.config.start_balance),
+                    users: Users::new(
+                        &db,
+                        self.config.balance_enabled,
+                        self.config.start_balance,
+                        self.config.policy.link_existing,
+                    ),
                     sessions: Sessions::new(
                         &db,
                         &self.config.token_encryption_key,
@@ -221,7 +226,8 @@ impl Service {
         let backend_user = self
             .login_user(answer.user, &answer.tokens.access_token)
             .await?;
-        let profile = Profile::from_backend(&backend_user);
+        self.config.policy.admit(&backend_user)?;
+        let profile = Profile::from_backend(&backend_user, &self.config.policy);
         let db = self.db().await?;
         let user = db.users.sync(&profile).await?;
         let user_id = user
@@ -368,6 +374,7 @@ impl Service {
             Verdict::Valid(u) => u,
             Verdict::Refused(why) => return Err(AuthError::TokenInvalid(why)),
         };
+        self.config.policy.admit(&identity)?;
         if let Some(id) = self.source_ids.get(&identity.id) {
             if let Some(u) = self.load_user(&id).await? {
                 return Ok(u);
@@ -382,7 +389,11 @@ impl Service {
                         "the token carries no email to create the account with".into(),
                     ));
                 }
-                Some(db.users.sync(&Profile::from_backend(&identity)).await?)
+                Some(
+                    db.users
+                        .sync(&Profile::from_backend(&identity, &self.config.policy))
+                        .await?,
+                )
             }
             None => None,
         };
@@ -533,7 +544,15 @@ impl Service {
                 .await?
                 .ok_or_else(ended)?,
         };
-        let user = db.users.sync(&Profile::from_backend(&identity)).await?;
+        // A user who lost a required role (or whose domain is no longer allowed) is logged out.
+        self.config
+            .policy
+            .admit(&identity)
+            .map_err(|e| AuthError::SessionInvalid(e.to_string()))?;
+        let user = db
+            .users
+            .sync(&Profile::from_backend(&identity, &self.config.policy))
+            .await?;
         if user.get_object_id("_id").ok() != Some(s.user) {
             return Err(AuthError::SessionInvalid(
                 "The backend user no longer matches this session".into(),
@@ -590,9 +609,7 @@ impl Service {
                             .unwrap_or_default()
                             .to_string(),
                         email: user.get_str("email").unwrap_or_default().to_string(),
-                        username: None,
-                        name: None,
-                        avatar: None,
+                        ..BackendUser::default()
                     };
                     Some((tokens, identity))
                 }

@@ -7,6 +7,7 @@ use mongodb::options::ReturnDocument;
 use mongodb::{Collection, Database};
 
 use crate::backend::BackendUser;
+use crate::config::{LinkExisting, Policy};
 use crate::error::{AuthError, AuthResult};
 
 pub const PROVIDER: &str = "custom-backend";
@@ -42,10 +43,12 @@ pub struct Profile {
     pub username: String,
     pub name: String,
     pub avatar: Option<String>,
+    /// The role the backend's roles give; `None` when no role mapping is configured.
+    pub role: Option<&'static str>,
 }
 
 impl Profile {
-    pub fn from_backend(u: &BackendUser) -> Profile {
+    pub fn from_backend(u: &BackendUser, policy: &Policy) -> Profile {
         // LibreChat's fallbacks: username from the email's local part, name from the username.
         let username = u
             .username
@@ -58,6 +61,7 @@ impl Profile {
             username: username.to_lowercase(),
             name,
             avatar: u.avatar.clone(),
+            role: policy.role(u),
         }
     }
 }
@@ -100,6 +104,7 @@ pub struct Users {
     users: Collection<Document>,
     balances: Collection<Document>,
     start_balance: Option<i64>,
+    link_existing: LinkExisting,
 }
 
 fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
@@ -111,11 +116,17 @@ fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
 }
 
 impl Users {
-    pub fn new(db: &Database, balance_enabled: bool, start_balance: i64) -> Users {
+    pub fn new(
+        db: &Database,
+        balance_enabled: bool,
+        start_balance: i64,
+        link_existing: LinkExisting,
+    ) -> Users {
         Users {
             users: db.collection("users"),
             balances: db.collection("balances"),
             start_balance: (balance_enabled && start_balance > 0).then_some(start_balance),
+            link_existing,
         }
     }
 
@@ -131,23 +142,36 @@ impl Users {
         {
             return self.update(&existing, p).await;
         }
-        // Never take over another account that owns the email (LibreChat refuses a provider mismatch).
-        if self
+        // Never take over another account that owns the email (LibreChat refuses a provider
+        // mismatch), unless the operator opted in to linking accounts of other providers by email.
+        if let Some(owner) = self
             .users
             .find_one(doc! { "email": &p.email })
-            .projection(doc! {"_id": 1})
+            .projection(doc! {"_id": 1, "provider": 1})
             .await?
-            .is_some()
         {
+            let other_provider = owner.get_str("provider").unwrap_or_default() != PROVIDER;
+            if self.link_existing == LinkExisting::Email && other_provider {
+                return self.update(&owner, p).await;
+            }
             return Err(AuthError::AccountConflict);
         }
-        let first = self
-            .users
-            .find_one(doc! {})
-            .projection(doc! {"_id": 1})
-            .await?
-            .is_none();
-        let role = if first { ROLE_ADMIN } else { ROLE_USER };
+        let role = match p.role {
+            Some(role) => role,
+            None => {
+                let first = self
+                    .users
+                    .find_one(doc! {})
+                    .projection(doc! {"_id": 1})
+                    .await?
+                    .is_none();
+                if first {
+                    ROLE_ADMIN
+                } else {
+                    ROLE_USER
+                }
+            }
+        };
         let mut user = new_user_document(p, role, DateTime::now());
         match self.users.insert_one(&user).await {
             Ok(_) => {}
@@ -182,14 +206,21 @@ impl Users {
         {
             return Err(AuthError::AccountConflict);
         }
+        // `provider`/`idOnTheSource`/`emailVerified` only change when an account is linked.
         let mut set = doc! {
             "name": &p.name,
             "username": &p.username,
             "email": &p.email,
+            "provider": PROVIDER,
+            "idOnTheSource": &p.id_on_the_source,
+            "emailVerified": true,
             "updatedAt": DateTime::now(),
         };
         if let Some(avatar) = &p.avatar {
             set.insert("avatar", avatar);
+        }
+        if let Some(role) = p.role {
+            set.insert("role", role);
         }
         // As LibreChat's updateUser: every update also clears a pending TTL.
         let updated = self
@@ -271,13 +302,20 @@ mod tests {
 
     #[test]
     fn profile_fallbacks_and_lowercasing() {
-        let p = Profile::from_backend(&BackendUser {
-            id: "7".into(),
-            email: "Mixed.Case@Example.COM".into(),
-            username: None,
-            name: None,
-            avatar: None,
-        });
+        let policy = Policy {
+            admin_roles: vec![],
+            required_roles: vec![],
+            allowed_email_domains: vec![],
+            link_existing: LinkExisting::Never,
+        };
+        let p = Profile::from_backend(
+            &BackendUser {
+                id: "7".into(),
+                email: "Mixed.Case@Example.COM".into(),
+                ..BackendUser::default()
+            },
+            &policy,
+        );
         assert_eq!(p.email, "mixed.case@example.com");
         assert_eq!(p.username, "mixed.case");
         assert_eq!(p.name, "Mixed.Case");
@@ -291,6 +329,7 @@ mod tests {
             username: "a".into(),
             name: "A".into(),
             avatar: None,
+            role: None,
         };
         let d = new_user_document(&p, ROLE_USER, DateTime::now());
         assert_eq!(d.get_str("provider").unwrap(), PROVIDER);

@@ -52,6 +52,7 @@ const DEFAULT_SWITCHES = Object.freeze({
   revokeFamilyOnReuse: true,
   jwtTokens: false, // false | 'RS256' | 'ES256' | 'EdDSA'
   accessTtlSec: 3600,
+  loginUsernameField: 'username', // the body field login reads the username from
 });
 
 const DEFAULT_USERS = [
@@ -397,11 +398,12 @@ async function startMockBackend(options = {}) {
 
   const handlers = {
     login(req, res, body) {
-      if (!isObject(body) || typeof body.username !== 'string' || typeof body.password !== 'string' ||
-        !body.username || !body.password) {
-        return send(res, 400, { message: 'username and password are required' });
+      const field = sw('login', 'loginUsernameField');
+      if (!isObject(body) || typeof body[field] !== 'string' || typeof body.password !== 'string' ||
+        !body[field] || !body.password) {
+        return send(res, 400, { message: `${field} and password are required` });
       }
-      const login = body.username.toLowerCase();
+      const login = body[field].toLowerCase();
       const u = mock.users.find((x) =>
         (typeof x.username === 'string' && x.username.toLowerCase() === login) ||
         (typeof x.email === 'string' && x.email.toLowerCase() === login));

@@ -1,0 +1,94 @@
+//! Who may log in and as which LibreChat role: email domains, required roles, admin roles.
+
+use crate::backend::BackendUser;
+use crate::config::Policy;
+use crate::error::{AuthError, AuthResult};
+use crate::users::{ROLE_ADMIN, ROLE_USER};
+
+impl Policy {
+    /// Refuses a backend user the configuration does not allow (403, before anything is written).
+    pub fn admit(&self, u: &BackendUser) -> AuthResult<()> {
+        if !self.allowed_email_domains.is_empty() {
+            let domain = u
+                .email
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_lowercase())
+                .unwrap_or_default();
+            if !self.allowed_email_domains.iter().any(|d| *d == domain) {
+                return Err(AuthError::AccessDenied(
+                    "The email domain of your account is not allowed to use this LibreChat.".into(),
+                ));
+            }
+        }
+        if !self.required_roles.is_empty()
+            && !u.roles.iter().any(|r| self.required_roles.contains(r))
+        {
+            return Err(AuthError::AccessDenied(
+                "Your account does not have a role required to use this LibreChat.".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The LibreChat role the backend roles give, when admin roles are configured. `None` leaves
+    /// LibreChat's own rule (the first user is ADMIN; later changes are the administrators').
+    pub fn role(&self, u: &BackendUser) -> Option<&'static str> {
+        if self.admin_roles.is_empty() {
+            return None;
+        }
+        Some(if u.roles.iter().any(|r| self.admin_roles.contains(r)) {
+            ROLE_ADMIN
+        } else {
+            ROLE_USER
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{LinkExisting, Policy};
+
+    use super::*;
+
+    fn user(email: &str, roles: &[&str]) -> BackendUser {
+        BackendUser {
+            id: "1".into(),
+            email: email.into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            ..BackendUser::default()
+        }
+    }
+
+    fn policy(admin: &[&str], required: &[&str], domains: &[&str]) -> Policy {
+        let list = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
+        Policy {
+            admin_roles: list(admin),
+            required_roles: list(required),
+            allowed_email_domains: list(domains),
+            link_existing: LinkExisting::Never,
+        }
+    }
+
+    #[test]
+    fn domains_and_required_roles() {
+        let p = policy(&[], &["staff"], &["example.com"]);
+        assert!(p.admit(&user("a@Example.COM", &["staff"])).is_ok());
+        assert!(p.admit(&user("a@evil.com", &["staff"])).is_err());
+        assert!(p
+            .admit(&user("a@example.com.evil.com", &["staff"]))
+            .is_err());
+        assert!(p.admit(&user("a@example.com", &["guest"])).is_err());
+        assert!(policy(&[], &[], &[]).admit(&user("a@x.io", &[])).is_ok());
+    }
+
+    #[test]
+    fn roles_map_only_when_configured() {
+        assert_eq!(
+            policy(&[], &[], &[]).role(&user("a@x.io", &["admin"])),
+            None
+        );
+        let p = policy(&["admin"], &[], &[]);
+        assert_eq!(p.role(&user("a@x.io", &["admin", "x"])), Some(ROLE_ADMIN));
+        assert_eq!(p.role(&user("a@x.io", &["x"])), Some(ROLE_USER));
+    }
+}
