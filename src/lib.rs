@@ -9,6 +9,7 @@ mod bearer;
 mod cache;
 mod config;
 mod error;
+mod policy;
 mod service;
 mod sessions;
 mod tokens;
