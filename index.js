@@ -77,6 +77,7 @@ class CustomBackendAuthService {
   #native;
   /** Parsed user objects by id, valid while the native cache reports the same version. */
   #parsed = new Map();
+  #parsedMax;
 
   constructor(options = {}) {
     const { logger, ...overrides } = options;
@@ -90,6 +91,7 @@ class CustomBackendAuthService {
       throw toAuthError(err);
     }
     this.logger = logger ?? defaultLogger();
+    this.#parsedMax = Number(vars.AUTH_CACHE_MAX_ENTRIES) || 10000;
   }
 
   get secureCookies() {
@@ -178,7 +180,7 @@ class CustomBackendAuthService {
   #remember(record) {
     const user = EJSON.parse(record.user);
     // Bounded like the native cache: entries of evicted users are dropped wholesale.
-    if (this.#parsed.size >= 10000) this.#parsed.clear();
+    if (this.#parsed.size >= this.#parsedMax) this.#parsed.clear();
     this.#parsed.set(record.id, { version: record.version, user });
     return { ...user };
   }

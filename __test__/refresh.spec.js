@@ -312,6 +312,25 @@ describe('refresh and logout', () => {
       expect((await request(h.app).get('/api/user').set('Authorization', `Bearer ${r.body.token}`)).status).toBe(200);
     });
 
+    test('concurrent refreshes with required roles: every tab\'s backend token keeps its roles', async () => {
+      await h.reconfigure({
+        BACKEND_SESSION_MODE: 'backend',
+        BACKEND_ROLES_FIELD: 'roles',
+        BACKEND_REQUIRED_ROLES: 'staff',
+        USER_CACHE_TTL: '0',
+      });
+      const s = await login();
+      h.mock.set({ refresh: { latencyMs: 150 } });
+      const all = await Promise.all(Array.from({ length: 5 }, () => refresh(s.cookie)));
+      expect(h.mock.calls.refresh).toBe(1);
+      for (const r of all) {
+        expect(r.status).toBe(200);
+        keep(r.body.token);
+        const me = await request(h.app).get('/api/user').set('Authorization', `Bearer ${r.body.token}`);
+        expect(me.status).toBe(200);
+      }
+    });
+
     test('after logout the old backend token is refused', async () => {
       const s = await login();
       expect((await request(h.app).get('/api/user').set('Authorization', `Bearer ${s.token}`)).status).toBe(200);

@@ -346,7 +346,8 @@ impl Config {
 
         let logout_url = v.optional_url("BACKEND_LOGOUT_URL")?;
         let production = v.get("NODE_ENV") == Some("production");
-        if production && !v.flag("BACKEND_ALLOW_INSECURE_HTTP", false)? {
+        let allow_insecure_http = v.flag("BACKEND_ALLOW_INSECURE_HTTP", false)?;
+        if production && !allow_insecure_http {
             let urls = [
                 ("BACKEND_AUTH_URL", Some(&auth_url)),
                 ("BACKEND_USER_INFO_URL", Some(&userinfo_url)),

@@ -243,7 +243,7 @@ impl Service {
             .sessions
             .create(&self.tokens, user_id, &answer.tokens)
             .await?;
-        let token = self.session_token(&user, user_id, &answer.tokens, &backend_user)?;
+        let token = self.session_token(&user, user_id, &answer.tokens, Some(&backend_user))?;
         self.cache_user(&user)?;
         Ok(LoginOutcome::Session {
             user,
@@ -254,30 +254,28 @@ impl Service {
     }
 
     /// The `token` the browser gets: a LibreChat access token, or in backend mode the backend's
-    /// own access token (remembered as valid, so its first use needs no user-info call).
+    /// own access token. A token the backend just issued for a known identity is remembered as
+    /// valid, so its first use needs no user-info call.
     fn session_token(
         &self,
         user: &Document,
         id: ObjectId,
         backend: &BackendTokens,
-        identity: &BackendUser,
+        identity: Option<&BackendUser>,
     ) -> AuthResult<String> {
-        match self.config.session_mode {
-            SessionMode::LibreChat => self.access_token_for(user, id),
-            SessionMode::Backend => {
-                let exp = backend
-                    .expires_in_secs
-                    .map(|s| crate::tokens::now_secs().saturating_add(s));
-                self.bearer
-                    .remember(&backend.access_token, identity.clone(), exp);
-                self.source_ids.insert(
-                    identity.id.clone(),
-                    id.to_hex(),
-                    self.config.user_cache_ttl,
-                );
-                Ok(backend.access_token.clone())
-            }
+        if self.config.session_mode == SessionMode::LibreChat {
+            return self.access_token_for(user, id);
         }
+        if let Some(identity) = identity {
+            let exp = backend
+                .expires_in_secs
+                .map(|s| crate::tokens::now_secs().saturating_add(s));
+            self.bearer
+                .remember(&backend.access_token, identity.clone(), exp);
+            self.source_ids
+                .insert(identity.id.clone(), id.to_hex(), self.config.user_cache_ttl);
+        }
+        Ok(backend.access_token.clone())
     }
 
     // ----------------------------------------------------------------------------------------
@@ -461,7 +459,7 @@ impl Service {
                 });
             if within_grace {
                 if let Some(next) = db.sessions.next_token(&s)? {
-                    return self.refreshed_answer(db, &s, next, None).await;
+                    return self.refreshed_answer(db, &s, next).await;
                 }
             }
             // A rotated-away token replayed after the grace window: treat as theft.
@@ -512,7 +510,7 @@ impl Service {
         &self,
         db: &Db,
         s: &StoredSession,
-    ) -> AuthResult<(Document, Option<(BackendTokens, BackendUser)>)> {
+    ) -> AuthResult<(Document, Option<(BackendTokens, Option<BackendUser>)>)> {
         let ended = || AuthError::SessionInvalid("The backend ended the session".into());
         let Some(stored) = db.sessions.backend_tokens(s)? else {
             // A session of another provider (a local LibreChat account): LibreChat's own refresh.
@@ -558,7 +556,7 @@ impl Service {
                 "The backend user no longer matches this session".into(),
             ));
         }
-        Ok((user, Some((tokens, identity))))
+        Ok((user, Some((tokens, Some(identity)))))
     }
 
     fn refreshed_answer_for(
@@ -566,10 +564,12 @@ impl Service {
         s: &StoredSession,
         user: Document,
         refresh_token: String,
-        backend: Option<(BackendTokens, BackendUser)>,
+        backend: Option<(BackendTokens, Option<BackendUser>)>,
     ) -> AuthResult<Refreshed> {
         let token = match &backend {
-            Some((tokens, identity)) => self.session_token(&user, s.user, tokens, identity)?,
+            Some((tokens, identity)) => {
+                self.session_token(&user, s.user, tokens, identity.as_ref())?
+            }
             None => self.access_token_for(&user, s.user)?,
         };
         let provider = if backend.is_some() || user.get_str("provider") == Ok(PROVIDER) {
@@ -587,35 +587,22 @@ impl Service {
         })
     }
 
-    /// A concurrent refresh that lost the race: the winner's refresh token, a fresh access token.
+    /// A concurrent refresh that lost the race: the winner's refresh token, a fresh access token
+    /// (in backend mode the backend access token the winner stored).
     async fn refreshed_answer(
         &self,
         db: &Db,
         s: &StoredSession,
         refresh_token: String,
-        backend: Option<(BackendTokens, BackendUser)>,
     ) -> AuthResult<Refreshed> {
         let user = db
             .users
             .find_public(s.user)
             .await?
             .ok_or_else(|| AuthError::SessionInvalid("User not found".into()))?;
-        let backend = match (backend, self.config.session_mode) {
-            (None, SessionMode::Backend) => match db.sessions.backend_tokens(s)? {
-                Some(tokens) => {
-                    let identity = BackendUser {
-                        id: user
-                            .get_str("idOnTheSource")
-                            .unwrap_or_default()
-                            .to_string(),
-                        email: user.get_str("email").unwrap_or_default().to_string(),
-                        ..BackendUser::default()
-                    };
-                    Some((tokens, identity))
-                }
-                None => None,
-            },
-            (b, _) => b,
+        let backend = match self.config.session_mode {
+            SessionMode::Backend => db.sessions.backend_tokens(s)?.map(|t| (t, None)),
+            SessionMode::LibreChat => None,
         };
         self.refreshed_answer_for(s, user, refresh_token, backend)
     }
