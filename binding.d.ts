@@ -47,6 +47,13 @@ export declare class CustomBackendAuthService {
   evictUser(id: string): void
   /** Closes the database connections. */
   close(): Promise<void>
+  /**
+   * `npx librechat-custom-backend-auth doctor`: validates the configuration (environment-variable
+   * names → values), shows it with secrets redacted, and checks the backend URLs (no credentials
+   * sent) and the database and its indexes. Static: needs no service (the configuration may be
+   * invalid).
+   */
+  static doctor(vars: Record<string, string>): Promise<DoctorReport>
 }
 
 /**
@@ -58,6 +65,25 @@ export interface BearerCheck {
   id?: string
   version?: number
   reason?: string
+}
+
+/** One line of the effective configuration (`doctor`): secrets are shown only as their length. */
+export interface DoctorConfigLine {
+  name: string
+  value: string
+}
+
+/** One check of `doctor`. `level`: `ok`, `info` or `problem`. */
+export interface DoctorFinding {
+  level: string
+  check: string
+  detail: string
+}
+
+/** What `doctor` answers: the effective configuration, then the checks. */
+export interface DoctorReport {
+  config: Array<DoctorConfigLine>
+  findings: Array<DoctorFinding>
 }
 
 /** What `login` answers. `user` is relaxed Extended JSON (the shim restores ObjectIds and Dates). */

@@ -60,7 +60,7 @@ fn key_algorithm(jwk: &Jwk) -> Option<Algorithm> {
     Some(alg)
 }
 
-fn parse_key_set(v: &Value) -> HashMap<String, (DecodingKey, Algorithm)> {
+pub(crate) fn parse_key_set(v: &Value) -> HashMap<String, (DecodingKey, Algorithm)> {
     let mut out = HashMap::new();
     let Some(keys) = v.get("keys").and_then(Value::as_array) else {
         return out;

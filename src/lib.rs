@@ -8,6 +8,7 @@ mod backend;
 mod bearer;
 mod cache;
 mod config;
+mod doctor;
 mod error;
 mod policy;
 mod service;
@@ -78,6 +79,28 @@ fn record(id: String, c: crate::service::CachedUser) -> UserRecord {
 #[napi]
 pub struct CustomBackendAuthService {
     inner: Arc<Service>,
+}
+
+/// One line of the effective configuration (`doctor`): secrets are shown only as their length.
+#[napi(object)]
+pub struct DoctorConfigLine {
+    pub name: String,
+    pub value: String,
+}
+
+/// One check of `doctor`. `level`: `ok`, `info` or `problem`.
+#[napi(object)]
+pub struct DoctorFinding {
+    pub level: String,
+    pub check: String,
+    pub detail: String,
+}
+
+/// What `doctor` answers: the effective configuration, then the checks.
+#[napi(object)]
+pub struct DoctorReport {
+    pub config: Vec<DoctorConfigLine>,
+    pub findings: Vec<DoctorFinding>,
 }
 
 #[napi]
@@ -210,5 +233,28 @@ impl CustomBackendAuthService {
     pub async fn close(&self) -> napi::Result<()> {
         self.inner.close().await;
         Ok(())
+    }
+
+    /// `npx librechat-custom-backend-auth doctor`: validates the configuration (environment-variable
+    /// names → values), shows it with secrets redacted, and checks the backend URLs (no credentials
+    /// sent) and the database and its indexes. Static: needs no service (the configuration may be
+    /// invalid).
+    #[napi]
+    pub async fn doctor(vars: HashMap<String, String>) -> napi::Result<DoctorReport> {
+        let (config, findings) = crate::doctor::diagnose(&vars).await;
+        Ok(DoctorReport {
+            config: config
+                .into_iter()
+                .map(|(name, value)| DoctorConfigLine { name, value })
+                .collect(),
+            findings: findings
+                .into_iter()
+                .map(|f| DoctorFinding {
+                    level: f.level.to_string(),
+                    check: f.check,
+                    detail: f.detail,
+                })
+                .collect(),
+        })
     }
 }

@@ -14,7 +14,7 @@ impl Policy {
                 .rsplit_once('@')
                 .map(|(_, d)| d.to_lowercase())
                 .unwrap_or_default();
-            if !self.allowed_email_domains.iter().any(|d| *d == domain) {
+            if !self.allowed_email_domains.contains(&domain) {
                 return Err(AuthError::AccessDenied(
                     "The email domain of your account is not allowed to use this LibreChat.".into(),
                 ));
