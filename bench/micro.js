@@ -110,6 +110,7 @@ async function runMicro() {
   const fastNoCache = createVerifier({ key: secret, algorithms: ['HS256'], cache: false });
   const fastCache = createVerifier({ key: secret, algorithms: ['HS256'], cache: true });
   const ours = ourVerify(secret);
+  const garbage = 'x'.repeat(token.length);
   let warmUser = 'no';
   if (ours.hotPath && process.env.BENCH_TOKEN && typeof ours.service.loadUser === 'function') {
     // With a real user in a reachable database (run.js), fill the user cache as a first request would.
@@ -122,6 +123,13 @@ async function runMicro() {
 
   const candidates = [
     { name: 'ours: service.verifyAccessToken (sync, native)', key: 'ours', fn: ours.fn, unavailable: ours.unavailable },
+    {
+      // The floor of one call: napi in and out, a string argument of the same length, no crypto.
+      name: 'ours: verifyAccessToken(garbage, same length) (floor)',
+      key: 'oursFloor',
+      fn: ours.fn && ((t) => (ours.fn(garbage) === null ? userId : 'accepted garbage')),
+      unavailable: ours.unavailable,
+    },
     {
       name: 'ours: checkBearer + cachedUser (strategy hot path)',
       key: 'oursHotPath',

@@ -14,6 +14,7 @@
  *   BENCH_DURATION     measured seconds per stack (default 5)
  *   BENCH_WARMUP       warm-up seconds per stack (default 2)
  *   BENCH_CONNECTIONS  concurrent connections (default 50)
+ *   BENCH_ROUNDS       rounds over all stacks, in ABBA order (default 2); figures are their means
  *   BENCH_LATENCY_MS   mock backend latency in ms (default 5)
  *   BENCH_STACKS       comma list of stacks to run (default a,b,c,d,d0,e,f)
  *   BENCH_MICRO=0      skip the micro-benchmark; BENCH_MICRO_MS / BENCH_MICRO_ITERS: see micro.js
@@ -36,6 +37,7 @@ const DURATION = Number(process.env.BENCH_DURATION) || 5;
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS) || 50;
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 5);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS) || 2);
 const RESULTS_FILE = path.join(__dirname, 'results', 'latest.json');
 
 const STACKS = [
@@ -80,7 +82,9 @@ function spawnNode(script, { core, env }) {
   const [cmd, args] = HAS_TASKSET
     ? ['taskset', ['-c', String(core), process.execPath, ...nodeArgs]]
     : [process.execPath, nodeArgs];
-  return spawn(cmd, args, { cwd: REPO, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = spawn(cmd, args, { cwd: REPO, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  child.on('error', (err) => log(`${path.basename(script)}: ${err.message}`));
+  return child;
 }
 
 /** Waits for the first message matching `pred`, failing when the child exits first or on timeout. */
@@ -113,10 +117,8 @@ function nextMessage(child, pred, timeoutMs = 60_000) {
 async function stopChild(child) {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
-  try {
-    child.send({ type: 'stop' });
-  } catch {
-    /* channel closed */
+  if (child.connected) {
+    child.send({ type: 'stop' }, () => {}); // errors (channel closing) go to the callback
   }
   const t = setTimeout(() => child.kill('SIGKILL'), 5000);
   await exited;
@@ -409,6 +411,55 @@ async function runStack(stack, ctx) {
   }
 }
 
+/** One stack's figure over its rounds: means of rates, request-weighted means of per-request costs. */
+function aggregate(stack, runs) {
+  const bad = runs.find((r) => r.status === 'unavailable' || r.status === 'failed');
+  if (bad) return bad;
+  const total = runs.reduce((a, r) => a + r.total, 0);
+  const n = Math.max(total, 1);
+  const mean = (f) => runs.reduce((a, r) => a + f(r), 0) / runs.length;
+  const weighted = (f) => (runs.every((r) => f(r) != null) ? runs.reduce((a, r) => a + f(r) * r.total, 0) / n : null);
+  const sum = (f) => runs.reduce((a, r) => a + (f(r) ?? 0), 0);
+  const maxOf = (f) => (runs.some((r) => f(r) != null) ? Math.max(...runs.map((r) => f(r) ?? 0)) : null);
+  const rpsRuns = runs.map((r) => r.rps);
+  const rps = mean((r) => r.rps);
+  const backendCalls = {};
+  for (const k of Object.keys(runs[0].backendCalls)) backendCalls[k] = sum((r) => r.backendCalls[k]);
+  const flagged = runs.filter((r) => r.status === 'flagged');
+  const warnings = [...new Set(runs.flatMap((r) => (r.warning ?? '').split('; '))
+    .filter((w) => w && !w.startsWith('other processes')))];
+  const foreignMax = maxOf((r) => r.foreignCpuPct);
+  if (foreignMax != null && foreignMax > 15) {
+    warnings.push(`other processes used up to ${foreignMax.toFixed(0)} % of a core during its runs`);
+  }
+  return {
+    key: stack.key,
+    label: stack.label,
+    env: stack.env ?? {},
+    express: runs[0].express,
+    status: flagged.length ? 'flagged' : 'ok',
+    reason: flagged.length ? flagged.map((r) => r.reason).join(' | ') : undefined,
+    warning: warnings.length ? warnings.join('; ') : undefined,
+    rounds: runs.length,
+    rps,
+    rpsRuns,
+    rpsSpreadPct: runs.length > 1 && rps > 0 ? (100 * (Math.max(...rpsRuns) - Math.min(...rpsRuns))) / rps : null,
+    total,
+    latencyMs: { p50: mean((r) => r.latencyMs.p50), p99: mean((r) => r.latencyMs.p99), max: Math.max(...runs.map((r) => r.latencyMs.max)) },
+    non2xx: sum((r) => r.non2xx),
+    errors: sum((r) => r.errors),
+    timeouts: sum((r) => r.timeouts),
+    serverCpuUsPerReq: weighted((r) => r.serverCpuUsPerReq),
+    dbCpuUsPerReq: weighted((r) => r.dbCpuUsPerReq),
+    backendCalls,
+    backendCallsPerReq: backendCalls.userinfo / n,
+    serverCoreBusyPct: mean((r) => r.serverCoreBusyPct),
+    otherCoreBusyPct: runs.every((r) => r.otherCoreBusyPct != null) ? mean((r) => r.otherCoreBusyPct) : null,
+    foreignCpuPct: foreignMax,
+    runs,
+  };
+}
+
 async function runMicroChild(ctx) {
   const env = {
     ...process.env,
@@ -439,7 +490,7 @@ function table(stacks) {
     if (s.status === 'failed') return [s.key, 'FAILED', '', '', '', '', '', '', ''];
     return [
       s.status === 'flagged' ? `${s.key} !` : s.key,
-      fmt(s.rps),
+      `${fmt(s.rps)}${s.rpsSpreadPct != null ? ` ±${fmt(s.rpsSpreadPct / 2)}%` : ''}`,
       fmt(s.latencyMs.p50, 1),
       fmt(s.latencyMs.p99, 1),
       `${s.non2xx}/${s.errors + s.timeouts}`,
@@ -551,18 +602,26 @@ async function main() {
     await nextMessage(loadChild, (m) => m?.type === 'ready');
 
     const ctx = { pkg, vars, mock, user, loadChild, dbPid };
-    const results = [];
-    for (const stack of stacks) {
-      log(`${stack.label}: ${WARMUP} s warm-up + ${DURATION} s, ${CONNECTIONS} connections...`);
-      const r = await runStack(stack, ctx);
-      if (r.status === 'ok' || r.status === 'flagged') {
-        log(`  ${fmt(r.rps)} req/s, p99 ${fmt(r.latencyMs.p99, 1)} ms, server CPU ${fmt(r.serverCpuUsPerReq)} us/req` +
-          (r.status === 'flagged' ? `  FLAGGED: ${r.reason}` : ''));
-      } else {
-        log(`  ${r.status}: ${r.reason}`);
+    // Rounds in ABBA order (a..f, then f..a, ...): drift of the machine's speed during the run hits
+    // every stack alike instead of the last ones; each stack's figure is the mean of its rounds.
+    const runsByKey = new Map(stacks.map((s) => [s.key, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0 ? stacks : [...stacks].reverse();
+      for (const stack of order) {
+        const previous = runsByKey.get(stack.key);
+        if (previous.some((r) => r.status === 'unavailable' || r.status === 'failed')) continue;
+        log(`[round ${round + 1}/${ROUNDS}] ${stack.label}: ${WARMUP} s warm-up + ${DURATION} s, ${CONNECTIONS} connections...`);
+        const r = await runStack(stack, ctx);
+        if (r.status === 'ok' || r.status === 'flagged') {
+          log(`  ${fmt(r.rps)} req/s, p99 ${fmt(r.latencyMs.p99, 1)} ms, server CPU ${fmt(r.serverCpuUsPerReq)} us/req` +
+            (r.status === 'flagged' ? `  FLAGGED: ${r.reason}` : '') + (r.warning ? `  (${r.warning})` : ''));
+        } else {
+          log(`  ${r.status}: ${r.reason}`);
+        }
+        previous.push(r);
       }
-      results.push(r);
     }
+    const results = stacks.map((stack) => aggregate(stack, runsByKey.get(stack.key)));
 
     let micro = null;
     if (process.env.BENCH_MICRO !== '0') {
@@ -602,7 +661,7 @@ async function main() {
         loadAverageBefore: loadBefore,
         loadAverageAfter: os.loadavg(),
       },
-      settings: { durationSec: DURATION, warmupSec: WARMUP, connections: CONNECTIONS, backendLatencyMs: LATENCY_MS },
+      settings: { rounds: ROUNDS, durationSec: DURATION, warmupSec: WARMUP, connections: CONNECTIONS, backendLatencyMs: LATENCY_MS },
       dbServer,
       user: { via: user.via, notes: user.notes },
       stacks: results,
@@ -620,7 +679,8 @@ async function main() {
       `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}`);
     out.push(`database server: ${dbServer.product} (buildInfo.version ${dbServer.buildInfoVersion}` +
       `${dbServer.maxWireVersion != null ? `, maxWireVersion ${dbServer.maxWireVersion}` : ''}), ${dbServer.origin}`);
-    out.push(`autocannon -c ${CONNECTIONS}, ${WARMUP} s warm-up + ${DURATION} s measured per stack; ` +
+    out.push(`autocannon -c ${CONNECTIONS}, ${WARMUP} s warm-up + ${DURATION} s measured per stack and round, ` +
+      `${ROUNDS} round${ROUNDS > 1 ? 's (ABBA order; req/s is the mean, ± half the spread)' : ''}; ` +
       (HAS_TASKSET ? `server pinned to core ${SERVER_CORE}; load generator, mock backend (${LATENCY_MS} ms) and database on core ${OTHER_CORE}`
         : 'no core pinning'));
     const foreign = results.map((r) => r.foreignCpuPct).filter((v) => v != null);
