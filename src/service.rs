@@ -18,7 +18,7 @@ use crate::cache::TtlCache;
 use crate::config::{BearerMode, Config, SessionMode};
 use crate::error::{AuthError, AuthResult};
 use crate::sessions::{sha256_hex, Sessions, StoredSession};
-use crate::tokens::{classify, AccessSubject, TokenClass, Tokens};
+use crate::tokens::{classify, AccessCheck, AccessSubject, TokenClass, Tokens};
 use crate::users::{Profile, Users, PROVIDER};
 
 /// How often a refresh waiting for another server's refresh of the same session looks again.
@@ -161,7 +161,7 @@ impl Service {
                 &config.jwt_secret,
                 &config.jwt_refresh_secret,
                 config.session_expiry_ms,
-            ),
+            )?,
             config,
             db: OnceCell::new(),
         })
@@ -323,13 +323,13 @@ impl Service {
     /// The synchronous part of every request: classify, verify a LibreChat token, or answer a
     /// backend token from the caches. No I/O.
     pub fn authenticate_sync(&self, token: &str) -> SyncAuth {
-        match classify(token) {
-            TokenClass::Garbage => SyncAuth::Invalid("malformed token".into()),
-            TokenClass::LibreChat => match self.tokens.verify_access(token) {
-                Ok(id) => self.user_state(id),
-                Err(e) => SyncAuth::Invalid(e.to_string()),
-            },
-            TokenClass::BackendJwt | TokenClass::BackendOpaque => {
+        match self.tokens.check_access(token) {
+            AccessCheck::Valid(id) => self.user_state(id),
+            AccessCheck::Invalid(e) => SyncAuth::Invalid(e.to_string()),
+            AccessCheck::NotLibreChat(TokenClass::Garbage) => {
+                SyncAuth::Invalid("malformed token".into())
+            }
+            AccessCheck::NotLibreChat(_) => {
                 if self.config.bearer_mode == BearerMode::Off {
                     return SyncAuth::Invalid("backend tokens are not accepted".into());
                 }

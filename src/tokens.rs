@@ -1,9 +1,17 @@
 //! LibreChat's own JWTs: access tokens (`JWT_SECRET`), refresh tokens (`JWT_REFRESH_SECRET`) and
 //! 2FA temp tokens, in exactly the shapes LibreChat signs them.
 
+use std::borrow::Cow;
+
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine;
+use hmac::{Hmac, Mac};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
 use crate::error::{AuthError, AuthResult};
 
@@ -33,61 +41,113 @@ struct PeekHeader {
     alg: String,
 }
 
+/// The claims that matter for classification and access-token verification, read in one parse.
 #[derive(Deserialize)]
 struct PeekClaims {
-    iss: Option<serde_json::Value>,
+    iss: Option<IgnoredAny>,
     id: Option<serde_json::Value>,
     #[serde(rename = "userId")]
-    user_id: Option<serde_json::Value>,
+    user_id: Option<IgnoredAny>,
     #[serde(rename = "sessionId")]
-    session_id: Option<serde_json::Value>,
+    session_id: Option<IgnoredAny>,
     #[serde(rename = "twoFAPending")]
-    two_fa_pending: Option<serde_json::Value>,
+    two_fa_pending: Option<IgnoredAny>,
+    exp: Option<serde_json::Value>,
+    nbf: Option<serde_json::Value>,
 }
 
-fn peek_part<T: for<'de> Deserialize<'de>>(part: &str) -> Option<T> {
-    use base64::Engine;
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part.trim_end_matches('='))
-        .ok()?;
+/// base64url, with or without padding.
+const B64URL: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// The HS256 headers LibreChat's jsonwebtoken (`{"alg":"HS256","typ":"JWT"}`) and ours
+/// (`{"typ":"JWT","alg":"HS256"}`) write: recognised without decoding them.
+const HS256_HEADERS: [&str; 2] = [
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9",
+    "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9",
+];
+
+fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Option<T> {
+    let raw = B64URL.decode(part).ok()?;
     serde_json::from_slice(&raw).ok()
 }
 
-pub fn classify(token: &str) -> TokenClass {
+/// A token split once, with its payload read once: classification and verification share it.
+struct Inspected<'t> {
+    class: TokenClass,
+    signing_input: &'t str,
+    signature: &'t str,
+    alg: Cow<'t, str>,
+    claims: Option<PeekClaims>,
+}
+
+fn inspect(token: &str) -> Inspected<'_> {
+    let unusable = |class| Inspected {
+        class,
+        signing_input: "",
+        signature: "",
+        alg: Cow::Borrowed(""),
+        claims: None,
+    };
     if token.is_empty()
         || token.len() > MAX_TOKEN_LEN
         || !token.bytes().all(|b| b.is_ascii_graphic())
     {
-        return TokenClass::Garbage;
+        return unusable(TokenClass::Garbage);
     }
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return TokenClass::BackendOpaque;
+    let Some((signing_input, signature)) = token.rsplit_once('.') else {
+        return unusable(TokenClass::BackendOpaque);
     };
-    let (Some(header), Some(claims)) = (peek_part::<PeekHeader>(h), peek_part::<PeekClaims>(p))
-    else {
-        return TokenClass::BackendOpaque;
+    let Some((header, payload)) = signing_input.split_once('.') else {
+        return unusable(TokenClass::BackendOpaque);
     };
-    if claims.iss.is_some() {
-        return TokenClass::BackendJwt;
+    if payload.contains('.') {
+        return unusable(TokenClass::BackendOpaque);
     }
-    let librechat_claims = claims.id.is_some()
+    let alg = if HS256_HEADERS.contains(&header) {
+        Cow::Borrowed("HS256")
+    } else {
+        match decode_json::<PeekHeader>(header) {
+            Some(h) => Cow::Owned(h.alg),
+            None => return unusable(TokenClass::BackendOpaque),
+        }
+    };
+    let Some(claims) = decode_json::<PeekClaims>(payload) else {
+        return unusable(TokenClass::BackendOpaque);
+    };
+    let class = if claims.iss.is_some() {
+        TokenClass::BackendJwt
+    } else if claims.id.is_some()
         || claims.user_id.is_some()
         || claims.session_id.is_some()
-        || claims.two_fa_pending.is_some();
-    let hmac_or_none = header.alg.starts_with("HS") || header.alg.eq_ignore_ascii_case("none");
-    if librechat_claims || hmac_or_none {
+        || claims.two_fa_pending.is_some()
+        || alg.starts_with("HS")
+        || alg.eq_ignore_ascii_case("none")
+    {
         TokenClass::LibreChat
     } else {
         TokenClass::BackendOpaque
+    };
+    Inspected {
+        class,
+        signing_input,
+        signature,
+        alg,
+        claims: Some(claims),
     }
 }
 
-#[derive(Deserialize)]
-struct VerifiedAccess {
-    id: Option<serde_json::Value>,
+pub fn classify(token: &str) -> TokenClass {
+    inspect(token).class
+}
+
+/// What a bearer token is, and for a LibreChat token whether it verifies.
+pub enum AccessCheck {
+    Valid(String),
+    Invalid(AuthError),
+    NotLibreChat(TokenClass),
 }
 
 #[derive(Deserialize)]
@@ -139,7 +199,8 @@ pub struct AccessSubject<'a> {
 pub struct Tokens {
     access_key: EncodingKey,
     refresh_key: EncodingKey,
-    access_verify: DecodingKey,
+    /// HMAC keyed with `JWT_SECRET` once; cloned per verification (the hot path).
+    access_mac: Hmac<Sha256>,
     refresh_verify: DecodingKey,
     validation: Validation,
     session_expiry_secs: u64,
@@ -172,16 +233,22 @@ pub fn now_secs() -> u64 {
 }
 
 impl Tokens {
-    pub fn new(jwt_secret: &[u8], jwt_refresh_secret: &[u8], session_expiry_ms: u64) -> Tokens {
-        Tokens {
+    pub fn new(
+        jwt_secret: &[u8],
+        jwt_refresh_secret: &[u8],
+        session_expiry_ms: u64,
+    ) -> AuthResult<Tokens> {
+        let access_mac = Hmac::<Sha256>::new_from_slice(jwt_secret)
+            .map_err(|_| AuthError::config("JWT_SECRET", "cannot be used as an HMAC key"))?;
+        Ok(Tokens {
             access_key: EncodingKey::from_secret(jwt_secret),
             refresh_key: EncodingKey::from_secret(jwt_refresh_secret),
-            access_verify: DecodingKey::from_secret(jwt_secret),
+            access_mac,
             refresh_verify: DecodingKey::from_secret(jwt_refresh_secret),
             validation: librechat_validation(),
             // jsonwebtoken (JS) takes `expiresIn` in seconds; LibreChat passes ms / 1000.
             session_expiry_secs: (session_expiry_ms / 1000).max(1),
-        }
+        })
     }
 
     fn sign<T: Serialize>(claims: &T, key: &EncodingKey) -> AuthResult<String> {
@@ -224,17 +291,63 @@ impl Tokens {
         )
     }
 
-    /// Verifies a LibreChat access token and returns the user id it names. Refresh tokens (other
-    /// secret) and 2FA temp tokens (no `id`) fail.
-    pub fn verify_access(&self, token: &str) -> AuthResult<String> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(AuthError::TokenInvalid("token too large".into()));
+    /// Classifies a bearer token and, for a LibreChat token, verifies it as LibreChat's
+    /// jsonwebtoken does: HS256 only, signature, `exp` (no leeway), `nbf` when present, and an
+    /// `id` (which 2FA temp tokens lack). Refresh tokens fail on their other secret.
+    pub fn check_access(&self, token: &str) -> AccessCheck {
+        let t = inspect(token);
+        if t.class != TokenClass::LibreChat {
+            return AccessCheck::NotLibreChat(t.class);
         }
-        let data = decode::<VerifiedAccess>(token, &self.access_verify, &self.validation)
-            .map_err(token_error)?;
-        match data.claims.id {
-            Some(serde_json::Value::String(id)) if !id.is_empty() => Ok(id),
+        match self.verify_inspected(&t) {
+            Ok(id) => AccessCheck::Valid(id),
+            Err(e) => AccessCheck::Invalid(e),
+        }
+    }
+
+    fn verify_inspected(&self, t: &Inspected<'_>) -> AuthResult<String> {
+        if t.alg != "HS256" {
+            return Err(AuthError::TokenInvalid("algorithm not allowed".into()));
+        }
+        let mut sig = [0u8; 32];
+        match B64URL.decode_slice(t.signature, &mut sig) {
+            Ok(32) => {}
+            _ => return Err(AuthError::TokenInvalid("bad signature".into())),
+        }
+        let mut mac = self.access_mac.clone();
+        mac.update(t.signing_input.as_bytes());
+        mac.verify_slice(&sig)
+            .map_err(|_| AuthError::TokenInvalid("bad signature".into()))?;
+        let claims = t
+            .claims
+            .as_ref()
+            .ok_or_else(|| AuthError::TokenInvalid("malformed token".into()))?;
+        let now = now_secs() as f64;
+        match claims.exp.as_ref().map(serde_json::Value::as_f64) {
+            Some(Some(exp)) if now < exp => {}
+            Some(Some(_)) => return Err(AuthError::TokenExpired),
+            _ => return Err(AuthError::TokenInvalid("no valid exp".into())),
+        }
+        if let Some(nbf) = &claims.nbf {
+            match nbf.as_f64() {
+                Some(nbf) if now >= nbf => {}
+                _ => return Err(AuthError::TokenInvalid("not valid yet".into())),
+            }
+        }
+        match &claims.id {
+            Some(serde_json::Value::String(id)) if !id.is_empty() => Ok(id.clone()),
             _ => Err(AuthError::TokenInvalid("not an access token".into())),
+        }
+    }
+
+    /// Verifies a LibreChat access token and returns the user id it names.
+    pub fn verify_access(&self, token: &str) -> AuthResult<String> {
+        match self.check_access(token) {
+            AccessCheck::Valid(id) => Ok(id),
+            AccessCheck::Invalid(e) => Err(e),
+            AccessCheck::NotLibreChat(_) => Err(AuthError::TokenInvalid(
+                "not a LibreChat access token".into(),
+            )),
         }
     }
 
@@ -278,7 +391,7 @@ mod tests {
 
     #[test]
     fn access_token_has_librechat_claims() {
-        let t = Tokens::new(b"a", b"r", 900_000);
+        let t = Tokens::new(b"a", b"r", 900_000).unwrap();
         let tok = t
             .access_token(&AccessSubject {
                 id: "abc",
@@ -306,10 +419,11 @@ mod tests {
 
     #[test]
     fn verify_accepts_own_tokens_and_refuses_the_rest() {
-        let t = Tokens::new(b"a", b"r", 900_000);
+        let t = Tokens::new(b"a", b"r", 900_000).unwrap();
         let good = t.access_token(&subject()).unwrap();
         assert_eq!(t.verify_access(&good).unwrap(), "abc");
         let other = Tokens::new(b"x", b"r", 900_000)
+            .unwrap()
             .access_token(&subject())
             .unwrap();
         assert!(t.verify_access(&other).is_err());
@@ -345,8 +459,47 @@ mod tests {
     }
 
     #[test]
+    fn known_headers_are_what_they_claim() {
+        assert_eq!(
+            B64URL.decode(HS256_HEADERS[0]).unwrap(),
+            br#"{"alg":"HS256","typ":"JWT"}"#
+        );
+        assert_eq!(
+            B64URL.decode(HS256_HEADERS[1]).unwrap(),
+            br#"{"typ":"JWT","alg":"HS256"}"#
+        );
+        // Another spelling of an HS256 header takes the slow path and still verifies.
+        let t = Tokens::new(b"a", b"r", 900_000).unwrap();
+        let good = t.access_token(&subject()).unwrap();
+        let (_, rest) = good.split_once('.').unwrap();
+        let other_header = B64URL.encode(br#"{"alg":"HS256"}"#);
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"a").unwrap();
+        let payload = rest.split('.').next().unwrap();
+        mac.update(format!("{other_header}.{payload}").as_bytes());
+        let sig = B64URL.encode(mac.finalize().into_bytes());
+        let respelled = format!("{other_header}.{payload}.{sig}");
+        assert_eq!(t.verify_access(&respelled).unwrap(), "abc");
+        // nbf in the future.
+        let future = encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"id": "abc", "exp": now_secs() + 60, "nbf": now_secs() + 30}),
+            &EncodingKey::from_secret(b"a"),
+        )
+        .unwrap();
+        assert!(t.verify_access(&future).is_err());
+        // exp as a string is refused, as jsonwebtoken does.
+        let bad_exp = encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"id": "abc", "exp": "9999999999"}),
+            &EncodingKey::from_secret(b"a"),
+        )
+        .unwrap();
+        assert!(t.verify_access(&bad_exp).is_err());
+    }
+
+    #[test]
     fn classification_comes_before_verification() {
-        let t = Tokens::new(b"a", b"r", 900_000);
+        let t = Tokens::new(b"a", b"r", 900_000).unwrap();
         assert_eq!(
             classify(&t.access_token(&subject()).unwrap()),
             TokenClass::LibreChat
@@ -373,7 +526,7 @@ mod tests {
 
     #[test]
     fn temp_token_has_no_id() {
-        let t = Tokens::new(b"a", b"r", 900_000);
+        let t = Tokens::new(b"a", b"r", 900_000).unwrap();
         let p = payload(&t.two_fa_temp_token("abc").unwrap());
         assert_eq!(p["userId"], "abc");
         assert_eq!(p["twoFAPending"], true);
