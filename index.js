@@ -29,6 +29,16 @@ const STATUS_BY_CODE = Object.freeze({
   INTERNAL: 500,
 });
 
+/** Codes that mean "try again later": a per-request check answers them 503, never 401 (a 401
+ * makes LibreChat's client refresh and then log the user out for an outage). */
+const OUTAGE_CODES = new Set([
+  'BACKEND_UNAVAILABLE',
+  'BACKEND_TIMEOUT',
+  'BACKEND_BAD_RESPONSE',
+  'BACKEND_RATE_LIMITED',
+  'DB_UNAVAILABLE',
+]);
+
 /** An error of this package: `code` is stable, `status` the HTTP status it answers with. */
 class CustomBackendAuthError extends Error {
   constructor(code, message) {
@@ -289,7 +299,7 @@ function customBackendStrategy(opts) {
 /**
  * The passport strategy `jwt` (in place of LibreChat's `jwtLogin()`): LibreChat access tokens are
  * verified natively and synchronously; backend tokens by JWKS or user info. Failures are 401, a
- * backend outage 503 (a 401 would make the client refresh and then log the user out).
+ * backend outage 503 (see OUTAGE_CODES).
  */
 class CustomJwtStrategy {
   constructor(opts) {
@@ -322,12 +332,10 @@ class CustomJwtStrategy {
         const authErr = toAuthError(err);
         if (authErr.status >= 500) logFailure(service, 'token check', authErr);
         if (authErr.status === 401) return this.fail({ message: 'Unauthorized' }, 401);
-        // Outages answer 503 with a message (a 401 would end the user's session for nothing);
-        // a refusal such as an account conflict keeps its own status.
-        if (authErr.status >= 500 && !['BACKEND_UNAVAILABLE', 'BACKEND_TIMEOUT', 'DB_UNAVAILABLE', 'BACKEND_BAD_RESPONSE'].includes(authErr.code)) {
-          return this.error(authErr);
-        }
-        return this.fail({ message: authErr.message }, authErr.status >= 500 ? 503 : authErr.status);
+        if (OUTAGE_CODES.has(authErr.code)) return this.fail({ message: authErr.message }, 503);
+        // A refusal such as an account conflict (409) or a missing role (403) keeps its status.
+        if (authErr.status < 500) return this.fail({ message: authErr.message }, authErr.status);
+        return this.error(authErr);
       },
     );
   }
