@@ -11,6 +11,7 @@ mod config;
 mod doctor;
 mod error;
 mod policy;
+mod refresh;
 mod service;
 mod sessions;
 mod tokens;
@@ -67,9 +68,9 @@ pub struct RefreshResult {
     pub provider: String,
 }
 
-fn record(id: String, c: crate::service::CachedUser) -> UserRecord {
+fn record(c: crate::service::CachedUser) -> UserRecord {
     UserRecord {
-        id,
+        id: c.id.to_string(),
         user: c.json.to_string(),
         version: c.version,
     }
@@ -178,21 +179,19 @@ impl CustomBackendAuthService {
     /// The cached user document (relaxed Extended JSON), if cached.
     #[napi(catch_unwind)]
     pub fn cached_user(&self, id: String) -> Option<UserRecord> {
-        self.inner.cached_user(&id).map(|c| record(id, c))
+        self.inner.cached_user(&id).map(record)
     }
 
     /// Loads a user by id as LibreChat's jwt strategy does; null when there is none.
     #[napi]
     pub async fn load_user(&self, id: String) -> napi::Result<Option<UserRecord>> {
-        Ok(self.inner.load_user(&id).await?.map(|c| record(id, c)))
+        Ok(self.inner.load_user(&id).await?.map(record))
     }
 
     /// Verifies a backend token (JWKS or user info, cached, single-flight) and returns its user.
     #[napi]
     pub async fn authenticate_backend_token(&self, token: String) -> napi::Result<UserRecord> {
-        let c = self.inner.authenticate_backend(&token).await?;
-        let id = crate::service::ejson_id(&c.json).unwrap_or_default();
-        Ok(record(id, c))
+        Ok(record(self.inner.authenticate_backend(&token).await?))
     }
 
     /// Refreshes the session a LibreChat refresh token names.
