@@ -252,6 +252,11 @@ async function walk(world) {
       }
     }
     check(await Session.countDocuments({ _id: session._id }) === 0, 'the session document is deleted');
+    // In the default session mode the access token is a stateless LibreChat JWT: it stays valid
+    // until it expires (SESSION_EXPIRY). In BACKEND_SESSION_MODE=backend it is refused at once.
+    const oldAccess = await call('GET', '/api/user', { token: lastToken });
+    out(`     the old access token: ${oldAccess.status} (default mode: valid until its exp, ` +
+      `${new Date(decodePayload(lastToken).exp * 1000).toISOString()}, SESSION_EXPIRY after it was issued; README section 8)`);
   } else {
     step('Logout: skipped');
     out('     customLogoutController is not exported by this build of the package yet.');
