@@ -143,6 +143,19 @@ describe('customJwtStrategy', () => {
       });
     });
 
+    test('the database down while loading the user: 503 {message}, not 401', async () => {
+      const { token } = await login();
+      const net = require('net');
+      const srv = net.createServer();
+      await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+      const { port } = srv.address();
+      await new Promise((r) => srv.close(r));
+      await h.reconfigure({ MONGO_URI: `mongodb://127.0.0.1:${port}/down`, MONGO_TIMEOUT_MS: '300', USER_CACHE_TTL: '0' });
+      const res = await get(token);
+      expect(res.status).toBe(503);
+      expect(res.body.message).toMatch(/database/i);
+    });
+
     test('optionalJwtAuth: a valid token sets req.user, none or a bad one is silently anonymous', async () => {
       const { token, user } = await login();
       expect((await get(token, '/api/optional')).body).toEqual({ user: user._id.toHexString() });

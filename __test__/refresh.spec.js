@@ -142,6 +142,25 @@ describe('refresh and logout', () => {
     expect(remember(await refresh(s.cookie)).status).toBe(200);
   });
 
+  test('the backend answers garbage: 502, the session is kept', async () => {
+    const s = await login();
+    h.mock.set({ refresh: { malformed: true } });
+    const res = await refresh(s.cookie);
+    expect(res.status).toBe(502);
+    expect(res.headers['set-cookie']).toBeUndefined();
+    h.mock.reset();
+    expect(remember(await refresh(s.cookie)).status).toBe(200);
+  });
+
+  test('the database is down: 503, cookies kept', async () => {
+    const s = await login();
+    await h.reconfigure({ MONGO_URI: 'mongodb://127.0.0.1:9/down', MONGO_TIMEOUT_MS: '300' });
+    const res = await refresh(s.cookie);
+    expect(res.status).toBe(503);
+    expect(res.headers['set-cookie']).toBeUndefined();
+    expect(h.mock.calls.refresh).toBe(0);
+  });
+
   test.each([
     ['garbage', 'refreshToken=not-a-jwt; token_provider=custom-backend'],
     ['a token signed with another secret', `refreshToken=${jwt.sign({ id: new ObjectId().toHexString(), sessionId: new ObjectId().toHexString() }, 'other', { expiresIn: 60 })}`],
