@@ -31,32 +31,10 @@ const cookieParser = require('cookie-parser');
 const STACK = process.env.BENCH_STACK;
 const USER_FIELDS = '-password -__v -totpSecret -backupCodes';
 
-/* ------------------------------------------------------------------------------------------------
- * LibreChat's stock `jwt` strategy (api/strategies/jwtStrategy.js, newest upstream), as mimicked in
- * __test__/support/librechatApp.js. `secretOrKey` is the string JWT_SECRET (b) or a KeyObject (c).
- * ---------------------------------------------------------------------------------------------- */
-function stockJwtStrategy(methods, secretOrKey) {
-  const { Strategy: JwtStrategy, ExtractJwt } = require('passport-jwt');
-  const { SystemRoles } = require('librechat-data-provider');
-  return new JwtStrategy(
-    { jwtFromRequest: ExtractJwt.fromAuthHeaderAsBearerToken(), secretOrKey },
-    async (payload, done) => {
-      try {
-        const user = await methods.getUserById(payload?.id, USER_FIELDS);
-        if (!user) return done(null, false);
-        user.id = user._id.toString();
-        user.idOnTheSource ??= null;
-        if (!user.role) {
-          user.role = SystemRoles.USER;
-          await methods.updateUser(user.id, { role: user.role });
-        }
-        return done(null, user);
-      } catch (err) {
-        return done(err, false);
-      }
-    },
-  );
-}
+/* LibreChat's stock `jwt` strategy (api/strategies/jwtStrategy.js, newest upstream), the same
+ * stand-in the LibreChat-shaped test app uses; `secretOrKey` is the string JWT_SECRET (b) or a
+ * KeyObject (c). */
+const { jwtLogin: stockJwtStrategy } = require('../__test__/support/librechatApp');
 
 /* ------------------------------------------------------------------------------------------------
  * Stand-in for the seed's per-request backend-token design (contract §14-15: customBackendTokenAuth

@@ -30,12 +30,12 @@ const silentLogger = { info() {}, warn() {}, error() {}, debug() {} };
 /* ------------------------------------------------------------------------------------------------
  * LibreChat's stock `jwt` strategy (api/strategies/jwtStrategy.js), used for jwt: 'librechat'.
  * ---------------------------------------------------------------------------------------------- */
-function jwtLogin(methods) {
+function jwtLogin(methods, secretOrKey = process.env.JWT_SECRET) {
   const { Strategy: JwtStrategy, ExtractJwt } = require('passport-jwt');
   return new JwtStrategy(
     {
       jwtFromRequest: ExtractJwt.fromAuthHeaderAsBearerToken(),
-      secretOrKey: process.env.JWT_SECRET,
+      secretOrKey,
     },
     async (payload, done) => {
       try {
@@ -330,4 +330,4 @@ async function createLibreChatApp({
   }
 }
 
-module.exports = { createLibreChatApp, isEnabled };
+module.exports = { createLibreChatApp, isEnabled, jwtLogin };
