@@ -26,6 +26,18 @@ pub struct BackendUser {
     pub roles: Vec<String>,
 }
 
+/// The backend's user id (a string, or a number kept as its decimal string).
+pub fn map_id(v: &Value, m: &Mapping) -> Option<String> {
+    m.user_id
+        .iter()
+        .find_map(|p| lookup(v, p))
+        .and_then(|id| match id {
+            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+}
+
 pub fn map_roles(v: &Value, m: &Mapping) -> Vec<String> {
     roles_at(v, &m.user_roles)
 }
@@ -279,16 +291,8 @@ impl Backend {
 
 /// The user fields of a backend object (login answer, user info, JWT claims) through a mapping.
 pub fn map_user(v: &Value, m: &Mapping) -> AuthResult<BackendUser> {
-    let id = m
-        .user_id
-        .iter()
-        .find_map(|p| lookup(v, p))
-        .and_then(|id| match id {
-            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        })
-        .ok_or_else(|| AuthError::BackendBadResponse("the user has no id".into()))?;
+    let id =
+        map_id(v, m).ok_or_else(|| AuthError::BackendBadResponse("the user has no id".into()))?;
     let email = first_string(v, &m.user_email)
         .ok_or_else(|| AuthError::BackendBadResponse("the user has no email".into()))?;
     if !looks_like_email(&email) {

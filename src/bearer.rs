@@ -11,7 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
-use crate::backend::{map_user, Backend, BackendUser};
+use crate::backend::{map_id, map_roles, map_user, Backend, BackendUser};
 use crate::cache::{SingleFlight, TtlCache};
 use crate::config::{Config, JwksConfig, Mapping};
 use crate::error::{AuthError, AuthResult};
@@ -269,38 +269,25 @@ impl Bearer {
 }
 
 fn identity_from_claims(claims: &Value, mapping: &Mapping) -> AuthResult<Verdict> {
-    // A known user needs only the id; provisioning needs the email and checks it again.
-    let id = mapping
-        .user_id
-        .iter()
-        .find_map(|p| crate::backend::lookup(claims, p))
-        .and_then(|v| match v {
-            Value::String(s) if !s.is_empty() => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        });
-    let Some(id) = id else {
+    let Some(id) = map_id(claims, mapping) else {
         return Ok(Verdict::Refused("token names no user".into()));
     };
-    match map_user(claims, mapping) {
-        Ok(u) => Ok(Verdict::Valid(u)),
-        Err(_) => Ok(Verdict::Valid(BackendUser {
+    // A known user needs only the id; provisioning needs the email and checks it again.
+    Ok(Verdict::Valid(map_user(claims, mapping).unwrap_or_else(
+        |_| BackendUser {
             id,
-            roles: crate::backend::map_roles(claims, mapping),
+            roles: map_roles(claims, mapping),
             ..BackendUser::default()
-        })),
-    }
+        },
+    )))
 }
 
 /// `exp` of a JWT-shaped token, read without verification: only ever used to shorten a cache TTL.
 fn unverified_exp(token: &str) -> Option<u64> {
-    use base64::Engine;
     let payload = token.split('.').nth(1)?;
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    let v: Value = serde_json::from_slice(&raw).ok()?;
-    v.get("exp")?.as_u64()
+    crate::tokens::decode_json::<Value>(payload)?
+        .get("exp")?
+        .as_u64()
 }
 
 #[cfg(test)]

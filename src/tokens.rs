@@ -69,7 +69,8 @@ const HS256_HEADERS: [&str; 2] = [
     "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9",
 ];
 
-fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Option<T> {
+/// A base64url JSON part of a JWT, unverified.
+pub(crate) fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Option<T> {
     let raw = B64URL.decode(part).ok()?;
     serde_json::from_slice(&raw).ok()
 }
