@@ -41,6 +41,10 @@ const KEEP_LOGS = 10;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Servers this process started, by pid: a bare pid given to stopTestDb must still be waited for
+// until Node has reaped it, or kill(pid, 0) keeps answering for the zombie.
+const OWN_SERVERS = new Map();
+
 function note(log, msg) {
   if (log === false) return;
   (typeof log === 'function' ? log : (m) => process.stderr.write(`[test-db] ${m}\n`))(msg);
@@ -268,6 +272,7 @@ async function startTestDb({ log } = {}) {
 
   const handle = { uri, port, pid, logFile, child, runFile, tmpDir };
   handle.stop = () => stopTestDb(handle);
+  OWN_SERVERS.set(pid, handle);
 
   const started = Date.now();
   let lastErr;
@@ -300,11 +305,14 @@ async function startTestDb({ log } = {}) {
  * @param {number | {pid: number}} pidOrHandle
  */
 async function stopTestDb(pidOrHandle) {
-  const handle = typeof pidOrHandle === 'object' && pidOrHandle ? pidOrHandle : { pid: Number(pidOrHandle) };
-  const { pid } = handle;
+  const given = typeof pidOrHandle === 'object' && pidOrHandle ? pidOrHandle : { pid: Number(pidOrHandle) };
+  const { pid } = given;
   if (!Number.isInteger(pid) || pid <= 0) throw new TypeError(`stopTestDb: bad pid ${pid}`);
-  const ours = handle.child && handle.child.pid === pid;
-  const gone = () => (ours ? handle.child.exitCode !== null || handle.child.signalCode !== null || !pidAlive(pid) : !pidAlive(pid));
+  const handle = OWN_SERVERS.get(pid) || given;
+  const ours = Boolean(handle.child && handle.child.pid === pid);
+  // Our own child is gone once Node has reaped it (exitCode/signalCode set); before that it is a
+  // zombie that still holds its pid. Anyone else's process is gone when the pid is free or a zombie.
+  const gone = () => (ours ? handle.child.exitCode !== null || handle.child.signalCode !== null : !pidAlive(pid));
   const signal = (sig) => {
     try { process.kill(pid, sig); } catch { /* already gone */ }
   };
@@ -330,6 +338,7 @@ async function stopTestDb(pidOrHandle) {
   }
   if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
   fs.rmSync(runFile, { force: true });
+  OWN_SERVERS.delete(pid);
 }
 
 module.exports = { startTestDb, stopTestDb, ensureInstalled, paths: { REPO, VENV, SERVER_BIN, STATE_DIR } };
