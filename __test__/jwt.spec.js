@@ -166,13 +166,14 @@ describe('customJwtStrategy', () => {
 
   describe('the user cache', () => {
     test('serves the hot path without a database read until its TTL ends', async () => {
-      await h.reconfigure({ USER_CACHE_TTL: '1' });
+      // 3 s leaves a loaded machine time for the two requests that must land inside the TTL.
+      await h.reconfigure({ USER_CACHE_TTL: '3' });
       const { token, user } = await login();
       expect((await get(token)).status).toBe(200);
       await h.db.collection('users').deleteOne({ _id: user._id });
       // Still cached: proves the request made no database round trip.
       expect((await get(token)).status).toBe(200);
-      await sleep(1100);
+      await sleep(3100);
       expect((await get(token)).status).toBe(401);
     });
 
@@ -228,12 +229,12 @@ describe('customJwtStrategy', () => {
     });
 
     test('the positive cache lasts at most BACKEND_TOKEN_CACHE_TTL', async () => {
-      await h.reconfigure({ BACKEND_TOKEN_CACHE_TTL: '1' });
+      await h.reconfigure({ BACKEND_TOKEN_CACHE_TTL: '3' });
       const t = h.mock.issueAccessToken('u-1001');
       expect((await get(t)).status).toBe(200);
       expect((await get(t)).status).toBe(200);
       expect(h.mock.calls.userinfo).toBe(1);
-      await sleep(1100);
+      await sleep(3100);
       h.mock.revokeToken(t);
       expect((await get(t)).status).toBe(401);
       expect(h.mock.calls.userinfo).toBe(2);
@@ -242,11 +243,11 @@ describe('customJwtStrategy', () => {
     test('and never past the token\'s own exp when it is a JWT', async () => {
       await h.reconfigure({ BACKEND_TOKEN_CACHE_TTL: '600' });
       h.mock.set({ jwtTokens: 'RS256' });
-      const t = h.mock.issueAccessToken('u-1001', { ttlSec: 2 });
+      const t = h.mock.issueAccessToken('u-1001', { ttlSec: 3 });
       expect((await get(t)).status).toBe(200);
       expect((await get(t)).status).toBe(200);
       expect(h.mock.calls.userinfo).toBe(1);
-      await sleep(2100);
+      await sleep(3100);
       expect((await get(t)).status).toBe(401);
       expect(h.mock.calls.userinfo).toBe(2);
     });

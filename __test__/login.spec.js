@@ -341,9 +341,8 @@ describe.each([
     test('backend slower than BACKEND_TIMEOUT_MS: 504, and the request does not hang', async () => {
       h.mock.set({ login: { hang: true } });
       const svc = h.makeService({ BACKEND_TIMEOUT_MS: '300' });
-      const started = Date.now();
+      // The backend never answers: only BACKEND_TIMEOUT_MS can end this before the test timeout.
       await expect(svc.login(ALICE)).rejects.toMatchObject({ code: 'BACKEND_TIMEOUT', status: 504 });
-      expect(Date.now() - started).toBeLessThan(10_000);
       await svc.close();
       h.mock.set({ login: { hang: false, latencyMs: 600 } });
       const svc2 = h.makeService({ BACKEND_TIMEOUT_MS: '300' });

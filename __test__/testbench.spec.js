@@ -155,13 +155,15 @@ describe('mock backend', () => {
   });
 
   test('latencyMs (global, and per endpoint wins)', async () => {
-    mock.set({ latencyMs: 150, jwks: { latencyMs: 0 } });
-    let t = Date.now();
+    // A latency far beyond the test timeout: only an endpoint without it can answer at all.
+    mock.set({ latencyMs: 600_000, jwks: { latencyMs: 0 } });
+    const err = await fetch(mock.urls.userinfo, { signal: AbortSignal.timeout(200) }).catch((e) => e);
+    expect(err.name).toBe('TimeoutError');
+    expect((await get(mock.urls.jwks)).status).toBe(200);
+    mock.set({ latencyMs: 150 });
+    const t = Date.now();
     expect((await get(mock.urls.userinfo)).status).toBe(401);
-    expect(Date.now() - t).toBeGreaterThanOrEqual(140);
-    t = Date.now();
-    await get(mock.urls.jwks);
-    expect(Date.now() - t).toBeLessThan(140);
+    expect(Date.now() - t).toBeGreaterThanOrEqual(140); // a lower bound: load cannot make it fail
   });
 
   test('status (global and per endpoint)', async () => {
@@ -182,17 +184,13 @@ describe('mock backend', () => {
 
   test('hang: counted, never answered; close() does not wait for it', async () => {
     const m2 = await startMockBackend({ userinfo: { hang: true } });
-    const started = Date.now();
     const err = await fetch(m2.urls.userinfo, { signal: AbortSignal.timeout(200) }).catch((e) => e);
     expect(err.name).toBe('TimeoutError');
-    expect(Date.now() - started).toBeLessThan(2000);
     expect(m2.calls.userinfo).toBe(1);
-    // A raw request left hanging: close() must still finish promptly.
+    // A raw request left hanging: close() must still finish (the test timeout is the bound).
     const pending = fetch(m2.urls.userinfo).catch((e) => e);
     await new Promise((r) => setTimeout(r, 50));
-    const t = Date.now();
     await m2.close();
-    expect(Date.now() - t).toBeLessThan(1000);
     expect((await pending).name).toBe('TypeError'); // fetch failed: socket closed
     expect(m2.calls.userinfo).toBe(2);
   });
