@@ -289,7 +289,7 @@ describe('customJwtStrategy', () => {
       ['answering 500', { userinfo: { status: 500 } }],
       ['hanging', { userinfo: { hang: true } }],
     ])('backend %s while validating: 503 {message}, not 401', async (_name, switches) => {
-      await h.reconfigure({ BACKEND_TIMEOUT_MS: '300' });
+      await h.reconfigure({ BACKEND_TIMEOUT_MS: '1000' });
       h.mock.set(switches);
       const res = await get(h.mock.issueAccessToken('u-1001'));
       expect(res.status).toBe(503);
@@ -374,7 +374,7 @@ describe('customJwtStrategy', () => {
     });
 
     test('JWKS endpoint down: 503', async () => {
-      await h.reconfigure({ ...jwksEnv(), BACKEND_TIMEOUT_MS: '300' });
+      await h.reconfigure({ ...jwksEnv(), BACKEND_TIMEOUT_MS: '1000' });
       h.mock.set({ jwtTokens: 'RS256', jwks: { status: 500 } });
       const res = await get(h.mock.issueAccessToken('u-1001'));
       expect(res.status).toBe(503);

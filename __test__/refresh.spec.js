@@ -130,7 +130,7 @@ describe('refresh and logout', () => {
     ['answers 503', { refresh: { status: 503 } }],
     ['hangs', { refresh: { hang: true } }],
   ])('the backend %s: 503, the session is kept and a retry works', async (_name, switches) => {
-    await h.reconfigure({ BACKEND_TIMEOUT_MS: '300' });
+    await h.reconfigure({ BACKEND_TIMEOUT_MS: '1000' });
     const s = await login();
     const before = await sessionOf(s.refreshToken);
     h.mock.set(switches);
@@ -282,7 +282,7 @@ describe('refresh and logout', () => {
       ['is down', { logout: { status: 500 } }],
       ['hangs', { logout: { hang: true } }],
     ])('the backend logout %s: the logout still succeeds', async (_name, switches) => {
-      await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout, BACKEND_TIMEOUT_MS: '300' });
+      await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout, BACKEND_TIMEOUT_MS: '1000' });
       const s = await login();
       h.mock.set(switches);
       const res = await logout(s);
