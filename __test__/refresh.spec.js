@@ -260,6 +260,77 @@ describe('refresh and logout', () => {
     expect(h.mock.calls.refresh).toBe(0);
   });
 
+  describe('a 2FA user: the session LibreChat\'s own second step creates', () => {
+    const PENDING = 'customBackendPending2fa';
+    const pending = () => h.db.collection(PENDING);
+
+    /** Our login answers twoFAPending; then LibreChat's verify2FAWithTempToken checks the temp token
+     *  and its setAuthTokens creates the session with LibreChat's own createSession. */
+    async function loginWith2FA({ sessionId } = {}) {
+      const first = await login();
+      await h.db.collection('users').updateOne({ _id: new ObjectId(first.userId) }, { $set: { twoFactorEnabled: true } });
+      await h.db.collection('sessions').deleteMany({});
+      const res = await request(h.app).post('/api/auth/login').send(ALICE);
+      expect(res.body.twoFAPending).toBe(true);
+      const { userId } = jwt.verify(keep(res.body.tempToken), h.vars.JWT_SECRET);
+      let refreshToken;
+      if (sessionId) {
+        // A session whose id says it was made at another time than the 2FA login.
+        const session = new h.lc.models.Session({ _id: sessionId, user: userId, expiration: new Date(Date.now() + 3600e3) });
+        refreshToken = await h.lc.methods.generateRefreshToken(session);
+      } else {
+        ({ refreshToken } = await h.lc.methods.createSession(userId));
+      }
+      keep(refreshToken);
+      const token = keep(jwt.sign({ id: userId }, h.vars.JWT_SECRET, { expiresIn: '15m' }));
+      return { userId, token, refreshToken, cookie: `refreshToken=${refreshToken}; token_provider=librechat` };
+    }
+
+    test('its first refresh takes over the backend tokens our login left, and then follows the backend', async () => {
+      const s = await loginWith2FA();
+      const stashed = await pending().find({}).toArray();
+      expect(stashed).toHaveLength(1);
+      for (const t of h.mock.issuedTokens()) expect(JSON.stringify(stashed)).not.toContain(t); // sealed
+      expect(await pending().indexes()).toEqual(expect.arrayContaining([
+        expect.objectContaining({ key: { expiresAt: 1 }, expireAfterSeconds: 0 }),
+        expect.objectContaining({ key: { user: 1, createdAt: -1 } }),
+      ]));
+      const calls = h.mock.calls.refresh;
+      const res = remember(await refresh(s.cookie));
+      expect(res.status).toBe(200);
+      expect(h.mock.calls.refresh).toBe(calls + 1);
+      expect(parseSetCookies(res).token_provider.value).toBe('custom-backend');
+      expect((await sessionOf(s.refreshToken)).customBackend.accessToken).toMatch(/^v1\./);
+      expect(await pending().countDocuments({})).toBe(0);
+      // The backend ends the session: so does the next refresh.
+      h.mock.set({ refresh: { status: 401 } });
+      const next = `refreshToken=${parseSetCookies(res).refreshToken.value}`;
+      const ended = await refresh(next);
+      expect(ended.status).toBe(401);
+      expectCleared(ended);
+      expect(await h.db.collection('sessions').countDocuments({})).toBe(0);
+    });
+
+    test('logged out before its first refresh: the backend logout still gets the tokens', async () => {
+      const s = await loginWith2FA();
+      const res = await request(h.app).post('/api/auth/logout').set('Authorization', `Bearer ${s.token}`).set('Cookie', s.cookie);
+      expect(res.status).toBe(200);
+      expect(h.mock.calls.logout).toBe(1);
+      expect(h.mock.requests.find((r) => r.name === 'logout').headers.authorization).toMatch(/^Bearer at_/);
+      expect(await pending().countDocuments({})).toBe(0);
+    });
+
+    test('a session made long before the 2FA login does not take its tokens', async () => {
+      const old = ObjectId.createFromTime(Math.floor(Date.now() / 1000) - 600);
+      const s = await loginWith2FA({ sessionId: old });
+      const calls = h.mock.calls.refresh;
+      const res = remember(await refresh(s.cookie));
+      expect(res.status).toBe(200);
+      expect(h.mock.calls.refresh).toBe(calls);
+      expect(await pending().countDocuments({})).toBe(1);
+    });
+  });
+
   describe('logout', () => {
     const logout = (s) => request(h.app).post('/api/auth/logout').set('Authorization', `Bearer ${s.token}`).set('Cookie', s.cookie);
 

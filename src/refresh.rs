@@ -135,14 +135,21 @@ impl Service {
         s: &StoredSession,
     ) -> AuthResult<(Document, Option<(BackendTokens, Option<BackendUser>)>)> {
         let ended = || AuthError::SessionInvalid("The backend ended the session".into());
-        let Some(stored) = db.sessions.backend_tokens(s)? else {
-            // A session of another provider (a local LibreChat account): LibreChat's own refresh.
-            let user = db
-                .users
-                .find_public(s.user)
-                .await?
-                .ok_or_else(|| AuthError::SessionInvalid("User not found".into()))?;
-            return Ok((user, None));
+        let stored = match db.sessions.backend_tokens(s)? {
+            Some(t) => t,
+            None => {
+                let user = db
+                    .users
+                    .find_public(s.user)
+                    .await?
+                    .ok_or_else(|| AuthError::SessionInvalid("User not found".into()))?;
+                match self.adopt_two_factor_login(db, s, &user).await? {
+                    Some(t) => t,
+                    // A session of another provider (a local LibreChat account), or one LibreChat
+                    // made without our login: LibreChat's own refresh.
+                    None => return Ok((user, None)),
+                }
+            }
         };
         let (tokens, answer_user) = match &stored.refresh_token {
             Some(rt) => match self.backend.refresh(rt).await? {
@@ -180,6 +187,24 @@ impl Service {
             ));
         }
         Ok((user, Some((tokens, Some(identity)))))
+    }
+
+    /// A session LibreChat's 2FA step created after our login answered `twoFAPending`: it takes
+    /// over the backend tokens that login left, so from now on it follows the backend.
+    async fn adopt_two_factor_login(
+        &self,
+        db: &Db,
+        s: &StoredSession,
+        user: &Document,
+    ) -> AuthResult<Option<BackendTokens>> {
+        if user.get_str("provider") != Ok(PROVIDER) {
+            return Ok(None);
+        }
+        let Some((pending, tokens)) = db.sessions.claim_pending(s).await? else {
+            return Ok(None);
+        };
+        db.sessions.adopt_pending(s, pending, &tokens).await?;
+        Ok(Some(tokens))
     }
 
     fn refreshed_answer_for(
@@ -260,8 +285,18 @@ impl Service {
         }
         db.sessions.delete(sid).await?;
         self.evict_user(&s.user.to_hex());
-        let Ok(Some(tokens)) = db.sessions.backend_tokens(&s) else {
-            return Ok(false);
+        let tokens = match db.sessions.backend_tokens(&s) {
+            Ok(Some(t)) => t,
+            Ok(None) => match db.sessions.claim_pending(&s).await {
+                // A 2FA session logged out before its first refresh: end the backend's side too.
+                Ok(Some((pending, t))) => {
+                    // Best effort: an unclaimed record also ends at its TTL.
+                    let _ = db.sessions.drop_pending(pending).await;
+                    t
+                }
+                _ => return Ok(false),
+            },
+            Err(_) => return Ok(false),
         };
         self.bearer.forget(&token_key(&tokens.access_token));
         let Some(url) = &self.config.logout_url else {

@@ -215,6 +215,8 @@ impl Service {
             .get_object_id("_id")
             .map_err(|_| AuthError::Internal("user without ObjectId".into()))?;
         if user.get_bool("twoFactorEnabled").unwrap_or(false) {
+            // LibreChat's second step creates the session; its first refresh claims these.
+            db.sessions.stash_pending(user_id, &answer.tokens).await?;
             return Ok(LoginOutcome::TwoFactorPending {
                 temp_token: self.tokens.two_fa_temp_token(&user_id.to_hex())?,
                 user,

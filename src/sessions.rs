@@ -5,15 +5,24 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
-use mongodb::{Collection, Database};
+use mongodb::options::IndexOptions;
+use mongodb::{Collection, Database, IndexModel};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::backend::BackendTokens;
 use crate::error::{AuthError, AuthResult};
-use crate::tokens::Tokens;
+use crate::tokens::{Tokens, TEMP_TOKEN_SECS};
 
 const CIPHER_VERSION: &str = "v1";
+/// Where a login waiting for LibreChat's own 2FA step keeps the backend's tokens until the session
+/// that step creates (LibreChat's code, which knows nothing of them) claims them.
+const PENDING_COLLECTION: &str = "customBackendPending2fa";
+/// Only a session created within the temp token's lifetime (plus a minute) after the login can
+/// claim its tokens.
+const PENDING_CLAIM_WINDOW_MS: i64 = (TEMP_TOKEN_SECS as i64 + 60) * 1000;
+/// ObjectIds carry whole seconds, and servers' clocks differ a little.
+const CLOCK_SLACK_MS: i64 = 2_000;
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 pub fn sha256_hex(s: &str) -> String {
@@ -97,25 +106,32 @@ pub struct StoredSession {
 
 pub struct Sessions {
     sessions: Collection<Document>,
+    pending: Collection<Document>,
+    pending_indexed: tokio::sync::OnceCell<()>,
     cipher: TokenCipher,
     refresh_expiry_ms: i64,
+}
+
+fn pending_ctx(id: &ObjectId) -> String {
+    format!("2fa:{}", id.to_hex())
 }
 
 impl Sessions {
     pub fn new(db: &Database, key: &[u8; 32], refresh_expiry_ms: u64) -> Sessions {
         Sessions {
             sessions: db.collection("sessions"),
+            pending: db.collection(PENDING_COLLECTION),
+            pending_indexed: tokio::sync::OnceCell::new(),
             cipher: TokenCipher::new(key),
             refresh_expiry_ms: i64::try_from(refresh_expiry_ms).unwrap_or(i64::MAX / 2),
         }
     }
 
-    /// The backend tokens as stored inside the session document.
-    fn sealed_backend(&self, session_id: &ObjectId, t: &BackendTokens) -> AuthResult<Document> {
-        let ctx = session_id.to_hex();
-        let mut d = doc! { "accessToken": self.cipher.seal(&t.access_token, &ctx)? };
+    /// Backend tokens as stored at rest, sealed for `ctx` (a session id, or a pending 2FA login).
+    fn sealed_backend(&self, ctx: &str, t: &BackendTokens) -> AuthResult<Document> {
+        let mut d = doc! { "accessToken": self.cipher.seal(&t.access_token, ctx)? };
         if let Some(rt) = &t.refresh_token {
-            d.insert("refreshToken", self.cipher.seal(rt, &ctx)?);
+            d.insert("refreshToken", self.cipher.seal(rt, ctx)?);
         }
         if let Some(secs) = t.expires_in_secs {
             let at = DateTime::now().timestamp_millis().saturating_add(
@@ -126,6 +142,23 @@ impl Sessions {
             d.insert("accessExpiresAt", DateTime::from_millis(at));
         }
         Ok(d)
+    }
+
+    fn open_backend(&self, b: &Document, ctx: &str) -> AuthResult<Option<BackendTokens>> {
+        let open = |k: &str| -> AuthResult<Option<String>> {
+            b.get_str(k)
+                .ok()
+                .map(|v| self.cipher.open(v, ctx))
+                .transpose()
+        };
+        let Some(access_token) = open("accessToken")? else {
+            return Ok(None);
+        };
+        Ok(Some(BackendTokens {
+            access_token,
+            refresh_token: open("refreshToken")?,
+            expires_in_secs: None,
+        }))
     }
 
     pub async fn find(&self, id: ObjectId) -> AuthResult<Option<StoredSession>> {
@@ -160,24 +193,10 @@ impl Sessions {
 
     /// The backend tokens stored in the session (`None` for a session of another provider).
     pub fn backend_tokens(&self, s: &StoredSession) -> AuthResult<Option<BackendTokens>> {
-        let Some(b) = &s.backend else {
-            return Ok(None);
-        };
-        let ctx = s.id.to_hex();
-        let open = |k: &str| -> AuthResult<Option<String>> {
-            b.get_str(k)
-                .ok()
-                .map(|v| self.cipher.open(v, &ctx))
-                .transpose()
-        };
-        let Some(access_token) = open("accessToken")? else {
-            return Ok(None);
-        };
-        Ok(Some(BackendTokens {
-            access_token,
-            refresh_token: open("refreshToken")?,
-            expires_in_secs: None,
-        }))
+        match &s.backend {
+            Some(b) => self.open_backend(b, &s.id.to_hex()),
+            None => Ok(None),
+        }
     }
 
     /// The refresh token the last rotation produced.
@@ -250,7 +269,7 @@ impl Sessions {
             "customBackend.next": self.cipher.seal(&refresh_token, &format!("next:{}", s.id.to_hex()))?,
         };
         if let Some(b) = backend {
-            for (k, v) in self.sealed_backend(&s.id, b)? {
+            for (k, v) in self.sealed_backend(&s.id.to_hex(), b)? {
                 set.insert(format!("customBackend.{k}"), v);
             }
         }
@@ -292,13 +311,129 @@ impl Sessions {
             "_id": session_id,
             "refreshTokenHash": sha256_hex(&refresh_token),
             "__v": 0,
-            "customBackend": self.sealed_backend(&session_id, backend)?,
+            "customBackend": self.sealed_backend(&session_id.to_hex(), backend)?,
         };
         self.sessions.insert_one(session).await?;
         Ok(NewSession {
             refresh_token,
             expires_at_ms,
         })
+    }
+}
+
+/// A 2FA login's backend tokens, waiting for the session LibreChat's second step creates.
+impl Sessions {
+    /// Keeps the tokens of a login answered with `twoFAPending` (no session yet).
+    pub async fn stash_pending(&self, user: ObjectId, backend: &BackendTokens) -> AuthResult<()> {
+        // Best effort, retried until it succeeds once: lookups stay correct without the indexes,
+        // and expired records are also deleted below.
+        let _ = self
+            .pending_indexed
+            .get_or_try_init(|| async {
+                let by_user = IndexModel::builder()
+                    .keys(doc! { "user": 1, "createdAt": -1 })
+                    .build();
+                let ttl = IndexModel::builder()
+                    .keys(doc! { "expiresAt": 1 })
+                    .options(
+                        IndexOptions::builder()
+                            .expire_after(std::time::Duration::ZERO)
+                            .build(),
+                    )
+                    .build();
+                self.pending
+                    .create_indexes([by_user, ttl])
+                    .await
+                    .map(|_| ())
+            })
+            .await;
+        let now = DateTime::now();
+        self.pending
+            .delete_many(doc! { "expiresAt": { "$lte": now } })
+            .await?;
+        let id = ObjectId::new();
+        let at = now.timestamp_millis();
+        let claim_until = at.saturating_add(PENDING_CLAIM_WINDOW_MS);
+        self.pending
+            .insert_one(doc! {
+                "_id": id,
+                "user": user,
+                "createdAt": now,
+                "claimUntil": DateTime::from_millis(claim_until),
+                // Unclaimed, they are worthless once a session claiming them would have expired.
+                "expiresAt": DateTime::from_millis(claim_until.saturating_add(self.refresh_expiry_ms)),
+                "backend": self.sealed_backend(&pending_ctx(&id), backend)?,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The tokens of the 2FA login a session without backend tokens came from: the newest pending
+    /// login of its user made shortly before the session was created. Marked as claimed by this
+    /// session, so that no other session takes them.
+    pub async fn claim_pending(
+        &self,
+        s: &StoredSession,
+    ) -> AuthResult<Option<(ObjectId, BackendTokens)>> {
+        let created = s.id.timestamp().timestamp_millis();
+        let found = self
+            .pending
+            .find_one_and_update(
+                doc! {
+                    "user": s.user,
+                    "createdAt": { "$lte": DateTime::from_millis(created.saturating_add(CLOCK_SLACK_MS)) },
+                    "claimUntil": { "$gte": DateTime::from_millis(created) },
+                    "expiresAt": { "$gt": DateTime::now() },
+                    "$or": [ { "claimedBy": { "$exists": false } }, { "claimedBy": s.id } ],
+                },
+                doc! { "$set": { "claimedBy": s.id } },
+            )
+            .sort(doc! { "createdAt": -1 })
+            .await?;
+        let Some(d) = found else {
+            return Ok(None);
+        };
+        let Ok(id) = d.get_object_id("_id") else {
+            return Ok(None);
+        };
+        let tokens = d
+            .get_document("backend")
+            .ok()
+            .and_then(|b| self.open_backend(b, &pending_ctx(&id)).ok().flatten());
+        match tokens {
+            Some(t) => Ok(Some((id, t))),
+            None => {
+                // Sealed with another key (or damaged): of no use to anyone.
+                self.drop_pending(id).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Moves claimed tokens into their session (a session that has tokens keeps its own), then
+    /// forgets the pending login.
+    pub async fn adopt_pending(
+        &self,
+        s: &StoredSession,
+        pending: ObjectId,
+        backend: &BackendTokens,
+    ) -> AuthResult<()> {
+        let mut set = Document::new();
+        for (k, v) in self.sealed_backend(&s.id.to_hex(), backend)? {
+            set.insert(format!("customBackend.{k}"), v);
+        }
+        self.sessions
+            .update_one(
+                doc! { "_id": s.id, "customBackend.accessToken": { "$exists": false } },
+                doc! { "$set": set },
+            )
+            .await?;
+        self.drop_pending(pending).await
+    }
+
+    pub async fn drop_pending(&self, id: ObjectId) -> AuthResult<()> {
+        self.pending.delete_one(doc! { "_id": id }).await?;
+        Ok(())
     }
 }
 

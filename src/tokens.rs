@@ -16,7 +16,7 @@ use sha2::Sha256;
 use crate::error::{AuthError, AuthResult};
 
 /// LibreChat's 2FA temp token lives five minutes.
-const TEMP_TOKEN_SECS: u64 = 5 * 60;
+pub(crate) const TEMP_TOKEN_SECS: u64 = 5 * 60;
 
 /// Longer bearer tokens are refused unread: no LibreChat or sane backend token is this big.
 pub const MAX_TOKEN_LEN: usize = 8192;

@@ -63,9 +63,9 @@ async function startHarness({ db, express = require('express'), jwt = 'librechat
     logs,
     db: rawDb,
     secrets,
-    /** Removes users, sessions and balances (indexes stay). */
+    /** Removes users, sessions, balances and pending 2FA logins (indexes stay). */
     async clear() {
-      await Promise.all(['users', 'sessions', 'balances'].map((c) => rawDb.collection(c).deleteMany({})));
+      await Promise.all(['users', 'sessions', 'balances', 'customBackendPending2fa'].map((c) => rawDb.collection(c).deleteMany({})));
       mock.reset({ users: true });
     },
     async counts() {
