@@ -18,6 +18,8 @@ export declare class CustomBackendAuthService {
   constructor(vars: Record<string, string>)
   /** Whether cookies must be `Secure` (`NODE_ENV=production`). */
   get secureCookies(): boolean
+  /** `AUTH_CACHE_MAX_ENTRIES` as parsed: the shim bounds its memo of parsed users by it too. */
+  get cacheMaxEntries(): number
   /**
    * Logs in with `{email|username, password}` against the backend, syncs the user and starts a
    * LibreChat session.

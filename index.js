@@ -101,7 +101,7 @@ class CustomBackendAuthService {
       throw toAuthError(err);
     }
     this.logger = logger ?? defaultLogger();
-    this.#parsedMax = Number(vars.AUTH_CACHE_MAX_ENTRIES) || 10000;
+    this.#parsedMax = this.#native.cacheMaxEntries; // AUTH_CACHE_MAX_ENTRIES, as Rust parsed it
   }
 
   get secureCookies() {
@@ -420,19 +420,18 @@ async function customRefreshController(req, res) {
 async function customLogoutController(req, res) {
   const service = getAuthService();
   const userId = req.user?.id ?? req.user?._id?.toString() ?? null;
+  let failure = null;
   try {
     const backendFailed = await service.logout(readCookie(req, 'refreshToken') ?? null, userId);
     if (backendFailed) {
       service.logger.warn(`[customBackendAuth] backend logout failed for user ${userId}; the LibreChat session was ended`);
     }
   } catch (err) {
-    const authErr = toAuthError(err);
-    logFailure(service, 'logout', authErr);
-    clearSessionCookies(res);
-    return sendError(res, authErr);
+    failure = toAuthError(err);
+    logFailure(service, 'logout', failure);
   }
   clearSessionCookies(res);
-  return res.status(200).send({ message: 'Logout successful' });
+  return failure ? sendError(res, failure) : res.status(200).send({ message: 'Logout successful' });
 }
 
 module.exports = {

@@ -278,6 +278,7 @@ async function startTestDb({ log } = {}) {
   let lastErr;
   for (;;) {
     if (spawnError || exited) {
+      OWN_SERVERS.delete(pid);
       fs.rmSync(runFile, { force: true });
       fs.rmSync(tmpDir, { recursive: true, force: true });
       const why = spawnError ? spawnError.message : `exited with ${exited.code ?? exited.signal}`;

@@ -121,6 +121,12 @@ impl CustomBackendAuthService {
         self.inner.config.secure_cookies
     }
 
+    /// `AUTH_CACHE_MAX_ENTRIES` as parsed: the shim bounds its memo of parsed users by it too.
+    #[napi(getter)]
+    pub fn cache_max_entries(&self) -> u32 {
+        u32::try_from(self.inner.config.cache_max).unwrap_or(u32::MAX)
+    }
+
     /// Logs in with `{email|username, password}` against the backend, syncs the user and starts a
     /// LibreChat session.
     #[napi]
