@@ -1,0 +1,313 @@
+'use strict';
+
+// The release as an operator gets it (issue "Ship it the way LibreChat runs"): the binaries inside the
+// packed platform packages, the packages' contents, an install from the tarballs with no Rust on PATH
+// followed word for word from README section 3, on Node 20 and Node 24, and the musl binary loaded by a
+// musl runtime after the Docker install step. Needs `npm run release` (dist/) and
+// scripts/runtimes.sh's downloads (fetched here on first use); `npm test` runs both.
+
+const crypto = require('crypto');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { execFileSync, spawnSync } = require('child_process');
+const yaml = require('js-yaml');
+const { startMockBackend } = require('./support/mockBackend');
+const { mongoUri } = require('./support/mongoUri');
+const { problems, inspect, compareVersions, GLIBC_FLOOR, PLATFORMS } = require('../scripts/check-binary');
+
+jest.setTimeout(240000);
+
+const REPO = path.resolve(__dirname, '..');
+const DIST = path.join(REPO, 'dist');
+const pkg = require('../package.json');
+const NAME = pkg.name;
+const PLATFORM_OF = {
+  'x86_64-unknown-linux-gnu': 'linux-x64-gnu',
+  'x86_64-unknown-linux-musl': 'linux-x64-musl',
+  'aarch64-unknown-linux-gnu': 'linux-arm64-gnu',
+  'aarch64-unknown-linux-musl': 'linux-arm64-musl',
+};
+const SHIPPED = pkg.napi.targets.map((t) => PLATFORM_OF[t]);
+const tgzOf = (platform) => path.join(DIST, platform ? `${NAME}-${platform}-${pkg.version}.tgz` : `${NAME}-${pkg.version}.tgz`);
+
+function distFile(file) {
+  if (!fs.existsSync(file)) throw new Error(`${path.relative(REPO, file)} is missing: run \`npm run release\` first`);
+  return file;
+}
+const tarList = (tgz) => execFileSync('tar', ['-tzf', distFile(tgz)], { encoding: 'utf8' }).split('\n').filter(Boolean).sort();
+const tarRead = (tgz, member) => execFileSync('tar', ['-xzOf', distFile(tgz), member], { encoding: 'utf8', maxBuffer: 1 << 26 });
+
+const tmpDirs = [];
+function tmpDir(prefix) {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `lcba-${prefix}-`));
+  tmpDirs.push(d);
+  return d;
+}
+afterAll(() => tmpDirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+/** The platform binary as packed: extracted from its tarball. */
+function packedBinary(platform) {
+  const dir = tmpDir(`bin-${platform}`);
+  execFileSync('tar', ['-xzf', distFile(tgzOf(platform)), '-C', dir]);
+  return path.join(dir, 'package', `${NAME}.${platform}.node`);
+}
+
+/** PATH without any folder that holds cargo or rustc: what an operator without Rust has. */
+function pathWithoutRust() {
+  return process.env.PATH.split(':').filter((d) => d && !['cargo', 'rustc', 'rustup'].some((t) => fs.existsSync(path.join(d, t)))).join(':');
+}
+
+function runtimes(...names) {
+  const out = execFileSync('bash', [path.join(REPO, 'scripts/runtimes.sh'), ...names], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  return Object.fromEntries(out.trim().split('\n').map((l) => l.split('=')));
+}
+
+/** The shell block of README.md that follows the marker `<!-- test: NAME -->`. */
+function readmeBlock(name) {
+  const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
+  const m = new RegExp(`<!-- test: ${name} -->\\s*\`\`\`sh\\n([\\s\\S]*?)\`\`\``).exec(readme);
+  if (!m) throw new Error(`README.md has no block marked <!-- test: ${name} -->`);
+  return m[1];
+}
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26, timeout: 180000, ...opts });
+  if (r.status !== 0) {
+    throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`);
+  }
+  return r;
+}
+
+describe('#9.1 binaries: what ships is stripped and loads where LibreChat runs', () => {
+  test.each(SHIPPED)('%s: right machine and libc, only the allowed libraries, stripped', (platform) => {
+    expect(problems(platform, packedBinary(platform))).toEqual([]);
+  });
+
+  test('linux-x64-musl: NEEDED exactly libc.musl-x86_64.so.1 and libgcc_s.so.1, no GLIBC_ version', () => {
+    const facts = inspect(packedBinary('linux-x64-musl'));
+    expect([...facts.needed].sort()).toEqual(['libc.musl-x86_64.so.1', 'libgcc_s.so.1']);
+    expect(facts.glibcVersions).toEqual([]);
+    expect(facts.machine).toBe(PLATFORMS['linux-x64-musl'].machine);
+  });
+
+  test(`linux-x64-gnu: the newest GLIBC_ version referenced is at most ${GLIBC_FLOOR} (Node's own floor)`, () => {
+    const facts = inspect(packedBinary('linux-x64-gnu'));
+    expect(facts.glibcMax).not.toBeNull();
+    expect(compareVersions(facts.glibcMax, GLIBC_FLOOR)).toBeLessThanOrEqual(0);
+  });
+
+  test('the checks refuse a binary linked against this machine\'s glibc, and a glibc binary as musl', () => {
+    // The developer build (`npm run build`, linked on Debian 12) asks for more than 2.28.
+    const local = path.join(REPO, `${NAME}.linux-x64-gnu.node`);
+    const facts = inspect(local);
+    expect(compareVersions(facts.glibcMax, GLIBC_FLOOR)).toBeGreaterThan(0);
+    expect(problems('linux-x64-gnu', local).join('\n')).toMatch(/newer than Node's floor/);
+    expect(problems('linux-x64-musl', packedBinary('linux-x64-gnu')).join('\n')).toMatch(/libc\.so\.6/);
+  });
+});
+
+describe('#9.2/#9.5 packages: the napi-rs layout, only what runs', () => {
+  test('the main package holds the shim, the loader, the CLI and the wiring patch, no binary, no tests', () => {
+    expect(tarList(tgzOf())).toEqual([
+      'package/LICENSE',
+      'package/README.md',
+      'package/bin/cli.js',
+      'package/binding.d.ts',
+      'package/binding.js',
+      'package/index.d.ts',
+      'package/index.js',
+      'package/librechat/wiring-v0.8.patch',
+      'package/package.json',
+    ]);
+  });
+
+  test('the main package names every platform package as an optional dependency of its exact version', () => {
+    const manifest = JSON.parse(tarRead(tgzOf(), 'package/package.json'));
+    expect(manifest.optionalDependencies).toEqual(Object.fromEntries(SHIPPED.map((p) => [`${NAME}-${p}`, pkg.version])));
+    expect(manifest.files.some((f) => f.endsWith('.node'))).toBe(false);
+    expect(manifest.engines.node).toBe('>=20');
+    expect(manifest.license).toBe('MIT');
+  });
+
+  test.each(SHIPPED)('%s package: the binary, its manifest and README only; os, cpu and libc set', (platform) => {
+    expect(tarList(tgzOf(platform))).toEqual(['package/README.md', `package/${NAME}.${platform}.node`, 'package/package.json']);
+    const manifest = JSON.parse(tarRead(tgzOf(platform), 'package/package.json'));
+    const [, cpu, abi] = platform.split('-');
+    expect(manifest).toMatchObject({ name: `${NAME}-${platform}`, version: pkg.version, os: ['linux'], cpu: [cpu], libc: [abi === 'gnu' ? 'glibc' : 'musl'], main: `${NAME}.${platform}.node` });
+  });
+
+  test('npm pack of the repository (the from-source install) holds only what runs', () => {
+    const files = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json'], { cwd: REPO, encoding: 'utf8' }))[0].files.map((f) => f.path);
+    const allowed = /^(LICENSE|README\.md|package\.json|index\.js|index\.d\.ts|binding\.js|binding\.d\.ts|bin\/cli\.js|librechat\/wiring-v0\.8\.patch|librechat-custom-backend-auth\.linux-[a-z0-9]+-(gnu|musl)\.node)$/;
+    expect(files.filter((f) => !allowed.test(f))).toEqual([]);
+    expect(files).toEqual(expect.arrayContaining(['index.js', 'binding.js', 'package.json', 'LICENSE']));
+  });
+
+  test('wiring-v0.8.patch adds exactly the lines README section 3 shows, and nothing else of ours', () => {
+    const patch = fs.readFileSync(path.join(REPO, 'librechat/wiring-v0.8.patch'), 'utf8');
+    const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
+    const added = patch.split('\n').filter((l) => l.startsWith('+') && !l.startsWith('+++')).map((l) => l.slice(1).trim()).filter(Boolean);
+    expect(added.length).toBeGreaterThan(10);
+    for (const line of added) expect(readme).toContain(line);
+    expect(patch.match(/^\+\+\+ b\/(.+)$/gm)).toEqual(['+++ b/api/server/index.js', '+++ b/api/server/routes/auth.js']);
+  });
+
+  test('LICENSE is the MIT licence package.json names', () => {
+    expect(pkg.license).toBe('MIT');
+    expect(fs.readFileSync(path.join(REPO, 'LICENSE'), 'utf8')).toMatch(/^MIT License\n\nCopyright \(c\) \d{4}/);
+  });
+
+  test('SHA256SUMS covers every tarball', () => {
+    const sums = fs.readFileSync(distFile(path.join(DIST, 'SHA256SUMS')), 'utf8').trim().split('\n');
+    const tarballs = fs.readdirSync(DIST).filter((f) => f.endsWith('.tgz')).sort();
+    expect(sums.map((l) => l.split(/\s+/)[1]).sort()).toEqual(tarballs);
+    for (const line of sums) {
+      const [sum, file] = line.split(/\s+/);
+      expect(crypto.createHash('sha256').update(fs.readFileSync(path.join(DIST, file))).digest('hex')).toBe(sum);
+    }
+  });
+});
+
+describe('#9.3 install from the tarballs with no Rust, as README section 3 says', () => {
+  let mock;
+  beforeAll(async () => {
+    mock = await startMockBackend();
+  });
+  afterAll(async () => mock && mock.close());
+
+  const smokeEnv = (db) => ({
+    LCBA_SMOKE: JSON.stringify({
+      username: 'bob@example.com',
+      password: 'bob-password-2',
+      vars: {
+        BACKEND_AUTH_URL: mock.urls.login,
+        BACKEND_USER_INFO_URL: mock.urls.userinfo,
+        BACKEND_REFRESH_URL: mock.urls.refresh,
+        JWT_SECRET: 'release-test-jwt-secret',
+        JWT_REFRESH_SECRET: 'release-test-jwt-refresh-secret',
+        BACKEND_TOKEN_ENCRYPTION_KEY: crypto.randomBytes(32).toString('hex'),
+        MONGO_URI: mongoUri(db),
+        BACKEND_TIMEOUT_MS: '5000',
+      },
+    }),
+  });
+
+  function expectSmoke(stdout, platformFile) {
+    const out = JSON.parse(stdout.trim().split('\n').pop());
+    expect(out.error).toBeUndefined();
+    expect(out).toMatchObject({ configInvalid: 'CONFIG_INVALID', configInvalidIsClass: true, loginEmail: 'bob@example.com', forgedVerifies: null, wrongPassword: 'INVALID_CREDENTIALS' });
+    expect(out.verifiedId).toBe(out.userId);
+    expect(out.binary).toMatch(new RegExp(`/node_modules/${NAME}-${platformFile.replace(/[.]/g, '\\.')}/${NAME}\\.${platformFile}\\.node$`));
+    return out;
+  }
+
+  let librechat;
+  beforeAll(() => {
+    // LibreChat's root folder with the release folder in it, and an api/ folder to install into.
+    librechat = path.join(tmpDir('install'), 'LibreChat');
+    fs.mkdirSync(path.join(librechat, 'api'), { recursive: true });
+    fs.cpSync(DIST, path.join(librechat, 'custom-backend-auth'), { recursive: true });
+    const env = { ...process.env, PATH: pathWithoutRust() };
+    expect(spawnSync('bash', ['-c', 'command -v cargo || command -v rustc'], { env }).status).not.toBe(0);
+    run('bash', ['-euo', 'pipefail', '-c', readmeBlock('install-npm')], { cwd: librechat, env });
+  });
+
+  test('npm installs the main package and only the platform package of this machine', () => {
+    const modules = fs.readdirSync(path.join(librechat, 'api', 'node_modules')).filter((n) => n.startsWith(NAME));
+    expect(modules.sort()).toEqual([NAME, `${NAME}-linux-x64-gnu`]);
+  });
+
+  test('Node 20: require, CONFIG_INVALID, login against the backend, verify the token', () => {
+    const r = run(process.execPath, [path.join(__dirname, 'support/installSmoke.js')], {
+      cwd: path.join(librechat, 'api'), env: { ...process.env, PATH: pathWithoutRust(), ...smokeEnv('release-node20') },
+    });
+    expect(expectSmoke(r.stdout, 'linux-x64-gnu').runtime).toMatch(/^node 20\./);
+  });
+
+  test('Node 24.16.0 (LibreChat\'s pinned version): the same', () => {
+    const { NODE24 } = runtimes('node24');
+    const r = run(NODE24, [path.join(__dirname, 'support/installSmoke.js')], {
+      cwd: path.join(librechat, 'api'), env: { ...process.env, PATH: pathWithoutRust(), ...smokeEnv('release-node24') },
+    });
+    expect(expectSmoke(r.stdout, 'linux-x64-gnu').runtime).toBe('node 24.16.0');
+  });
+
+  describe('#9.4 Docker: the install step of docker/Dockerfile for Alpine (musl), then a musl runtime', () => {
+    let app;
+    let rt;
+    beforeAll(() => {
+      rt = runtimes('bun-musl', 'musl', 'musl-libs');
+      // The image's layout: /app with LibreChat's node_modules, the build context in /app/custom-backend-auth.
+      app = path.join(tmpDir('docker'), 'app');
+      fs.mkdirSync(path.join(app, 'node_modules'), { recursive: true });
+      fs.mkdirSync(path.join(app, 'api'), { recursive: true });
+      fs.cpSync(DIST, path.join(app, 'custom-backend-auth'), { recursive: true });
+      const shell = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
+      // busybox sh when present: Alpine's shell. npm_config_libc=musl: what npm detects on Alpine.
+      run(shell || 'sh', [...(shell ? ['sh'] : []), path.join(app, 'custom-backend-auth', 'install.sh'), app], {
+        env: { ...process.env, PATH: pathWithoutRust(), npm_config_libc: 'musl', LCBA_SKIP_WIRING: '1' },
+      });
+    });
+
+    test('the Dockerfile copies exactly what the release folder holds and runs install.sh', () => {
+      const dockerfile = fs.readFileSync(path.join(DIST, 'Dockerfile'), 'utf8');
+      const copy = /^COPY --chown=node:node (.+) \/app\/custom-backend-auth\/$/m.exec(dockerfile);
+      expect(copy).not.toBeNull();
+      for (const pattern of copy[1].split(/\s+/)) {
+        const re = new RegExp(`^${pattern.replace(/[.]/g, '\\.').replace(/\*/g, '.*')}$`);
+        expect(fs.readdirSync(DIST).filter((f) => re.test(f)).length).toBeGreaterThan(0);
+      }
+      expect(dockerfile).toMatch(/^USER node$/m);
+      expect(dockerfile).toMatch(/^RUN sh \/app\/custom-backend-auth\/install\.sh \/app$/m);
+    });
+
+    test('docker-compose.override.yml: valid YAML that rebuilds LibreChat\'s `api` service from the release folder', () => {
+      const override = yaml.load(fs.readFileSync(path.join(DIST, 'docker-compose.override.yml'), 'utf8'));
+      expect(Object.keys(override)).toEqual(['services']);
+      expect(Object.keys(override.services)).toEqual(['api']);
+      expect(override.services.api.build.context).toBe('./custom-backend-auth');
+      const from = /^ARG LIBRECHAT_IMAGE=(\S+)$/m.exec(fs.readFileSync(path.join(DIST, 'Dockerfile'), 'utf8'))[1];
+      expect(override.services.api.build.args.LIBRECHAT_IMAGE).toBe(from);
+    });
+
+    test('install.sh put only the musl package in, outside LibreChat\'s tree, and linked it where api/ finds it', () => {
+      const installed = fs.readdirSync(path.join(app, 'custom-backend-auth', 'node_modules')).filter((n) => n.startsWith(NAME));
+      expect(installed.sort()).toEqual([NAME, `${NAME}-linux-x64-musl`]);
+      expect(fs.realpathSync(path.join(app, 'node_modules', NAME))).toBe(path.join(app, 'custom-backend-auth', 'node_modules', NAME));
+      expect(fs.existsSync(path.join(app, 'node_modules', '.bin', NAME))).toBe(true);
+    });
+
+    // Bun's musl build, under musl 1.2.5: Bun's N-API, not Node's (no musl Node on the npm registry).
+    // As root, /usr/bin/ldd is replaced by a musl one in a private mount namespace, so the generated
+    // loader detects musl itself, as it does on Alpine.
+    function bunMusl(script, extraEnv, args = []) {
+      const fakeLdd = path.join(tmpDir('ldd'), 'ldd');
+      fs.writeFileSync(fakeLdd, '#!/bin/sh\necho "musl libc (x86_64)"\n', { mode: 0o755 });
+      const cmd = `mount --bind "${fakeLdd}" /usr/bin/ldd && exec "${rt.MUSL_LOADER}" "${rt.BUN_MUSL}" "$@"`;
+      return spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', cmd, 'bun', script, ...args], {
+        cwd: path.join(app, 'api'), encoding: 'utf8', timeout: 120000,
+        env: { ...process.env, PATH: pathWithoutRust(), LD_LIBRARY_PATH: rt.MUSL_LIBS, ...extraEnv },
+      });
+    }
+
+    test('Bun on musl: the loader picks the musl binary; CONFIG_INVALID, login, verify', () => {
+      const r = bunMusl(path.join(__dirname, 'support/installSmoke.js'), smokeEnv('release-musl'));
+      if (r.status !== 0) throw new Error(`bun on musl exited ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`);
+      const out = expectSmoke(r.stdout, 'linux-x64-musl');
+      expect(out.runtime).toMatch(/^bun /);
+    });
+
+    test('negative control: the musl runtime refuses the glibc binary and loads the musl one', () => {
+      const probe = path.join(tmpDir('probe'), 'probe.js');
+      fs.writeFileSync(probe, "try { require(process.argv[2]); console.log('loaded'); } catch (e) { console.log('refused'); }\n");
+      const load = (file) => {
+        const r = bunMusl(probe, {}, [file]);
+        if (r.status !== 0) throw new Error(`bun on musl exited ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`);
+        return r.stdout.trim();
+      };
+      expect(load(packedBinary('linux-x64-gnu'))).toBe('refused');
+      expect(load(packedBinary('linux-x64-musl'))).toBe('loaded');
+    });
+  });
+});
