@@ -10,7 +10,7 @@ const crypto = require('crypto');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { execFileSync, spawnSync } = require('child_process');
+const { execFileSync, spawn, spawnSync } = require('child_process');
 const yaml = require('js-yaml');
 const { startMockBackend } = require('./support/mockBackend');
 const { mongoUri } = require('./support/mongoUri');
@@ -53,9 +53,35 @@ function packedBinary(platform) {
   return path.join(dir, 'package', `${NAME}.${platform}.node`);
 }
 
-/** PATH without any folder that holds cargo or rustc: what an operator without Rust has. */
+/**
+ * A PATH with no Rust on it, as an operator has: one folder of links to every program on the current
+ * PATH except Rust's (Debian's cargo and rustc live in /usr/bin beside everything else).
+ */
+let noRustPath;
 function pathWithoutRust() {
-  return process.env.PATH.split(':').filter((d) => d && !['cargo', 'rustc', 'rustup'].some((t) => fs.existsSync(path.join(d, t)))).join(':');
+  if (noRustPath) return noRustPath;
+  const bin = path.join(tmpDir('norust'), 'bin');
+  fs.mkdirSync(bin);
+  const rust = /^(cargo|cargo-.*|rustc|rustup|rustdoc|rustfmt|rust-gdb|rust-lldb|clippy-driver)$/;
+  for (const dir of process.env.PATH.split(':').filter(Boolean)) {
+    let names = [];
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      if (rust.test(name) || fs.existsSync(path.join(bin, name))) continue;
+      try {
+        fs.accessSync(path.join(dir, name), fs.constants.X_OK);
+        if (fs.statSync(path.join(dir, name)).isFile()) fs.symlinkSync(path.join(dir, name), path.join(bin, name));
+      } catch {
+        // not an executable file
+      }
+    }
+  }
+  noRustPath = bin;
+  return bin;
 }
 
 function runtimes(...names) {
@@ -71,11 +97,29 @@ function readmeBlock(name) {
   return m[1];
 }
 
-function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26, timeout: 180000, ...opts });
-  if (r.status !== 0) {
-    throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`);
-  }
+/** Runs a command without blocking the event loop (the mock backend answers from this process). */
+function run(cmd, args, { timeout = 200000, ...opts } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeout);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      resolve({ status, signal, stdout, stderr });
+    });
+  });
+}
+
+async function runOk(cmd, args, opts) {
+  const r = await run(cmd, args, opts);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`);
   return r;
 }
 
@@ -203,14 +247,14 @@ describe('#9.3 install from the tarballs with no Rust, as README section 3 says'
   }
 
   let librechat;
-  beforeAll(() => {
+  beforeAll(async () => {
     // LibreChat's root folder with the release folder in it, and an api/ folder to install into.
     librechat = path.join(tmpDir('install'), 'LibreChat');
     fs.mkdirSync(path.join(librechat, 'api'), { recursive: true });
     fs.cpSync(DIST, path.join(librechat, 'custom-backend-auth'), { recursive: true });
     const env = { ...process.env, PATH: pathWithoutRust() };
     expect(spawnSync('bash', ['-c', 'command -v cargo || command -v rustc'], { env }).status).not.toBe(0);
-    run('bash', ['-euo', 'pipefail', '-c', readmeBlock('install-npm')], { cwd: librechat, env });
+    await runOk('bash', ['-euo', 'pipefail', '-c', readmeBlock('install-npm')], { cwd: librechat, env });
   });
 
   test('npm installs the main package and only the platform package of this machine', () => {
@@ -218,40 +262,41 @@ describe('#9.3 install from the tarballs with no Rust, as README section 3 says'
     expect(modules.sort()).toEqual([NAME, `${NAME}-linux-x64-gnu`]);
   });
 
-  test('Node 20: require, CONFIG_INVALID, login against the backend, verify the token', () => {
-    const r = run(process.execPath, [path.join(__dirname, 'support/installSmoke.js')], {
+  test('Node 20: require, CONFIG_INVALID, login against the backend, verify the token', async () => {
+    const r = await runOk(process.execPath, [path.join(__dirname, 'support/installSmoke.js')], {
       cwd: path.join(librechat, 'api'), env: { ...process.env, PATH: pathWithoutRust(), ...smokeEnv('release-node20') },
     });
     expect(expectSmoke(r.stdout, 'linux-x64-gnu').runtime).toMatch(/^node 20\./);
   });
 
-  test('Node 24.16.0 (LibreChat\'s pinned version): the same', () => {
+  test('Node 24.16.0 (LibreChat\'s pinned version): the same', async () => {
     const { NODE24 } = runtimes('node24');
-    const r = run(NODE24, [path.join(__dirname, 'support/installSmoke.js')], {
+    const r = await runOk(NODE24, [path.join(__dirname, 'support/installSmoke.js')], {
       cwd: path.join(librechat, 'api'), env: { ...process.env, PATH: pathWithoutRust(), ...smokeEnv('release-node24') },
     });
     expect(expectSmoke(r.stdout, 'linux-x64-gnu').runtime).toBe('node 24.16.0');
   });
 
-  describe('#9.4 Docker: the install step of docker/Dockerfile for Alpine (musl), then a musl runtime', () => {
-    let app;
-    let rt;
-    beforeAll(() => {
-      rt = runtimes('bun-musl', 'musl', 'musl-libs');
-      // The image's layout: /app with LibreChat's node_modules, the build context in /app/custom-backend-auth.
-      app = path.join(tmpDir('docker'), 'app');
-      fs.mkdirSync(path.join(app, 'node_modules'), { recursive: true });
-      fs.mkdirSync(path.join(app, 'api'), { recursive: true });
-      fs.cpSync(DIST, path.join(app, 'custom-backend-auth'), { recursive: true });
-      const shell = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
-      // busybox sh when present: Alpine's shell. npm_config_libc=musl: what npm detects on Alpine.
-      run(shell || 'sh', [...(shell ? ['sh'] : []), path.join(app, 'custom-backend-auth', 'install.sh'), app], {
-        env: { ...process.env, PATH: pathWithoutRust(), npm_config_libc: 'musl', LCBA_SKIP_WIRING: '1' },
-      });
+  /**
+   * docker/install.sh (what the Dockerfile runs) into an /app-shaped folder: LibreChat's node_modules,
+   * the build context in /app/custom-backend-auth. busybox sh when present: Alpine's shell.
+   * npm_config_cpu/libc: what npm detects on that machine.
+   */
+  async function dockerInstall(cpu, libc) {
+    const app = path.join(tmpDir(`docker-${cpu}-${libc}`), 'app');
+    fs.mkdirSync(path.join(app, 'node_modules'), { recursive: true });
+    fs.mkdirSync(path.join(app, 'api'), { recursive: true });
+    fs.cpSync(DIST, path.join(app, 'custom-backend-auth'), { recursive: true });
+    const busybox = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
+    await runOk(busybox || 'sh', [...(busybox ? ['sh'] : []), path.join(app, 'custom-backend-auth', 'install.sh'), app], {
+      env: { ...process.env, PATH: pathWithoutRust(), npm_config_cpu: cpu, npm_config_libc: libc, LCBA_SKIP_WIRING: '1' },
     });
+    return app;
+  }
 
+  describe('#9.4 Docker: the release folder and docker/Dockerfile', () => {
     test('the Dockerfile copies exactly what the release folder holds and runs install.sh', () => {
-      const dockerfile = fs.readFileSync(path.join(DIST, 'Dockerfile'), 'utf8');
+      const dockerfile = fs.readFileSync(distFile(path.join(DIST, 'Dockerfile')), 'utf8');
       const copy = /^COPY --chown=node:node (.+) \/app\/custom-backend-auth\/$/m.exec(dockerfile);
       expect(copy).not.toBeNull();
       for (const pattern of copy[1].split(/\s+/)) {
@@ -263,51 +308,77 @@ describe('#9.3 install from the tarballs with no Rust, as README section 3 says'
     });
 
     test('docker-compose.override.yml: valid YAML that rebuilds LibreChat\'s `api` service from the release folder', () => {
-      const override = yaml.load(fs.readFileSync(path.join(DIST, 'docker-compose.override.yml'), 'utf8'));
+      const override = yaml.load(fs.readFileSync(distFile(path.join(DIST, 'docker-compose.override.yml')), 'utf8'));
       expect(Object.keys(override)).toEqual(['services']);
       expect(Object.keys(override.services)).toEqual(['api']);
       expect(override.services.api.build.context).toBe('./custom-backend-auth');
       const from = /^ARG LIBRECHAT_IMAGE=(\S+)$/m.exec(fs.readFileSync(path.join(DIST, 'Dockerfile'), 'utf8'))[1];
       expect(override.services.api.build.args.LIBRECHAT_IMAGE).toBe(from);
     });
+  });
+
+  // install.sh (what the Dockerfile runs) into an /app-shaped folder, for Alpine on x64 and arm64, then
+  // Bun's musl build under musl 1.2.5 (arm64: under qemu-aarch64). Bun's N-API, not Node's: there is no
+  // musl build of Node on the npm registry. As root, /usr/bin/ldd is replaced by a musl one in a
+  // private mount namespace, so the generated loader detects musl itself, as it does on Alpine.
+  describe.each([
+    ['x64', 'linux-x64-musl'],
+    ['arm64', 'linux-arm64-musl'],
+  ])('#9.4 Docker install step for Alpine %s, then a musl runtime', (cpu, platform) => {
+    let app;
+    let rt;
+    beforeAll(async () => {
+      const all = runtimes(...(cpu === 'x64' ? ['bun-musl', 'musl', 'musl-libs'] : ['arm64']));
+      const k = cpu === 'x64' ? '' : '_ARM64';
+      rt = { bun: all[`BUN_MUSL${k}`], loader: all[`MUSL_LOADER${k}`], libs: all[`MUSL_LIBS${k}`], qemu: all.QEMU_AARCH64 };
+      app = await dockerInstall(cpu, 'musl');
+    });
+
+    function bunMusl(script, extraEnv, args = []) {
+      const fakeLdd = path.join(tmpDir('ldd'), 'ldd');
+      fs.writeFileSync(fakeLdd, '#!/bin/sh\necho "musl libc"\n', { mode: 0o755 });
+      const runner = [...(rt.qemu ? [rt.qemu] : []), rt.loader, rt.bun].map((a) => `"${a}"`).join(' ');
+      const cmd = `mount --bind "${fakeLdd}" /usr/bin/ldd && exec ${runner} "$@"`;
+      return run('unshare', ['-m', '--propagation', 'private', 'sh', '-c', cmd, 'bun', script, ...args], {
+        cwd: path.join(app, 'api'),
+        env: { ...process.env, PATH: pathWithoutRust(), LD_LIBRARY_PATH: rt.libs, ...extraEnv },
+      });
+    }
 
     test('install.sh put only the musl package in, outside LibreChat\'s tree, and linked it where api/ finds it', () => {
       const installed = fs.readdirSync(path.join(app, 'custom-backend-auth', 'node_modules')).filter((n) => n.startsWith(NAME));
-      expect(installed.sort()).toEqual([NAME, `${NAME}-linux-x64-musl`]);
+      expect(installed.sort()).toEqual([NAME, `${NAME}-${platform}`]);
       expect(fs.realpathSync(path.join(app, 'node_modules', NAME))).toBe(path.join(app, 'custom-backend-auth', 'node_modules', NAME));
       expect(fs.existsSync(path.join(app, 'node_modules', '.bin', NAME))).toBe(true);
     });
 
-    // Bun's musl build, under musl 1.2.5: Bun's N-API, not Node's (no musl Node on the npm registry).
-    // As root, /usr/bin/ldd is replaced by a musl one in a private mount namespace, so the generated
-    // loader detects musl itself, as it does on Alpine.
-    function bunMusl(script, extraEnv, args = []) {
-      const fakeLdd = path.join(tmpDir('ldd'), 'ldd');
-      fs.writeFileSync(fakeLdd, '#!/bin/sh\necho "musl libc (x86_64)"\n', { mode: 0o755 });
-      const cmd = `mount --bind "${fakeLdd}" /usr/bin/ldd && exec "${rt.MUSL_LOADER}" "${rt.BUN_MUSL}" "$@"`;
-      return spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', cmd, 'bun', script, ...args], {
-        cwd: path.join(app, 'api'), encoding: 'utf8', timeout: 120000,
-        env: { ...process.env, PATH: pathWithoutRust(), LD_LIBRARY_PATH: rt.MUSL_LIBS, ...extraEnv },
-      });
-    }
-
-    test('Bun on musl: the loader picks the musl binary; CONFIG_INVALID, login, verify', () => {
-      const r = bunMusl(path.join(__dirname, 'support/installSmoke.js'), smokeEnv('release-musl'));
+    test('Bun on musl: the loader picks the musl binary; CONFIG_INVALID, login, verify', async () => {
+      const r = await bunMusl(path.join(__dirname, 'support/installSmoke.js'), smokeEnv(`release-musl-${cpu}`));
       if (r.status !== 0) throw new Error(`bun on musl exited ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`);
-      const out = expectSmoke(r.stdout, 'linux-x64-musl');
-      expect(out.runtime).toMatch(/^bun /);
+      expect(expectSmoke(r.stdout, platform).runtime).toMatch(/^bun /);
     });
 
-    test('negative control: the musl runtime refuses the glibc binary and loads the musl one', () => {
+    test('negative control: the musl runtime refuses the glibc binary and loads the musl one', async () => {
       const probe = path.join(tmpDir('probe'), 'probe.js');
       fs.writeFileSync(probe, "try { require(process.argv[2]); console.log('loaded'); } catch (e) { console.log('refused'); }\n");
-      const load = (file) => {
-        const r = bunMusl(probe, {}, [file]);
+      const load = async (file) => {
+        const r = await bunMusl(probe, {}, [file]);
         if (r.status !== 0) throw new Error(`bun on musl exited ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`);
         return r.stdout.trim();
       };
-      expect(load(packedBinary('linux-x64-gnu'))).toBe('refused');
-      expect(load(packedBinary('linux-x64-musl'))).toBe('loaded');
+      expect(await load(packedBinary(platform.replace('musl', 'gnu')))).toBe('refused');
+      expect(await load(packedBinary(platform))).toBe('loaded');
     });
+  });
+
+  test('arm64 with glibc under qemu-aarch64 (Node 20 for arm64): install.sh, require, CONFIG_INVALID, login, verify', async () => {
+    const rt = runtimes('arm64');
+    const app = await dockerInstall('arm64', 'glibc');
+    const installed = fs.readdirSync(path.join(app, 'custom-backend-auth', 'node_modules')).filter((n) => n.startsWith(NAME));
+    expect(installed.sort()).toEqual([NAME, `${NAME}-linux-arm64-gnu`]);
+    const r = await runOk(rt.QEMU_AARCH64, ['-L', rt.ARM64_SYSROOT, rt.NODE20_ARM64, path.join(__dirname, 'support/installSmoke.js')], {
+      cwd: path.join(app, 'api'), env: { ...process.env, PATH: pathWithoutRust(), ...smokeEnv('release-arm64') },
+    });
+    expect(expectSmoke(r.stdout, 'linux-arm64-gnu').runtime).toMatch(/^node 20\./);
   });
 });

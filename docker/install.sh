@@ -4,12 +4,12 @@
 #
 #   sh install.sh /app            # LibreChat's folder in its image
 #
-# From the folder this script is in, it takes the main package's tarball, the one platform tarball
-# that fits this machine (CPU from Node, libc from Node's report; npm_config_cpu / npm_config_libc
-# override both, as they do for npm) and wiring-v0.8.patch. It installs them with npm into that folder
-# (its node_modules/, outside LibreChat's own tree, so LibreChat's package.json and lock stay as they
-# are and nothing points outside the build context), links the package into LibreChat's node_modules/
-# where `require('librechat-custom-backend-auth')` in api/ finds it, and patches LibreChat's files.
+# From the folder this script is in, it installs the main package's tarball and the platform tarball
+# that npm finds fits this machine (npm's own choice by os/cpu/libc; npm_config_cpu and
+# npm_config_libc override it as usual) into that folder's node_modules/, outside LibreChat's own tree
+# (LibreChat's package.json and lock stay as they are, and nothing points outside the build context).
+# It links the package into LibreChat's node_modules/, where `require('librechat-custom-backend-auth')`
+# in api/ finds it, and applies wiring-v0.8.patch to LibreChat's files.
 # LCBA_SKIP_WIRING=1 leaves LibreChat's files alone (the package is installed, not wired).
 set -eu
 
@@ -19,27 +19,30 @@ NAME=librechat-custom-backend-auth
 
 die() { echo "[custom-backend-auth] FAILED: $*" >&2; exit 1; }
 
-cpu="${npm_config_cpu:-$(node -p process.arch)}"
-libc="${npm_config_libc:-$(node -p "process.report.getReport().header.glibcVersionRuntime ? 'glibc' : 'musl'")}"
-case "$libc" in
-  glibc) abi=gnu ;;
-  musl) abi=musl ;;
-  *) die "unknown libc '$libc'" ;;
-esac
-platform="linux-$cpu-$abi"
-
 one() { # the single file matching a pattern in $HERE
   set -- $1
   [ "$#" -eq 1 ] && [ -f "$1" ] || die "expected exactly one $(basename "$1") in $HERE"
   echo "$1"
 }
 main_tgz="$(one "$HERE/$NAME-[0-9]*.tgz")"
-platform_tgz="$(one "$HERE/$NAME-$platform-[0-9]*.tgz")"
-echo "[custom-backend-auth] installing $(basename "$main_tgz") and $(basename "$platform_tgz") ($platform)"
+
+# The prefix's package.json: the main package, and each platform tarball here as the source of its
+# platform package (npm overrides). npm then picks the one that fits the machine by the packages'
+# os/cpu/libc fields, exactly as from a registry, and asks no registry for them.
+node - "$HERE" "$NAME" "$(basename "$main_tgz")" <<'JS'
+const fs = require('fs');
+const [here, name, main] = process.argv.slice(2);
+const platforms = fs.readdirSync(here).filter((f) => f.startsWith(`${name}-linux-`) && f.endsWith('.tgz'));
+const overrides = Object.fromEntries(platforms.map((f) => [f.replace(/-\d+\.\d+\.\d+.*\.tgz$/, ''), `file:./${f}`]));
+fs.writeFileSync(`${here}/package.json`, JSON.stringify({ private: true, dependencies: { [name]: `file:./${main}` }, overrides }, null, 2));
+JS
 
 # --omit=peer: passport is LibreChat's own (the package resolves it from the application).
-npm install --prefix "$HERE" --omit=dev --omit=peer --no-audit --no-fund --loglevel=error \
-  "$main_tgz" "$platform_tgz"
+npm install --prefix "$HERE" --omit=dev --omit=peer --no-audit --no-fund --loglevel=error
+platform="$(cd "$HERE/node_modules" && ls -d "$NAME"-linux-* 2>/dev/null || true)"
+[ -n "$platform" ] && [ "$(echo "$platform" | wc -l)" -eq 1 ] \
+  || die "npm installed no platform package for this machine; the release folder holds: $(ls "$HERE" | tr '\n' ' ')"
+echo "[custom-backend-auth] installed $(basename "$main_tgz") with $platform"
 
 mkdir -p "$APP/node_modules/.bin"
 ln -sfn "$HERE/node_modules/$NAME" "$APP/node_modules/$NAME"

