@@ -300,7 +300,7 @@ describe('refresh and logout', () => {
       expect(res.status).toBe(200);
       expect(h.mock.calls.refresh).toBe(calls + 1);
       expect(parseSetCookies(res).token_provider.value).toBe('custom-backend');
-      expect((await sessionOf(s.refreshToken)).customBackend.accessToken).toMatch(/^v1\./);
+      expect((await sessionOf(s.refreshToken)).customBackend.accessToken).toMatch(/^v2\./);
       expect(await pending().countDocuments({})).toBe(0);
       // The backend ends the session: so does the next refresh.
       h.mock.set({ refresh: { status: 401 } });
