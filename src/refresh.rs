@@ -52,7 +52,10 @@ fn duration_ms(d: Duration) -> i64 {
 /// of the stored tokens they replace: a retry on this server refreshes with them instead of the
 /// stored (now dead) refresh token. Other servers cannot see them (README section 7).
 #[derive(Default)]
-pub struct Unsaved(Mutex<HashMap<ObjectId, (Option<String>, BackendTokens, Instant)>>);
+pub struct Unsaved(Mutex<HashMap<ObjectId, UnsavedTokens>>);
+
+/// The version of the stored tokens they replace, the tokens, when they were got.
+type UnsavedTokens = (Option<String>, BackendTokens, Instant);
 
 impl Unsaved {
     fn keep(&self, sid: ObjectId, version: Option<String>, tokens: BackendTokens) {
@@ -269,7 +272,11 @@ impl Service {
         let adopted;
         let (s, stored) = match db.sessions.backend_tokens(s) {
             Ok(Some(t)) => (s, t),
-            Err(e) => return Err(self.refuse(db, s, owner, s.backend_version().as_deref(), None, e).await),
+            Err(e) => {
+                return Err(self
+                    .refuse(db, s, owner, s.backend_version().as_deref(), None, e)
+                    .await)
+            }
             Ok(None) => {
                 let user = match db.users.find_public(s.user).await {
                     Ok(Some(u)) => u,
@@ -375,9 +382,8 @@ impl Service {
                 && u.get_str("idOnTheSource") == Ok(identity.id.as_str())
         });
         if !same {
-            let e = AuthError::SessionInvalid(
-                "The backend user no longer matches this session".into(),
-            );
+            let e =
+                AuthError::SessionInvalid("The backend user no longer matches this session".into());
             return Err(self.refuse(db, s, owner, version.as_deref(), live, e).await);
         }
         let user = match db
@@ -389,9 +395,8 @@ impl Service {
             Err(e) => return Err(self.release(db, s, owner, e).await),
         };
         if user.get_object_id("_id").ok() != Some(s.user) {
-            let e = AuthError::SessionInvalid(
-                "The backend user no longer matches this session".into(),
-            );
+            let e =
+                AuthError::SessionInvalid("The backend user no longer matches this session".into());
             return Err(self.refuse(db, s, owner, version.as_deref(), live, e).await);
         }
         self.finish(db, s, owner, retried, user, Some((tokens, Some(identity))))

@@ -618,7 +618,9 @@ mod tests {
     #[test]
     fn cipher_round_trip_is_bound_to_its_context() {
         let c = TokenCipher::new(&[1u8; 32]);
-        let sealed = c.seal("backend-refresh-token", "s1", "refreshToken").unwrap();
+        let sealed = c
+            .seal("backend-refresh-token", "s1", "refreshToken")
+            .unwrap();
         assert!(sealed.starts_with("v2."));
         assert!(!sealed.contains("backend-refresh-token"));
         assert_eq!(
@@ -633,16 +635,16 @@ mod tests {
         assert!(c.open("v3.AAAA", "s1", "refreshToken").is_err());
         assert_ne!(
             sealed,
-            c.seal("backend-refresh-token", "s1", "refreshToken").unwrap()
+            c.seal("backend-refresh-token", "s1", "refreshToken")
+                .unwrap()
         );
     }
 
     /// A `v1.` value as 0.1 sealed it: the context alone as associated data.
     fn seal_v1(c: &TokenCipher, plain: &str, aad: &str) -> String {
         let nonce = [7u8; 12];
-        let ct = c
-            .0
-            .encrypt(
+        let ct =
+            c.0.encrypt(
                 &Nonce::from(nonce),
                 Payload {
                     msg: plain.as_bytes(),
