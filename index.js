@@ -174,7 +174,8 @@ class CustomBackendAuthService {
     }
   }
 
-  /** Ends a session. Resolves true when the backend's logout call failed (the logout still happened). */
+  /** Ends a session. Resolves true when the backend's logout call failed (the logout still happened);
+   * rejects when the session could not be ended (nothing was). */
   async logout(refreshToken, userId) {
     if (userId) this.#parsed.delete(userId);
     try {

@@ -250,7 +250,8 @@ impl Service {
                 // Newer backend tokens than the refused ones (a refresh that took over the lease):
                 // the session is theirs; try again.
                 Ok(Some(_)) => {
-                    AuthError::BackendUnavailable("the session changed meanwhile".into())
+                    let e = AuthError::BackendUnavailable("the session changed meanwhile".into());
+                    self.release(db, s, owner, e).await
                 }
                 Err(db_err) => self.release(db, s, owner, db_err).await,
             },
