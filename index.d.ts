@@ -91,7 +91,8 @@ export class CustomBackendAuthService {
   loadUser(id: string): Promise<LibreChatUser | null>;
   authenticateBackendToken(token: string): Promise<LibreChatUser>;
   refresh(refreshToken: string): Promise<RefreshResult>;
-  /** Resolves true when the backend logout call failed (the logout happened anyway). */
+  /** Resolves true when the backend logout call failed (the logout happened anyway). Rejects
+   * (503 for the database) when the session could not be ended: nothing was ended, retry. */
   logout(refreshToken: string | null, userId: string | null): Promise<boolean>;
   evictUser(id: string): void;
   close(): Promise<void>;

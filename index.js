@@ -39,6 +39,9 @@ const OUTAGE_CODES = new Set([
   'DB_UNAVAILABLE',
 ]);
 
+/** `Retry-After` of a refresh or logout answered 503: retrying at once is the remedy. */
+const RETRY_AFTER_SECONDS = '1';
+
 /** An error of this package: `code` is stable, `status` the HTTP status it answers with. */
 class CustomBackendAuthError extends Error {
   constructor(code, message) {
@@ -171,7 +174,8 @@ class CustomBackendAuthService {
     }
   }
 
-  /** Ends a session. Resolves true when the backend's logout call failed (the logout still happened). */
+  /** Ends a session. Resolves true when the backend's logout call failed (the logout still happened);
+   * rejects when the session could not be ended (nothing was). */
   async logout(refreshToken, userId) {
     if (userId) this.#parsed.delete(userId);
     try {
@@ -412,6 +416,7 @@ async function customRefreshController(req, res) {
     logFailure(service, 'refresh', authErr);
     // The session is gone: make the browser forget it too. Otherwise (backend down) keep it.
     if (authErr.status === 401) clearSessionCookies(res);
+    if (authErr.status === 503) res.set('Retry-After', RETRY_AFTER_SECONDS);
     return sendError(res, authErr);
   }
 }
@@ -420,18 +425,20 @@ async function customRefreshController(req, res) {
 async function customLogoutController(req, res) {
   const service = getAuthService();
   const userId = req.user?.id ?? req.user?._id?.toString() ?? null;
-  let failure = null;
   try {
     const backendFailed = await service.logout(readCookie(req, 'refreshToken') ?? null, userId);
     if (backendFailed) {
       service.logger.warn(`[customBackendAuth] backend logout failed for user ${userId}; the LibreChat session was ended`);
     }
   } catch (err) {
-    failure = toAuthError(err);
+    // Nothing was ended (the database failed first): the cookies stay, so that a retry can.
+    const failure = toAuthError(err);
     logFailure(service, 'logout', failure);
+    if (failure.status === 503) res.set('Retry-After', RETRY_AFTER_SECONDS);
+    return sendError(res, failure);
   }
   clearSessionCookies(res);
-  return failure ? sendError(res, failure) : res.status(200).send({ message: 'Logout successful' });
+  return res.status(200).send({ message: 'Logout successful' });
 }
 
 module.exports = {

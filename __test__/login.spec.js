@@ -140,7 +140,7 @@ describe.each([
     // The backend's tokens are stored, but never in clear text.
     const loginAnswer = h.mock.issuedTokens();
     expect(loginAnswer.length).toBeGreaterThanOrEqual(2);
-    expect(session.customBackend.refreshToken).toMatch(/^v1\./);
+    expect(session.customBackend.refreshToken).toMatch(/^v2\./);
     const stored = JSON.stringify(session);
     for (const t of loginAnswer) expect(stored).not.toContain(t);
 
@@ -273,7 +273,7 @@ describe.each([
       const res = remember(await login(ALICE));
       expect(res.status).toBe(200);
       const session = await h.db.collection('sessions').findOne({});
-      expect(session.customBackend.refreshToken).toMatch(/^v1\./);
+      expect(session.customBackend.refreshToken).toMatch(/^v2\./);
       expect(session.customBackend.accessExpiresAt).toBeInstanceOf(Date);
     });
   });

@@ -228,11 +228,12 @@ describe('refresh and logout', () => {
       expect(h.mock.calls.refresh).toBe(1);
     });
 
-    test('replayed after the grace window: reuse, the session is revoked, 401', async () => {
+    test('replayed after the grace window, once a newer token was used: reuse, the session is revoked, 401', async () => {
       await h.reconfigure({ REFRESH_GRACE_MS: '200' });
       const s = await login();
       const first = remember(await refresh(s.cookie));
-      const newCookie = `refreshToken=${parseSetCookies(first).refreshToken.value}`;
+      const second = remember(await refresh(`refreshToken=${parseSetCookies(first).refreshToken.value}`));
+      const newCookie = `refreshToken=${parseSetCookies(second).refreshToken.value}`;
       await sleep(300);
       const replay = await refresh(s.cookie);
       expect(replay.status).toBe(401);
@@ -300,7 +301,7 @@ describe('refresh and logout', () => {
       expect(res.status).toBe(200);
       expect(h.mock.calls.refresh).toBe(calls + 1);
       expect(parseSetCookies(res).token_provider.value).toBe('custom-backend');
-      expect((await sessionOf(s.refreshToken)).customBackend.accessToken).toMatch(/^v1\./);
+      expect((await sessionOf(s.refreshToken)).customBackend.accessToken).toMatch(/^v2\./);
       expect(await pending().countDocuments({})).toBe(0);
       // The backend ends the session: so does the next refresh.
       h.mock.set({ refresh: { status: 401 } });

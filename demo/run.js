@@ -181,8 +181,8 @@ async function walk(world) {
   out(`       customBackend:    { accessToken: ${short(cb.accessToken)}, refreshToken: ${short(cb.refreshToken)}` +
     `${cb.accessExpiresAt ? `, accessExpiresAt: ${new Date(cb.accessExpiresAt).toISOString()}` : ''} }`);
   check(session.refreshTokenHash === sha256(refreshCookie.value), 'refreshTokenHash is the SHA-256 of the refreshToken cookie (LibreChat\'s format)');
-  check(typeof cb.refreshToken === 'string' && cb.refreshToken.startsWith('v1.'),
-    'the backend refresh token is stored encrypted (AES-256-GCM, "v1." + nonce and ciphertext)');
+  check(typeof cb.refreshToken === 'string' && cb.refreshToken.startsWith('v2.'),
+    'the backend refresh token is stored encrypted (AES-256-GCM, "v2." + nonce and ciphertext)');
   const sessionText = JSON.stringify(session);
   check(mock.issuedTokens().every((t) => !sessionText.includes(t)), 'no backend token appears in clear text in the session document');
   const found = await lc.methods.findSession({ refreshToken: refreshCookie.value });

@@ -1,8 +1,16 @@
 //! Refresh and logout: sessions that follow the backend, rotated under a lease kept in the session
 //! document itself, so that concurrent refreshes on any number of servers make one backend call.
+//!
+//! The backend's refresh token is single-use at most backends: once the backend answered a refresh,
+//! only the new tokens keep the session alive. They are therefore written to the session document
+//! at once, on their own, conditional on the session still holding the tokens they replace; every
+//! later step (user info, user sync, rotation of the LibreChat token) may fail and be retried with
+//! them. Whoever deletes a session does so conditionally on the backend tokens it read, so that it
+//! knows which backend tokens died with it and can end them at the backend.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use mongodb::bson::{oid::ObjectId, DateTime, Document};
 
@@ -11,11 +19,20 @@ use crate::bearer::token_key;
 use crate::config::SessionMode;
 use crate::error::{AuthError, AuthResult};
 use crate::service::{Db, Service};
-use crate::sessions::{sha256_hex, StoredSession};
+use crate::sessions::{sha256_hex, Stash, StoredSession};
 use crate::users::{Profile, PROVIDER};
 
 /// How often a refresh waiting for another server's refresh of the same session looks again.
 const REFRESH_POLL: Duration = Duration::from_millis(50);
+/// What the refresh lease gives its holder beyond the backend call's own bound
+/// (`BACKEND_TIMEOUT_MS`): time to store the backend's answer. Past the lease, another request
+/// may take over; once the answer is stored that is harmless (it refreshes with the new tokens).
+const LEASE_SLACK: Duration = Duration::from_secs(5);
+/// Backend tokens the database refused to store are kept in memory this long for a retry.
+const UNSAVED_TTL: Duration = Duration::from_secs(600);
+const UNSAVED_MAX: usize = 10_000;
+/// Conditional deletes retried when a concurrent refresh changed the session meanwhile.
+const END_ATTEMPTS: usize = 5;
 
 /// A refreshed session.
 pub struct Refreshed {
@@ -31,7 +48,52 @@ fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
+/// Backend tokens a refresh got but the database refused to store, by session, with the version
+/// of the stored tokens they replace: a retry on this server refreshes with them instead of the
+/// stored (now dead) refresh token. Other servers cannot see them (README section 7).
+#[derive(Default)]
+pub struct Unsaved(Mutex<HashMap<ObjectId, UnsavedTokens>>);
+
+/// The version of the stored tokens they replace, the tokens, when they were got.
+type UnsavedTokens = (Option<String>, BackendTokens, Instant);
+
+impl Unsaved {
+    fn keep(&self, sid: ObjectId, version: Option<String>, tokens: BackendTokens) {
+        if let Ok(mut m) = self.0.lock() {
+            m.retain(|_, (_, _, at)| at.elapsed() < UNSAVED_TTL);
+            if m.len() < UNSAVED_MAX {
+                m.insert(sid, (version, tokens, Instant::now()));
+            }
+        }
+    }
+
+    fn get(&self, sid: ObjectId, version: Option<&str>) -> Option<BackendTokens> {
+        let m = self.0.lock().ok()?;
+        let (v, t, at) = m.get(&sid)?;
+        (v.as_deref() == version && at.elapsed() < UNSAVED_TTL).then(|| t.clone())
+    }
+
+    fn forget(&self, sid: ObjectId) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(&sid);
+        }
+    }
+}
+
+/// The logout's database failures answer 503: nothing was ended, the client may simply retry.
+fn retryable(e: AuthError) -> AuthError {
+    match e {
+        AuthError::DbError => AuthError::DbUnavailable,
+        e => e,
+    }
+}
+
 impl Service {
+    /// How long a refresh lease lasts, and so the longest a refresh waits for another one.
+    fn lease_ms(&self) -> i64 {
+        duration_ms(self.config.backend_timeout + LEASE_SLACK)
+    }
+
     /// `POST /api/auth/refresh`: verifies the LibreChat refresh token, consults the backend (one
     /// call per session even under concurrent refreshes on several servers), rotates, re-syncs.
     pub async fn refresh(&self, refresh_token: &str) -> AuthResult<Refreshed> {
@@ -49,8 +111,10 @@ impl Service {
         let hash = sha256_hex(refresh_token);
         let db = self.db().await?;
         let owner = ObjectId::new().to_hex();
-        let lease_ms = duration_ms(self.config.backend_timeout * 3 + Duration::from_secs(5));
-        let give_up = DateTime::now().timestamp_millis() + lease_ms;
+        let lease_ms = self.lease_ms();
+        let grace_ms = duration_ms(self.config.refresh_grace);
+        // A lease is taken over once it is `lease_ms` old: by then it is ours to take.
+        let give_up = DateTime::now().timestamp_millis() + lease_ms + 4 * duration_ms(REFRESH_POLL);
         loop {
             let now = DateTime::now().timestamp_millis();
             let Some(s) = db.sessions.find(sid).await? else {
@@ -63,140 +127,315 @@ impl Service {
                 db.sessions.delete(sid).await?;
                 return Err(AuthError::SessionInvalid("Session expired".into()));
             }
-            if s.hash == hash {
-                if db.sessions.try_lock(&s, &owner, lease_ms).await? {
-                    return self.rotate(db, &s, &owner).await;
+            let retried = if s.hash == hash {
+                None
+            } else {
+                let Some(i) = s.generation(&hash) else {
+                    return self.reuse(db, s).await;
+                };
+                let g = &s.generations[i];
+                if now.saturating_sub(g.at_ms) <= grace_ms {
+                    // Another tab or server rotated a moment ago: the session's current token,
+                    // without a backend call.
+                    if let Some(next) = db.sessions.next_token(&s)? {
+                        return self.refreshed_answer(db, &s, next).await;
+                    }
                 }
-                // Another request (here or on another server) is refreshing this session.
-                if now > give_up {
-                    return Err(AuthError::BackendUnavailable(
-                        "refresh still in progress".into(),
-                    ));
+                // Later, only the last token used may come back, while no newer one was ever
+                // used: its answer never reached the client. It is refreshed again and the
+                // unused newer token is skipped (it counts as reuse if it shows up after all).
+                let lost_answer = !g.skipped && s.generations[..i].iter().all(|n| n.skipped);
+                if !lost_answer {
+                    return self.reuse(db, s).await;
                 }
-                tokio::time::sleep(REFRESH_POLL).await;
-                continue;
+                Some(i)
+            };
+            if db.sessions.try_lock(&s, &owner, lease_ms).await? {
+                return self.rotate(db, &s, &owner, retried).await;
             }
-            let within_grace = s.prev_hash.as_deref() == Some(hash.as_str())
-                && s.rotated_at_ms.is_some_and(|t| {
-                    now.saturating_sub(t) <= duration_ms(self.config.refresh_grace)
-                });
-            if within_grace {
-                if let Some(next) = db.sessions.next_token(&s)? {
-                    return self.refreshed_answer(db, &s, next).await;
-                }
+            // Another request (here or on another server) is refreshing this session.
+            if now > give_up {
+                return Err(AuthError::BackendUnavailable(
+                    "refresh still in progress".into(),
+                ));
             }
-            // A rotated-away token replayed after the grace window: treat as theft.
-            db.sessions.delete(sid).await?;
-            self.evict_user(&s.user.to_hex());
-            return Err(AuthError::SessionInvalid(
-                "Refresh token reuse detected; the session was ended".into(),
-            ));
+            tokio::time::sleep(REFRESH_POLL).await;
         }
     }
 
-    /// Holding the lease: backend refresh, user re-sync, rotation.
-    async fn rotate(&self, db: &Db, s: &StoredSession, owner: &str) -> AuthResult<Refreshed> {
-        let outcome = self.refresh_with_backend(db, s).await;
-        let (user, backend) = match outcome {
-            Ok(v) => v,
-            Err(e @ AuthError::SessionInvalid(_)) => {
-                db.sessions.delete(s.id).await?;
-                self.evict_user(&s.user.to_hex());
-                return Err(e);
+    /// A superseded token used when it can no longer be an honest client's: treated as stolen.
+    /// The session ends, here and at the backend.
+    async fn reuse(&self, db: &Db, s: StoredSession) -> AuthResult<Refreshed> {
+        if let Some(ended) = self.end_session(db, s).await? {
+            if let Ok(Some(t)) = db.sessions.backend_tokens(&ended) {
+                self.backend_logout(&t).await;
             }
-            Err(e) => {
-                // Backend down or slow: keep the session so the user can retry (503, not 504:
-                // the client treats both alike and a retry is the remedy).
-                db.sessions.unlock(s, owner).await?;
-                return Err(match e {
-                    AuthError::BackendTimeout => {
-                        AuthError::BackendUnavailable("refresh timed out".into())
-                    }
-                    e => e,
-                });
-            }
-        };
-        let Some(next) = db
-            .sessions
-            .rotate(&self.tokens, s, owner, backend.as_ref().map(|(t, _)| t))
-            .await?
-        else {
-            return Err(AuthError::BackendUnavailable(
-                "refresh lease expired".into(),
-            ));
-        };
-        self.refreshed_answer_for(s, user, next, backend)
+        }
+        Err(AuthError::SessionInvalid(
+            "Refresh token reuse detected; the session was ended".into(),
+        ))
     }
 
-    /// Consults the backend for a session: `SessionInvalid` when it says no.
-    async fn refresh_with_backend(
+    /// Deletes the session as it is when deleted: returns that state (whose backend tokens died
+    /// with it), or `None` when someone else ended it first.
+    async fn end_session(
+        &self,
+        db: &Db,
+        mut s: StoredSession,
+    ) -> AuthResult<Option<StoredSession>> {
+        self.evict_user(&s.user.to_hex());
+        for _ in 0..END_ATTEMPTS {
+            if db
+                .sessions
+                .delete_at(s.id, s.backend_version().as_deref())
+                .await?
+            {
+                return Ok(Some(s));
+            }
+            match db.sessions.find(s.id).await? {
+                None => return Ok(None),
+                Some(again) => s = again,
+            }
+        }
+        // Its backend tokens keep changing under us: end it all the same.
+        db.sessions.delete(s.id).await?;
+        Ok(Some(s))
+    }
+
+    /// Tells the backend (when `BACKEND_LOGOUT_URL` is set) that these tokens are done, and forgets
+    /// the cached verdict on the access token. Best effort: `true` when the call failed.
+    async fn backend_logout(&self, tokens: &BackendTokens) -> bool {
+        self.bearer.forget(&token_key(&tokens.access_token));
+        let Some(url) = &self.config.logout_url else {
+            return false;
+        };
+        self.backend
+            .logout(url, &tokens.access_token, tokens.refresh_token.as_deref())
+            .await
+            .is_err()
+    }
+
+    /// Gives up for now (backend or database trouble): the session and its stored tokens stay,
+    /// the lease is released, the client may retry (503, not 504: the client treats both alike).
+    async fn release(&self, db: &Db, s: &StoredSession, owner: &str, e: AuthError) -> AuthError {
+        // Unreleased, the lease ends by itself.
+        let _ = db.sessions.unlock(s, owner).await;
+        match e {
+            AuthError::BackendTimeout => AuthError::BackendUnavailable("refresh timed out".into()),
+            e => e,
+        }
+    }
+
+    /// The backend or the policy refused the session: it ends, if it still holds the backend
+    /// tokens `version` this refresh saw; `live` tokens (issued by this refresh) are logged out.
+    async fn refuse(
         &self,
         db: &Db,
         s: &StoredSession,
-    ) -> AuthResult<(Document, Option<(BackendTokens, Option<BackendUser>)>)> {
+        owner: &str,
+        version: Option<&str>,
+        live: Option<&BackendTokens>,
+        e: AuthError,
+    ) -> AuthError {
+        match db.sessions.delete_at(s.id, version).await {
+            Ok(true) => {
+                self.evict_user(&s.user.to_hex());
+                if let Some(t) = live {
+                    self.backend_logout(t).await;
+                }
+                e
+            }
+            Ok(false) => match db.sessions.find(s.id).await {
+                Ok(None) => e,
+                // Newer backend tokens than the refused ones (a refresh that took over the lease):
+                // the session is theirs; try again.
+                Ok(Some(_)) => {
+                    let e = AuthError::BackendUnavailable("the session changed meanwhile".into());
+                    self.release(db, s, owner, e).await
+                }
+                Err(db_err) => self.release(db, s, owner, db_err).await,
+            },
+            // Not ended: a retry meets the same refusal and ends it then.
+            Err(db_err) => self.release(db, s, owner, db_err).await,
+        }
+    }
+
+    /// Holding the lease: backend refresh (its answer stored at once), user info, policy, user
+    /// re-sync, rotation.
+    async fn rotate(
+        &self,
+        db: &Db,
+        s: &StoredSession,
+        owner: &str,
+        retried: Option<usize>,
+    ) -> AuthResult<Refreshed> {
         let ended = || AuthError::SessionInvalid("The backend ended the session".into());
-        let stored = match db.sessions.backend_tokens(s)? {
-            Some(t) => t,
-            None => {
-                let user = db
-                    .users
-                    .find_public(s.user)
-                    .await?
-                    .ok_or_else(|| AuthError::SessionInvalid("User not found".into()))?;
-                match self.adopt_two_factor_login(db, s, &user).await? {
-                    Some(t) => t,
+        let adopted;
+        let (s, stored) = match db.sessions.backend_tokens(s) {
+            Ok(Some(t)) => (s, t),
+            Err(e) => {
+                return Err(self
+                    .refuse(db, s, owner, s.backend_version().as_deref(), None, e)
+                    .await)
+            }
+            Ok(None) => {
+                let user = match db.users.find_public(s.user).await {
+                    Ok(Some(u)) => u,
+                    Ok(None) => {
+                        let e = AuthError::SessionInvalid("User not found".into());
+                        return Err(self.refuse(db, s, owner, None, None, e).await);
+                    }
+                    Err(e) => return Err(self.release(db, s, owner, e).await),
+                };
+                match self.adopt_two_factor_login(db, s, &user).await {
+                    Ok(Some((again, t))) => {
+                        adopted = again;
+                        (&adopted, t)
+                    }
                     // A session of another provider (a local LibreChat account), or one LibreChat
                     // made without our login: LibreChat's own refresh.
-                    None => return Ok((user, None)),
+                    Ok(None) => return self.finish(db, s, owner, retried, user, None).await,
+                    Err(e) => return Err(self.release(db, s, owner, e).await),
                 }
             }
         };
-        let (tokens, answer_user) = match &stored.refresh_token {
-            Some(rt) => match self.backend.refresh(rt).await? {
-                None => return Err(ended()),
-                Some(a) => {
-                    let mut tokens = a.tokens;
-                    // A backend that does not rotate keeps the old refresh token valid.
-                    tokens.refresh_token = tokens.refresh_token.or_else(|| Some(rt.clone()));
-                    (tokens, a.user)
-                }
-            },
+        let version = s.backend_version();
+        let (tokens, answer_user, version) = match &stored.refresh_token {
             // No backend refresh token: the stored access token must still be accepted.
-            None => (stored.clone(), None),
+            None => (stored, None, version),
+            Some(stored_rt) => {
+                // A refresh here whose answer the database refused: its tokens are the live ones.
+                let rt = match self.unsaved.get(s.id, version.as_deref()) {
+                    Some(t) => t.refresh_token.unwrap_or_else(|| stored_rt.clone()),
+                    None => stored_rt.clone(),
+                };
+                let answer = match self.backend.refresh(&rt).await {
+                    Ok(Some(a)) => a,
+                    Ok(None) => {
+                        let e = ended();
+                        return Err(self.refuse(db, s, owner, version.as_deref(), None, e).await);
+                    }
+                    Err(e) => return Err(self.release(db, s, owner, e).await),
+                };
+                let mut tokens = answer.tokens;
+                // A backend that does not rotate keeps the old refresh token valid.
+                let rotated = tokens.refresh_token.as_ref().is_some_and(|n| *n != rt);
+                tokens.refresh_token = tokens.refresh_token.or(Some(rt));
+                // The old backend refresh token is dead now: store the new tokens before
+                // anything else can fail.
+                match db
+                    .sessions
+                    .stash_backend(s, version.as_deref(), &tokens)
+                    .await
+                {
+                    Ok(Stash::Stored(v)) => {
+                        self.unsaved.forget(s.id);
+                        (tokens, answer.user, v)
+                    }
+                    Ok(Stash::Gone) => {
+                        // Logged out (or ended) while the backend answered: nobody else knows
+                        // these tokens, so end them at the backend.
+                        self.backend_logout(&tokens).await;
+                        self.evict_user(&s.user.to_hex());
+                        return Err(AuthError::SessionInvalid("Session not found".into()));
+                    }
+                    Ok(Stash::Changed) => {
+                        // Another refresh took over the lease and stored newer tokens; ours are
+                        // surplus (unless the backend does not rotate: then they are shared).
+                        if rotated {
+                            self.backend_logout(&tokens).await;
+                        }
+                        let e = AuthError::BackendUnavailable("refresh lease expired".into());
+                        return Err(self.release(db, s, owner, e).await);
+                    }
+                    Err(e) => {
+                        self.unsaved.keep(s.id, version, tokens);
+                        return Err(self.release(db, s, owner, e).await);
+                    }
+                }
+            }
         };
+        let live = Some(&tokens);
         let identity = match answer_user {
             Some(u) => u,
-            None => self
-                .backend
-                .userinfo(&tokens.access_token)
-                .await?
-                .ok_or_else(ended)?,
+            None => match self.backend.userinfo(&tokens.access_token).await {
+                Ok(Some(u)) => u,
+                Ok(None) => {
+                    let e = ended();
+                    return Err(self.refuse(db, s, owner, version.as_deref(), live, e).await);
+                }
+                Err(e) => return Err(self.release(db, s, owner, e).await),
+            },
         };
         // A user who lost a required role (or whose domain is no longer allowed) is logged out.
-        self.config
-            .policy
-            .admit(&identity)
-            .map_err(|e| AuthError::SessionInvalid(e.to_string()))?;
-        let user = db
+        if let Err(e) = self.config.policy.admit(&identity) {
+            let e = AuthError::SessionInvalid(e.to_string());
+            return Err(self.refuse(db, s, owner, version.as_deref(), live, e).await);
+        }
+        // The backend must still name this session's user. Checked before anything is written:
+        // nothing is created or changed for another identity.
+        let user = match db.users.find_public(s.user).await {
+            Ok(u) => u,
+            Err(e) => return Err(self.release(db, s, owner, e).await),
+        };
+        let same = user.as_ref().is_some_and(|u| {
+            u.get_str("provider") == Ok(PROVIDER)
+                && u.get_str("idOnTheSource") == Ok(identity.id.as_str())
+        });
+        if !same {
+            let e =
+                AuthError::SessionInvalid("The backend user no longer matches this session".into());
+            return Err(self.refuse(db, s, owner, version.as_deref(), live, e).await);
+        }
+        let user = match db
             .users
             .sync(&Profile::from_backend(&identity, &self.config.policy))
-            .await?;
+            .await
+        {
+            Ok(u) => u,
+            Err(e) => return Err(self.release(db, s, owner, e).await),
+        };
         if user.get_object_id("_id").ok() != Some(s.user) {
-            return Err(AuthError::SessionInvalid(
-                "The backend user no longer matches this session".into(),
-            ));
+            let e =
+                AuthError::SessionInvalid("The backend user no longer matches this session".into());
+            return Err(self.refuse(db, s, owner, version.as_deref(), live, e).await);
         }
-        Ok((user, Some((tokens, Some(identity)))))
+        self.finish(db, s, owner, retried, user, Some((tokens, Some(identity))))
+            .await
+    }
+
+    /// Rotates the LibreChat refresh token (releasing the lease) and answers.
+    async fn finish(
+        &self,
+        db: &Db,
+        s: &StoredSession,
+        owner: &str,
+        retried: Option<usize>,
+        user: Document,
+        backend: Option<(BackendTokens, Option<BackendUser>)>,
+    ) -> AuthResult<Refreshed> {
+        match db.sessions.rotate(&self.tokens, s, owner, retried).await {
+            Ok(Some(next)) => self.refreshed_answer_for(s, user, next, backend),
+            // The backend tokens are stored: a retry goes on from them.
+            Err(e) => Err(self.release(db, s, owner, e).await),
+            Ok(None) => match db.sessions.find(s.id).await {
+                Ok(None) => Err(AuthError::SessionInvalid("Session not found".into())),
+                _ => Err(AuthError::BackendUnavailable(
+                    "refresh lease expired".into(),
+                )),
+            },
+        }
     }
 
     /// A session LibreChat's 2FA step created after our login answered `twoFAPending`: it takes
-    /// over the backend tokens that login left, so from now on it follows the backend.
+    /// over the backend tokens that login left, so from now on it follows the backend. Returns the
+    /// session as it now is, with those tokens.
     async fn adopt_two_factor_login(
         &self,
         db: &Db,
         s: &StoredSession,
         user: &Document,
-    ) -> AuthResult<Option<BackendTokens>> {
+    ) -> AuthResult<Option<(StoredSession, BackendTokens)>> {
         if user.get_str("provider") != Ok(PROVIDER) {
             return Ok(None);
         }
@@ -204,7 +443,14 @@ impl Service {
             return Ok(None);
         };
         db.sessions.adopt_pending(s, pending, &tokens).await?;
-        Ok(Some(tokens))
+        let again = db
+            .sessions
+            .find(s.id)
+            .await?
+            .ok_or_else(|| AuthError::SessionInvalid("Session not found".into()))?;
+        // A session that had tokens of its own keeps them.
+        let tokens = db.sessions.backend_tokens(&again)?.unwrap_or(tokens);
+        Ok(Some((again, tokens)))
     }
 
     fn refreshed_answer_for(
@@ -256,8 +502,9 @@ impl Service {
     }
 
     /// `POST /api/auth/logout`: ends the session the refresh token names (if it is this user's),
-    /// tells the backend (best effort) and forgets cached entries. Returns whether the backend
-    /// logout failed (for logging), never an error for it.
+    /// then tells the backend (best effort) and forgets cached entries. Returns whether the backend
+    /// logout failed (for logging), never an error for it. An error means the session was not
+    /// ended (database trouble: 503, retry).
     pub async fn logout(
         &self,
         refresh_token: Option<&str>,
@@ -275,16 +522,20 @@ impl Service {
         let Ok(sid) = ObjectId::parse_str(&claims.session_id) else {
             return Ok(false);
         };
-        let db = self.db().await?;
-        let Some(s) = db.sessions.find(sid).await? else {
+        let db = self.db().await.map_err(retryable)?;
+        let Some(s) = db.sessions.find(sid).await.map_err(retryable)? else {
             return Ok(false);
         };
         let hash = refresh_token.map(sha256_hex).unwrap_or_default();
-        if s.hash != hash && s.prev_hash.as_deref() != Some(hash.as_str()) {
+        if s.hash != hash && s.generation(&hash).is_none() {
             return Ok(false);
         }
-        db.sessions.delete(sid).await?;
-        self.evict_user(&s.user.to_hex());
+        // Deleted as it is at that moment: a refresh that stored new backend tokens meanwhile
+        // makes us delete (and end at the backend) those; one that stores them later finds the
+        // session gone and ends them itself.
+        let Some(s) = self.end_session(db, s).await.map_err(retryable)? else {
+            return Ok(false);
+        };
         let tokens = match db.sessions.backend_tokens(&s) {
             Ok(Some(t)) => t,
             Ok(None) => match db.sessions.claim_pending(&s).await {
@@ -298,14 +549,6 @@ impl Service {
             },
             Err(_) => return Ok(false),
         };
-        self.bearer.forget(&token_key(&tokens.access_token));
-        let Some(url) = &self.config.logout_url else {
-            return Ok(false);
-        };
-        Ok(self
-            .backend
-            .logout(url, &tokens.access_token, tokens.refresh_token.as_deref())
-            .await
-            .is_err())
+        Ok(self.backend_logout(&tokens).await)
     }
 }

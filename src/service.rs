@@ -49,6 +49,8 @@ pub struct Service {
     /// LibreChat `_id` hex by backend id, for backend bearer tokens.
     source_ids: TtlCache<String, String>,
     versions: AtomicU32,
+    /// Backend tokens from refreshes whose answer the database refused to store.
+    pub(crate) unsaved: crate::refresh::Unsaved,
 }
 
 /// What the synchronous check of a bearer token decided.
@@ -138,6 +140,7 @@ impl Service {
             users_cache: TtlCache::new(config.cache_max),
             source_ids: TtlCache::new(config.cache_max),
             versions: AtomicU32::new(1),
+            unsaved: Default::default(),
             tokens: Tokens::new(
                 &config.jwt_secret,
                 &config.jwt_refresh_secret,

@@ -14,7 +14,13 @@ use crate::backend::BackendTokens;
 use crate::error::{AuthError, AuthResult};
 use crate::tokens::{Tokens, TEMP_TOKEN_SECS};
 
-const CIPHER_VERSION: &str = "v1";
+/// Sealed values: `v2.` binds each value to its session (or pending 2FA login) and its field;
+/// `v1.` (before 0.2) bound it to the session only and is still opened, for one release, so that
+/// sessions started before the upgrade survive it (each is re-sealed as `v2.` at its next refresh).
+const CIPHER_VERSION: &str = "v2";
+const LEGACY_CIPHER_VERSION: &str = "v1";
+/// How many superseded refresh tokens of a session are remembered (reuse detection, grace).
+pub const GENERATIONS_KEPT: usize = 8;
 /// Where a login waiting for LibreChat's own 2FA step keeps the backend's tokens until the session
 /// that step creates (LibreChat's code, which knows nothing of them) claims them.
 const PENDING_COLLECTION: &str = "customBackendPending2fa";
@@ -29,16 +35,32 @@ pub fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
-/// Encrypts backend tokens at rest. The session id is authenticated data, so a ciphertext copied
-/// into another session does not decrypt.
+/// Encrypts backend tokens at rest. The session id and the field name are authenticated data, so a
+/// ciphertext copied into another session, or into another field of its own (the access token in
+/// place of the refresh token), does not decrypt.
 pub struct TokenCipher(Aes256Gcm);
+
+/// Associated data of a `v2.` value; `/` occurs in neither part, so the pair is unambiguous.
+fn aad(context: &str, field: &str) -> String {
+    format!("{context}/{field}")
+}
+
+/// Associated data of a `v1.` value: the context alone (`next:` + session id for `next`).
+fn legacy_aad(context: &str, field: &str) -> String {
+    if field == "next" {
+        format!("next:{context}")
+    } else {
+        context.to_string()
+    }
+}
 
 impl TokenCipher {
     pub fn new(key: &[u8; 32]) -> TokenCipher {
         TokenCipher(Aes256Gcm::new(key.into()))
     }
 
-    pub fn seal(&self, plain: &str, context: &str) -> AuthResult<String> {
+    /// Seals `plain` for field `field` of the session (or pending login) `context`.
+    pub fn seal(&self, plain: &str, context: &str, field: &str) -> AuthResult<String> {
         let mut nonce = [0u8; 12];
         rand::thread_rng().fill_bytes(&mut nonce);
         let ct = self
@@ -47,7 +69,7 @@ impl TokenCipher {
                 &Nonce::from(nonce),
                 Payload {
                     msg: plain.as_bytes(),
-                    aad: context.as_bytes(),
+                    aad: aad(context, field).as_bytes(),
                 },
             )
             .map_err(|_| AuthError::Internal("cannot encrypt a token".into()))?;
@@ -56,12 +78,13 @@ impl TokenCipher {
         Ok(format!("{CIPHER_VERSION}.{}", B64.encode(out)))
     }
 
-    pub fn open(&self, sealed: &str, context: &str) -> AuthResult<String> {
+    pub fn open(&self, sealed: &str, context: &str, field: &str) -> AuthResult<String> {
         let bad = || AuthError::SessionInvalid("stored backend token cannot be decrypted".into());
-        let body = sealed
-            .strip_prefix(CIPHER_VERSION)
-            .and_then(|r| r.strip_prefix('.'))
-            .ok_or_else(bad)?;
+        let (body, aad) = match sealed.split_once('.') {
+            Some((CIPHER_VERSION, body)) => (body, aad(context, field)),
+            Some((LEGACY_CIPHER_VERSION, body)) => (body, legacy_aad(context, field)),
+            _ => return Err(bad()),
+        };
         let raw = B64.decode(body).map_err(|_| bad())?;
         if raw.len() < 12 {
             return Err(bad());
@@ -74,11 +97,43 @@ impl TokenCipher {
                 &Nonce::from(nonce),
                 Payload {
                     msg: ct,
-                    aad: context.as_bytes(),
+                    aad: aad.as_bytes(),
                 },
             )
             .map_err(|_| bad())?;
         String::from_utf8(plain).map_err(|_| bad())
+    }
+
+    /// Backend tokens as stored at rest (`accessToken`, `refreshToken`, `accessExpiresAt`), each
+    /// token sealed for its own field of `ctx`.
+    pub fn seal_backend(&self, ctx: &str, t: &BackendTokens) -> AuthResult<Document> {
+        let mut d = doc! { "accessToken": self.seal(&t.access_token, ctx, "accessToken")? };
+        if let Some(rt) = &t.refresh_token {
+            d.insert("refreshToken", self.seal(rt, ctx, "refreshToken")?);
+        }
+        if let Some(secs) = t.expires_in_secs {
+            let at = DateTime::now().timestamp_millis().saturating_add(
+                i64::try_from(secs)
+                    .unwrap_or(i64::MAX / 2_000)
+                    .saturating_mul(1000),
+            );
+            d.insert("accessExpiresAt", DateTime::from_millis(at));
+        }
+        Ok(d)
+    }
+
+    pub fn open_backend(&self, b: &Document, ctx: &str) -> AuthResult<Option<BackendTokens>> {
+        let open = |k: &str| -> AuthResult<Option<String>> {
+            b.get_str(k).ok().map(|v| self.open(v, ctx, k)).transpose()
+        };
+        let Some(access_token) = open("accessToken")? else {
+            return Ok(None);
+        };
+        Ok(Some(BackendTokens {
+            access_token,
+            refresh_token: open("refreshToken")?,
+            expires_in_secs: None,
+        }))
     }
 }
 
@@ -89,6 +144,28 @@ pub struct NewSession {
     pub expires_at_ms: i64,
 }
 
+/// A superseded refresh token of a session (newest first in `StoredSession::generations`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    pub hash: String,
+    /// When it was last superseded: by its own use, or (`skipped`) by a retry of an older one.
+    pub at_ms: i64,
+    /// Superseded without ever being used: it was handed out, but the client retried with the
+    /// token before it (a lost answer), and the session moved on from there.
+    pub skipped: bool,
+}
+
+/// How the session's backend tokens changed under a refresh.
+#[derive(Debug, PartialEq)]
+pub enum Stash {
+    /// Stored; the value identifies this version of the backend tokens.
+    Stored(Option<String>),
+    /// The session no longer exists (logged out, ended).
+    Gone,
+    /// Someone else changed the backend tokens meanwhile.
+    Changed,
+}
+
 /// A session document as read back, with our rotation state.
 #[derive(Debug)]
 pub struct StoredSession {
@@ -96,12 +173,65 @@ pub struct StoredSession {
     pub user: ObjectId,
     pub hash: String,
     pub expiration_ms: i64,
-    /// The hash before the last rotation, when it happened, and the refresh token it produced
-    /// (sealed): concurrent refreshes with the previous token get that same token.
-    pub prev_hash: Option<String>,
-    pub rotated_at_ms: Option<i64>,
+    /// The last superseded refresh tokens, newest first, at most `GENERATIONS_KEPT`.
+    pub generations: Vec<Generation>,
+    /// The sealed current refresh token (the one `hash` names), handed to any request that comes
+    /// with a superseded token within the grace window.
     next_sealed: Option<String>,
     backend: Option<Document>,
+}
+
+impl StoredSession {
+    /// The sealed backend refresh token as stored: identifies the version of the backend tokens
+    /// (each sealing has its own nonce), so that writes can be made conditional on it.
+    pub fn backend_version(&self) -> Option<String> {
+        self.backend
+            .as_ref()
+            .and_then(|b| b.get_str("refreshToken").ok())
+            .map(str::to_string)
+    }
+
+    /// Where a superseded token is in `generations`.
+    pub fn generation(&self, hash: &str) -> Option<usize> {
+        self.generations.iter().position(|g| g.hash == hash)
+    }
+}
+
+/// A filter matching the session only while its backend tokens are the version `version`.
+fn at_version(id: ObjectId, version: Option<&str>) -> Document {
+    match version {
+        Some(v) => doc! { "_id": id, "customBackend.refreshToken": v },
+        None => doc! { "_id": id, "customBackend.refreshToken": { "$exists": false } },
+    }
+}
+
+fn read_generations(cb: Option<&Document>) -> Vec<Generation> {
+    let Some(cb) = cb else {
+        return Vec::new();
+    };
+    if let Ok(list) = cb.get_array("prev") {
+        return list
+            .iter()
+            .filter_map(|g| g.as_document())
+            .filter_map(|g| {
+                Some(Generation {
+                    hash: g.get_str("hash").ok()?.to_string(),
+                    at_ms: g.get_datetime("at").ok()?.timestamp_millis(),
+                    skipped: g.get_bool("skipped").unwrap_or(false),
+                })
+            })
+            .take(GENERATIONS_KEPT)
+            .collect();
+    }
+    // Written before 0.2: the previous token only.
+    match (cb.get_str("prevHash"), cb.get_datetime("rotatedAt")) {
+        (Ok(h), Ok(at)) => vec![Generation {
+            hash: h.to_string(),
+            at_ms: at.timestamp_millis(),
+            skipped: false,
+        }],
+        _ => Vec::new(),
+    }
 }
 
 pub struct Sessions {
@@ -127,38 +257,12 @@ impl Sessions {
         }
     }
 
-    /// Backend tokens as stored at rest, sealed for `ctx` (a session id, or a pending 2FA login).
     fn sealed_backend(&self, ctx: &str, t: &BackendTokens) -> AuthResult<Document> {
-        let mut d = doc! { "accessToken": self.cipher.seal(&t.access_token, ctx)? };
-        if let Some(rt) = &t.refresh_token {
-            d.insert("refreshToken", self.cipher.seal(rt, ctx)?);
-        }
-        if let Some(secs) = t.expires_in_secs {
-            let at = DateTime::now().timestamp_millis().saturating_add(
-                i64::try_from(secs)
-                    .unwrap_or(i64::MAX / 2_000)
-                    .saturating_mul(1000),
-            );
-            d.insert("accessExpiresAt", DateTime::from_millis(at));
-        }
-        Ok(d)
+        self.cipher.seal_backend(ctx, t)
     }
 
     fn open_backend(&self, b: &Document, ctx: &str) -> AuthResult<Option<BackendTokens>> {
-        let open = |k: &str| -> AuthResult<Option<String>> {
-            b.get_str(k)
-                .ok()
-                .map(|v| self.cipher.open(v, ctx))
-                .transpose()
-        };
-        let Some(access_token) = open("accessToken")? else {
-            return Ok(None);
-        };
-        Ok(Some(BackendTokens {
-            access_token,
-            refresh_token: open("refreshToken")?,
-            expires_in_secs: None,
-        }))
+        self.cipher.open_backend(b, ctx)
     }
 
     pub async fn find(&self, id: ObjectId) -> AuthResult<Option<StoredSession>> {
@@ -166,11 +270,6 @@ impl Sessions {
             return Ok(None);
         };
         let cb = d.get_document("customBackend").ok();
-        let str_of = |k: &str| cb.and_then(|c| c.get_str(k).ok()).map(str::to_string);
-        let ms_of = |k: &str| {
-            cb.and_then(|c| c.get_datetime(k).ok())
-                .map(|t| t.timestamp_millis())
-        };
         Ok(Some(StoredSession {
             id,
             user: d
@@ -184,9 +283,8 @@ impl Sessions {
                 .get_datetime("expiration")
                 .map(|t| t.timestamp_millis())
                 .unwrap_or(0),
-            prev_hash: str_of("prevHash"),
-            rotated_at_ms: ms_of("rotatedAt"),
-            next_sealed: str_of("next"),
+            generations: read_generations(cb),
+            next_sealed: cb.and_then(|c| c.get_str("next").ok()).map(str::to_string),
             backend: cb.filter(|c| c.contains_key("accessToken")).cloned(),
         }))
     }
@@ -199,16 +297,18 @@ impl Sessions {
         }
     }
 
-    /// The refresh token the last rotation produced.
+    /// The session's current refresh token, as the last rotation produced it.
     pub fn next_token(&self, s: &StoredSession) -> AuthResult<Option<String>> {
         s.next_sealed
             .as_deref()
-            .map(|v| self.cipher.open(v, &format!("next:{}", s.id.to_hex())))
+            .map(|v| self.cipher.open(v, &s.id.to_hex(), "next"))
             .transpose()
     }
 
-    /// Takes the session's refresh lease if the token is still current and nobody holds it.
-    /// MongoDB decides, so this holds across every server sharing the database.
+    /// Takes the session's refresh lease if the token is still current and nobody holds it: a
+    /// lease is free when released, past its `until`, or older than `lease_ms` as this server
+    /// counts (a crashed server's lease, whatever length it was taken for). MongoDB decides, so
+    /// this holds across every server sharing the database.
     pub async fn try_lock(
         &self,
         s: &StoredSession,
@@ -216,6 +316,7 @@ impl Sessions {
         lease_ms: i64,
     ) -> AuthResult<bool> {
         let now = DateTime::now();
+        let oldest = DateTime::from_millis(now.timestamp_millis().saturating_sub(lease_ms));
         let r = self
             .sessions
             .update_one(
@@ -226,10 +327,12 @@ impl Sessions {
                         { "customBackend.lock": { "$exists": false } },
                         { "customBackend.lock": null },
                         { "customBackend.lock.until": { "$lt": now } },
+                        { "customBackend.lock.since": { "$lt": oldest } },
                     ],
                 },
                 doc! { "$set": { "customBackend.lock": {
                     "owner": owner,
+                    "since": now,
                     "until": DateTime::from_millis(now.timestamp_millis().saturating_add(lease_ms)),
                 } } },
             )
@@ -247,37 +350,100 @@ impl Sessions {
         Ok(())
     }
 
-    /// Rotates the session (new refresh token, same absolute expiry, as LibreChat does) and its
-    /// backend tokens, releasing the lease. Returns the new refresh token, or `None` when the lease
-    /// was lost meanwhile.
+    /// Stores the backend tokens a backend refresh just produced, at once and on their own, if
+    /// the session still holds `version` (the tokens that refresh consumed): from here on a retry
+    /// uses them, whatever fails next. Not tied to the lease: whoever holds it next must see them.
+    pub async fn stash_backend(
+        &self,
+        s: &StoredSession,
+        version: Option<&str>,
+        backend: &BackendTokens,
+    ) -> AuthResult<Stash> {
+        let sealed = self.sealed_backend(&s.id.to_hex(), backend)?;
+        let stored = sealed.get_str("refreshToken").ok().map(str::to_string);
+        let mut set = Document::new();
+        for (k, v) in sealed {
+            set.insert(format!("customBackend.{k}"), v);
+        }
+        let mut unset = Document::new();
+        if backend.refresh_token.is_none() {
+            unset.insert("customBackend.refreshToken", "");
+        }
+        if backend.expires_in_secs.is_none() {
+            unset.insert("customBackend.accessExpiresAt", "");
+        }
+        let mut update = doc! { "$set": set };
+        if !unset.is_empty() {
+            update.insert("$unset", unset);
+        }
+        let r = self
+            .sessions
+            .update_one(at_version(s.id, version), update)
+            .await?;
+        if r.matched_count == 1 {
+            return Ok(Stash::Stored(stored));
+        }
+        Ok(match self.find(s.id).await? {
+            None => Stash::Gone,
+            Some(_) => Stash::Changed,
+        })
+    }
+
+    /// Rotates the session (new refresh token, same absolute expiry, as LibreChat does), releasing
+    /// the lease. The current token joins the superseded ones; when a superseded token (`retried`,
+    /// its index) came back instead of the current one, the current one is marked `skipped` and the
+    /// retried one superseded anew. Returns the new refresh token, or `None` when the lease was lost
+    /// meanwhile (or the session ended).
     pub async fn rotate(
         &self,
         tokens: &Tokens,
         s: &StoredSession,
         owner: &str,
-        backend: Option<&BackendTokens>,
+        retried: Option<usize>,
     ) -> AuthResult<Option<String>> {
         let refresh_token = tokens.refresh_token(
             &s.user.to_hex(),
             &s.id.to_hex(),
             u64::try_from(s.expiration_ms / 1000).unwrap_or(0),
         )?;
-        let mut set = doc! {
+        let now = DateTime::now();
+        let mut generations = vec![Generation {
+            hash: s.hash.clone(),
+            at_ms: now.timestamp_millis(),
+            skipped: retried.is_some(),
+        }];
+        generations.extend(s.generations.iter().enumerate().map(|(i, g)| Generation {
+            at_ms: if Some(i) == retried {
+                now.timestamp_millis()
+            } else {
+                g.at_ms
+            },
+            ..g.clone()
+        }));
+        generations.truncate(GENERATIONS_KEPT);
+        let prev: Vec<Document> = generations
+            .iter()
+            .map(|g| {
+                doc! { "hash": &g.hash, "at": DateTime::from_millis(g.at_ms), "skipped": g.skipped }
+            })
+            .collect();
+        let set = doc! {
             "refreshTokenHash": sha256_hex(&refresh_token),
-            "customBackend.prevHash": &s.hash,
-            "customBackend.rotatedAt": DateTime::now(),
-            "customBackend.next": self.cipher.seal(&refresh_token, &format!("next:{}", s.id.to_hex()))?,
+            "customBackend.prev": prev,
+            "customBackend.next": self.cipher.seal(&refresh_token, &s.id.to_hex(), "next")?,
         };
-        if let Some(b) = backend {
-            for (k, v) in self.sealed_backend(&s.id.to_hex(), b)? {
-                set.insert(format!("customBackend.{k}"), v);
-            }
-        }
         let r = self
             .sessions
             .update_one(
-                doc! { "_id": s.id, "customBackend.lock.owner": owner },
-                doc! { "$set": set, "$unset": { "customBackend.lock": "" } },
+                doc! { "_id": s.id, "refreshTokenHash": &s.hash, "customBackend.lock.owner": owner },
+                doc! {
+                    "$set": set,
+                    "$unset": {
+                        "customBackend.lock": "",
+                        "customBackend.prevHash": "",
+                        "customBackend.rotatedAt": "",
+                    },
+                },
             )
             .await?;
         Ok((r.modified_count == 1).then_some(refresh_token))
@@ -286,6 +452,14 @@ impl Sessions {
     pub async fn delete(&self, id: ObjectId) -> AuthResult<()> {
         self.sessions.delete_one(doc! {"_id": id}).await?;
         Ok(())
+    }
+
+    /// Deletes the session only while it holds the backend tokens `version`: whoever deletes it
+    /// knows which backend tokens died with it (and can end them at the backend). `false` when the
+    /// session is gone or its backend tokens changed meanwhile.
+    pub async fn delete_at(&self, id: ObjectId, version: Option<&str>) -> AuthResult<bool> {
+        let r = self.sessions.delete_one(at_version(id, version)).await?;
+        Ok(r.deleted_count == 1)
     }
 
     /// `createSession(userId)` + `generateRefreshToken(session)` in one insert: LibreChat's document
@@ -444,13 +618,87 @@ mod tests {
     #[test]
     fn cipher_round_trip_is_bound_to_its_context() {
         let c = TokenCipher::new(&[1u8; 32]);
-        let sealed = c.seal("backend-refresh-token", "s1").unwrap();
+        let sealed = c
+            .seal("backend-refresh-token", "s1", "refreshToken")
+            .unwrap();
+        assert!(sealed.starts_with("v2."));
         assert!(!sealed.contains("backend-refresh-token"));
-        assert_eq!(c.open(&sealed, "s1").unwrap(), "backend-refresh-token");
-        assert!(c.open(&sealed, "s2").is_err());
-        assert!(TokenCipher::new(&[2u8; 32]).open(&sealed, "s1").is_err());
-        assert!(c.open("v1.!!", "s1").is_err());
-        assert_ne!(sealed, c.seal("backend-refresh-token", "s1").unwrap());
+        assert_eq!(
+            c.open(&sealed, "s1", "refreshToken").unwrap(),
+            "backend-refresh-token"
+        );
+        assert!(c.open(&sealed, "s2", "refreshToken").is_err());
+        assert!(TokenCipher::new(&[2u8; 32])
+            .open(&sealed, "s1", "refreshToken")
+            .is_err());
+        assert!(c.open("v2.!!", "s1", "refreshToken").is_err());
+        assert!(c.open("v3.AAAA", "s1", "refreshToken").is_err());
+        assert_ne!(
+            sealed,
+            c.seal("backend-refresh-token", "s1", "refreshToken")
+                .unwrap()
+        );
+    }
+
+    /// A `v1.` value as 0.1 sealed it: the context alone as associated data.
+    fn seal_v1(c: &TokenCipher, plain: &str, aad: &str) -> String {
+        let nonce = [7u8; 12];
+        let ct =
+            c.0.encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plain.as_bytes(),
+                    aad: aad.as_bytes(),
+                },
+            )
+            .unwrap();
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ct);
+        format!("v1.{}", B64.encode(out))
+    }
+
+    #[test]
+    fn item_8_22a_swapped_access_and_refresh_ciphertexts_do_not_open() {
+        let c = TokenCipher::new(&[3u8; 32]);
+        let tokens = BackendTokens {
+            access_token: "the-access-token".into(),
+            refresh_token: Some("the-refresh-token".into()),
+            expires_in_secs: None,
+        };
+        for ctx in ["65f000000000000000000001", "2fa:65f000000000000000000002"] {
+            let sealed = c.seal_backend(ctx, &tokens).unwrap();
+            let opened = c.open_backend(&sealed, ctx).unwrap().unwrap();
+            assert_eq!(opened.access_token, "the-access-token");
+            assert_eq!(opened.refresh_token.as_deref(), Some("the-refresh-token"));
+            // Someone with write access to the database swaps the two fields.
+            let swapped = doc! {
+                "accessToken": sealed.get_str("refreshToken").unwrap(),
+                "refreshToken": sealed.get_str("accessToken").unwrap(),
+            };
+            assert!(c.open_backend(&swapped, ctx).is_err(), "{ctx}");
+            // Nor does a token open as the session's `next` refresh token.
+            assert!(c
+                .open(sealed.get_str("refreshToken").unwrap(), ctx, "next")
+                .is_err());
+        }
+    }
+
+    #[test]
+    fn v1_values_sealed_before_field_binding_still_open() {
+        let c = TokenCipher::new(&[4u8; 32]);
+        let sid = "65f000000000000000000003";
+        let b = doc! {
+            "accessToken": seal_v1(&c, "old-access", sid),
+            "refreshToken": seal_v1(&c, "old-refresh", sid),
+        };
+        let t = c.open_backend(&b, sid).unwrap().unwrap();
+        assert_eq!(t.access_token, "old-access");
+        assert_eq!(t.refresh_token.as_deref(), Some("old-refresh"));
+        let next = seal_v1(&c, "old-next", &format!("next:{sid}"));
+        assert_eq!(c.open(&next, sid, "next").unwrap(), "old-next");
+        // A v1 value never opens as v2 (no downgrade by relabelling).
+        let relabelled = b.get_str("accessToken").unwrap().replacen("v1.", "v2.", 1);
+        assert!(c.open(&relabelled, sid, "accessToken").is_err());
     }
 
     #[test]

@@ -18,7 +18,8 @@
  *   POST logout   {refreshToken} / Bearer -> {ok: true}; revokes what was given
  *   GET  jwks                             -> {keys: [...]} public keys as JWK
  *
- * Options: host, port, paths, users, issuer (default: base URL), audience ('librechat'),
+ * Switch beforeSend (async ({name, body, status, answer}) => {}) runs between an endpoint's work and
+ * its answer. Options: host, port, paths, users, issuer (default: base URL), audience ('librechat'),
  * refreshTtlSec (30 days), and any switch (as default for reset()) either at top level or
  * under `switches`.
  */
@@ -53,6 +54,10 @@ const DEFAULT_SWITCHES = Object.freeze({
   jwtTokens: false, // false | 'RS256' | 'ES256' | 'EdDSA'
   accessTtlSec: 3600,
   loginUsernameField: 'username', // the body field login reads the username from
+  // async ({ name, body, status, answer }) => {}: awaited after the endpoint did its work (tokens
+  // minted, rotated, revoked) and before its answer is sent: the test acts in between (breaks the
+  // database, logs out, ...). `answer` is the parsed JSON answer.
+  beforeSend: null,
 });
 
 const DEFAULT_USERS = [
@@ -534,7 +539,23 @@ async function startMockBackend(options = {}) {
     if (bodyError || (body === undefined && (name === 'login' || name === 'refresh'))) {
       return send(res, 400, { message: 'Body must be JSON' });
     }
-    return handlers[name](req, res, body);
+    const hook = sw(name, 'beforeSend');
+    if (typeof hook !== 'function') return handlers[name](req, res, body);
+    // Let the handler answer into a holder, run the hook, then send what it answered.
+    const held = { destroyed: false, writableEnded: false, headers: {}, text: '' };
+    held.writeHead = (status, headers) => Object.assign(held, { status, headers });
+    held.end = (text) => Object.assign(held, { text, writableEnded: true });
+    handlers[name](req, held, body);
+    let answer;
+    try {
+      answer = JSON.parse(held.text);
+    } catch {
+      answer = undefined;
+    }
+    await hook({ name, body, status: held.status, answer });
+    if (closed || res.destroyed || res.writableEnded) return undefined;
+    res.writeHead(held.status, held.headers);
+    return res.end(held.text);
   }
 
   const server = http.createServer((req, res) => {

@@ -1,0 +1,337 @@
+'use strict';
+
+// Issue 8, refresh, logout and sessions: a database failure after the backend rotated its tokens,
+// a logout racing a refresh, false reuse detection, refusals that wrote, a failed logout, a dead
+// refresh lease, sealed values bound to their field.
+//
+// Database faults are real: the test makes the real test database refuse a write (a collection
+// validator set with collMod, which secantusdb enforces on update and findAndModify like mongod)
+// at the exact moment the mock backend has rotated its tokens but not yet answered (the mock's
+// `beforeSend` switch), or points the service at a database that is not there.
+
+const crypto = require('crypto');
+const request = require('supertest');
+const jwt = require('jsonwebtoken');
+const { ObjectId } = require('bson');
+const { startHarness, parseSetCookies } = require('./support/harness');
+
+const ALICE = { email: 'Alice', password: 'alice-password-1' };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+describe('issue 8: refresh, logout, sessions', () => {
+  let h;
+  const seen = [];
+  const keep = (...values) => {
+    seen.push(...values.filter(Boolean));
+    return values[0];
+  };
+
+  async function login() {
+    const res = await request(h.app).post('/api/auth/login').send(ALICE);
+    expect(res.status).toBe(200);
+    const cookies = parseSetCookies(res);
+    keep(res.body.token, cookies.refreshToken.value);
+    return {
+      token: res.body.token,
+      refreshToken: cookies.refreshToken.value,
+      cookie: `refreshToken=${cookies.refreshToken.value}; token_provider=custom-backend`,
+      userId: res.body.user.id,
+    };
+  }
+  const refresh = (cookie) => request(h.app).post('/api/auth/refresh').set('Cookie', cookie);
+  const logout = (s) => request(h.app).post('/api/auth/logout').set('Authorization', `Bearer ${s.token}`).set('Cookie', s.cookie);
+  /** The new refresh cookie of a 200 answer. */
+  const next = (res) => {
+    expect(res.status).toBe(200);
+    const value = parseSetCookies(res).refreshToken.value;
+    keep(res.body.token, value);
+    return `refreshToken=${value}; token_provider=custom-backend`;
+  };
+  const sessions = () => h.db.collection('sessions');
+  const sessionOf = (refreshToken) => sessions().findOne({ _id: new ObjectId(jwt.decode(refreshToken).sessionId) });
+  const expectCleared = (res) => {
+    const c = parseSetCookies(res);
+    expect(c.refreshToken.value).toBe('');
+    expect(c.token_provider.value).toBe('');
+  };
+  /** A collection validator that refuses every write of `docs` (a query), or none. */
+  const refuseWrites = (collection, docs) => h.db.command({ collMod: collection, validator: docs });
+  const acceptWrites = (collection) => h.db.command({ collMod: collection, validator: {} });
+  /** Whether the mock still honours a backend token (not revoked, not of a revoked family). */
+  const live = (token) => {
+    const info = h.mock.tokenInfo(token);
+    return Boolean(info && !info.revoked && !info.rotated);
+  };
+
+  beforeAll(async () => {
+    // LibreChat's own jwt strategy guards /logout: it reads the user with LibreChat's connection,
+    // so a service pointed at a dead database still gets the logout request.
+    h = await startHarness({ db: 'hardening-refresh', jwt: 'librechat' });
+  });
+  beforeEach(async () => {
+    await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout });
+    await h.clear();
+    await h.db.createCollection('sessions').catch(() => {});
+    await h.db.createCollection('users').catch(() => {});
+    await acceptWrites('sessions');
+    await acceptWrites('users');
+  });
+  afterEach(async () => {
+    await acceptWrites('sessions');
+    await acceptWrites('users');
+  });
+  afterAll(async () => {
+    h.assertNoSecretsLogged(seen);
+    await h.close();
+  });
+
+  describe('#8.6 the backend rotated, then the database failed', () => {
+    test('#8.6 the user update fails after the backend refresh: 5xx, and the retry uses the new backend tokens', async () => {
+      const s = await login();
+      let answered;
+      h.mock.set({
+        refresh: {
+          beforeSend: async ({ answer }) => {
+            answered = answer;
+            await refuseWrites('users', { _id: { $exists: false } });
+          },
+        },
+      });
+      const failed = await refresh(s.cookie);
+      expect(failed.status).toBeGreaterThanOrEqual(500);
+      expect(failed.headers['set-cookie']).toBeUndefined();
+      expect(live(answered.refreshToken)).toBe(true);
+
+      await acceptWrites('users');
+      h.mock.set({ refresh: { beforeSend: null } });
+      const retry = await refresh(s.cookie);
+      next(retry);
+      expect(h.mock.calls.refresh).toBe(2);
+      // The retry sent the refresh token the failed attempt got, not the dead one.
+      expect(h.mock.requests.filter((r) => r.name === 'refresh')[1].body.refreshToken).toBe(answered.refreshToken);
+      expect(h.mock.reuseDetected).toBe(0);
+    });
+
+    test('#8.6 the session rotation fails after the backend refresh: 5xx, and the retry uses the new backend tokens', async () => {
+      const s = await login();
+      let answered;
+      h.mock.set({
+        refresh: {
+          beforeSend: async ({ answer }) => {
+            answered = answer;
+            // Refuses the rotation (which records the new LibreChat token as `next`).
+            await refuseWrites('sessions', { 'customBackend.next': { $exists: false } });
+          },
+        },
+      });
+      const failed = await refresh(s.cookie);
+      expect(failed.status).toBeGreaterThanOrEqual(500);
+      expect(failed.headers['set-cookie']).toBeUndefined();
+
+      await acceptWrites('sessions');
+      h.mock.set({ refresh: { beforeSend: null } });
+      next(await refresh(s.cookie));
+      expect(h.mock.requests.filter((r) => r.name === 'refresh')[1].body.refreshToken).toBe(answered.refreshToken);
+      expect(h.mock.reuseDetected).toBe(0);
+    });
+
+    test('#8.6 even the write of the new backend tokens fails: a retry on the same server still uses them', async () => {
+      const s = await login();
+      let answered;
+      h.mock.set({
+        refresh: {
+          beforeSend: async ({ answer }) => {
+            answered = answer;
+            // Any write that changes the stored backend tokens is refused; the lease still works.
+            const { customBackend } = await sessionOf(s.refreshToken);
+            await refuseWrites('sessions', { 'customBackend.accessToken': customBackend.accessToken });
+          },
+        },
+      });
+      const failed = await refresh(s.cookie);
+      expect(failed.status).toBeGreaterThanOrEqual(500);
+      expect(failed.headers['set-cookie']).toBeUndefined();
+
+      await acceptWrites('sessions');
+      h.mock.set({ refresh: { beforeSend: null } });
+      next(await refresh(s.cookie));
+      expect(h.mock.requests.filter((r) => r.name === 'refresh')[1].body.refreshToken).toBe(answered.refreshToken);
+      expect(h.mock.reuseDetected).toBe(0);
+    });
+
+    test('#8.6 a logout while the backend answers the refresh: the new backend tokens are ended too', async () => {
+      const s = await login();
+      let answered;
+      let loggedOut;
+      h.mock.set({
+        refresh: {
+          beforeSend: async ({ answer }) => {
+            answered = answer;
+            loggedOut = await logout(s);
+          },
+        },
+      });
+      const res = await refresh(s.cookie);
+      expect(loggedOut.status).toBe(200);
+      expect(res.status).toBe(401);
+      expect(await sessions().countDocuments({})).toBe(0);
+      // Nothing the backend issued for this session is left alive.
+      expect(live(answered.token)).toBe(false);
+      expect(live(answered.refreshToken)).toBe(false);
+    });
+
+    test('#8.6 a logout after the new backend tokens were stored, before the rotation: they are ended', async () => {
+      const s = await login();
+      let answered;
+      let loggedOut;
+      h.mock.set({
+        refresh: { beforeSend: async ({ answer }) => { answered = answer; } },
+        // The refresh answer has no user: user info is asked next, with the new access token.
+        userinfo: {
+          beforeSend: async () => {
+            h.mock.set({ userinfo: { beforeSend: null } });
+            loggedOut = await logout(s);
+          },
+        },
+      });
+      const res = await refresh(s.cookie);
+      expect(loggedOut.status).toBe(200);
+      expect(res.status).toBe(401);
+      expect(await sessions().countDocuments({})).toBe(0);
+      expect(live(answered.token)).toBe(false);
+      expect(live(answered.refreshToken)).toBe(false);
+    });
+  });
+
+  describe('#8.11 reuse detection without false alarms', () => {
+    test('#8.11a a rotation whose answer was lost, retried after REFRESH_GRACE_MS, refreshes again', async () => {
+      await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout, REFRESH_GRACE_MS: '200' });
+      const s = await login();
+      const lost = next(await refresh(s.cookie)); // reached the database; the answer never arrived
+      await sleep(400);
+      const retry = await refresh(s.cookie);
+      const now = next(retry);
+      expect(h.mock.calls.refresh).toBe(2);
+      // The session lives on with the new token.
+      next(await refresh(now));
+      // The token whose answer was lost is dead: showing up now it is reuse.
+      await sleep(400);
+      const replay = await refresh(lost);
+      expect(replay.status).toBe(401);
+      expect(replay.body.message).toMatch(/reuse/i);
+      expect(await sessions().countDocuments({})).toBe(0);
+    });
+
+    test('#8.11a a lost answer retried twice (two lost answers in a row) still refreshes', async () => {
+      await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout, REFRESH_GRACE_MS: '200' });
+      const s = await login();
+      next(await refresh(s.cookie));
+      await sleep(400);
+      next(await refresh(s.cookie));
+      await sleep(400);
+      next(await refresh(s.cookie));
+    });
+
+    test('#8.11b two refreshes 50 ms apart, then the first cookie: the current token, no reuse', async () => {
+      const s = await login();
+      const second = next(await refresh(s.cookie));
+      await sleep(50);
+      const third = next(await refresh(second));
+      const late = await refresh(s.cookie);
+      expect(late.status).toBe(200);
+      expect(`refreshToken=${parseSetCookies(late).refreshToken.value}; token_provider=custom-backend`).toBe(third);
+      expect(h.mock.calls.refresh).toBe(2);
+      next(await refresh(third));
+    });
+
+    test('#8.11 theft is still detected: an old token used after a newer one was used ends the session', async () => {
+      await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout, REFRESH_GRACE_MS: '200' });
+      const s = await login();
+      const second = next(await refresh(s.cookie));
+      next(await refresh(second));
+      await sleep(400);
+      const replay = await refresh(s.cookie);
+      expect(replay.status).toBe(401);
+      expect(replay.body.message).toMatch(/reuse/i);
+      expectCleared(replay);
+      expect(await sessions().countDocuments({})).toBe(0);
+      // The backend's side ends with it.
+      expect(h.mock.calls.logout).toBe(1);
+    });
+  });
+
+  test('#8.13b a refresh whose backend answer names another identity: 401, nothing created or changed', async () => {
+    const s = await login();
+    const usersBefore = await h.db.collection('users').find({}).sort({ _id: 1 }).toArray();
+    h.mock.set({ userinfo: { userFields: (u) => ({ ...u, id: 'u-9999', email: 'mallory@example.net', name: 'Mallory' }) } });
+    const res = await refresh(s.cookie);
+    expect(res.status).toBe(401);
+    expectCleared(res);
+    expect(await h.db.collection('users').find({}).sort({ _id: 1 }).toArray()).toEqual(usersBefore);
+    expect(await sessions().countDocuments({})).toBe(0);
+    // The tokens the backend just issued are not left alive.
+    expect(h.mock.calls.logout).toBe(1);
+  });
+
+  describe('#8.13c logout against a failing database', () => {
+    test('#8.13c the database fails: 503 with Retry-After, cookies kept, session and backend untouched; a retry ends both', async () => {
+      const s = await login();
+      await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout, MONGO_URI: 'mongodb://127.0.0.1:9/down', MONGO_TIMEOUT_MS: '300' });
+      const failed = await logout(s);
+      expect(failed.status).toBe(503);
+      expect(failed.headers['retry-after']).toBe('1');
+      expect(failed.headers['set-cookie']).toBeUndefined();
+      expect(h.mock.calls.logout).toBe(0);
+      expect(await sessions().countDocuments({})).toBe(1);
+
+      await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout });
+      const ok = await logout(s);
+      expect(ok.status).toBe(200);
+      expectCleared(ok);
+      expect(await sessions().countDocuments({})).toBe(0);
+      expect(h.mock.calls.logout).toBe(1);
+    });
+  });
+
+  test('#8.18 a refresh lease left by a crashed server is taken over after BACKEND_TIMEOUT_MS + 5 s at most', async () => {
+    await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout, BACKEND_TIMEOUT_MS: '1000' });
+    const s = await login();
+    // Taken by a server (with a longer BACKEND_TIMEOUT_MS) that then died.
+    await sessions().updateOne({}, { $set: { 'customBackend.lock': { owner: 'crashed', since: new Date(), until: new Date(Date.now() + 120_000) } } });
+    next(await refresh(s.cookie));
+    expect(h.mock.calls.refresh).toBe(1);
+  }, 25_000);
+
+  describe('#8.22a sealed values bound to their field', () => {
+    test('#8.22a stored access and refresh tokens swapped: they do not open, nothing reaches the backend', async () => {
+      const s = await login();
+      const { customBackend: cb } = await sessionOf(s.refreshToken);
+      await sessions().updateOne({}, { $set: { 'customBackend.accessToken': cb.refreshToken, 'customBackend.refreshToken': cb.accessToken } });
+      const res = await refresh(s.cookie);
+      expect(res.status).toBe(401);
+      expect(h.mock.calls.refresh).toBe(0);
+      expect(h.mock.calls.userinfo).toBe(0);
+    });
+
+    test('values sealed before the field binding (v1) still open, and the next refresh re-seals them', async () => {
+      const s = await login();
+      const sid = jwt.decode(s.refreshToken).sessionId;
+      const tokens = h.mock.issueTokens('u-1001');
+      keep(tokens.token, tokens.refreshToken);
+      const key = Buffer.from(h.vars.BACKEND_TOKEN_ENCRYPTION_KEY, 'hex');
+      const sealV1 = (plain) => {
+        const nonce = crypto.randomBytes(12);
+        const c = crypto.createCipheriv('aes-256-gcm', key, nonce);
+        c.setAAD(Buffer.from(sid));
+        const ct = Buffer.concat([c.update(plain, 'utf8'), c.final(), c.getAuthTag()]);
+        return `v1.${Buffer.concat([nonce, ct]).toString('base64url')}`;
+      };
+      await sessions().updateOne({}, { $set: { 'customBackend.accessToken': sealV1(tokens.token), 'customBackend.refreshToken': sealV1(tokens.refreshToken) } });
+      next(await refresh(s.cookie));
+      expect(h.mock.requests.filter((r) => r.name === 'refresh')[0].body.refreshToken).toBe(tokens.refreshToken);
+      const { customBackend: cb } = await sessionOf(s.refreshToken);
+      expect(cb.accessToken).toMatch(/^v2\./);
+      expect(cb.refreshToken).toMatch(/^v2\./);
+    });
+  });
+});
