@@ -22,6 +22,8 @@ const STATUS_BY_CODE = Object.freeze({
   BACKEND_TIMEOUT: 504,
   TOKEN_INVALID: 401,
   TOKEN_EXPIRED: 401,
+  // A backend token of a 2FA user that did not pass LibreChat's second step.
+  TWO_FACTOR_REQUIRED: 401,
   SESSION_INVALID: 401,
   USER_NOT_FOUND: 401,
   CONFIG_INVALID: 500,
@@ -140,7 +142,7 @@ class CustomBackendAuthService {
   /** The cached user at `version` as a fresh object (no I/O), or null. */
   cachedUser(id, version) {
     const memo = this.#parsed.get(id);
-    if (memo && memo.version === version) return { ...memo.user };
+    if (memo && memo.version === version) return copyUser(memo);
     const record = this.#native.cachedUser(id);
     return record ? this.#remember(record) : null;
   }
@@ -195,13 +197,47 @@ class CustomBackendAuthService {
     const user = EJSON.parse(record.user);
     // Bounded like the native cache: entries of evicted users are dropped wholesale.
     if (this.#parsed.size >= this.#parsedMax) this.#parsed.clear();
-    this.#parsed.set(record.id, { version: record.version, user });
-    return { ...user };
+    const memo = { version: record.version, user, nested: nestedKeys(user) };
+    this.#parsed.set(record.id, memo);
+    return copyUser(memo);
   }
 
   async close() {
     await this.#native.close();
   }
+}
+
+/** The top-level keys of a user whose values are mutable containers (objects, arrays, dates). */
+function nestedKeys(user) {
+  return Object.keys(user).filter((k) => isMutable(user[k]));
+}
+
+function isMutable(v) {
+  if (v === null || typeof v !== 'object') return false;
+  if (Array.isArray(v) || v instanceof Date) return true;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/** A deep copy of plain objects, arrays and dates; BSON values (ObjectId, …) are immutable, shared. */
+function deepCopy(v) {
+  if (Array.isArray(v)) return v.map(deepCopy);
+  if (v instanceof Date) return new Date(v.getTime());
+  if (!isMutable(v)) return v;
+  const out = {};
+  for (const k of Object.keys(v)) out[k] = deepCopy(v[k]);
+  return out;
+}
+
+/**
+ * Each request's own `req.user`: a shallow copy of the memo, with only the containers found when it
+ * was parsed (`personalization`, `plugins`, dates, …) copied deeply, so that a route changing
+ * `req.user` never changes what the next request sees, at the cost of a few small copies.
+ */
+function copyUser(memo) {
+  const user = { ...memo.user };
+  for (const k of memo.nested) user[k] = deepCopy(user[k]);
+  return user;
 }
 
 let sharedService = null;
@@ -335,6 +371,7 @@ class CustomJwtStrategy {
       (err) => {
         const authErr = toAuthError(err);
         if (authErr.status >= 500) logFailure(service, 'token check', authErr);
+        if (authErr.code === 'TWO_FACTOR_REQUIRED') return this.fail({ message: authErr.message }, 401);
         if (authErr.status === 401) return this.fail({ message: 'Unauthorized' }, 401);
         if (OUTAGE_CODES.has(authErr.code)) return this.fail({ message: authErr.message }, 503);
         // A refusal such as an account conflict (409) or a missing role (403) keeps its status.

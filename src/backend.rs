@@ -87,6 +87,8 @@ enum Answer {
     Refused,
 }
 
+/// Cheap to clone (the HTTP client is shared): a background JWKS refresh owns one.
+#[derive(Clone)]
 pub struct Backend {
     http: Client,
     auth_url: Url,

@@ -3,23 +3,33 @@
 //! token itself) and one backend call in flight per token.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio::sync::Mutex;
 
 use crate::backend::{map_id, map_roles, map_user, Backend, BackendUser};
 use crate::cache::{SingleFlight, TtlCache};
-use crate::config::{Config, JwksConfig, Mapping};
+use crate::config::{Config, JwksConfig, Mapping, UserinfoBudget};
 use crate::error::{AuthError, AuthResult};
-use crate::tokens::now_secs;
+use crate::tokens::{expired, now_secs};
 
 /// How long a "no" from the backend is remembered: long enough to absorb a burst of retries,
 /// short enough that a fixed backend is seen quickly.
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(5);
+
+/// After a failed JWKS fetch, the last good key set is served and no background refetch starts
+/// for this long (a failing endpoint is not hammered by every request).
+const JWKS_RETRY: Duration = Duration::from_secs(5);
+
+/// A poisoned lock only means another thread panicked mid-update: the value is still usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 pub type TokenKey = [u8; 32];
 
@@ -36,10 +46,135 @@ pub enum Verdict {
     Refused(String),
 }
 
+type Keys = HashMap<String, (DecodingKey, Algorithm)>;
+
+/// A key set as fetched; replaced whole (never mutated), so readers hold it without a lock.
 struct KeySet {
-    keys: HashMap<String, (DecodingKey, Algorithm)>,
+    keys: Keys,
     fetched: Instant,
-    refetched: Option<Instant>,
+}
+
+/// The JWKS state: the last good key set, one fetch at a time shared by everyone who waits for it,
+/// and the clocks of the refetch rules. No lock is held across a fetch.
+struct JwksState {
+    current: Mutex<Option<Arc<KeySet>>>,
+    flight: SingleFlight<(), AuthResult<Arc<KeySet>>>,
+    /// When the last fetch caused by an unknown `kid` was allowed (the cooldown's clock).
+    unknown_refetch: Mutex<Option<Instant>>,
+    /// When the last fetch failed.
+    failed_at: Mutex<Option<Instant>>,
+    /// A background refresh of a stale set is running.
+    refreshing: AtomicBool,
+}
+
+impl JwksState {
+    /// Fetches the key set, or joins the fetch in flight. A failure keeps the last good set.
+    async fn fetch(&self, backend: &Backend, cfg: &JwksConfig) -> AuthResult<Arc<KeySet>> {
+        self.flight
+            .run((), || async {
+                let fetched = match backend.jwks(&cfg.url).await {
+                    Ok(raw) => {
+                        let keys = parse_key_set(&raw);
+                        if keys.is_empty() {
+                            // An empty or broken set would lock everyone out: treat it as a failure.
+                            Err(AuthError::BackendBadResponse(
+                                "JWKS has no usable key".into(),
+                            ))
+                        } else {
+                            Ok(keys)
+                        }
+                    }
+                    Err(AuthError::BackendTimeout) => {
+                        Err(AuthError::BackendUnavailable("JWKS timed out".into()))
+                    }
+                    Err(e) => Err(e),
+                };
+                match fetched {
+                    Ok(keys) => {
+                        let set = Arc::new(KeySet {
+                            keys,
+                            fetched: Instant::now(),
+                        });
+                        *lock(&self.current) = Some(set.clone());
+                        *lock(&self.failed_at) = None;
+                        Ok(set)
+                    }
+                    Err(e) => {
+                        *lock(&self.failed_at) = Some(Instant::now());
+                        Err(e)
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Whether an unknown `kid` may cause a fetch now (at most once per cooldown); counts it.
+    fn allow_unknown_refetch(&self, cooldown: Duration) -> bool {
+        let mut last = lock(&self.unknown_refetch);
+        if last.is_some_and(|t| t.elapsed() < cooldown) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+}
+
+/// Clears the "refresh running" flag however the background task ends (also when dropped).
+struct RefreshingGuard(Arc<JwksState>);
+
+impl Drop for RefreshingGuard {
+    fn drop(&mut self) {
+        self.0.refreshing.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The budget of user-info calls for tokens the caches do not know: a cap on calls in flight and
+/// a token bucket (`per_second`, up to `burst`). Over budget, a check fails at once (503) instead
+/// of reaching the backend, so random tokens cannot turn into a flood of backend calls.
+struct Budget {
+    max_concurrent: usize,
+    in_flight: AtomicUsize,
+    per_second: f64,
+    burst: f64,
+    bucket: Mutex<(f64, Instant)>,
+}
+
+/// One user-info call in flight; ends with the call.
+struct BudgetPermit<'a>(&'a Budget);
+
+impl Drop for BudgetPermit<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Budget {
+    fn new(b: UserinfoBudget) -> Budget {
+        Budget {
+            max_concurrent: b.max_concurrent.max(1),
+            in_flight: AtomicUsize::new(0),
+            per_second: f64::from(b.per_second.max(1)),
+            burst: f64::from(b.burst.max(1)),
+            bucket: Mutex::new((f64::from(b.burst.max(1)), Instant::now())),
+        }
+    }
+
+    fn try_take(&self) -> Option<BudgetPermit<'_>> {
+        if self.in_flight.fetch_add(1, Ordering::SeqCst) >= self.max_concurrent {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        let permit = BudgetPermit(self);
+        let mut bucket = lock(&self.bucket);
+        let now = Instant::now();
+        let refill = now.saturating_duration_since(bucket.1).as_secs_f64() * self.per_second;
+        *bucket = ((bucket.0 + refill).min(self.burst), now);
+        if bucket.0 < 1.0 {
+            return None;
+        }
+        bucket.0 -= 1.0;
+        Some(permit)
+    }
 }
 
 /// The algorithms a backend JWT may use: asymmetric only, so that no shared secret is involved.
@@ -60,7 +195,7 @@ fn key_algorithm(jwk: &Jwk) -> Option<Algorithm> {
     Some(alg)
 }
 
-pub(crate) fn parse_key_set(v: &Value) -> HashMap<String, (DecodingKey, Algorithm)> {
+pub(crate) fn parse_key_set(v: &Value) -> Keys {
     let mut out = HashMap::new();
     let Some(keys) = v.get("keys").and_then(Value::as_array) else {
         return out;
@@ -90,10 +225,14 @@ pub(crate) fn parse_key_set(v: &Value) -> HashMap<String, (DecodingKey, Algorith
 pub struct Bearer {
     positive: TtlCache<TokenKey, BackendUser>,
     negative: TtlCache<TokenKey, String>,
+    /// Access tokens of LibreChat sessions (the backend's answer at a login or refresh, or found
+    /// in a session document): the only backend tokens a 2FA user is accepted with.
+    session_tokens: TtlCache<TokenKey, ()>,
     flights: SingleFlight<TokenKey, AuthResult<Verdict>>,
     positive_ttl: Duration,
     jwks: Option<JwksConfig>,
-    keys: Mutex<Option<KeySet>>,
+    keys: Arc<JwksState>,
+    budget: Budget,
     claims_mapping: Mapping,
 }
 
@@ -109,10 +248,18 @@ impl Bearer {
         Bearer {
             positive: TtlCache::new(cfg.cache_max),
             negative: TtlCache::new(cfg.cache_max),
+            session_tokens: TtlCache::new(cfg.cache_max),
             flights: SingleFlight::new(),
             positive_ttl: cfg.token_cache_ttl,
             jwks: cfg.jwks.clone(),
-            keys: Mutex::new(None),
+            keys: Arc::new(JwksState {
+                current: Mutex::new(None),
+                flight: SingleFlight::new(),
+                unknown_refetch: Mutex::new(None),
+                failed_at: Mutex::new(None),
+                refreshing: AtomicBool::new(false),
+            }),
+            budget: Budget::new(cfg.userinfo_budget),
             claims_mapping,
         }
     }
@@ -128,12 +275,27 @@ impl Bearer {
     pub fn forget(&self, key: &TokenKey) {
         self.positive.remove(key);
         self.negative.remove(key);
+        self.session_tokens.remove(key);
     }
 
-    /// Remembers a token known to be good (the backend's own answer at login or refresh).
+    /// Remembers a token known to be good: the backend's own answer at a login or refresh, the
+    /// access token of a LibreChat session.
     pub fn remember(&self, token: &str, user: BackendUser, exp_hint: Option<u64>) {
         let ttl = self.ttl_for(token, exp_hint);
-        self.positive.insert(token_key(token), user, ttl);
+        let key = token_key(token);
+        self.positive.insert(key, user, ttl);
+        self.session_tokens.insert(key, (), ttl);
+    }
+
+    /// Remembers that a token is the access token of a LibreChat session (found in the database).
+    pub fn remember_session_token(&self, token: &str) {
+        self.session_tokens
+            .insert(token_key(token), (), self.ttl_for(token, None));
+    }
+
+    /// Whether a token is known (on this server) as the access token of a LibreChat session.
+    pub fn is_session_token(&self, key: &TokenKey) -> bool {
+        self.session_tokens.get(key).is_some()
     }
 
     /// At most `BACKEND_TOKEN_CACHE_TTL`, and never past the token's own `exp` when it has one.
@@ -176,6 +338,12 @@ impl Bearer {
     }
 
     async fn verify_userinfo(&self, backend: &Backend, token: &str) -> AuthResult<Verdict> {
+        let Some(_permit) = self.budget.try_take() else {
+            // Not cached (an error): the same token is checked again once the budget allows.
+            return Err(AuthError::BackendUnavailable(
+                "too many unknown tokens to check at once".into(),
+            ));
+        };
         match backend.userinfo(token).await {
             Ok(Some(user)) => Ok(Verdict::Valid(user)),
             Ok(None) => Ok(Verdict::Refused("the backend refused the token".into())),
@@ -209,62 +377,103 @@ impl Bearer {
         if alg != header.alg {
             return Ok(Verdict::Refused("algorithm does not match the key".into()));
         }
-        let mut validation = Validation::new(alg);
-        validation.leeway = 0;
-        validation.set_issuer(&[&cfg.issuer]);
-        match &cfg.audience {
-            Some(aud) => validation.set_audience(&[aud]),
-            None => validation.validate_aud = false,
-        }
-        validation.required_spec_claims = ["exp", "iss"].iter().map(|s| s.to_string()).collect();
-        let claims = match decode::<Value>(token, &key, &validation) {
-            Ok(d) => d.claims,
-            Err(e) => {
-                let why = match e.kind() {
-                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => "token expired",
-                    jsonwebtoken::errors::ErrorKind::InvalidIssuer => "wrong issuer",
-                    jsonwebtoken::errors::ErrorKind::InvalidAudience => "wrong audience",
-                    jsonwebtoken::errors::ErrorKind::InvalidSignature => "bad signature",
-                    _ => "invalid token",
-                };
-                return Ok(Verdict::Refused(why.into()));
-            }
+        let claims = match backend_claims(token, &key, alg, cfg, now_secs()) {
+            Ok(c) => c,
+            Err(why) => return Ok(Verdict::Refused(why.into())),
         };
         identity_from_claims(&claims, &self.claims_mapping)
     }
 
-    /// The key for `kid`, refetching the key set when it is stale, or when the kid is unknown and
-    /// the last refetch is older than the cooldown.
+    /// The key for `kid`. A fresh key set answers at once. A stale one still answers for a known
+    /// `kid` (up to `max_stale` past its TTL) while one background fetch replaces it, so a slow
+    /// or failing JWKS never makes requests wait for each other. Only a request the last good set
+    /// cannot answer (no set yet, too stale, an unknown `kid` past the cooldown) waits for a fetch,
+    /// shared with everyone else waiting.
     async fn key_for(
         &self,
         backend: &Backend,
         cfg: &JwksConfig,
         kid: &str,
     ) -> AuthResult<Option<(DecodingKey, Algorithm)>> {
-        let mut guard = self.keys.lock().await;
-        let stale = guard
-            .as_ref()
-            .is_none_or(|k| k.fetched.elapsed() > cfg.cache_ttl);
-        let unknown = guard.as_ref().is_some_and(|k| !k.keys.contains_key(kid));
-        let may_refetch = guard
-            .as_ref()
-            .and_then(|k| k.refetched)
-            .is_none_or(|t| t.elapsed() >= cfg.refetch_cooldown);
-        if stale || (unknown && may_refetch) {
-            let raw = backend.jwks(&cfg.url).await.map_err(|e| match e {
-                AuthError::BackendTimeout => AuthError::BackendUnavailable("JWKS timed out".into()),
-                e => e,
-            })?;
-            let now = Instant::now();
-            let previous_refetch = guard.as_ref().and_then(|k| k.refetched);
-            *guard = Some(KeySet {
-                keys: parse_key_set(&raw),
-                fetched: now,
-                // Only refetches for unknown kids count against the cooldown.
-                refetched: if stale { previous_refetch } else { Some(now) },
-            });
+        let current = lock(&self.keys.current).clone();
+        if let Some(set) = &current {
+            let age = set.fetched.elapsed();
+            let fresh = age <= cfg.cache_ttl;
+            let usable = age <= cfg.cache_ttl.saturating_add(cfg.max_stale);
+            if !fresh && usable {
+                self.refresh_in_background(backend, cfg);
+            }
+            match set.keys.get(kid) {
+                Some(k) if usable => return Ok(Some(k.clone())),
+                Some(_) => {}
+                None if usable && !self.keys.allow_unknown_refetch(cfg.refetch_cooldown) => {
+                    return Ok(None);
+                }
+                None => {}
+            }
         }
-        Ok(guard.as_ref().and_then(|k| k.keys.get(kid).cloned()))
+        let set = self.keys.fetch(backend, cfg).await?;
+        Ok(set.keys.get(kid).cloned())
+    }
+
+    /// Starts one fetch of the key set in the background, unless one runs or the last failed less
+    /// than `JWKS_RETRY` ago.
+    fn refresh_in_background(&self, backend: &Backend, cfg: &JwksConfig) {
+        let state = self.keys.clone();
+        if lock(&state.failed_at).is_some_and(|t| t.elapsed() < JWKS_RETRY) {
+            return;
+        }
+        if state.refreshing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let guard = RefreshingGuard(state);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (backend, cfg) = (backend.clone(), cfg.clone());
+        runtime.spawn(async move {
+            // A failure is remembered in the state; requests keep using the last good set.
+            let _ = guard.0.fetch(&backend, &cfg).await;
+            drop(guard);
+        });
+    }
+}
+
+/// A backend JWT's claims, verified against `key` at time `now`: signature, `iss`, `aud` when
+/// configured, `exp` required and `exp <= now` expired (0 s leeway). The reason is safe to show.
+fn backend_claims(
+    token: &str,
+    key: &DecodingKey,
+    alg: Algorithm,
+    cfg: &JwksConfig,
+    now: u64,
+) -> Result<Value, &'static str> {
+    let mut validation = Validation::new(alg);
+    validation.leeway = 0;
+    // jsonwebtoken accepts `exp == now`; `exp` is compared below instead.
+    validation.validate_exp = false;
+    validation.set_issuer(&[&cfg.issuer]);
+    match &cfg.audience {
+        Some(aud) => validation.set_audience(&[aud]),
+        None => validation.validate_aud = false,
+    }
+    validation.required_spec_claims = ["exp", "iss"].iter().map(|s| s.to_string()).collect();
+    let claims = match decode::<Value>(token, key, &validation) {
+        Ok(d) => d.claims,
+        Err(e) => {
+            return Err(match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => "token expired",
+                jsonwebtoken::errors::ErrorKind::InvalidIssuer => "wrong issuer",
+                jsonwebtoken::errors::ErrorKind::InvalidAudience => "wrong audience",
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => "bad signature",
+                _ => "invalid token",
+            })
+        }
+    };
+    match claims.get("exp").and_then(Value::as_f64) {
+        Some(exp) if !expired(exp, now) => Ok(claims),
+        Some(_) => Err("token expired"),
+        None => Err("invalid token"),
     }
 }
 
@@ -305,6 +514,64 @@ mod tests {
             Duration::from_secs(10)
         );
         assert_eq!(b.ttl_for("x", Some(now_secs() - 10)), Duration::ZERO);
+    }
+
+    fn jwks_config() -> JwksConfig {
+        JwksConfig {
+            url: url::Url::parse("http://127.0.0.1:9/jwks").unwrap(),
+            issuer: "https://idp".into(),
+            audience: None,
+            id_claim: "sub".into(),
+            cache_ttl: Duration::from_secs(600),
+            refetch_cooldown: Duration::from_secs(30),
+            max_stale: Duration::from_secs(86_400),
+        }
+    }
+
+    #[test]
+    fn item_8_20_backend_jwt_exp_equal_to_now_is_expired() {
+        // The algorithm checks come before this function; HS256 only stands in for a key here.
+        let exp = now_secs() + 100;
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &serde_json::json!({"sub": "u1", "iss": "https://idp", "exp": exp}),
+            &jsonwebtoken::EncodingKey::from_secret(b"k"),
+        )
+        .unwrap();
+        let key = DecodingKey::from_secret(b"k");
+        let cfg = jwks_config();
+        assert!(backend_claims(&token, &key, Algorithm::HS256, &cfg, exp - 1).is_ok());
+        assert_eq!(
+            backend_claims(&token, &key, Algorithm::HS256, &cfg, exp).err(),
+            Some("token expired")
+        );
+        let other_iss = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &serde_json::json!({"sub": "u1", "iss": "https://evil", "exp": exp}),
+            &jsonwebtoken::EncodingKey::from_secret(b"k"),
+        )
+        .unwrap();
+        assert_eq!(
+            backend_claims(&other_iss, &key, Algorithm::HS256, &cfg, exp - 1).err(),
+            Some("wrong issuer")
+        );
+    }
+
+    #[test]
+    fn item_8_7_userinfo_budget_caps_calls_in_flight_and_their_rate() {
+        let b = Budget::new(UserinfoBudget {
+            max_concurrent: 2,
+            per_second: 1,
+            burst: 3,
+        });
+        let p1 = b.try_take().unwrap();
+        let p2 = b.try_take().unwrap();
+        assert!(b.try_take().is_none(), "a third call in flight");
+        drop((p1, p2));
+        assert!(b.try_take().is_some(), "the burst's third call");
+        // The burst is spent: nothing more until the bucket refills (1 per second).
+        assert!(b.try_take().is_none());
+        assert_eq!(b.in_flight.load(Ordering::SeqCst), 0);
     }
 
     #[test]

@@ -58,7 +58,11 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
                 }
             }
         }
-        map.insert(key, (value, now + ttl));
+        // A TTL past what the clock can hold is capped (config bounds make this unreachable).
+        let until = now
+            .checked_add(ttl)
+            .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
+        map.insert(key, (value, until));
     }
 
     pub fn remove(&self, key: &K) {

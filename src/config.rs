@@ -20,6 +20,20 @@ const DEFAULT_TOKEN_CACHE_TTL_SECS: u64 = 60;
 const DEFAULT_REFRESH_GRACE_MS: u64 = 10_000;
 const DEFAULT_JWKS_CACHE_TTL_SECS: u64 = 600;
 const DEFAULT_JWKS_COOLDOWN_MS: u64 = 30_000;
+const DEFAULT_JWKS_MAX_STALE_SECS: u64 = 24 * 60 * 60;
+const DEFAULT_USERINFO_MAX_CONCURRENT: u64 = 32;
+const DEFAULT_USERINFO_RATE: u64 = 50;
+const DEFAULT_USERINFO_BURST: u64 = 100;
+
+/// Upper bounds of the duration variables: far above any sane setting, far below what could
+/// overflow a clock (`Instant + Duration`) or a date.
+const DAY_SECS: u64 = 24 * 60 * 60;
+const DAY_MS: u64 = DAY_SECS * 1000;
+const YEAR_MS: u64 = 365 * DAY_MS;
+const TEN_MIN_MS: u64 = 10 * 60 * 1000;
+/// `SESSION_EXPIRY` arithmetic: no real expression is longer or deeper (and the parser recurses).
+const MAX_ARITHMETIC_LEN: usize = 256;
+const MAX_ARITHMETIC_DEPTH: usize = 16;
 
 /// What the browser receives as `token`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +60,16 @@ pub struct JwksConfig {
     pub id_claim: String,
     pub cache_ttl: Duration,
     pub refetch_cooldown: Duration,
+    /// How long past `cache_ttl` the last good key set still verifies while refetches fail.
+    pub max_stale: Duration,
+}
+
+/// The budget of user-info calls for backend tokens the caches do not know.
+#[derive(Debug, Clone, Copy)]
+pub struct UserinfoBudget {
+    pub max_concurrent: usize,
+    pub per_second: u32,
+    pub burst: u32,
 }
 
 /// Where the backend's answers keep their values. Paths are dot-separated; alternatives are tried
@@ -108,6 +132,7 @@ pub struct Config {
     pub jwks: Option<JwksConfig>,
     pub token_cache_ttl: Duration,
     pub provision_on_bearer: bool,
+    pub userinfo_budget: UserinfoBudget,
     /// Extra trusted roots (PEM) for internal backends: `BACKEND_CA_CERT_PATH`.
     pub ca_cert_pem: Option<Vec<u8>>,
 }
@@ -151,13 +176,25 @@ impl<'a> Vars<'a> {
 
     /// A whole number `>= min`.
     fn number(&self, name: &'static str, default: u64, min: u64) -> AuthResult<u64> {
+        self.number_in(name, default, min, u64::MAX)
+    }
+
+    /// A whole number in `min..=max`.
+    fn number_in(&self, name: &'static str, default: u64, min: u64, max: u64) -> AuthResult<u64> {
         match self.get(name) {
             None => Ok(default),
             Some(raw) => raw
                 .parse::<u64>()
                 .ok()
-                .filter(|n| *n >= min)
-                .ok_or_else(|| AuthError::config(name, format!("must be a whole number >= {min}"))),
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| {
+                    let expected = if max == u64::MAX {
+                        format!("must be a whole number >= {min}")
+                    } else {
+                        format!("must be a whole number from {min} to {max}")
+                    };
+                    AuthError::config(name, expected)
+                }),
         }
     }
 
@@ -190,14 +227,15 @@ impl<'a> Vars<'a> {
             })
     }
 
-    fn millis(&self, name: &'static str, default: u64) -> AuthResult<u64> {
+    /// A positive number of milliseconds up to `max`, arithmetic allowed.
+    fn millis(&self, name: &'static str, default: u64, max: u64) -> AuthResult<u64> {
         match self.get(name) {
             None => Ok(default),
             Some(raw) => match eval_arithmetic(raw) {
-                Some(v) if (1.0..=1e15).contains(&v) => Ok(v as u64),
+                Some(v) if (1.0..=max as f64).contains(&v) => Ok(v as u64),
                 _ => Err(AuthError::config(
                     name,
-                    "must be a positive number of milliseconds (arithmetic such as 1000 * 60 * 15 is allowed)",
+                    format!("must be a positive number of milliseconds up to {max} (arithmetic such as 1000 * 60 * 15 is allowed)"),
                 )),
             },
         }
@@ -329,15 +367,23 @@ impl Config {
                 issuer,
                 audience: v.get("BACKEND_JWT_AUDIENCE").map(str::to_string),
                 id_claim: v.get("BACKEND_JWT_ID_CLAIM").unwrap_or("sub").to_string(),
-                cache_ttl: Duration::from_secs(v.number(
+                cache_ttl: Duration::from_secs(v.number_in(
                     "BACKEND_JWKS_CACHE_TTL",
                     DEFAULT_JWKS_CACHE_TTL_SECS,
                     1,
+                    DAY_SECS,
                 )?),
-                refetch_cooldown: Duration::from_millis(v.number(
+                refetch_cooldown: Duration::from_millis(v.number_in(
                     "BACKEND_JWKS_REFETCH_COOLDOWN_MS",
                     DEFAULT_JWKS_COOLDOWN_MS,
                     0,
+                    DAY_MS,
+                )?),
+                max_stale: Duration::from_secs(v.number_in(
+                    "BACKEND_JWKS_MAX_STALE",
+                    DEFAULT_JWKS_MAX_STALE_SECS,
+                    0,
+                    7 * DAY_SECS,
                 )?),
             })
         } else {
@@ -376,39 +422,74 @@ impl Config {
             ca_cert_pem,
             logout_url,
             session_mode,
-            refresh_grace: Duration::from_millis(v.number(
+            refresh_grace: Duration::from_millis(v.number_in(
                 "REFRESH_GRACE_MS",
                 DEFAULT_REFRESH_GRACE_MS,
                 0,
+                DAY_MS,
             )?),
-            user_cache_ttl: Duration::from_secs(v.number(
+            user_cache_ttl: Duration::from_secs(v.number_in(
                 "USER_CACHE_TTL",
                 DEFAULT_USER_CACHE_TTL_SECS,
                 0,
+                DAY_SECS,
             )?),
             cache_max: usize::try_from(v.number("AUTH_CACHE_MAX_ENTRIES", DEFAULT_CACHE_MAX, 1)?)
                 .unwrap_or(usize::MAX),
             bearer_mode,
             jwks,
-            token_cache_ttl: Duration::from_secs(v.number(
+            token_cache_ttl: Duration::from_secs(v.number_in(
                 "BACKEND_TOKEN_CACHE_TTL",
                 DEFAULT_TOKEN_CACHE_TTL_SECS,
                 0,
+                DAY_SECS,
             )?),
             provision_on_bearer: v.flag("BACKEND_PROVISION_ON_BEARER", false)?,
+            userinfo_budget: UserinfoBudget {
+                max_concurrent: usize::try_from(v.number_in(
+                    "BACKEND_USERINFO_MAX_CONCURRENT",
+                    DEFAULT_USERINFO_MAX_CONCURRENT,
+                    1,
+                    100_000,
+                )?)
+                .unwrap_or(100_000),
+                per_second: u32::try_from(v.number_in(
+                    "BACKEND_USERINFO_RATE",
+                    DEFAULT_USERINFO_RATE,
+                    1,
+                    1_000_000,
+                )?)
+                .unwrap_or(1_000_000),
+                burst: u32::try_from(v.number_in(
+                    "BACKEND_USERINFO_BURST",
+                    DEFAULT_USERINFO_BURST,
+                    1,
+                    1_000_000,
+                )?)
+                .unwrap_or(1_000_000),
+            },
             auth_url,
             userinfo_url,
             refresh_url,
             jwt_secret,
             jwt_refresh_secret,
             mongo_uri,
-            session_expiry_ms: v.millis("SESSION_EXPIRY", DEFAULT_SESSION_EXPIRY_MS)?,
-            refresh_token_expiry_ms: v
-                .millis("REFRESH_TOKEN_EXPIRY", DEFAULT_REFRESH_TOKEN_EXPIRY_MS)?,
-            backend_timeout: Duration::from_millis(
-                v.millis("BACKEND_TIMEOUT_MS", DEFAULT_BACKEND_TIMEOUT_MS)?,
-            ),
-            db_timeout: Duration::from_millis(v.millis("MONGO_TIMEOUT_MS", DEFAULT_DB_TIMEOUT_MS)?),
+            session_expiry_ms: v.millis("SESSION_EXPIRY", DEFAULT_SESSION_EXPIRY_MS, YEAR_MS)?,
+            refresh_token_expiry_ms: v.millis(
+                "REFRESH_TOKEN_EXPIRY",
+                DEFAULT_REFRESH_TOKEN_EXPIRY_MS,
+                YEAR_MS,
+            )?,
+            backend_timeout: Duration::from_millis(v.millis(
+                "BACKEND_TIMEOUT_MS",
+                DEFAULT_BACKEND_TIMEOUT_MS,
+                TEN_MIN_MS,
+            )?),
+            db_timeout: Duration::from_millis(v.millis(
+                "MONGO_TIMEOUT_MS",
+                DEFAULT_DB_TIMEOUT_MS,
+                TEN_MIN_MS,
+            )?),
             token_encryption_key: parse_key(v.required("BACKEND_TOKEN_ENCRYPTION_KEY")?)?,
             balance_enabled: v.librechat_flag("CHECK_BALANCE"),
             start_balance,
@@ -438,10 +519,15 @@ fn parse_key(raw: &str) -> AuthResult<[u8; 32]> {
 
 /// Evaluates `+ - * /` with parentheses over decimal numbers: the subset of LibreChat's `math()`
 /// that expiry variables use (`1000 * 60 * 15`).
+/// Longer or deeper input is refused (`None`): the parser recurses once per parenthesis.
 pub fn eval_arithmetic(s: &str) -> Option<f64> {
+    if s.len() > MAX_ARITHMETIC_LEN {
+        return None;
+    }
     struct P<'a> {
         b: &'a [u8],
         i: usize,
+        depth: usize,
     }
     impl P<'_> {
         fn ws(&mut self) {
@@ -487,7 +573,12 @@ pub fn eval_arithmetic(s: &str) -> Option<f64> {
             self.ws();
             if self.b.get(self.i) == Some(&b'(') {
                 self.i += 1;
+                self.depth += 1;
+                if self.depth > MAX_ARITHMETIC_DEPTH {
+                    return None;
+                }
                 let v = self.expr()?;
+                self.depth -= 1;
                 self.ws();
                 if self.b.get(self.i) != Some(&b')') {
                     return None;
@@ -510,6 +601,7 @@ pub fn eval_arithmetic(s: &str) -> Option<f64> {
     let mut p = P {
         b: s.as_bytes(),
         i: 0,
+        depth: 0,
     };
     let v = p.expr()?;
     p.ws();
@@ -645,6 +737,64 @@ pub mod tests {
         vars.insert("BACKEND_SESSION_MODE".into(), "backend".into());
         vars.insert("BACKEND_BEARER_TOKENS".into(), "off".into());
         assert_eq!(invalid_var(&vars), "BACKEND_BEARER_TOKENS");
+    }
+
+    #[test]
+    fn item_8_16_durations_have_upper_bounds() {
+        let cases = [
+            ("USER_CACHE_TTL", "86400", "86401"),
+            ("BACKEND_TOKEN_CACHE_TTL", "86400", "86401"),
+            ("REFRESH_GRACE_MS", "86400000", "86400001"),
+            (
+                "SESSION_EXPIRY",
+                "1000 * 60 * 60 * 24 * 365",
+                "1000 * 60 * 60 * 24 * 366",
+            ),
+            ("REFRESH_TOKEN_EXPIRY", "31536000000", "31536000001"),
+            ("BACKEND_TIMEOUT_MS", "600000", "600001"),
+            ("MONGO_TIMEOUT_MS", "600000", "600001"),
+            ("BACKEND_USERINFO_MAX_CONCURRENT", "100000", "100001"),
+            ("BACKEND_USERINFO_RATE", "1000000", "0"),
+            ("BACKEND_USERINFO_BURST", "1000000", "1000001"),
+        ];
+        for (name, max, over) in cases {
+            let mut vars = sample_vars();
+            vars.insert(name.to_string(), max.to_string());
+            assert!(Config::from_vars(&vars).is_ok(), "{name}={max}");
+            for bad in [over, "18446744073709551615", "1e300"] {
+                vars.insert(name.to_string(), bad.to_string());
+                assert_eq!(invalid_var(&vars), name, "{name}={bad}");
+            }
+        }
+        let mut vars = sample_vars();
+        vars.insert("BACKEND_BEARER_TOKENS".into(), "jwks".into());
+        vars.insert("BACKEND_JWKS_URL".into(), "http://127.0.0.1:9/jwks".into());
+        vars.insert("BACKEND_JWT_ISSUER".into(), "https://idp".into());
+        for (name, max, over) in [
+            ("BACKEND_JWKS_CACHE_TTL", "86400", "86401"),
+            ("BACKEND_JWKS_REFETCH_COOLDOWN_MS", "86400000", "86400001"),
+            ("BACKEND_JWKS_MAX_STALE", "604800", "604801"),
+        ] {
+            let mut vars = vars.clone();
+            vars.insert(name.to_string(), max.to_string());
+            assert!(Config::from_vars(&vars).is_ok(), "{name}={max}");
+            vars.insert(name.to_string(), over.to_string());
+            assert_eq!(invalid_var(&vars), name, "{name}={over}");
+        }
+    }
+
+    #[test]
+    fn item_8_17_deeply_nested_expiry_is_invalid_not_a_stack_overflow() {
+        let deep = format!("{}1{}", "(".repeat(200_000), ")".repeat(200_000));
+        let mut vars = sample_vars();
+        vars.insert("SESSION_EXPIRY".into(), deep);
+        assert_eq!(invalid_var(&vars), "SESSION_EXPIRY");
+        // Sane nesting still works.
+        assert_eq!(eval_arithmetic("((1000 * (60)) * 15)"), Some(900_000.0));
+        let nested = format!("{}1{}", "(".repeat(16), ")".repeat(16));
+        assert_eq!(eval_arithmetic(&nested), Some(1.0));
+        let deeper = format!("{}1{}", "(".repeat(17), ")".repeat(17));
+        assert_eq!(eval_arithmetic(&deeper), None);
     }
 
     #[test]

@@ -118,7 +118,19 @@ const VARIABLES: &[(&str, Show, Unset)] = &[
         Show::Plain,
         Unset::Default("30000"),
     ),
+    (
+        "BACKEND_JWKS_MAX_STALE",
+        Show::Plain,
+        Unset::Default("86400"),
+    ),
     ("BACKEND_TOKEN_CACHE_TTL", Show::Plain, Unset::Default("60")),
+    (
+        "BACKEND_USERINFO_MAX_CONCURRENT",
+        Show::Plain,
+        Unset::Default("32"),
+    ),
+    ("BACKEND_USERINFO_RATE", Show::Plain, Unset::Default("50")),
+    ("BACKEND_USERINFO_BURST", Show::Plain, Unset::Default("100")),
     (
         "BACKEND_PROVISION_ON_BEARER",
         Show::Plain,
@@ -952,6 +964,17 @@ mod tests {
             def("BACKEND_JWKS_REFETCH_COOLDOWN_MS"),
             j.refetch_cooldown.as_millis().to_string()
         );
+        assert_eq!(
+            def("BACKEND_JWKS_MAX_STALE"),
+            j.max_stale.as_secs().to_string()
+        );
+        let b = Config::from_vars(&sample_vars()).unwrap().userinfo_budget;
+        assert_eq!(
+            def("BACKEND_USERINFO_MAX_CONCURRENT"),
+            b.max_concurrent.to_string()
+        );
+        assert_eq!(def("BACKEND_USERINFO_RATE"), b.per_second.to_string());
+        assert_eq!(def("BACKEND_USERINFO_BURST"), b.burst.to_string());
         assert_eq!(def("BACKEND_JWT_ID_CLAIM"), j.id_claim);
     }
 

@@ -28,6 +28,9 @@ pub enum AuthError {
     TokenInvalid(String),
     /// A token whose `exp` has passed.
     TokenExpired,
+    /// A backend token of a user with LibreChat's 2FA that is not a session's (it skipped the
+    /// second step).
+    TwoFactorRequired,
     /// A session that does not exist (any more) or was revoked.
     SessionInvalid(String),
     /// The user the token names does not exist.
@@ -56,6 +59,7 @@ impl AuthError {
             AuthError::BackendRateLimited => "BACKEND_RATE_LIMITED",
             AuthError::TokenInvalid(_) => "TOKEN_INVALID",
             AuthError::TokenExpired => "TOKEN_EXPIRED",
+            AuthError::TwoFactorRequired => "TWO_FACTOR_REQUIRED",
             AuthError::SessionInvalid(_) => "SESSION_INVALID",
             AuthError::UserNotFound => "USER_NOT_FOUND",
             AuthError::DbUnavailable => "DB_UNAVAILABLE",
@@ -96,6 +100,9 @@ impl fmt::Display for AuthError {
             }
             AuthError::TokenInvalid(m) => write!(f, "Invalid token: {m}"),
             AuthError::TokenExpired => f.write_str("Token expired"),
+            AuthError::TwoFactorRequired => f.write_str(
+                "Two-factor authentication is required: sign in through LibreChat to use this account.",
+            ),
             AuthError::SessionInvalid(m) => f.write_str(m),
             AuthError::UserNotFound => f.write_str("User not found"),
             AuthError::DbUnavailable => {

@@ -36,6 +36,8 @@ pub struct CachedUser {
     pub id: Arc<str>,
     pub json: Arc<str>,
     pub version: u32,
+    /// `twoFactorEnabled`: backend tokens are accepted only as a session's (section 6).
+    pub two_factor: bool,
 }
 
 pub struct Service {
@@ -277,6 +279,7 @@ impl Service {
             id: Arc::from(id.as_str()),
             json: Arc::from(user_ejson(user.clone())?),
             version: self.versions.fetch_add(1, Ordering::Relaxed),
+            two_factor: user.get_bool("twoFactorEnabled").unwrap_or(false),
         };
         self.users_cache
             .insert(id, cached.clone(), self.config.user_cache_ttl);
@@ -320,10 +323,27 @@ impl Service {
                 if self.config.bearer_mode == BearerMode::Off {
                     return SyncAuth::Invalid("backend tokens are not accepted".into());
                 }
-                match self.bearer.cached(&token_key(token)) {
+                let key = token_key(token);
+                match self.bearer.cached(&key) {
                     Some(Verdict::Refused(why)) => SyncAuth::Invalid(why),
+                    // The policy holds on the cached path too; the slow path answers its 403.
+                    Some(Verdict::Valid(identity))
+                        if self.config.policy.admit(&identity).is_err() =>
+                    {
+                        SyncAuth::Backend
+                    }
                     Some(Verdict::Valid(identity)) => match self.source_ids.get(&identity.id) {
-                        Some(id) => self.user_state(id),
+                        // A 2FA user's token needs the slow path's check unless known as a
+                        // session's; an uncached user is loaded by the slow path, which checks.
+                        Some(id) => match self.cached_user(&id) {
+                            Some(c) if !c.two_factor || self.bearer.is_session_token(&key) => {
+                                SyncAuth::User {
+                                    id,
+                                    version: c.version,
+                                }
+                            }
+                            _ => SyncAuth::Backend,
+                        },
                         None => SyncAuth::Backend,
                     },
                     None => SyncAuth::Backend,
@@ -350,7 +370,17 @@ impl Service {
     /// A backend token the caches could not answer: verified by JWKS or user info, mapped to the
     /// LibreChat user by provider + `idOnTheSource` (created when provisioning is on).
     pub async fn authenticate_backend(&self, token: &str) -> AuthResult<CachedUser> {
-        if self.config.bearer_mode == BearerMode::Off || classify(token) == TokenClass::LibreChat {
+        match classify(token) {
+            // Damaged, oversized or with control characters: never sent anywhere.
+            TokenClass::Garbage => return Err(AuthError::TokenInvalid("malformed token".into())),
+            TokenClass::LibreChat => {
+                return Err(AuthError::TokenInvalid(
+                    "backend tokens are not accepted".into(),
+                ))
+            }
+            TokenClass::BackendJwt | TokenClass::BackendOpaque => {}
+        }
+        if self.config.bearer_mode == BearerMode::Off {
             return Err(AuthError::TokenInvalid(
                 "backend tokens are not accepted".into(),
             ));
@@ -362,6 +392,7 @@ impl Service {
         self.config.policy.admit(&identity)?;
         if let Some(id) = self.source_ids.get(&identity.id) {
             if let Some(u) = self.load_user(&id).await? {
+                self.check_second_factor(token, &u).await?;
                 return Ok(u);
             }
         }
@@ -390,7 +421,36 @@ impl Service {
             self.source_ids
                 .insert(identity.id, oid.to_hex(), self.config.user_cache_ttl);
         }
+        self.check_second_factor(token, &cached).await?;
         Ok(cached)
+    }
+
+    /// A user with LibreChat's 2FA is never authenticated by a backend token obtained with the
+    /// password alone: only the access token of a LibreChat session (which passed the second step,
+    /// or was started before 2FA was enabled) is accepted, and only in backend session mode, the
+    /// one mode in which a browser holds such a token.
+    async fn check_second_factor(&self, token: &str, user: &CachedUser) -> AuthResult<()> {
+        if !user.two_factor {
+            return Ok(());
+        }
+        if self.config.session_mode == SessionMode::Backend {
+            if self.bearer.is_session_token(&token_key(token)) {
+                return Ok(());
+            }
+            let oid = ObjectId::parse_str(&*user.id)
+                .map_err(|_| AuthError::Internal("user without ObjectId".into()))?;
+            if self
+                .db()
+                .await?
+                .sessions
+                .holds_access_token(oid, token)
+                .await?
+            {
+                self.bearer.remember_session_token(token);
+                return Ok(());
+            }
+        }
+        Err(AuthError::TwoFactorRequired)
     }
 
     pub(crate) fn access_token_for(&self, user: &Document, id: ObjectId) -> AuthResult<String> {

@@ -108,6 +108,8 @@ impl TokenCipher {
     /// token sealed for its own field of `ctx`.
     pub fn seal_backend(&self, ctx: &str, t: &BackendTokens) -> AuthResult<Document> {
         let mut d = doc! { "accessToken": self.seal(&t.access_token, ctx, "accessToken")? };
+        // Finds the session of a backend access token presented as Bearer (2FA users, section 6).
+        d.insert("accessHash", sha256_hex(&t.access_token));
         if let Some(rt) = &t.refresh_token {
             d.insert("refreshToken", self.seal(rt, ctx, "refreshToken")?);
         }
@@ -447,6 +449,20 @@ impl Sessions {
             )
             .await?;
         Ok((r.modified_count == 1).then_some(refresh_token))
+    }
+
+    /// Whether a live session of `user` holds `access_token` as its backend access token.
+    pub async fn holds_access_token(&self, user: ObjectId, access_token: &str) -> AuthResult<bool> {
+        let found = self
+            .sessions
+            .find_one(doc! {
+                "user": user,
+                "customBackend.accessHash": sha256_hex(access_token),
+                "expiration": { "$gt": DateTime::now() },
+            })
+            .projection(doc! { "_id": 1 })
+            .await?;
+        Ok(found.is_some())
     }
 
     pub async fn delete(&self, id: ObjectId) -> AuthResult<()> {

@@ -22,16 +22,18 @@ pub(crate) const TEMP_TOKEN_SECS: u64 = 5 * 60;
 pub const MAX_TOKEN_LEN: usize = 8192;
 
 /// What a bearer token is, decided from its unverified shape before any verification, so that a
-/// LibreChat token is never sent to the backend and a backend token never meets `JWT_SECRET`.
+/// LibreChat token (whole or damaged) is never sent to the backend and a backend token never meets
+/// `JWT_SECRET`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenClass {
-    /// Empty, oversized or not printable ASCII.
+    /// Refused unread: empty, oversized, not printable ASCII, or JWT-shaped but not a well-formed
+    /// JWT (a damaged token: wrong number of parts, non-canonical base64url, not JSON).
     Garbage,
     /// A JWT without `iss` that is HMAC/none-signed or carries LibreChat's claims.
     LibreChat,
     /// A JWT with an `iss` claim (LibreChat never sets one).
     BackendJwt,
-    /// Anything else: an opaque backend token.
+    /// Anything else: an opaque backend token (or a well-formed JWT without `iss` signed otherwise).
     BackendOpaque,
 }
 
@@ -39,6 +41,8 @@ pub enum TokenClass {
 struct PeekHeader {
     #[serde(default)]
     alg: String,
+    /// Present in a JWE header: an encrypted (five-part) token is opaque to us.
+    enc: Option<IgnoredAny>,
 }
 
 /// The claims that matter for classification and access-token verification, read in one parse.
@@ -56,11 +60,49 @@ struct PeekClaims {
     nbf: Option<serde_json::Value>,
 }
 
-/// base64url, with or without padding.
+/// Canonical base64url only: no padding, no non-zero trailing bits (as jsonwebtoken in JS and in
+/// Rust decode), so that `<token>=` or a respelled signature is not the same token.
 const B64URL: GeneralPurpose = GeneralPurpose::new(
     &alphabet::URL_SAFE,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(false),
 );
+
+/// The beginning of every base64url JSON object (`{"`): each part of a JWT starts with it.
+const JSON_PART_START: &str = "eyJ";
+/// `{"alg":` and `{"typ":` (JWT headers), `{"id":` and `{"userId":` (LibreChat payloads): found
+/// anywhere in a token, they make it JWT-shaped (too long to occur in a random opaque token).
+const JWT_MARKERS: [&str; 4] = ["eyJhbGciOi", "eyJ0eXAiOi", "eyJpZCI6", "eyJ1c2VySWQiOi"];
+
+/// Whether a token looks like a JWT (or a piece of one): then it must be a well-formed JWT, or it
+/// is refused locally and never goes to the backend.
+fn jwt_shaped(token: &str) -> bool {
+    token.split('.').any(|p| p.starts_with(JSON_PART_START))
+        || JWT_MARKERS.iter().any(|m| token.contains(m))
+}
+
+/// Whether a token with a `.` holds a piece of a LibreChat header: any 6 characters in a row of
+/// either spelling. A damaged LibreChat token keeps some (4 edits leave a run of 7 of its 36), a
+/// random opaque token practically never has one (62 strings of 6 base64url characters).
+fn librechat_fragment(token: &str) -> bool {
+    const W: usize = 6;
+    HS256_HEADERS
+        .iter()
+        .any(|h| (0..=h.len() - W).any(|i| token.contains(&h[i..i + W])))
+}
+
+/// Whether `part` is canonical base64url (what a signature must be before anything reads it).
+fn canonical_b64url(part: &str) -> bool {
+    // 32 bytes hold an HS256 signature; larger ones (RSA) take the allocating path.
+    let mut buf = [0u8; 64];
+    match B64URL.decode_slice(part, &mut buf) {
+        Ok(_) => true,
+        Err(base64::DecodeSliceError::OutputSliceTooSmall) => B64URL.decode(part).is_ok(),
+        Err(_) => false,
+    }
+}
 
 /// The HS256 headers LibreChat's jsonwebtoken (`{"alg":"HS256","typ":"JWT"}`) and ours
 /// (`{"typ":"JWT","alg":"HS256"}`) write: recognised without decoding them.
@@ -98,25 +140,41 @@ fn inspect(token: &str) -> Inspected<'_> {
     {
         return unusable(TokenClass::Garbage);
     }
+    // Opaque backend tokens never look like a JWT; anything that does must be a well-formed one.
+    // (Looked at only off the hot path: a well-formed LibreChat token never gets here.)
+    let damaged = || {
+        if jwt_shaped(token) || (token.contains('.') && librechat_fragment(token)) {
+            unusable(TokenClass::Garbage)
+        } else {
+            unusable(TokenClass::BackendOpaque)
+        }
+    };
     let Some((signing_input, signature)) = token.rsplit_once('.') else {
-        return unusable(TokenClass::BackendOpaque);
+        return damaged();
     };
     let Some((header, payload)) = signing_input.split_once('.') else {
-        return unusable(TokenClass::BackendOpaque);
+        return damaged();
     };
     if payload.contains('.') {
-        return unusable(TokenClass::BackendOpaque);
+        // Five parts: a JWE (encrypted, opaque to us) when its header says so.
+        let jwe = token.split('.').count() == 5
+            && decode_json::<PeekHeader>(header).is_some_and(|h| h.enc.is_some());
+        return if jwe {
+            unusable(TokenClass::BackendOpaque)
+        } else {
+            damaged()
+        };
     }
     let alg = if HS256_HEADERS.contains(&header) {
         Cow::Borrowed("HS256")
     } else {
         match decode_json::<PeekHeader>(header) {
             Some(h) => Cow::Owned(h.alg),
-            None => return unusable(TokenClass::BackendOpaque),
+            None => return damaged(),
         }
     };
     let Some(claims) = decode_json::<PeekClaims>(payload) else {
-        return unusable(TokenClass::BackendOpaque);
+        return damaged();
     };
     let class = if claims.iss.is_some() {
         TokenClass::BackendJwt
@@ -131,6 +189,11 @@ fn inspect(token: &str) -> Inspected<'_> {
     } else {
         TokenClass::BackendOpaque
     };
+    // A LibreChat token's signature is decoded (canonically) by its verification, on the hot path;
+    // a JWT going to the backend is checked here.
+    if class != TokenClass::LibreChat && !canonical_b64url(signature) {
+        return unusable(TokenClass::Garbage);
+    }
     Inspected {
         class,
         signing_input,
@@ -156,6 +219,14 @@ pub struct VerifiedRefresh {
     pub id: String,
     #[serde(rename = "sessionId")]
     pub session_id: String,
+    /// Checked by us (`exp <= now` is expired), not by jsonwebtoken (which accepts `exp == now`).
+    exp: f64,
+}
+
+/// `exp <= now` is expired: a token is valid strictly before its `exp` second (0 s leeway), as
+/// LibreChat's jsonwebtoken (`exp <= Math.floor(Date.now() / 1000)` is expired).
+pub fn expired(exp: f64, now: u64) -> bool {
+    exp <= now as f64
 }
 
 #[derive(Serialize)]
@@ -214,6 +285,8 @@ fn librechat_validation() -> Validation {
     v.leeway = 0;
     v.validate_aud = false;
     v.required_spec_claims = ["exp".to_string()].into_iter().collect();
+    // `exp` is compared by us against an explicit `now` (see `expired`).
+    v.validate_exp = false;
     v
 }
 
@@ -296,17 +369,22 @@ impl Tokens {
     /// jsonwebtoken does: HS256 only, signature, `exp` (no leeway), `nbf` when present, and an
     /// `id` (which 2FA temp tokens lack). Refresh tokens fail on their other secret.
     pub fn check_access(&self, token: &str) -> AccessCheck {
+        self.check_access_at(token, now_secs())
+    }
+
+    /// `check_access` at a given time (seconds since the epoch).
+    pub fn check_access_at(&self, token: &str, now: u64) -> AccessCheck {
         let t = inspect(token);
         if t.class != TokenClass::LibreChat {
             return AccessCheck::NotLibreChat(t.class);
         }
-        match self.verify_inspected(&t) {
+        match self.verify_inspected(&t, now) {
             Ok(id) => AccessCheck::Valid(id),
             Err(e) => AccessCheck::Invalid(e),
         }
     }
 
-    fn verify_inspected(&self, t: &Inspected<'_>) -> AuthResult<String> {
+    fn verify_inspected(&self, t: &Inspected<'_>, now: u64) -> AuthResult<String> {
         if t.alg != "HS256" {
             return Err(AuthError::TokenInvalid("algorithm not allowed".into()));
         }
@@ -323,15 +401,14 @@ impl Tokens {
             .claims
             .as_ref()
             .ok_or_else(|| AuthError::TokenInvalid("malformed token".into()))?;
-        let now = now_secs() as f64;
         match claims.exp.as_ref().map(serde_json::Value::as_f64) {
-            Some(Some(exp)) if now < exp => {}
+            Some(Some(exp)) if !expired(exp, now) => {}
             Some(Some(_)) => return Err(AuthError::TokenExpired),
             _ => return Err(AuthError::TokenInvalid("no valid exp".into())),
         }
         if let Some(nbf) = &claims.nbf {
             match nbf.as_f64() {
-                Some(nbf) if now >= nbf => {}
+                Some(nbf) if now as f64 >= nbf => {}
                 _ => return Err(AuthError::TokenInvalid("not valid yet".into())),
             }
         }
@@ -354,12 +431,21 @@ impl Tokens {
 
     /// Verifies a LibreChat refresh token (`JWT_REFRESH_SECRET`).
     pub fn verify_refresh(&self, token: &str) -> AuthResult<VerifiedRefresh> {
+        self.verify_refresh_at(token, now_secs())
+    }
+
+    /// `verify_refresh` at a given time (seconds since the epoch).
+    pub fn verify_refresh_at(&self, token: &str, now: u64) -> AuthResult<VerifiedRefresh> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(AuthError::TokenInvalid("token too large".into()));
         }
-        decode::<VerifiedRefresh>(token, &self.refresh_verify, &self.validation)
+        let claims = decode::<VerifiedRefresh>(token, &self.refresh_verify, &self.validation)
             .map(|d| d.claims)
-            .map_err(token_error)
+            .map_err(token_error)?;
+        if expired(claims.exp, now) {
+            return Err(AuthError::TokenExpired);
+        }
+        Ok(claims)
     }
 
     /// `generate2FATempToken(userId)`: `{userId, twoFAPending: true}` with `JWT_SECRET`, 5 minutes.
@@ -523,6 +609,164 @@ mod tests {
         )
         .unwrap();
         assert_eq!(classify(&backend), TokenClass::BackendJwt);
+    }
+
+    fn good_token() -> (Tokens, String) {
+        let t = Tokens::new(b"a", b"r", 900_000).unwrap();
+        let tok = t.access_token(&subject()).unwrap();
+        (t, tok)
+    }
+
+    #[test]
+    fn item_8_9_only_canonical_base64url_verifies() {
+        let (t, good) = good_token();
+        assert_eq!(t.verify_access(&good).unwrap(), "abc");
+        for padded in [format!("{good}="), format!("{good}==")] {
+            assert!(t.verify_access(&padded).is_err(), "{padded}");
+        }
+        // The same signature bytes spelled with non-zero trailing bits.
+        let (input, sig) = good.rsplit_once('.').unwrap();
+        let last = sig.chars().last().unwrap();
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let i = alphabet.find(last).unwrap();
+        let respelled = alphabet.chars().nth(i | 1).unwrap();
+        assert_ne!(respelled, last);
+        let other = format!("{input}.{}{respelled}", &sig[..sig.len() - 1]);
+        assert!(t.verify_access(&other).is_err());
+        // Padding inside the header or the payload.
+        let parts: Vec<&str> = good.split('.').collect();
+        let header = B64URL.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let padded_header = format!("{header}=.{}.{}", parts[1], parts[2]);
+        assert!(t.verify_access(&padded_header).is_err());
+        // A backend JWT with a padded part never reaches the backend either.
+        let h = B64URL.encode(br#"{"alg":"RS256","kid":"k"}"#);
+        let p = B64URL.encode(br#"{"sub":"u1","iss":"https://idp"}"#);
+        let backend = format!("{h}.{p}.c2lnbmF0dXJl");
+        assert_eq!(classify(&backend), TokenClass::BackendJwt);
+        assert_eq!(classify(&format!("{backend}=")), TokenClass::Garbage);
+        assert_eq!(
+            classify(&format!("{h}=.{p}.c2lnbmF0dXJl")),
+            TokenClass::Garbage
+        );
+        assert_eq!(
+            classify(&format!("{h}.{p}=.c2lnbmF0dXJl")),
+            TokenClass::Garbage
+        );
+    }
+
+    /// A small deterministic PRNG (xorshift), so the corpus is the same on every run.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn item_8_10_damaged_librechat_tokens_are_never_backend_tokens() {
+        let (_, good) = good_token();
+        let temp = Tokens::new(b"a", b"r", 900_000)
+            .unwrap()
+            .two_fa_temp_token("abc")
+            .unwrap();
+        let chars: Vec<char> =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/!~"
+                .chars()
+                .collect();
+        let mut rng = Rng(0x5eed_1234_abcd_9876);
+        let mut corpus: Vec<String> = Vec::new();
+        for base in [&good, &temp] {
+            let b: Vec<char> = base.chars().collect();
+            corpus.extend([
+                format!("{base}."),
+                format!(".{base}"),
+                format!("{base}.x"),
+                format!("{base}{base}"),
+                format!("{base}.{base}"),
+                format!("x{base}"),
+                format!("{base}x"),
+                base.replace('.', ""),
+                base.replacen('.', "", 1),
+            ]);
+            // Cut short anywhere (keeping `eyJ`, the start every JWT has).
+            corpus.extend((3..b.len()).map(|n| b[..n].iter().collect::<String>()));
+            for _ in 0..3000 {
+                let mut m = b.clone();
+                for _ in 0..=rng.below(3) {
+                    let at = rng.below(m.len());
+                    let c = chars[rng.below(chars.len())];
+                    match rng.below(4) {
+                        0 => m[at] = c,
+                        1 => {
+                            m.remove(at);
+                        }
+                        2 => m.insert(at, c),
+                        _ => {
+                            let next = (at + 1) % m.len();
+                            m.swap(at, next);
+                        }
+                    }
+                }
+                let m: String = m.into_iter().collect();
+                if m != *base {
+                    corpus.push(m);
+                }
+            }
+        }
+        for m in &corpus {
+            let class = classify(m);
+            assert!(
+                matches!(class, TokenClass::Garbage | TokenClass::LibreChat),
+                "{m} classified {class:?}"
+            );
+        }
+        // Real backend tokens keep going to the backend.
+        assert_eq!(classify("at_0123abcdef"), TokenClass::BackendOpaque);
+        assert_eq!(
+            classify("ya29.a0AfH6SMBx-opaque"),
+            TokenClass::BackendOpaque
+        );
+        let jwe_header = B64URL.encode(br#"{"alg":"RSA-OAEP","enc":"A256GCM"}"#);
+        assert_eq!(
+            classify(&format!("{jwe_header}.a.b.c.d")),
+            TokenClass::BackendOpaque
+        );
+    }
+
+    #[test]
+    fn item_8_20_exp_equal_to_now_is_expired() {
+        let t = Tokens::new(b"a", b"r", 900_000).unwrap();
+        let exp = now_secs() + 100;
+        let access = encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"id": "abc", "exp": exp}),
+            &EncodingKey::from_secret(b"a"),
+        )
+        .unwrap();
+        assert!(matches!(
+            t.check_access_at(&access, exp - 1),
+            AccessCheck::Valid(_)
+        ));
+        assert!(matches!(
+            t.check_access_at(&access, exp),
+            AccessCheck::Invalid(AuthError::TokenExpired)
+        ));
+        let refresh = t.refresh_token("abc", "s1", exp).unwrap();
+        assert_eq!(t.verify_refresh_at(&refresh, exp - 1).unwrap().id, "abc");
+        assert_eq!(
+            t.verify_refresh_at(&refresh, exp).err(),
+            Some(AuthError::TokenExpired)
+        );
+        assert_eq!(
+            t.verify_refresh_at(&refresh, exp + 1).err(),
+            Some(AuthError::TokenExpired)
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@
  *   await lc.close();
  *
  * Routes: POST /api/auth/login, /api/auth/logout, /api/auth/refresh; GET /api/user;
- * GET /api/optional (test-only, behind optionalJwtAuth: answers { user: req.user?.id ?? null }).
+ * GET /api/optional (test-only, behind optionalJwtAuth: answers { user: req.user?.id ?? null });
+ * POST /api/test/mutate-user (test-only, behind requireJwtAuth: changes req.user in place, as a
+ * careless route might).
  */
 
 const cookies = require('cookie');
@@ -307,6 +309,13 @@ async function createLibreChatApp({
     app.use('/api/auth', auth);
     app.use('/api/user', user);
     app.get('/api/optional', optionalJwtAuth, (req, res) => res.json({ user: req.user?.id ?? null }));
+    app.post('/api/test/mutate-user', requireJwtAuth, (req, res) => {
+      const u = req.user;
+      if (u.personalization && typeof u.personalization === 'object') u.personalization.memories = 'changed by a route';
+      if (Array.isArray(u.plugins)) u.plugins.push('pushed-by-a-route');
+      if (u.createdAt instanceof Date) u.createdAt.setTime(0);
+      res.json({ ok: true });
+    });
 
     // LibreChat serves index.html for unknown paths; a JSON 404 is clearer in tests.
     app.use((req, res) => res.status(404).json({ message: 'Not found' }));
