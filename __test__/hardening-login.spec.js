@@ -12,6 +12,7 @@ const { MongoClient } = require('mongodb');
 const { startHarness, parseSetCookies } = require('./support/harness');
 const { mongoUri } = require('./support/mongoUri');
 const native = require('../binding');
+const { startFailoverMongo } = require('./support/failoverMongo');
 
 const ALICE = { email: 'Alice', password: 'alice-password-1' };
 const BOB = { email: 'bob@example.com', password: 'bob-password-2' };
@@ -226,6 +227,30 @@ describe('issue 8: login, user sync and the database', () => {
       expect(dup[0].detail).toMatch(/^1 backend identities/);
     } finally {
       await client.close();
+    }
+  });
+
+  test('#8.12 a database in failover (no primary, stepping down, shutting down) answers 503, not 500', async () => {
+    const cases = [
+      [10107, 'NotWritablePrimary'],
+      [189, 'PrimarySteppedDown'],
+      [91, 'ShutdownInProgress'],
+      [11602, 'InterruptedDueToReplStateChange'],
+      [13436, 'NotPrimaryOrSecondary'],
+      [112, 'WriteConflict', ['TransientTransactionError']],
+    ];
+    for (const [code, codeName, errorLabels] of cases) {
+      const fm = await startFailoverMongo({ code, codeName, errorLabels });
+      try {
+        await h.reconfigure({ MONGO_URI: fm.uri, MONGO_TIMEOUT_MS: '3000' });
+        const res = remember(await login(ALICE));
+        expect(fm.commands.length).toBeGreaterThan(0);
+        expect([codeName, res.status]).toEqual([codeName, 503]);
+        expect(res.body.message).toMatch(/database is unavailable/);
+      } finally {
+        await h.reconfigure({});
+        await fm.close();
+      }
     }
   });
 
