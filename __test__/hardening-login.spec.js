@@ -281,7 +281,7 @@ describe('issue 8: login, user sync and the database', () => {
     expect((await balances.findOne({ user: user._id })).tokenCredits).toBe(123);
   });
 
-  test('#8.13a parallel first logins with a start balance make one balance document', async () => {
+  test('#8.13a (guard) parallel first logins with a start balance make one balance document', async () => {
     await h.reconfigure({ CHECK_BALANCE: 'true', START_BALANCE: '500' });
     const results = await Promise.all(Array.from({ length: 20 }, () => login(ALICE)));
     results.forEach(remember);
@@ -320,7 +320,7 @@ describe('issue 8: login, user sync and the database', () => {
       expect(h.mock.calls.login).toBe(0);
     });
 
-    test('#8.15 wrong types and lengths get 400; the bounds are 256 and 1024 characters', async () => {
+    test('#8.15 (guard) wrong types and lengths get 400; the bounds are 256 and 1024 characters', async () => {
       const cases = [
         { email: 42, password: 'x' },
         { email: true, password: 'x' },

@@ -1,6 +1,7 @@
 //! `librechat-custom-backend-auth doctor`: the effective configuration with secrets redacted, and
 //! checks that each backend URL answers (no credentials sent), that the database is reachable and
-//! that it has the indexes LibreChat's models define for `users` and `sessions`.
+//! that it has the indexes LibreChat's models define for `users` and `sessions`, and the package's
+//! own unique index on the backend identity (`src/users.rs`).
 //!
 //! Nothing here prints a secret: `JWT_SECRET`, `JWT_REFRESH_SECRET` and
 //! `BACKEND_TOKEN_ENCRYPTION_KEY` appear only as their length, `MONGO_URI` without its password,

@@ -509,6 +509,23 @@ mod tests {
     }
 
     #[test]
+    fn item_8_4_case_folding_is_ascii_only() {
+        assert_eq!(fold_case("Karol@Example.COM"), "karol@example.com");
+        // KELVIN SIGN, ANGSTROM SIGN and OHM SIGN stay themselves: they never meet k, å or ω.
+        assert_eq!(
+            fold_case("\u{212A}arol@example.com"),
+            "\u{212A}arol@example.com"
+        );
+        assert_ne!(
+            fold_case("\u{212A}arol@example.com"),
+            fold_case("karol@example.com")
+        );
+        assert_ne!(fold_case("\u{212B}se@x.io"), fold_case("\u{C5}se@x.io"));
+        assert_ne!(fold_case("\u{2126}@x.io"), fold_case("\u{3A9}@x.io"));
+        assert_eq!(fold_case("mal@\u{212A}ORP.com"), "mal@\u{212A}orp.com");
+    }
+
+    #[test]
     fn new_document_has_librechat_defaults() {
         let p = Profile {
             id_on_the_source: "7".into(),
