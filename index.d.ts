@@ -85,6 +85,10 @@ export class CustomBackendAuthService {
   constructor(options?: CustomBackendAuthOptions);
   readonly logger: Logger;
   readonly secureCookies: boolean;
+  /**
+   * Rejects with `BAD_REQUEST` before any native call when the user name (`email`, else `username`)
+   * or `password` is missing, not a string, or longer than 256 / 1024 characters.
+   */
   login(credentials: { email?: unknown; username?: unknown; password?: unknown }): Promise<LoginResult>;
   checkBearer(token: string): BearerCheck;
   verifyAccessToken(token: string): string | null;

@@ -43,6 +43,9 @@ const OUTAGE_CODES = new Set([
 
 /** `Retry-After` of a refresh or logout answered 503: retrying at once is the remedy. */
 const RETRY_AFTER_SECONDS = '1';
+/** Bounds of the login form fields, in characters (the same as the native check's). */
+const MAX_USERNAME_CHARS = 256;
+const MAX_PASSWORD_CHARS = 1024;
 
 /** An error of this package: `code` is stable, `status` the HTTP status it answers with. */
 class CustomBackendAuthError extends Error {
@@ -60,6 +63,41 @@ function toAuthError(err) {
   const match = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(err?.message ?? '');
   if (match) return new CustomBackendAuthError(match[1], match[2]);
   return new CustomBackendAuthError('INTERNAL', 'Internal error');
+}
+
+/** Whether `s` has more than `max` characters (code points), without walking a long string. */
+function longerThan(s, max) {
+  if (s.length <= max) return false;
+  if (s.length > 2 * max) return true;
+  let n = 0;
+  for (const _ of s) if (++n > max) return true; // eslint-disable-line no-unused-vars
+  return false;
+}
+
+/**
+ * The login fields, checked here before anything crosses into the native addon: only strings of
+ * bounded length cross (an array or a deep object in the body would otherwise be converted on the
+ * main thread). `email` (LibreChat's form name) wins over `username`; null counts as absent.
+ * Throws BAD_REQUEST (400). Emptiness and the exact bounds are checked again natively.
+ */
+function loginCredentials(credentials) {
+  const c = credentials !== null && typeof credentials === 'object' ? credentials : {};
+  const present = (v) => v !== undefined && v !== null;
+  const bad = (message) => new CustomBackendAuthError('BAD_REQUEST', message);
+  const key = present(c.email) ? 'email' : 'username';
+  const name = c[key];
+  if (!present(name)) throw bad('Username or email is required.');
+  if (typeof name !== 'string') throw bad('Username or email must be a string.');
+  if (longerThan(name.length > MAX_USERNAME_CHARS ? name.trim() : name, MAX_USERNAME_CHARS)) {
+    throw bad(`Username or email must be at most ${MAX_USERNAME_CHARS} characters.`);
+  }
+  const { password } = c;
+  if (!present(password)) throw bad('Password is required.');
+  if (typeof password !== 'string') throw bad('Password must be a string.');
+  if (longerThan(password, MAX_PASSWORD_CHARS)) {
+    throw bad(`Password must be at most ${MAX_PASSWORD_CHARS} characters.`);
+  }
+  return { [key]: name, password };
 }
 
 /** LibreChat's `isEnabled`: true only for `true`/`"true"` (any case, trimmed). */
@@ -119,7 +157,7 @@ class CustomBackendAuthService {
    */
   async login(credentials) {
     try {
-      const r = await this.#native.login(credentials ?? {});
+      const r = await this.#native.login(loginCredentials(credentials));
       const user = EJSON.parse(r.user);
       return r.twoFaPending
         ? { user, twoFAPending: true, tempToken: r.tempToken }

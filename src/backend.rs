@@ -26,16 +26,28 @@ pub struct BackendUser {
     pub roles: Vec<String>,
 }
 
-/// The backend's user id (a string, or a number kept as its decimal string).
+/// The backend's user id (a string, or a number kept as its decimal string), exactly as sent: ids
+/// are opaque, so one with surrounding whitespace or a control character is not used (it is
+/// not trimmed into another user's id).
 pub fn map_id(v: &Value, m: &Mapping) -> Option<String> {
     m.user_id
         .iter()
         .find_map(|p| lookup(v, p))
         .and_then(|id| match id {
-            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            Value::String(s) if usable_id(s) => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),
             _ => None,
         })
+}
+
+fn usable_id(s: &str) -> bool {
+    !s.is_empty() && s.trim() == s && !s.chars().any(char::is_control)
+}
+
+/// An avatar is stored only as an absolute `http(s)` URL (no `javascript:`, `data:`, relative
+/// paths): LibreChat's client puts it into an `<img src>`.
+fn usable_avatar(s: &str) -> bool {
+    Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
 }
 
 pub fn map_roles(v: &Value, m: &Mapping) -> Vec<String> {
@@ -87,7 +99,8 @@ enum Answer {
     Refused,
 }
 
-/// Cheap to clone (the HTTP client is shared): a background JWKS refresh owns one.
+/// Cheap to clone (the HTTP client is shared): a background JWKS refresh owns one, and a
+/// best-effort call can outlive its request.
 #[derive(Clone)]
 pub struct Backend {
     http: Client,
@@ -293,8 +306,11 @@ impl Backend {
 
 /// The user fields of a backend object (login answer, user info, JWT claims) through a mapping.
 pub fn map_user(v: &Value, m: &Mapping) -> AuthResult<BackendUser> {
-    let id =
-        map_id(v, m).ok_or_else(|| AuthError::BackendBadResponse("the user has no id".into()))?;
+    let id = map_id(v, m).ok_or_else(|| {
+        AuthError::BackendBadResponse(
+            "the user has no usable id (missing, blank, or with surrounding whitespace or control characters)".into(),
+        )
+    })?;
     let email = first_string(v, &m.user_email)
         .ok_or_else(|| AuthError::BackendBadResponse("the user has no email".into()))?;
     if !looks_like_email(&email) {
@@ -313,7 +329,7 @@ pub fn map_user(v: &Value, m: &Mapping) -> AuthResult<BackendUser> {
         email,
         username: bounded(first_string(v, &m.user_username)),
         name: bounded(first_string(v, &m.user_name)),
-        avatar: bounded(first_string(v, &m.user_avatar)),
+        avatar: bounded(first_string(v, &m.user_avatar)).filter(|a| usable_avatar(a)),
         roles: roles_at(v, &m.user_roles),
     })
 }
@@ -427,6 +443,44 @@ mod tests {
     }
 
     #[test]
+    fn item_8_22b_ids_are_kept_exactly_and_refused_when_padded() {
+        let m = Config::from_vars(&sample_vars()).unwrap().mapping;
+        assert_eq!(
+            map_id(&json!({"id": "u-1001"}), &m).as_deref(),
+            Some("u-1001")
+        );
+        assert_eq!(map_id(&json!({"id": 1001}), &m).as_deref(), Some("1001"));
+        assert_eq!(map_id(&json!({"id": " u-1001 "}), &m), None);
+        assert_eq!(map_id(&json!({"id": "u-1001\t"}), &m), None);
+        assert_eq!(map_id(&json!({"id": "u-\u{7f}1001"}), &m), None);
+        assert_eq!(map_id(&json!({"id": ""}), &m), None);
+    }
+
+    #[test]
+    fn item_8_22c_only_http_avatars_are_used() {
+        let b = backend(&[]);
+        let avatar = |a: &str| {
+            b.user_from(&json!({"id": "1", "email": "a@b.io", "avatar": a}))
+                .unwrap()
+                .avatar
+        };
+        assert_eq!(
+            avatar("https://cdn.example.com/a.png").as_deref(),
+            Some("https://cdn.example.com/a.png")
+        );
+        assert_eq!(
+            avatar("http://cdn.example.com/a.png").as_deref(),
+            Some("http://cdn.example.com/a.png")
+        );
+        assert_eq!(avatar("javascript:alert(1)"), None);
+        assert_eq!(avatar("JavaScript:alert(1)"), None);
+        assert_eq!(avatar("data:image/png;base64,AAAA"), None);
+        assert_eq!(avatar("/images/a.png"), None);
+        assert_eq!(avatar("//cdn.example.com/a.png"), None);
+        assert_eq!(avatar("https://"), None);
+    }
+
+    #[test]
     fn user_without_id_or_valid_email_is_a_bad_response() {
         let b = backend(&[]);
         assert!(b.user_from(&json!({"email": "a@b.c"})).is_err());
@@ -434,6 +488,15 @@ mod tests {
         assert!(b.user_from(&json!({"id": "1", "email": "nope"})).is_err());
         assert!(b.user_from(&json!({"id": {}, "email": "a@b.c"})).is_err());
         assert!(looks_like_email("a@b.co"));
+        assert!(b
+            .user_from(&json!({"id": " u-1", "email": "a@b.c"}))
+            .is_err());
+        assert!(b
+            .user_from(&json!({"id": "u-1\n", "email": "a@b.c"}))
+            .is_err());
+        assert!(b
+            .user_from(&json!({"id": "u\u{0}1", "email": "a@b.c"}))
+            .is_err());
         assert!(!looks_like_email("a@b"));
     }
 }

@@ -316,7 +316,7 @@ impl Config {
             allowed_email_domains: v
                 .paths("BACKEND_ALLOWED_EMAIL_DOMAINS", &[])
                 .into_iter()
-                .map(|d| d.trim_start_matches('@').to_lowercase())
+                .map(|d| crate::users::fold_case(d.trim_start_matches('@')))
                 .collect(),
             link_existing: v.choice(
                 "BACKEND_LINK_EXISTING",

@@ -1,6 +1,7 @@
 //! `librechat-custom-backend-auth doctor`: the effective configuration with secrets redacted, and
 //! checks that each backend URL answers (no credentials sent), that the database is reachable and
-//! that it has the indexes LibreChat's models define for `users` and `sessions`.
+//! that it has the indexes LibreChat's models define for `users` and `sessions`, and the package's
+//! own unique index on the backend identity (`src/users.rs`).
 //!
 //! Nothing here prints a secret: `JWT_SECRET`, `JWT_REFRESH_SECRET` and
 //! `BACKEND_TOKEN_ENCRYPTION_KEY` appear only as their length, `MONGO_URI` without its password,
@@ -827,8 +828,109 @@ async fn check_db_contents(db: &mongodb::Database, hosts: &str, timeout: Duratio
             }
         };
         out.extend(check_indexes(collection, &indexes));
+        if collection == "users" {
+            let ours = check_source_index(&indexes);
+            let missing = ours.level == INFO;
+            out.push(ours);
+            if missing {
+                out.extend(check_duplicate_identities(db, timeout).await);
+            }
+        }
     }
     out
+}
+
+/// Our own unique index (`src/users.rs`): one account per backend identity. It is created by the
+/// first login that creates a user, so its absence is only information; a different index under
+/// its name or keys is a problem (creating ours would fail).
+pub fn check_source_index(indexes: &[Document]) -> Finding {
+    use crate::users::{source_index_filter, source_index_keys, SOURCE_INDEX_NAME};
+    let want_keys = fmt_keys(&doc! { "key": source_index_keys() });
+    let create = format!(
+        "db.users.createIndex({want_keys}, {{unique: true, partialFilterExpression: {{provider: \"{}\"}}, name: \"{SOURCE_INDEX_NAME}\"}})",
+        crate::users::PROVIDER
+    );
+    let candidate = indexes
+        .iter()
+        .find(|ix| ix.get_str("name") == Ok(SOURCE_INDEX_NAME))
+        .or_else(|| indexes.iter().find(|ix| fmt_keys(ix) == want_keys));
+    let Some(ix) = candidate else {
+        return finding(
+            INFO,
+            "users",
+            format!(
+                "index {SOURCE_INDEX_NAME} (unique {want_keys} for provider \"{}\") not created yet: the first login of a new backend user creates it, or create it: {create}",
+                crate::users::PROVIDER
+            ),
+        );
+    };
+    let filter_ok = ix.get_document("partialFilterExpression").ok() == Some(&source_index_filter());
+    if fmt_keys(ix) == want_keys && flag(ix, "unique") && filter_ok {
+        return finding(
+            OK,
+            "users",
+            format!(
+                "index {want_keys} ({}, partial: provider \"{}\")",
+                describe_index(ix),
+                crate::users::PROVIDER
+            ),
+        );
+    }
+    finding(
+        PROBLEM,
+        "users",
+        format!(
+            "index {} on {} is not the package's unique index on {want_keys} for provider \"{}\"; new backend users cannot be created while it is in the way: drop it (db.users.dropIndex(\"{}\")) and create the right one: {create}",
+            index_name(ix),
+            fmt_keys(ix),
+            crate::users::PROVIDER,
+            index_name(ix),
+        ),
+    )
+}
+
+/// Backend identities with more than one account (left by older versions without our index):
+/// while there are any, our unique index cannot be created and no new backend user can log in.
+async fn check_duplicate_identities(db: &mongodb::Database, timeout: Duration) -> Vec<Finding> {
+    let reply = db
+        .run_command(doc! {
+            "aggregate": "users",
+            "pipeline": [
+                { "$match": { "provider": crate::users::PROVIDER } },
+                { "$group": { "_id": "$idOnTheSource", "n": { "$sum": 1 } } },
+                { "$match": { "n": { "$gt": 1 } } },
+                { "$count": "identities" },
+            ],
+            "cursor": {},
+        })
+        .await;
+    let found = reply.map(|r| {
+        r.get_document("cursor")
+            .and_then(|c| c.get_array("firstBatch"))
+            .ok()
+            .and_then(|a| a.first())
+            .and_then(Bson::as_document)
+            .and_then(|d| d.get("identities"))
+            .and_then(number_of)
+            .unwrap_or(0.0)
+    });
+    match found {
+        Ok(n) if n < 1.0 => vec![],
+        Ok(n) => vec![finding(
+            PROBLEM,
+            "users",
+            format!(
+                "{} backend identities have more than one account (provider \"{}\", same idOnTheSource); merge or remove the extra accounts, else the package's unique index cannot be created and new backend users cannot log in",
+                n,
+                crate::users::PROVIDER
+            ),
+        )],
+        Err(e) => vec![finding(
+            PROBLEM,
+            "users",
+            format!("cannot look for duplicate backend identities ({})", db_reason(&e, timeout)),
+        )],
+    }
 }
 
 /// `listIndexes`' first batch: a collection has at most 64 indexes, well under a batch.
@@ -1080,6 +1182,33 @@ mod tests {
         assert!(f[0].level == PROBLEM && f[0].detail.contains("expireAfterSeconds: 60"));
         assert!(f[1].level == PROBLEM && f[1].detail.contains("{user: 1"));
         assert_eq!(check_indexes("sessions", &[]).len(), 2);
+    }
+
+    #[test]
+    fn item_8_8_doctor_checks_the_source_index() {
+        use crate::users::SOURCE_INDEX_NAME;
+        let base = [ix(doc! {"key": {"_id": 1}, "name": "_id_"})];
+        assert_eq!(check_source_index(&base).level, INFO);
+        let good = ix(doc! {
+            "key": {"provider": 1, "idOnTheSource": 1}, "name": SOURCE_INDEX_NAME, "unique": true,
+            "partialFilterExpression": {"provider": "custom-backend"},
+        });
+        let f = check_source_index(&[base[0].clone(), good]);
+        assert_eq!(f.level, OK, "{}", f.detail);
+        let not_unique = ix(doc! {
+            "key": {"provider": 1, "idOnTheSource": 1}, "name": "p_i",
+            "partialFilterExpression": {"provider": "custom-backend"},
+        });
+        let f = check_source_index(&[not_unique]);
+        assert_eq!(f.level, PROBLEM);
+        assert!(f.detail.contains("dropIndex(\"p_i\")"), "{}", f.detail);
+        let not_partial = ix(doc! {
+            "key": {"provider": 1, "idOnTheSource": 1}, "name": SOURCE_INDEX_NAME, "unique": true,
+        });
+        assert_eq!(check_source_index(&[not_partial]).level, PROBLEM);
+        let other_keys =
+            ix(doc! {"key": {"idOnTheSource": 1}, "name": SOURCE_INDEX_NAME, "unique": true});
+        assert_eq!(check_source_index(&[other_keys]).level, PROBLEM);
     }
 
     #[test]

@@ -127,15 +127,66 @@ impl From<AuthError> for napi::Error {
     }
 }
 
+/// Server error codes that mean "no primary / not writable / shutting down / unreachable just now"
+/// (the SDAM spec's not-writable-primary and recovering codes, and the driver's retryable ones): a
+/// failover or a restart, which a retry a moment later survives.
+const UNAVAILABLE_CODES: &[i32] = &[
+    6,     // HostUnreachable
+    7,     // HostNotFound
+    89,    // NetworkTimeout
+    91,    // ShutdownInProgress
+    134,   // ReadConcernMajorityNotAvailableYet
+    189,   // PrimarySteppedDown
+    262,   // ExceededTimeLimit
+    9001,  // SocketException
+    10058, // LegacyNotPrimary
+    10107, // NotWritablePrimary
+    11600, // InterruptedAtShutdown
+    11602, // InterruptedDueToReplStateChange
+    13435, // NotPrimaryNoSecondaryOk
+    13436, // NotPrimaryOrSecondary
+];
+
+/// The driver's labels for an error that a retry may survive.
+const UNAVAILABLE_LABELS: &[&str] = &[
+    mongodb::error::RETRYABLE_WRITE_ERROR,
+    mongodb::error::TRANSIENT_TRANSACTION_ERROR,
+    mongodb::error::SYSTEM_OVERLOADED_ERROR,
+    mongodb::error::RETRYABLE_ERROR,
+];
+
+/// Whether a driver error means the database is unavailable for now (503) rather than failed.
+fn db_unavailable(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    if UNAVAILABLE_LABELS.iter().any(|l| e.contains_label(l)) {
+        return true;
+    }
+    let code = match &*e.kind {
+        ErrorKind::ServerSelection { .. }
+        | ErrorKind::Io(_)
+        | ErrorKind::ConnectionPoolCleared { .. }
+        | ErrorKind::DnsResolve { .. } => return true,
+        ErrorKind::Command(c) => Some(c.code),
+        ErrorKind::Write(WriteFailure::WriteConcernError(w)) => Some(w.code),
+        ErrorKind::Write(WriteFailure::WriteError(w)) => Some(w.code),
+        ErrorKind::InsertMany(m) => m.write_concern_error.as_ref().map(|w| w.code),
+        _ => None,
+    };
+    if code.is_some_and(|c| UNAVAILABLE_CODES.contains(&c)) {
+        return true;
+    }
+    // The driver wraps some failures (a pool cleared by a network error, ...) around their cause.
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<mongodb::error::Error>())
+        .is_some_and(db_unavailable)
+}
+
 impl From<mongodb::error::Error> for AuthError {
     fn from(e: mongodb::error::Error) -> Self {
-        use mongodb::error::ErrorKind;
-        match *e.kind {
-            ErrorKind::ServerSelection { .. }
-            | ErrorKind::Io(_)
-            | ErrorKind::ConnectionPoolCleared { .. }
-            | ErrorKind::DnsResolve { .. } => AuthError::DbUnavailable,
-            _ => AuthError::DbError,
+        if db_unavailable(&e) {
+            AuthError::DbUnavailable
+        } else {
+            AuthError::DbError
         }
     }
 }
@@ -150,5 +201,88 @@ mod tests {
         assert_eq!(e.reason, "[CONFIG_INVALID] JWT_SECRET: must be set");
         let e: napi::Error = AuthError::InvalidCredentials.into();
         assert!(e.reason.starts_with("[INVALID_CREDENTIALS] "));
+    }
+
+    fn command_error(code: i32, name: &str) -> mongodb::error::Error {
+        let c: mongodb::error::CommandError = mongodb::bson::from_document(
+            mongodb::bson::doc! { "code": code, "codeName": name, "errmsg": "test" },
+        )
+        .unwrap();
+        mongodb::error::ErrorKind::Command(c).into()
+    }
+
+    fn write_concern_error(code: i32, labels: &[&str]) -> mongodb::error::Error {
+        let w: mongodb::error::WriteConcernError = mongodb::bson::from_document(
+            mongodb::bson::doc! { "code": code, "codeName": "X", "errmsg": "test", "errorLabels": labels },
+        )
+        .unwrap();
+        mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteConcernError(w)).into()
+    }
+
+    fn write_error(code: i32) -> mongodb::error::Error {
+        let w: mongodb::error::WriteError =
+            mongodb::bson::from_document(mongodb::bson::doc! { "code": code, "errmsg": "test" })
+                .unwrap();
+        mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)).into()
+    }
+
+    #[test]
+    fn item_8_12_failover_errors_are_db_unavailable() {
+        for (code, name) in [
+            (91, "ShutdownInProgress"),
+            (189, "PrimarySteppedDown"),
+            (10107, "NotWritablePrimary"),
+            (11600, "InterruptedAtShutdown"),
+            (11602, "InterruptedDueToReplStateChange"),
+            (13435, "NotPrimaryNoSecondaryOk"),
+            (13436, "NotPrimaryOrSecondary"),
+            (10058, "LegacyNotPrimary"),
+            (6, "HostUnreachable"),
+            (7, "HostNotFound"),
+            (89, "NetworkTimeout"),
+            (9001, "SocketException"),
+        ] {
+            assert_eq!(
+                AuthError::from(command_error(code, name)),
+                AuthError::DbUnavailable,
+                "command error {code} {name}"
+            );
+            assert_eq!(
+                AuthError::from(write_concern_error(code, &[])),
+                AuthError::DbUnavailable,
+                "write concern error {code}"
+            );
+        }
+        assert_eq!(
+            AuthError::from(write_error(10107)),
+            AuthError::DbUnavailable
+        );
+        // The driver's retryable labels, whatever the code.
+        assert_eq!(
+            AuthError::from(write_concern_error(100, &["RetryableWriteError"])),
+            AuthError::DbUnavailable
+        );
+        assert_eq!(
+            AuthError::from(write_concern_error(100, &["TransientTransactionError"])),
+            AuthError::DbUnavailable
+        );
+        // Network errors.
+        let io: mongodb::error::Error =
+            std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset").into();
+        assert_eq!(AuthError::from(io), AuthError::DbUnavailable);
+        // Real failures stay errors: a duplicate key, a bad query, a validation failure.
+        assert_eq!(AuthError::from(write_error(11000)), AuthError::DbError);
+        assert_eq!(
+            AuthError::from(command_error(2, "BadValue")),
+            AuthError::DbError
+        );
+        assert_eq!(
+            AuthError::from(command_error(121, "DocumentValidationFailure")),
+            AuthError::DbError
+        );
+        assert_eq!(
+            AuthError::from(write_concern_error(100, &[])),
+            AuthError::DbError
+        );
     }
 }

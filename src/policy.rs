@@ -3,18 +3,16 @@
 use crate::backend::BackendUser;
 use crate::config::Policy;
 use crate::error::{AuthError, AuthResult};
-use crate::users::{ROLE_ADMIN, ROLE_USER};
+use crate::users::{fold_case, ROLE_ADMIN, ROLE_USER};
 
 impl Policy {
     /// Refuses a backend user the configuration does not allow (403, before anything is written).
     pub fn admit(&self, u: &BackendUser) -> AuthResult<()> {
         if !self.allowed_email_domains.is_empty() {
-            let domain = u
-                .email
-                .rsplit_once('@')
-                .map(|(_, d)| d.to_lowercase())
-                .unwrap_or_default();
-            if !self.allowed_email_domains.contains(&domain) {
+            // The domain of exactly the address that is stored (same case folding).
+            let email = fold_case(&u.email);
+            let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+            if !self.allowed_email_domains.iter().any(|d| d == domain) {
                 return Err(AuthError::AccessDenied(
                     "The email domain of your account is not allowed to use this LibreChat.".into(),
                 ));
@@ -79,6 +77,13 @@ mod tests {
             .is_err());
         assert!(p.admit(&user("a@example.com", &["guest"])).is_err());
         assert!(policy(&[], &[], &[]).admit(&user("a@x.io", &[])).is_ok());
+    }
+
+    #[test]
+    fn item_8_4_a_kelvin_sign_domain_is_not_the_ascii_domain() {
+        let p = policy(&[], &[], &["korp.com"]);
+        assert!(p.admit(&user("mal@\u{212A}orp.com", &[])).is_err());
+        assert!(p.admit(&user("mal@KORP.com", &[])).is_ok());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use mongodb::options::ClientOptions;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use crate::backend::{Backend, BackendTokens, BackendUser};
+use crate::backend::{Backend, BackendTokens, BackendUser, LoginAnswer};
 use crate::bearer::{token_key, Bearer, Verdict};
 use crate::cache::TtlCache;
 use crate::config::{BearerMode, Config, SessionMode};
@@ -209,6 +209,17 @@ impl Service {
     pub async fn login(&self, body: &Value) -> AuthResult<LoginOutcome> {
         let (username, password) = login_fields(body)?;
         let answer = self.backend.login(&username, &password).await?;
+        let tokens = answer.tokens.clone();
+        let outcome = self.start_session(answer).await;
+        if outcome.is_err() {
+            // The backend issued tokens that no session will hold: end its session too.
+            self.abandon_backend_session(tokens);
+        }
+        outcome
+    }
+
+    /// After the backend accepted the credentials: user sync, then the session (or 2FA step).
+    async fn start_session(&self, answer: LoginAnswer) -> AuthResult<LoginOutcome> {
         let backend_user = self
             .login_user(answer.user, &answer.tokens.access_token)
             .await?;
@@ -239,6 +250,24 @@ impl Service {
             refresh_token: session.refresh_token,
             refresh_expires_at_ms: session.expires_at_ms,
         })
+    }
+
+    /// Tells `BACKEND_LOGOUT_URL` (when set) about tokens of a login that failed after the backend
+    /// issued them. Best effort, in the background, so the error answer does not wait for it; the
+    /// call is bounded by `BACKEND_TIMEOUT_MS` like every backend call.
+    fn abandon_backend_session(&self, tokens: BackendTokens) {
+        let Some(url) = self.config.logout_url.clone() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let backend = self.backend.clone();
+        runtime.spawn(async move {
+            let _ = backend
+                .logout(&url, &tokens.access_token, tokens.refresh_token.as_deref())
+                .await;
+        });
     }
 
     /// The `token` the browser gets: a LibreChat access token, or in backend mode the backend's

@@ -1,10 +1,11 @@
 //! The LibreChat user document: found by `provider` + `idOnTheSource`, created and updated exactly
 //! as LibreChat's mongoose `User` model writes it, plus the start balance `createUser` grants.
 
-use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
+use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::ReturnDocument;
-use mongodb::{Collection, Database};
+use mongodb::options::{IndexOptions, ReturnDocument};
+use mongodb::{Collection, Database, IndexModel};
+use tokio::sync::OnceCell;
 
 use crate::backend::BackendUser;
 use crate::config::{LinkExisting, Policy};
@@ -13,6 +14,28 @@ use crate::error::{AuthError, AuthResult};
 pub const PROVIDER: &str = "custom-backend";
 pub const ROLE_ADMIN: &str = "ADMIN";
 pub const ROLE_USER: &str = "USER";
+
+/// The package's own collection of small shared facts (today: who is the first user).
+pub const META_COLLECTION: &str = "customBackendMeta";
+/// The marker document deciding LibreChat's first-user rule across every server.
+const FIRST_ADMIN_MARKER: &str = "firstUserAdmin";
+/// Our own unique index on `users`: one account per backend identity, whatever LibreChat's indexes.
+pub const SOURCE_INDEX_NAME: &str = "customBackend_provider_idOnTheSource";
+
+pub fn source_index_keys() -> Document {
+    doc! { "provider": 1, "idOnTheSource": 1 }
+}
+
+pub fn source_index_filter() -> Document {
+    doc! { "provider": PROVIDER }
+}
+
+/// Emails (and user names) are lower-cased in ASCII only: full Unicode lower-casing maps
+/// compatibility characters such as U+212A KELVIN SIGN onto ASCII letters, so two different
+/// addresses could meet. Every other character is kept as sent.
+pub fn fold_case(s: &str) -> String {
+    s.to_ascii_lowercase()
+}
 
 /// Fields LibreChat never hands out with a user: what its jwt strategy deselects
 /// (`-password -__v -totpSecret -backupCodes`) and what the schema marks `select: false`.
@@ -35,7 +58,7 @@ pub fn public_projection() -> Document {
         .collect()
 }
 
-/// What a backend user becomes in LibreChat's schema (lower-cased as mongoose's `lowercase` does).
+/// What a backend user becomes in LibreChat's schema (lower-cased, in ASCII only: see `fold_case`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
     pub id_on_the_source: String,
@@ -57,8 +80,8 @@ impl Profile {
         let name = u.name.clone().unwrap_or_else(|| username.clone());
         Profile {
             id_on_the_source: u.id.clone(),
-            email: u.email.to_lowercase(),
-            username: username.to_lowercase(),
+            email: fold_case(&u.email),
+            username: fold_case(&username),
             name,
             avatar: u.avatar.clone(),
             role: policy.role(u),
@@ -103,6 +126,8 @@ pub fn new_user_document(p: &Profile, role: &str, now: DateTime) -> Document {
 pub struct Users {
     users: Collection<Document>,
     balances: Collection<Document>,
+    meta: Collection<Document>,
+    source_indexed: OnceCell<()>,
     start_balance: Option<i64>,
     link_existing: LinkExisting,
 }
@@ -125,6 +150,8 @@ impl Users {
         Users {
             users: db.collection("users"),
             balances: db.collection("balances"),
+            meta: db.collection(META_COLLECTION),
+            source_indexed: OnceCell::new(),
             start_balance: (balance_enabled && start_balance > 0).then_some(start_balance),
             link_existing,
         }
@@ -140,57 +167,193 @@ impl Users {
             .projection(doc! {"_id": 1})
             .await?
         {
-            return self.update(&existing, p).await;
+            let user = self.update(&existing, p).await?;
+            // A start balance a failed earlier login could not write is written now.
+            self.repair_balance(&user).await?;
+            return Ok(user);
         }
         // Never take over another account that owns the email (LibreChat refuses a provider
         // mismatch), unless the operator opted in to linking accounts of other providers by email.
         if let Some(owner) = self
             .users
             .find_one(doc! { "email": &p.email })
-            .projection(doc! {"_id": 1, "provider": 1})
+            .projection(doc! {"_id": 1, "provider": 1, "idOnTheSource": 1})
             .await?
         {
-            let other_provider = owner.get_str("provider").unwrap_or_default() != PROVIDER;
-            if self.link_existing == LinkExisting::Email && other_provider {
-                return self.update(&owner, p).await;
+            let provider = owner.get_str("provider").unwrap_or_default();
+            // A parallel first login of this same identity inserted it since our first read.
+            let same_identity = provider == PROVIDER
+                && owner.get_str("idOnTheSource").ok() == Some(p.id_on_the_source.as_str());
+            if same_identity || (self.link_existing == LinkExisting::Email && provider != PROVIDER)
+            {
+                let user = self.update(&owner, p).await?;
+                self.repair_balance(&user).await?;
+                return Ok(user);
             }
             return Err(AuthError::AccountConflict);
         }
-        let role = match p.role {
-            Some(role) => role,
-            None => {
-                let first = self
-                    .users
-                    .find_one(doc! {})
-                    .projection(doc! {"_id": 1})
-                    .await?
-                    .is_none();
-                if first {
-                    ROLE_ADMIN
-                } else {
-                    ROLE_USER
-                }
-            }
+        // Uniqueness of the identity is ours to enforce, not LibreChat's email index's.
+        self.ensure_source_index().await?;
+        let claim = match p.role {
+            Some(_) => None,
+            None => self.claim_first_admin(&p.id_on_the_source).await?,
         };
+        let role = p.role.unwrap_or(if claim.is_some() {
+            ROLE_ADMIN
+        } else {
+            ROLE_USER
+        });
         let mut user = new_user_document(p, role, DateTime::now());
-        match self.users.insert_one(&user).await {
-            Ok(_) => {}
+        let inserted = match self.users.insert_one(&user).await {
+            Ok(_) => {
+                for k in HIDDEN_FIELDS {
+                    user.remove(k);
+                }
+                true
+            }
             Err(e) if is_duplicate_key(&e) => {
                 // A concurrent first login of the same identity won; use its document.
-                return match self.users.find_one(key).projection(doc! {"_id": 1}).await? {
-                    Some(existing) => self.update(&existing, p).await,
-                    None => Err(AuthError::AccountConflict),
+                let existing = match self.users.find_one(key).projection(doc! {"_id": 1}).await {
+                    Ok(Some(existing)) => existing,
+                    Ok(None) => {
+                        self.release_first_admin(&p.id_on_the_source, claim).await;
+                        return Err(AuthError::AccountConflict);
+                    }
+                    Err(e) => {
+                        self.release_first_admin(&p.id_on_the_source, claim).await;
+                        return Err(e.into());
+                    }
                 };
+                user = self.update(&existing, p).await?;
+                false
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                self.release_first_admin(&p.id_on_the_source, claim).await;
+                return Err(e.into());
+            }
+        };
+        if let Some(nonce) = claim {
+            let first = self.settle_first_admin(&p.id_on_the_source, nonce).await?;
+            let want = if first { ROLE_ADMIN } else { ROLE_USER };
+            // Our insert as ADMIN lost to another first login: USER. Or a parallel login of this
+            // identity inserted it as USER while we held the claim: ADMIN.
+            if user.get_str("role").ok() != Some(want) && (inserted || first) {
+                let id = user
+                    .get_object_id("_id")
+                    .map_err(|_| AuthError::Internal("user without ObjectId".into()))?;
+                self.users
+                    .update_one(doc! {"_id": id}, doc! {"$set": {"role": want}})
+                    .await?;
+                user.insert("role", want);
+            }
         }
-        if let (Some(amount), Ok(id)) = (self.start_balance, user.get_object_id("_id")) {
-            self.grant_start_balance(id, amount).await?;
-        }
-        for k in HIDDEN_FIELDS {
-            user.remove(k);
+        if inserted {
+            self.repair_balance(&user).await?;
         }
         Ok(user)
+    }
+
+    /// Creates our unique index on `(provider, idOnTheSource)` for `custom-backend` users, once
+    /// per process (an existing identical index is a no-op for MongoDB).
+    async fn ensure_source_index(&self) -> AuthResult<()> {
+        self.source_indexed
+            .get_or_try_init(|| async {
+                let model = IndexModel::builder()
+                    .keys(source_index_keys())
+                    .options(
+                        IndexOptions::builder()
+                            .name(SOURCE_INDEX_NAME.to_string())
+                            .unique(true)
+                            .partial_filter_expression(source_index_filter())
+                            .build(),
+                    )
+                    .build();
+                self.users.create_index(model).await?;
+                Ok::<(), AuthError>(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// LibreChat's first-user rule ("the first user of an empty `users` collection is ADMIN"),
+    /// decided in the database so that it holds across parallel logins and servers: the marker
+    /// document names the backend identity that claims the first place, with a nonce. A claim
+    /// held by an identity without an account (its login failed, or the users were removed since)
+    /// can be taken over, by a compare-and-swap on that nonce. Returns our nonce when we hold it.
+    async fn claim_first_admin(&self, source: &str) -> AuthResult<Option<ObjectId>> {
+        if self
+            .users
+            .find_one(doc! {})
+            .projection(doc! {"_id": 1})
+            .await?
+            .is_some()
+        {
+            return Ok(None);
+        }
+        let nonce = ObjectId::new();
+        let marker = doc! { "_id": FIRST_ADMIN_MARKER, "source": source, "nonce": nonce, "at": DateTime::now() };
+        match self.meta.insert_one(marker).await {
+            Ok(_) => return Ok(Some(nonce)),
+            Err(e) if is_duplicate_key(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let Some(held) = self
+            .meta
+            .find_one(doc! { "_id": FIRST_ADMIN_MARKER })
+            .await?
+        else {
+            return Ok(None);
+        };
+        let held_nonce = held.get("nonce").cloned().unwrap_or(Bson::Null);
+        match held.get_str("source") {
+            Ok(s) if s == source => return Ok(held_nonce.as_object_id()),
+            Ok(s) => {
+                if self.find_id_by_source(s).await?.is_some() {
+                    return Ok(None);
+                }
+            }
+            Err(_) => {}
+        }
+        let r = self
+            .meta
+            .update_one(
+                doc! { "_id": FIRST_ADMIN_MARKER, "nonce": held_nonce },
+                doc! { "$set": { "source": source, "nonce": nonce, "at": DateTime::now() } },
+            )
+            .await?;
+        Ok((r.modified_count == 1).then_some(nonce))
+    }
+
+    /// After the identity's account exists: makes our claim final by changing its nonce (so a
+    /// takeover decided on an older read fails). `false` when another first login took the claim
+    /// over meanwhile; `true` also when another login of this same identity settled it.
+    async fn settle_first_admin(&self, source: &str, nonce: ObjectId) -> AuthResult<bool> {
+        let r = self
+            .meta
+            .update_one(
+                doc! { "_id": FIRST_ADMIN_MARKER, "source": source, "nonce": nonce },
+                doc! { "$set": { "nonce": ObjectId::new(), "settledAt": DateTime::now() } },
+            )
+            .await?;
+        if r.matched_count == 1 {
+            return Ok(true);
+        }
+        let held = self
+            .meta
+            .find_one(doc! { "_id": FIRST_ADMIN_MARKER })
+            .await?;
+        Ok(held.is_some_and(|m| m.get_str("source").ok() == Some(source)))
+    }
+
+    /// A login that fails after claiming gives the claim back (best effort: a claim of an
+    /// identity without an account can be taken over anyway).
+    async fn release_first_admin(&self, source: &str, claim: Option<ObjectId>) {
+        if let Some(nonce) = claim {
+            let _ = self
+                .meta
+                .delete_one(doc! { "_id": FIRST_ADMIN_MARKER, "source": source, "nonce": nonce })
+                .await;
+        }
     }
 
     async fn update(&self, existing: &Document, p: &Profile) -> AuthResult<Document> {
@@ -272,15 +435,24 @@ impl Users {
         Ok(found.and_then(|d| d.get_object_id("_id").ok()))
     }
 
-    /// `createUser`'s balance upsert, with the `$setOnInsert` defaults mongoose adds.
-    async fn grant_start_balance(&self, user: ObjectId, amount: i64) -> AuthResult<()> {
-        self.balances
+    /// The start balance when `CHECK_BALANCE` and `START_BALANCE` ask for one and the user has
+    /// no balance document, as LibreChat's `createUser` writes it. Run at every login, so that a
+    /// balance a failed login could not write is written by the next one; an existing balance is
+    /// never touched (`$setOnInsert` only). The new document's `_id` is the user's, so parallel
+    /// logins cannot create two.
+    async fn repair_balance(&self, user: &Document) -> AuthResult<()> {
+        let (Some(amount), Ok(id)) = (self.start_balance, user.get_object_id("_id")) else {
+            return Ok(());
+        };
+        let upsert = self
+            .balances
             .update_one(
-                doc! { "user": user },
+                doc! { "user": id },
                 doc! {
-                    "$inc": { "tokenCredits": amount },
                     "$setOnInsert": {
-                        "user": user,
+                        "_id": id,
+                        "user": id,
+                        "tokenCredits": amount,
                         "autoRefillEnabled": false,
                         "refillIntervalValue": 30,
                         "refillIntervalUnit": "days",
@@ -291,8 +463,23 @@ impl Users {
                 },
             )
             .upsert(true)
-            .await?;
-        Ok(())
+            .await;
+        match upsert {
+            Ok(_) => Ok(()),
+            // A parallel login inserted it; any other conflict is a failure.
+            Err(e) if is_duplicate_key(&e) => {
+                match self
+                    .balances
+                    .find_one(doc! { "user": id })
+                    .projection(doc! {"_id": 1})
+                    .await?
+                {
+                    Some(_) => Ok(()),
+                    None => Err(e.into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -319,6 +506,23 @@ mod tests {
         assert_eq!(p.email, "mixed.case@example.com");
         assert_eq!(p.username, "mixed.case");
         assert_eq!(p.name, "Mixed.Case");
+    }
+
+    #[test]
+    fn item_8_4_case_folding_is_ascii_only() {
+        assert_eq!(fold_case("Karol@Example.COM"), "karol@example.com");
+        // KELVIN SIGN, ANGSTROM SIGN and OHM SIGN stay themselves: they never meet k, å or ω.
+        assert_eq!(
+            fold_case("\u{212A}arol@example.com"),
+            "\u{212A}arol@example.com"
+        );
+        assert_ne!(
+            fold_case("\u{212A}arol@example.com"),
+            fold_case("karol@example.com")
+        );
+        assert_ne!(fold_case("\u{212B}se@x.io"), fold_case("\u{C5}se@x.io"));
+        assert_ne!(fold_case("\u{2126}@x.io"), fold_case("\u{3A9}@x.io"));
+        assert_eq!(fold_case("mal@\u{212A}ORP.com"), "mal@\u{212A}orp.com");
     }
 
     #[test]
