@@ -230,7 +230,9 @@ describe('issue 8: login, user sync and the database', () => {
     }
   });
 
-  test('#8.12 a database in failover (no primary, stepping down, shutting down) answers 503, not 500', async () => {
+  // No replica set can run here: a wire-protocol server that answers as a primary in failover (support/failoverMongo.js)
+  // stands in for the database's answer; what is checked is the addon's mapping of that answer.
+  test('#8.12 failover answers from the server (no primary, stepping down, shutting down) give 503, not 500', async () => {
     const cases = [
       [10107, 'NotWritablePrimary'],
       [189, 'PrimarySteppedDown'],
