@@ -14,7 +14,7 @@ const { execFileSync, spawn, spawnSync } = require('child_process');
 const yaml = require('js-yaml');
 const { startMockBackend } = require('./support/mockBackend');
 const { mongoUri } = require('./support/mongoUri');
-const { problems, inspect, compareVersions, GLIBC_FLOOR, PLATFORMS } = require('../scripts/check-binary');
+const { problems, inspect, compareVersions, shippedPlatforms, GLIBC_FLOOR, PLATFORMS } = require('../scripts/check-binary');
 
 jest.setTimeout(240000);
 
@@ -22,13 +22,7 @@ const REPO = path.resolve(__dirname, '..');
 const DIST = path.join(REPO, 'dist');
 const pkg = require('../package.json');
 const NAME = pkg.name;
-const PLATFORM_OF = {
-  'x86_64-unknown-linux-gnu': 'linux-x64-gnu',
-  'x86_64-unknown-linux-musl': 'linux-x64-musl',
-  'aarch64-unknown-linux-gnu': 'linux-arm64-gnu',
-  'aarch64-unknown-linux-musl': 'linux-arm64-musl',
-};
-const SHIPPED = pkg.napi.targets.map((t) => PLATFORM_OF[t]);
+const SHIPPED = shippedPlatforms(pkg.napi.targets);
 const tgzOf = (platform) => path.join(DIST, platform ? `${NAME}-${platform}-${pkg.version}.tgz` : `${NAME}-${pkg.version}.tgz`);
 
 function distFile(file) {

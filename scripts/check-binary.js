@@ -15,6 +15,22 @@ const GLIBC_FLOOR = '2.28';
 
 const GNU_LIBS = ['libc.so.6', 'libm.so.6', 'libdl.so.2', 'libpthread.so.0', 'librt.so.1', 'libgcc_s.so.1'];
 
+// napi's platform names of the Rust targets we ship (package.json napi.targets).
+const PLATFORM_OF = {
+  'x86_64-unknown-linux-gnu': 'linux-x64-gnu',
+  'x86_64-unknown-linux-musl': 'linux-x64-musl',
+  'aarch64-unknown-linux-gnu': 'linux-arm64-gnu',
+  'aarch64-unknown-linux-musl': 'linux-arm64-musl',
+};
+
+/** The platforms of package.json's napi.targets, in its order. */
+function shippedPlatforms(targets) {
+  return targets.map((t) => {
+    if (!PLATFORM_OF[t]) throw new Error(`package.json napi.targets: no platform name for ${t}`);
+    return PLATFORM_OF[t];
+  });
+}
+
 const PLATFORMS = {
   'linux-x64-gnu': { machine: 'Advanced Micro Devices X86-64', libc: 'gnu', needed: [...GNU_LIBS, 'ld-linux-x86-64.so.2'] },
   'linux-x64-musl': { machine: 'Advanced Micro Devices X86-64', libc: 'musl', needed: ['libc.musl-x86_64.so.1', 'libgcc_s.so.1'] },
@@ -79,7 +95,7 @@ function problems(platform, file) {
   return out;
 }
 
-module.exports = { PLATFORMS, GLIBC_FLOOR, inspect, problems, compareVersions };
+module.exports = { PLATFORMS, GLIBC_FLOOR, shippedPlatforms, inspect, problems, compareVersions };
 
 if (require.main === module) {
   const [platform, file] = process.argv.slice(2);

@@ -22,28 +22,13 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { execFileSync } = require('child_process');
-const { problems } = require('./check-binary');
+const { problems, shippedPlatforms } = require('./check-binary');
 
 const REPO = path.resolve(__dirname, '..');
 const DIST = path.join(REPO, 'dist');
 const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'));
 
 const ASSETS = ['docker/Dockerfile', 'docker/install.sh', 'docker/docker-compose.override.yml', 'librechat/wiring-v0.8.patch'];
-
-// napi's platform names for the Rust targets we ship.
-const PLATFORM_OF = {
-  'x86_64-unknown-linux-gnu': 'linux-x64-gnu',
-  'x86_64-unknown-linux-musl': 'linux-x64-musl',
-  'aarch64-unknown-linux-gnu': 'linux-arm64-gnu',
-  'aarch64-unknown-linux-musl': 'linux-arm64-musl',
-};
-
-function platforms() {
-  return pkg.napi.targets.map((t) => {
-    if (!PLATFORM_OF[t]) throw new Error(`package.json napi.targets: no platform name for ${t}`);
-    return PLATFORM_OF[t];
-  });
-}
 
 /** `npm pack` of `dir` into dist/; returns the tarball's file name. */
 function npmPack(dir) {
@@ -93,7 +78,7 @@ function packMain(shipped) {
 
 function main() {
   const wanted = process.argv.slice(2);
-  const all = platforms();
+  const all = shippedPlatforms(pkg.napi.targets);
   const unknown = wanted.filter((p) => !all.includes(p));
   if (unknown.length) throw new Error(`unknown platform(s) ${unknown.join(', ')}; shipped: ${all.join(', ')}`);
   const shipped = wanted.length ? wanted : all;

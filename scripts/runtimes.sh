@@ -66,7 +66,6 @@ musl() { # [debian arch: amd64|arm64] [key suffix]
     local mirror apt="$DIR/apt-trixie-$arch"
     mirror="$(grep -hoE '(https?://[^ ]+/debian)/?( |$)' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
       | head -n1 | tr -d ' ' || true)"
-    [[ -z "$mirror" ]] && mirror="$(sed -n 's/^URIs: *\(http[^ ]*\/debian\)$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)"
     [[ -n "$mirror" ]] || die "no Debian mirror found in /etc/apt sources"
     mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/etc/preferences.d" "$apt/etc/sources.list.d"
     printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s trixie main\n' "$mirror" >"$apt/etc/sources.list"
