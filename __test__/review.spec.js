@@ -51,3 +51,177 @@ describe('#14.3 the secrets-in-logs check searches every secret a test sends or 
     expect(planted('refused some-forged-token-123')).toThrow(/secret appears/);
   });
 });
+
+describe('#14.1 refreshes in a row carry the backend refresh token the backend last issued', () => {
+  let h;
+  let answers;
+  const login = async () => {
+    const res = await request(h.app).post('/api/auth/login').send({ email: 'Alice', password: 'alice-password-1' });
+    expect(res.status).toBe(200);
+    return res;
+  };
+  const cookieOf = (res) => `refreshToken=${/refreshToken=([^;]+)/.exec(res.headers['set-cookie'].join(';'))[1]}`;
+  const refresh = (cookie) => request(h.app).post('/api/auth/refresh').set('Cookie', cookie);
+  const sentRefreshTokens = () => h.mock.requests.filter((r) => r.name === 'refresh').map((r) => r.body.refreshToken);
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-refresh-chain' });
+  });
+  beforeEach(async () => {
+    await h.clear();
+    h.mock.reset();
+    answers = [];
+    h.mock.set({
+      beforeSend: async ({ name, answer }) => {
+        if (name === 'login' || name === 'refresh') answers.push({ name, refreshToken: answer?.refreshToken });
+      },
+    });
+  });
+  afterAll(() => h.close());
+
+  test('#14.1 three refreshes with the rotated cookie: each sends the token the previous answer rotated to', async () => {
+    let res = await login();
+    for (let i = 0; i < 3; i += 1) {
+      res = await refresh(cookieOf(res));
+      expect(res.status).toBe(200);
+    }
+    const issued = answers.map((a) => a.refreshToken);
+    expect(new Set(issued).size).toBe(4); // the login's and three rotations
+    expect(sentRefreshTokens()).toEqual(issued.slice(0, 3));
+  });
+
+  test('#14.1 a refresh answer without a refresh token keeps the previous one', async () => {
+    h.mock.set({ refresh: { rotateRefresh: false, omitRefreshToken: true } });
+    let res = await login();
+    for (let i = 0; i < 2; i += 1) {
+      res = await refresh(cookieOf(res));
+      expect(res.status).toBe(200);
+    }
+    const fromLogin = answers[0].refreshToken;
+    expect(answers.slice(1).map((a) => a.refreshToken)).toEqual([undefined, undefined]);
+    expect(sentRefreshTokens()).toEqual([fromLogin, fromLogin]);
+  });
+});
+
+describe('#14.2 the policy applies to backend bearer tokens, in both modes', () => {
+  let h;
+  const get = (token) => request(h.app).get('/api/user').set('Authorization', `Bearer ${token}`);
+  const MODES = {
+    userinfo: () => ({ BACKEND_BEARER_TOKENS: 'userinfo' }),
+    jwks: () => ({
+      BACKEND_BEARER_TOKENS: 'jwks',
+      BACKEND_JWKS_URL: h.mock.urls.jwks,
+      BACKEND_JWT_ISSUER: h.mock.issuer,
+      BACKEND_JWT_AUDIENCE: 'librechat',
+    }),
+  };
+  const token = (mode, userId) => {
+    h.mock.set({ jwtTokens: mode === 'jwks' ? 'RS256' : false });
+    return h.mock.issueAccessToken(userId);
+  };
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-bearer-policy' });
+    for (const [email, password] of [['Alice', 'alice-password-1'], ['bob', 'bob-password-2'], ['carol', 'carol-password-3']]) {
+      expect((await request(h.app).post('/api/auth/login').send({ email, password })).status).toBe(200);
+    }
+  });
+  afterAll(() => h.close());
+
+  describe.each(Object.keys(MODES))('%s', (mode) => {
+    test('#14.2 BACKEND_REQUIRED_ROLES: a token of a user without the role is 403, and stays 403 from the cache', async () => {
+      await h.reconfigure({ ...MODES[mode](), BACKEND_ROLES_FIELD: 'roles', BACKEND_REQUIRED_ROLES: 'admin' });
+      const alice = token(mode, 'u-1001');
+      for (let i = 0; i < 2; i += 1) {
+        const res = await get(alice);
+        expect(res.status).toBe(403);
+        expect(res.body.message).toMatch(/role/i);
+      }
+      const bob = await get(token(mode, 'u-1002'));
+      expect(bob.status).toBe(200);
+      expect(bob.body.username).toBe('bob');
+    });
+
+    test('#14.2 BACKEND_ALLOWED_EMAIL_DOMAINS: a token of a user of another domain is 403, and stays 403 from the cache', async () => {
+      await h.reconfigure({ ...MODES[mode](), BACKEND_ALLOWED_EMAIL_DOMAINS: 'example.com' });
+      const carol = token(mode, 'u-1003');
+      for (let i = 0; i < 2; i += 1) {
+        const res = await get(carol);
+        expect(res.status).toBe(403);
+        expect(res.body.message).toMatch(/domain|email/i);
+      }
+      expect((await get(token(mode, 'u-1001'))).status).toBe(200);
+    });
+  });
+
+  test('#14.2 with JWKS and a domain list, a token without an email claim is refused', async () => {
+    await h.reconfigure({ ...MODES.jwks(), BACKEND_ALLOWED_EMAIL_DOMAINS: 'example.com' });
+    const iat = Math.floor(Date.now() / 1000);
+    const claims = { sub: 'u-1001', iss: h.mock.issuer, aud: 'librechat', iat, exp: iat + 600 };
+    expect((await get(h.mock.signJwt(claims, { alg: 'RS256' }))).status).toBe(403);
+    expect((await get(h.mock.signJwt({ ...claims, email: 'alice@example.com' }, { alg: 'RS256' }))).status).toBe(200);
+  });
+});
+
+describe('#14.4 the backend says no at refresh: 401, session deleted, cookies cleared, fresh backend tokens ended', () => {
+  let h;
+  const login = async () => {
+    const res = await request(h.app).post('/api/auth/login').send({ email: 'Alice', password: 'alice-password-1' });
+    expect(res.status).toBe(200);
+    return `refreshToken=${/refreshToken=([^;]+)/.exec(res.headers['set-cookie'].join(';'))[1]}`;
+  };
+  const refresh = (cookie) => request(h.app).post('/api/auth/refresh').set('Cookie', cookie);
+  const expectEnded = async (res) => {
+    expect(res.status).toBe(401);
+    const cleared = res.headers['set-cookie'].filter((c) => /^(refreshToken|token_provider)=;/.test(c));
+    expect(cleared).toHaveLength(2);
+    expect(await h.db.collection('sessions').countDocuments({})).toBe(0);
+  };
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-refresh-refused' });
+    await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout });
+  });
+  beforeEach(async () => {
+    await h.clear();
+    h.mock.reset();
+  });
+  afterAll(() => h.close());
+
+  test.each([
+    ['a 400', { status: 400 }],
+    ['a 403', { status: 403 }],
+    ['a 2xx with `error` and no token', { status: 200, body: { error: 'invalid_grant' } }],
+  ])('#14.4 %s to the refresh call', async (_label, answer) => {
+    const cookie = await login();
+    h.mock.set({ refresh: answer });
+    await expectEnded(await refresh(cookie));
+    expect(h.mock.calls.refresh).toBe(1);
+  });
+
+  test('#14.4 user info refusing the new access token: the tokens just received are ended at the backend', async () => {
+    const cookie = await login();
+    h.mock.set({ userinfo: { status: 401 } });
+    await expectEnded(await refresh(cookie));
+    expect(h.mock.calls.logout).toBe(1);
+    const ended = h.mock.requests.find((r) => r.name === 'logout').body.refreshToken;
+    expect(h.mock.tokenInfo(ended)).toMatchObject({ revoked: true });
+  });
+
+  test('#14.4 a domain no longer allowed', async () => {
+    const cookie = await login();
+    await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout, BACKEND_ALLOWED_EMAIL_DOMAINS: 'example.org' });
+    await expectEnded(await refresh(cookie));
+    expect(h.mock.calls.logout).toBe(1);
+    await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout });
+  });
+
+  test('#14.4 an answer naming another backend user: nothing is written for that identity', async () => {
+    const cookie = await login();
+    h.mock.set({ userinfo: { userFields: (u) => ({ ...u, id: 'u-7777', email: 'eve@example.com', username: 'eve' }) } });
+    await expectEnded(await refresh(cookie));
+    const users = h.db.collection('users');
+    expect(await users.countDocuments({ $or: [{ idOnTheSource: 'u-7777' }, { email: 'eve@example.com' }, { username: 'eve' }] })).toBe(0);
+    expect(await users.countDocuments({})).toBe(1);
+  });
+});
