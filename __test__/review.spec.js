@@ -225,3 +225,177 @@ describe('#14.4 the backend says no at refresh: 401, session deleted, cookies cl
     expect(await users.countDocuments({})).toBe(1);
   });
 });
+
+describe('#14.8 LibreChat access tokens at the edges', () => {
+  let h;
+  let alice;
+  const jwt = require('jsonwebtoken');
+  const get = (authorization) => request(h.app).get('/api/user').set('Authorization', authorization);
+  const sign = (payload, options = {}) => jwt.sign(payload, h.vars.JWT_SECRET, { algorithm: 'HS256', ...options });
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-access-tokens' });
+    alice = (await request(h.app).post('/api/auth/login').send({ email: 'Alice', password: 'alice-password-1' })).body.user;
+  });
+  beforeEach(() => h.mock.reset());
+  afterAll(() => h.close());
+
+  test('#14.8 a token without exp is refused, though signed with JWT_SECRET', async () => {
+    expect((await get(`Bearer ${sign({ id: alice.id, username: 'alice' })}`)).status).toBe(401);
+    expect((await get(`Bearer ${sign({ id: alice.id, username: 'alice' }, { expiresIn: 60 })}`)).status).toBe(200);
+  });
+
+  test.each([
+    ['empty', ''],
+    ['numeric', 12345],
+    ['an ObjectId of nobody', '000000000000000000000000'],
+  ])('#14.8 an id that is %s is refused', async (_label, id) => {
+    expect((await get(`Bearer ${sign({ id }, { expiresIn: 60 })}`)).status).toBe(401);
+    expect(h.mock.calls.userinfo).toBe(0);
+  });
+
+  test('#14.8 the scheme in lower case is accepted, as passport-jwt does', async () => {
+    expect((await get(`bearer ${sign({ id: alice.id }, { expiresIn: 60 })}`)).status).toBe(200);
+  });
+
+  test('#14.8 a token with a character that is not printable ASCII is refused without a backend call', async () => {
+    const res = await get(`Bearer at_token-with-\u00e9-inside-000000`);
+    expect(res.status).toBe(401);
+    expect(h.mock.calls.userinfo).toBe(0);
+  });
+
+  test('#14.8 the 8192-character bound: a token of 8192 characters reaches the backend, one of 8193 does not', async () => {
+    expect((await get(`Bearer at_${'x'.repeat(8189)}`)).status).toBe(401);
+    expect(h.mock.calls.userinfo).toBe(1);
+    expect((await get(`Bearer at_${'x'.repeat(8190)}`)).status).toBe(401);
+    expect(h.mock.calls.userinfo).toBe(1);
+  });
+});
+
+describe('#14.9 backend tokens checked with JWKS', () => {
+  let h;
+  const get = (token) => request(h.app).get('/api/user').set('Authorization', `Bearer ${token}`);
+  const env = (extra = {}) => ({
+    BACKEND_BEARER_TOKENS: 'jwks',
+    BACKEND_JWKS_URL: h.mock.urls.jwks,
+    BACKEND_JWT_ISSUER: h.mock.issuer,
+    ...extra,
+  });
+  const now = () => Math.floor(Date.now() / 1000);
+  const claims = (extra = {}) => ({ sub: 'u-1001', iss: h.mock.issuer, email: 'Alice@Example.com', iat: now(), exp: now() + 600, ...extra });
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-jwks' });
+    expect((await request(h.app).post('/api/auth/login').send({ email: 'Alice', password: 'alice-password-1' })).status).toBe(200);
+    h.mock.set({ jwtTokens: 'RS256' });
+  });
+  beforeEach(() => h.mock.reset());
+  afterAll(() => h.close());
+
+  test('#14.9 a token whose alg differs from its key\'s, or without kid, exp or iss, is 401', async () => {
+    await h.reconfigure(env());
+    const good = h.mock.signJwt(claims(), { alg: 'RS256' });
+    expect((await get(good)).status).toBe(200);
+    const rsKid = JSON.parse(Buffer.from(good.split('.')[0], 'base64url').toString()).kid;
+    const { exp, iss, ...rest } = claims(); // eslint-disable-line no-unused-vars
+    const bad = {
+      algDiffers: h.mock.signJwt(claims(), { alg: 'ES256', kid: rsKid }),
+      noKid: h.mock.signJwt(claims(), { alg: 'RS256', kid: null }),
+      noExp: h.mock.signJwt({ ...rest, iss }, { alg: 'RS256' }),
+      noIss: h.mock.signJwt({ ...rest, exp }, { alg: 'RS256' }),
+    };
+    for (const [name, t] of Object.entries(bad)) expect([name, (await get(t)).status]).toEqual([name, 401]);
+  });
+
+  test('#14.9 the key set is fetched again after BACKEND_JWKS_CACHE_TTL, and once for many requests before', async () => {
+    // No stale answers (BACKEND_JWKS_MAX_STALE=0): past the TTL a request waits for the new fetch.
+    await h.reconfigure(env({ BACKEND_JWKS_CACHE_TTL: '3', BACKEND_JWKS_MAX_STALE: '0' }));
+    for (let i = 0; i < 5; i += 1) expect((await get(h.mock.signJwt(claims({ jti: `j${i}` }), { alg: 'RS256' }))).status).toBe(200);
+    expect(h.mock.calls.jwks).toBe(1);
+    await new Promise((r) => setTimeout(r, 3100));
+    expect((await get(h.mock.signJwt(claims({ jti: 'later' }), { alg: 'RS256' }))).status).toBe(200);
+    expect(h.mock.calls.jwks).toBe(2);
+  });
+
+  test('#14.9 a verdict is cached: the same token many times verifies once', async () => {
+    await h.reconfigure(env());
+    const t = h.mock.signJwt(claims(), { alg: 'RS256' });
+    for (let i = 0; i < 5; i += 1) expect((await get(t)).status).toBe(200);
+    expect(h.mock.calls.jwks).toBe(1);
+    expect(h.service.checkBearer(t).kind).toBe('user'); // served from the verdict and user caches
+  });
+
+  test('#14.9 BACKEND_JWT_ID_CLAIM names the claim holding the backend id', async () => {
+    await h.reconfigure(env({ BACKEND_JWT_ID_CLAIM: 'uid' }));
+    expect((await get(h.mock.signJwt(claims({ sub: 'someone-else', uid: 'u-1001' }), { alg: 'RS256' }))).status).toBe(200);
+    expect((await get(h.mock.signJwt(claims({ sub: 'u-1001', uid: 'u-4040' }), { alg: 'RS256' }))).status).toBe(401);
+  });
+
+  test('#14.9 without a username claim, preferred_username names a provisioned user', async () => {
+    await h.reconfigure(env({ BACKEND_PROVISION_ON_BEARER: 'true' }));
+    const t = h.mock.signJwt(claims({ sub: 'u-5150', email: 'zed@example.com', preferred_username: 'Zeddy', name: 'Zed' }), { alg: 'RS256' });
+    const res = await get(t);
+    expect(res.status).toBe(200);
+    expect(res.body.username).toBe('zeddy');
+  });
+});
+
+describe('#14.6 refresh tokens that do not fit their session', () => {
+  let h;
+  const jwt = require('jsonwebtoken');
+  const { ObjectId } = require('bson');
+  const login = async (email, password) => {
+    const res = await request(h.app).post('/api/auth/login').send({ email, password });
+    expect(res.status).toBe(200);
+    const refreshToken = decodeURIComponent(/refreshToken=([^;]+)/.exec(res.headers['set-cookie'].join(';'))[1]);
+    return { userId: res.body.user.id, refreshToken, ...jwt.decode(refreshToken) };
+  };
+  const refresh = (token) => request(h.app).post('/api/auth/refresh').set('Cookie', `refreshToken=${encodeURIComponent(token)}`);
+  const sign = (payload) => jwt.sign(payload, h.vars.JWT_REFRESH_SECRET, payload.exp ? {} : { expiresIn: 600 });
+  const expectRefused = (res) => {
+    expect(res.status).toBe(401);
+    const cleared = (res.headers['set-cookie'] ?? []).filter((c) => /^(refreshToken|token_provider)=;/.test(c));
+    expect(cleared).toHaveLength(2);
+  };
+  const sessions = () => h.db.collection('sessions');
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-refresh-tokens' });
+  });
+  beforeEach(async () => {
+    await h.clear();
+    h.mock.reset();
+  });
+  afterAll(() => h.close());
+
+  test('#14.6 a valid refresh JWT naming another user\'s session: 401, both sessions untouched, no backend call', async () => {
+    const alice = await login('Alice', 'alice-password-1');
+    const bob = await login('bob', 'bob-password-2');
+    const before = await sessions().find({}).sort({ _id: 1 }).toArray();
+    expectRefused(await refresh(sign({ id: alice.userId, sessionId: bob.sessionId })));
+    expect(await sessions().find({}).sort({ _id: 1 }).toArray()).toEqual(before);
+    expect(h.mock.calls.refresh).toBe(0);
+  });
+
+  test('#14.6 an expired refresh JWT: 401, no backend call', async () => {
+    const alice = await login('Alice', 'alice-password-1');
+    const iat = Math.floor(Date.now() / 1000) - 120;
+    expectRefused(await refresh(sign({ id: alice.userId, sessionId: alice.sessionId, iat, exp: iat + 60 })));
+    expect(h.mock.calls.refresh).toBe(0);
+    expect(await sessions().countDocuments({})).toBe(1);
+  });
+
+  test('#14.6 a session id with no document: 401, no backend call', async () => {
+    const alice = await login('Alice', 'alice-password-1');
+    expectRefused(await refresh(sign({ id: alice.userId, sessionId: new ObjectId().toHexString() })));
+    expect(h.mock.calls.refresh).toBe(0);
+  });
+
+  test('#14.6 an expired session: 401, the session document is deleted and the cookies cleared', async () => {
+    const alice = await login('Alice', 'alice-password-1');
+    await sessions().updateOne({ _id: new ObjectId(alice.sessionId) }, { $set: { expiration: new Date(Date.now() - 1000) } });
+    expectRefused(await refresh(alice.refreshToken));
+    expect(await sessions().countDocuments({})).toBe(0);
+    expect(h.mock.calls.refresh).toBe(0);
+  });
+});
