@@ -399,3 +399,68 @@ describe('#14.6 refresh tokens that do not fit their session', () => {
     expect(h.mock.calls.refresh).toBe(0);
   });
 });
+
+describe('#14.5 the refresh lease', () => {
+  let h;
+  const sessions = () => h.db.collection('sessions');
+  const login = async () => {
+    const res = await request(h.app).post('/api/auth/login').send({ email: 'Alice', password: 'alice-password-1' });
+    expect(res.status).toBe(200);
+    return `refreshToken=${/refreshToken=([^;]+)/.exec(res.headers['set-cookie'].join(';'))[1]}`;
+  };
+  const refresh = (cookie) => request(h.app).post('/api/auth/refresh').set('Cookie', cookie);
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-lease', env: { BACKEND_TIMEOUT_MS: '1000' } });
+  });
+  beforeEach(async () => {
+    await h.clear();
+    h.mock.reset();
+  });
+  afterAll(() => h.close());
+
+  test('#14.5 the lease lasts BACKEND_TIMEOUT_MS + 5 s and is released after the refresh', async () => {
+    const cookie = await login();
+    let lock;
+    h.mock.set({ refresh: { beforeSend: async () => { lock = (await sessions().findOne({})).customBackend.lock; } } });
+    expect((await refresh(cookie)).status).toBe(200);
+    expect(lock.until.getTime() - lock.since.getTime()).toBe(1000 + 5000);
+    expect((await sessions().findOne({})).customBackend.lock ?? null).toBeNull();
+  });
+
+  test('#14.5 a lease another server keeps taking: the refresh waits BACKEND_TIMEOUT_MS + 5 s, then 503 with Retry-After, session kept', async () => {
+    const cookie = await login();
+    const hold = () => sessions().updateOne({}, { $set: { 'customBackend.lock': { owner: 'busy-server', since: new Date(), until: new Date(Date.now() + 6000) } } });
+    await hold();
+    const keepTaking = setInterval(() => hold().catch(() => {}), 200);
+    try {
+      const res = await refresh(cookie);
+      expect(res.status).toBe(503);
+      expect(res.headers['retry-after']).toBe('1');
+      expect(res.headers['set-cookie']).toBeUndefined();
+    } finally {
+      clearInterval(keepTaking);
+    }
+    expect(h.mock.calls.refresh).toBe(0);
+    expect(await sessions().countDocuments({})).toBe(1);
+  }, 20_000);
+
+  test('#14.5 a lease lost during the backend call: 503, the session kept, and the retry refreshes', async () => {
+    const cookie = await login();
+    h.mock.set({
+      refresh: {
+        rotateRefresh: false,
+        beforeSend: async () => {
+          await sessions().updateOne({}, { $set: { 'customBackend.lock': { owner: 'other-server', since: new Date(), until: new Date(Date.now() + 6000) } } });
+        },
+      },
+    });
+    const res = await refresh(cookie);
+    expect(res.status).toBe(503);
+    expect(res.headers['retry-after']).toBe('1');
+    expect(await sessions().countDocuments({})).toBe(1);
+    h.mock.set({ refresh: { rotateRefresh: false, beforeSend: null } });
+    await sessions().updateOne({}, { $unset: { 'customBackend.lock': '' } });
+    expect((await refresh(cookie)).status).toBe(200);
+  });
+});
