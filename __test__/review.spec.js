@@ -464,3 +464,50 @@ describe('#14.5 the refresh lease', () => {
     expect((await refresh(cookie)).status).toBe(200);
   });
 });
+
+describe('#14.12 session documents are LibreChat\'s', () => {
+  let h;
+  const { ObjectId } = require('bson');
+  /** BSON type names of a raw document's fields. */
+  const shape = (doc) => {
+    const typeOf = (v) => {
+      if (v === null) return 'null';
+      if (v instanceof Date) return 'date';
+      if (Array.isArray(v)) return 'array';
+      if (v?._bsontype) return v._bsontype;
+      if (typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, typeOf(v[k])]));
+      return typeof v;
+    };
+    return typeOf(doc);
+  };
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-session-docs' });
+  });
+  afterAll(() => h.close());
+
+  test('#14.12 field by field and by BSON type as LibreChat\'s createSession writes it, plus our customBackend field', async () => {
+    const res = await request(h.app).post('/api/auth/login').send({ email: 'Alice', password: 'alice-password-1' });
+    const userId = res.body.user.id;
+    const { session: theirs } = await h.lc.methods.createSession(userId);
+    const raw = h.db.collection('sessions');
+    const theirsRaw = await raw.findOne({ _id: theirs._id });
+    const oursRaw = await raw.findOne({ _id: { $ne: theirs._id } });
+    const { customBackend, ...ours } = shape(oursRaw);
+    expect(ours).toEqual(shape(theirsRaw));
+    expect(customBackend).toMatchObject({ accessToken: 'string', refreshToken: 'string' });
+    expect(oursRaw.user).toEqual(new ObjectId(userId));
+  });
+
+  test('#14.12 LibreChat\'s own logout (logoutUser: findSession by user and refresh token, then deleteSession) ends one of ours', async () => {
+    await h.clear();
+    const res = await request(h.app).post('/api/auth/login').send({ email: 'Alice', password: 'alice-password-1' });
+    const refreshToken = decodeURIComponent(/refreshToken=([^;]+)/.exec(res.headers['set-cookie'].join(';'))[1]);
+    const session = await h.lc.methods.findSession({ userId: res.body.user.id, refreshToken });
+    expect(session).not.toBeNull();
+    expect((await h.lc.methods.deleteSession({ sessionId: session._id })).deletedCount).toBe(1);
+    expect(await h.db.collection('sessions').countDocuments({})).toBe(0);
+    const refresh = await request(h.app).post('/api/auth/refresh').set('Cookie', `refreshToken=${encodeURIComponent(refreshToken)}`);
+    expect(refresh.status).toBe(401);
+  });
+});
