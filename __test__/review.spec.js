@@ -511,3 +511,43 @@ describe('#14.12 session documents are LibreChat\'s', () => {
     expect(refresh.status).toBe(401);
   });
 });
+
+describe('#14.14 LibreChat\'s middleware around our login behaves as LibreChat\'s', () => {
+  let h;
+  const BALANCE = { enabled: true, startBalance: 500, autoRefillEnabled: true, refillIntervalValue: 30, refillIntervalUnit: 'days', refillAmount: 100 };
+  const login = () => request(h.app).post('/api/auth/login').send({ email: 'Alice', password: 'alice-password-1' });
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-chain', appConfig: { balance: BALANCE } });
+  });
+  beforeEach(async () => {
+    await h.clear();
+    h.mock.reset();
+  });
+  afterAll(() => h.close());
+
+  test('#14.14 setBalanceConfig runs after our login on the user it set: LibreChat\'s balance document with its refill fields', async () => {
+    const res = await login();
+    expect(res.status).toBe(200);
+    const balance = await h.db.collection('balances').findOne({});
+    expect(balance.user.toString()).toBe(res.body.user.id);
+    expect(balance).toMatchObject({ tokenCredits: 500, autoRefillEnabled: true, refillIntervalValue: 30, refillIntervalUnit: 'days', refillAmount: 100 });
+    expect(balance.lastRefill).toBeInstanceOf(Date);
+    expect(await h.lc.methods.findBalanceByUser(res.body.user.id)).toMatchObject({ tokenCredits: 500 });
+  });
+
+  test('#14.14 loginLimiter runs before the backend: past LOGIN_MAX the answer is 429 and the backend is not asked', async () => {
+    const saved = process.env.LOGIN_MAX;
+    process.env.LOGIN_MAX = '2';
+    try {
+      const statuses = [];
+      // A client of its own (trust proxy 1: the address X-Forwarded-For names), counted per IP.
+      for (let i = 0; i < 3; i += 1) statuses.push((await login().set('X-Forwarded-For', '203.0.113.7')).status);
+      expect(statuses).toEqual([200, 200, 429]);
+      expect(h.mock.calls.login).toBe(2);
+      expect((await login()).status).toBe(200); // another IP
+    } finally {
+      process.env.LOGIN_MAX = saved;
+    }
+  });
+});

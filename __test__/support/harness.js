@@ -23,6 +23,8 @@ const TEST_ENV = Object.freeze({
   SESSION_EXPIRY: '1000 * 60 * 15',
   REFRESH_TOKEN_EXPIRY: '(1000 * 60 * 60 * 24) * 7',
   BACKEND_TIMEOUT_MS: '2000',
+  // LibreChat's login limiter (7 per 5 minutes per IP) would stop the suites; one test lowers it.
+  LOGIN_MAX: '1000000',
 });
 
 /** A logger that keeps every line, plus console capture for anything logged elsewhere. */
@@ -42,7 +44,7 @@ function backendVars(mock) {
   };
 }
 
-async function startHarness({ db, express = require('express'), version, env = {}, mockOptions } = {}) {
+async function startHarness({ db, express = require('express'), version, env = {}, mockOptions, appConfig } = {}) {
   const logs = captureLogs();
   const mock = await startMockBackend(mockOptions);
   const vars = { ...TEST_ENV, ...backendVars(mock), MONGO_URI: mongoUri(db), ...env };
@@ -65,6 +67,7 @@ async function startHarness({ db, express = require('express'), version, env = {
     version,
     mongoUri: vars.MONGO_URI,
     logger: logs.logger,
+    appConfig,
     inspect: (req, res) => keepExchangedSecrets(req, res, secrets),
   });
   const rawDb = lc.connection.db;

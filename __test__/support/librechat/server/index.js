@@ -26,6 +26,7 @@ const passport = require('passport');
 const cookieParser = require('cookie-parser');
 const { isEnabled } = require('../api');
 const models = require('~/models');
+const { setAppConfig } = require('../appConfig');
 const { jwtLogin } = require('~/strategies');
 const { customJwtStrategy, customBackendStrategy } = require('~/strategies');
 const { optionalJwtAuth } = require('~/server/middleware/requireJwtAuth');
@@ -41,6 +42,7 @@ const silentLogger = { info() {}, warn() {}, error() {}, debug() {} };
  * @param {{info:Function,warn:Function,error:Function,debug:Function}} [options.logger]
  * @param {object} [options.connectOptions] extra mongoose.connect() options
  * @param {(req, res) => void} [options.inspect] test-only: sees every request after body parsing
+ * @param {object} [options.appConfig] LibreChat's app config (librechat.yaml), e.g. `{ balance }`
  */
 async function createLibreChatApp({
   mongoUri,
@@ -49,6 +51,7 @@ async function createLibreChatApp({
   logger = silentLogger,
   connectOptions = {},
   inspect,
+  appConfig = null,
 } = {}) {
   if (!mongoUri) throw new TypeError('createLibreChatApp: mongoUri is required');
   if (version !== 'v0.8' && version !== 'v0.7.9') throw new TypeError(`createLibreChatApp: unknown version ${version}`);
@@ -60,7 +63,9 @@ async function createLibreChatApp({
   const schemaModels = createModels(mongoose);
   const methods = createMethods(mongoose);
   const unbind = models.bind(methods);
+  setAppConfig(appConfig);
   const close = async () => {
+    setAppConfig(null);
     passport.unuse('jwt');
     passport.unuse('custom-backend');
     unbind();

@@ -5,10 +5,14 @@
 
 const requireJwtAuth = require('./requireJwtAuth');
 const stock = require('./stock');
+const { createSetBalanceConfig } = require('../../api');
+const { balanceOptions } = require('../../appConfig');
 const { requireCustomBackendAuth } = require('librechat-custom-backend-auth');
 
 module.exports = {
   requireCustomBackendAuth,
   ...stock,
   requireJwtAuth,
+  // v0.7.9 exports it from here; v0.8 routes build it with createSetBalanceConfig themselves.
+  setBalanceConfig: createSetBalanceConfig(balanceOptions),
 };

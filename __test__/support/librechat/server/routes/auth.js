@@ -11,9 +11,11 @@ const {
   customLogoutController,
 } = require('librechat-custom-backend-auth');
 const middleware = require('~/server/middleware');
+const { createSetBalanceConfig } = require('../../api');
+const { balanceOptions } = require('../../appConfig');
 
 module.exports = function authRoutes(express) {
-  const setBalanceConfig = middleware.setBalanceConfig; // LibreChat: createSetBalanceConfig({...})
+  const setBalanceConfig = createSetBalanceConfig(balanceOptions);
   const router = express.Router();
 
   const ldapAuth = !!process.env.LDAP_URL && !!process.env.LDAP_USER_SEARCH_BASE;

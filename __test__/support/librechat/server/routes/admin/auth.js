@@ -10,7 +10,8 @@
  */
 
 const { SystemCapabilities } = require('@librechat/data-schemas');
-const { isEnabled, tenantContextMiddleware } = require('../../../api');
+const { isEnabled, tenantContextMiddleware, createSetBalanceConfig } = require('../../../api');
+const { balanceOptions } = require('../../../appConfig');
 const { loginController } = require('../../controllers');
 const { customBackendLoginController } = require('librechat-custom-backend-auth');
 const models = require('~/models');
@@ -41,7 +42,7 @@ module.exports = function adminAuthRoutes(express) {
   const router = express.Router();
   const requireAdminAccess = requireCapability(SystemCapabilities.ACCESS_ADMIN);
   const useCustomAuth = isEnabled(process.env.USE_CUSTOM_BACKEND_AUTH);
-  const setBalanceConfig = middleware.setBalanceConfig;
+  const setBalanceConfig = createSetBalanceConfig(balanceOptions);
 
   router.post(
     '/login/local',
