@@ -25,8 +25,12 @@
  *  4. `node api/server/index.js` with NODE_ENV=production (as `npm run backend`), cwd $LIBRECHAT_DIR,
  *     on Node 24.16.0 (LibreChat's .nvmrc; scripts/runtimes.sh, or LIBRECHAT_NODE); if it does not come
  *     up there, on this Node (20), and says so. Its log: $LIBRECHAT_DIR/custom-backend-auth-e2e/api.log.
+ *     LibreChat's balance is on (a librechat.yaml there, CONFIG_PATH), so login writes a start balance.
  *  5. HTTP with a browser User-Agent (LibreChat's uaParser refuses others on /api/agents, /api/files,
- *     /api/assistants, and logs a violation): the steps printed below.
+ *     /api/assistants, and logs a violation): config, login with a user name, API routes, refresh,
+ *     an outage (a TCP relay in front of the mock backend is closed, so connections are refused while
+ *     the backend keeps its sessions; then reopened), logout; then LibreChat restarted with
+ *     USE_CUSTOM_BACKEND_AUTH=false (log: api.switch-off.log) for the stock login.
  *
  * LibreChat checkout, once (what the run in README section 3 "Checked against real LibreChat" took):
  *   git -C <LibreChat mirror> worktree add /work/librechat main      (or git clone)
@@ -36,7 +40,8 @@
  *     devDependencies, and delete the lock entry "node_modules/xlsx";
  *   - npm install --no-audit --no-fund --ignore-scripts   (with Node 24.16.0 first on PATH); a locked
  *     version the registry no longer has answers 404: delete that lock entry (the one whose
- *     "resolved" is the 404 URL) and run npm install again, until it succeeds;
+ *     "resolved" is the 404 URL) and run npm install again, until it succeeds (at 0ab3414c: only
+ *     node_modules/@librechat/agents 3.6.6, re-resolved by npm to 3.9.2 within ^3.6.6; 2 runs, 4 min);
  *   - npm run build:data-provider && npm run build:data-schemas && npm run build:api
  *     (the API requires the built librechat-data-provider, @librechat/data-schemas, @librechat/api);
  *   - mkdir -p client/dist && echo '<!doctype html><title>LibreChat</title>' > client/dist/index.html
@@ -155,6 +160,35 @@ function revertWiring(lcDir) {
   return sh('patch', ['-p1', '-R', '--no-backup-if-mismatch'], { cwd: lcDir, input: fs.readFileSync(PATCH) });
 }
 
+/**
+ * A TCP relay in front of the mock backend: LibreChat's BACKEND_* URLs point at it, and stop() closes
+ * it (connections refused, as a backend that is down) while the mock keeps its sessions, so that
+ * start() on the same port brings "the same backend" back.
+ */
+async function startRelay(targetPort) {
+  const sockets = new Set();
+  let server = null;
+  const port = await freePort();
+  const listen = () => new Promise((resolve, reject) => {
+    server = net.createServer((inbound) => {
+      const outbound = net.connect(targetPort, '127.0.0.1');
+      for (const s of [inbound, outbound]) { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => {}); }
+      inbound.pipe(outbound).pipe(inbound);
+    });
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  await listen();
+  return {
+    port,
+    start: listen,
+    stop: () => new Promise((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
 /* ------------------------------------------------------------------ LibreChat's process */
 
 function node24() {
@@ -224,7 +258,23 @@ function client(base) {
   return { call, jar };
 }
 
-const brief = (r) => `${r.status} ${(r.json?.code ? `${r.json.code} ` : '') + (r.json?.message || r.text || '').slice(0, 80)}`.trim();
+/** Status and message of an answer; never a token (an answer holding one prints its keys only). */
+const brief = (r) => {
+  if (r.json && typeof r.json === 'object') {
+    const msg = r.json.message ? ` ${r.json.code ? `${r.json.code} ` : ''}${String(r.json.message).slice(0, 80)}` : '';
+    return `${r.status}${msg || ` {${Object.keys(r.json).join(', ')}}`}`;
+  }
+  return `${r.status} ${/ey[\w-]{10,}\./.test(r.text) ? '(body withheld)' : r.text.replace(/\s+/g, ' ').slice(0, 80)}`.trim();
+};
+
+/** The refresh answer during a backend outage, as README section 7 states it ("The backend is down or slow"). */
+function outageRefreshStatus() {
+  if (process.env.E2E_OUTAGE_REFRESH_STATUS) return Number(process.env.E2E_OUTAGE_REFRESH_STATUS);
+  const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('\n## 7.'), readme.indexOf('\n## 8.'));
+  const m = /\*\*The backend is down or slow\*\*[^]*?\b([1-5]\d\d)\b/.exec(section);
+  return m ? Number(m[1]) : 503;
+}
 
 /* ------------------------------------------------------------------ main */
 
@@ -304,8 +354,17 @@ async function main() {
     const dbName = `LibreChatE2E_${Date.now()}`;
     const mongoWithDb = mongoUri.replace(/\/?(\?|$)/, `/${dbName}$1`);
     mock = await startMockBackend();
-    const mockPort = Number(new URL(mock.urls.login).port);
-    info(`test database ${mongoUri} (database ${dbName}); mock backend ${new URL(mock.urls.login).origin}`);
+    const relay = await startRelay(Number(new URL(mock.urls.login).port));
+    cleanups.push(() => relay.stop());
+    const backendUrl = (name) => {
+      const u = new URL(mock.urls[name]);
+      u.port = String(relay.port);
+      return u.toString();
+    };
+    info(`test database ${mongoUri} (database ${dbName}); mock backend ${new URL(mock.urls.login).origin}, reached through a relay on port ${relay.port} (stopped for the outage)`);
+    // LibreChat's balance feature on, so that login's setBalanceConfig and GET /api/balance do work.
+    const configPath = path.join(prefix, 'librechat.yaml');
+    fs.writeFileSync(configPath, 'version: 1.3.14\nbalance:\n  enabled: true\n  startBalance: 20000\n');
 
     // ---- .env at LibreChat's root
     const port = await freePort();
@@ -335,10 +394,11 @@ async function main() {
       DEBUG_LOGGING: 'true',
       USE_CUSTOM_BACKEND_AUTH: 'true',
       BACKEND_LOGIN_USES_USERNAME: 'true',
-      BACKEND_AUTH_URL: mock.urls.login,
-      BACKEND_USER_INFO_URL: mock.urls.userinfo,
-      BACKEND_REFRESH_URL: mock.urls.refresh,
-      BACKEND_LOGOUT_URL: mock.urls.logout,
+      CONFIG_PATH: configPath,
+      BACKEND_AUTH_URL: backendUrl('login'),
+      BACKEND_USER_INFO_URL: backendUrl('userinfo'),
+      BACKEND_REFRESH_URL: backendUrl('refresh'),
+      BACKEND_LOGOUT_URL: backendUrl('logout'),
       BACKEND_TOKEN_ENCRYPTION_KEY: hex(32),
       BACKEND_ALLOW_INSECURE_HTTP: 'true', // the mock backend is plain HTTP on 127.0.0.1
       BACKEND_TIMEOUT_MS: '3000',
@@ -351,7 +411,9 @@ async function main() {
     } else {
       cleanups.push(() => fs.rmSync(envFile, { force: true }));
     }
-    fs.writeFileSync(envFile, `${Object.entries(envVars).map(([k, v]) => `${k}=${v}`).join('\n')}\n`, { mode: 0o600 });
+    const writeEnv = (vars) =>
+      fs.writeFileSync(envFile, `${Object.entries(vars).map(([k, v]) => `${k}=${v}`).join('\n')}\n`, { mode: 0o600 });
+    writeEnv(envVars);
     info(`wrote ${envFile} (LibreChat reads .env from its root); LOGIN_MAX=1000, BACKEND_LOGIN_USES_USERNAME=true`);
 
     // ---- start LibreChat
@@ -396,18 +458,25 @@ async function main() {
       `${login.status}, user ${login.json?.user?.username} <${login.json?.user?.email}>, cookies: ${[...browser.jar.keys()].join(', ')}`);
 
     const wrong = await call('POST', '/api/auth/login', { body: { email: USER.username, password: 'wrong' }, cookies: false });
-    step('POST /api/auth/login with a wrong password answers 401', wrong.status === 401, brief(wrong));
+    step('POST /api/auth/login with a wrong password is refused (4xx, README section 10), no cookie',
+      wrong.status >= 400 && wrong.status < 500 && !wrong.headers.getSetCookie().some((c) => /^refreshToken=[^;]/.test(c)),
+      brief(wrong));
 
     const me = await call('GET', '/api/user', { token });
     step('GET /api/user', me.status === 200 && me.json?.email === USER.email && me.json?.provider === 'custom-backend',
       `${me.status} ${me.json?.email} provider=${me.json?.provider} role=${me.json?.role}`);
-    for (const route of ['/api/convos', '/api/balance', '/api/endpoints', '/api/agents']) {
+    for (const route of ['/api/convos', '/api/endpoints', '/api/agents']) {
       const r = await call('GET', route, { token });
       step(`GET ${route}`, r.status === 200, `${r.status}`);
     }
+    const balance = await call('GET', '/api/balance', { token });
+    step('GET /api/balance (balance on: the start balance login wrote)', balance.status === 200
+      && balance.json?.tokenCredits === 20000, `${balance.status} tokenCredits=${balance.json?.tokenCredits}`);
+    // LibreChat's uaParser (on /api/agents, /api/files, /api/assistants, ...) answers a client it does
+    // not recognise as a browser with an error event ("Illegal request"), and logs a violation.
     const noUa = await call('GET', '/api/agents', { token, ua: 'curl/8.5.0' });
-    step('GET /api/agents without a browser User-Agent is refused by LibreChat (uaParser)', noUa.status >= 400,
-      brief(noUa));
+    step('GET /api/agents without a browser User-Agent is refused by LibreChat (uaParser)',
+      /Illegal request/.test(noUa.text), `${noUa.status} ${noUa.text.replace(/\s+/g, ' ').slice(0, 60)}`);
     const noToken = await call('GET', '/api/user', { cookies: false });
     step('GET /api/user without a token answers 401', noToken.status === 401, brief(noToken));
 
@@ -421,34 +490,52 @@ async function main() {
     step('GET /api/user with the refreshed token', me2.status === 200, `${me2.status}`);
 
     // ---- the outage: the backend stops
-    await mock.close();
-    mock = null;
+    await relay.stop();
     const outLogin = await call('POST', '/api/auth/login', { body: { email: USER.username, password: USER.password }, cookies: false });
-    step('outage: login answers 503/504 (not 404, not 401)', [503, 504].includes(outLogin.status), brief(outLogin));
+    step('outage: login answers 5xx (503/504 in README section 10), not 404 or 401', outLogin.status >= 500, brief(outLogin));
     const outMe = await call('GET', '/api/user', { token: token2 });
     const outConvos = await call('GET', '/api/convos', { token: token2 });
     step('outage: API calls with a valid token keep working', outMe.status === 200 && outConvos.status === 200,
       `/api/user ${outMe.status}, /api/convos ${outConvos.status}`);
     const beforeOutRefresh = browser.jar.get('refreshToken');
     const outRefresh = await call('POST', '/api/auth/refresh');
-    step('outage: refresh answers 503 with Retry-After and keeps the cookie (README section 7)',
-      outRefresh.status === 503 && !!outRefresh.headers.get('retry-after') && browser.jar.get('refreshToken') === beforeOutRefresh,
+    const expected = outageRefreshStatus();
+    step(`outage: refresh answers ${expected} and keeps the cookie (README section 7)`,
+      outRefresh.status === expected && browser.jar.get('refreshToken') === beforeOutRefresh,
       `${brief(outRefresh)}; Retry-After ${outRefresh.headers.get('retry-after')}; cookie kept ${browser.jar.get('refreshToken') === beforeOutRefresh}`);
 
     // ---- the backend is back (same port)
-    mock = await startMockBackend({ port: mockPort });
+    await relay.start();
     const backRefresh = await call('POST', '/api/auth/refresh');
     const token3 = backRefresh.json?.token;
     step('after the outage: refresh works again with the kept cookie', backRefresh.status === 200 && !!token3, brief(backRefresh));
 
     // ---- logout
     const refreshCookie3 = browser.jar.get('refreshToken');
+    const backendLogouts = mock.calls.logout;
     const logout = await call('POST', '/api/auth/logout', { token: token3 });
-    step('POST /api/auth/logout', logout.status === 200 && !browser.jar.get('refreshToken'),
-      `${brief(logout)}; refresh cookie cleared ${!browser.jar.get('refreshToken')}`);
+    step('POST /api/auth/logout (the backend is told)', logout.status === 200 && !browser.jar.get('refreshToken')
+      && mock.calls.logout === backendLogouts + 1,
+    `${brief(logout)}; refresh cookie cleared ${!browser.jar.get('refreshToken')}; backend logout calls ${mock.calls.logout - backendLogouts}`);
     browser.jar.set('refreshToken', refreshCookie3);
     const deadRefresh = await call('POST', '/api/auth/refresh');
     step('after logout: the old refresh cookie is refused (401)', deadRefresh.status === 401, brief(deadRefresh));
+    const afterLogout = await call('GET', '/api/user', { token: token3, cookies: false });
+    step('after logout: the LibreChat access token stays valid until it expires (README section 8)',
+      afterLogout.status === 200, `${afterLogout.status}`);
+
+    // ---- the switch off: LibreChat's stock login again, without touching the code
+    await stopLibreChat(lc);
+    writeEnv({ ...envVars, USE_CUSTOM_BACKEND_AUTH: 'false' });
+    lc = startLibreChat(dir, nodeBin, port, logFile.replace(/\.log$/, '.switch-off.log'));
+    if (!step('switch off (USE_CUSTOM_BACKEND_AUTH=false): LibreChat restarts with the same wiring', await lc.ready)) return 1;
+    const offConfig = await call('GET', '/api/config', { cookies: false });
+    step('switch off: GET /api/config does not announce user-name login', offConfig.status === 200
+      && !offConfig.json?.ldap?.username, `${offConfig.status} ldap=${JSON.stringify(offConfig.json?.ldap)}`);
+    const backendLogins = mock.calls.login;
+    const offLogin = await call('POST', '/api/auth/login', { body: { email: USER.email, password: USER.password }, cookies: false });
+    step('switch off: the backend user cannot log in (stock local login; the backend is not asked)',
+      offLogin.status !== 200 && mock.calls.login === backendLogins, `${brief(offLogin)}; backend login calls ${mock.calls.login - backendLogins}`);
     return results.every((r) => r.ok) ? 0 : 1;
   } catch (err) {
     step('unexpected error', false, err.stack || String(err));
