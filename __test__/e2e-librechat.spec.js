@@ -43,3 +43,34 @@ test('#10.9 e2e:librechat refuses a folder that is not an installed LibreChat ch
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('#10.8 README section 3 records the real-LibreChat run: version, Node 24, .env, User-Agent, login limiter, result table', () => {
+  const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
+  const s3 = readme.slice(readme.indexOf('\n## 3. '), readme.indexOf('\n## 4. '));
+  const start = s3.indexOf('\n### Checked against real LibreChat\n');
+  expect(start).toBeGreaterThan(0);
+  const sub = s3.slice(start);
+  // The LibreChat version and commit the wiring ran in, and how to repeat it.
+  expect(sub).toMatch(/v0\.8\.8-rc1, commit `0ab3414c`/);
+  expect(sub).toContain('LIBRECHAT_DIR=/work/librechat npm run e2e:librechat');
+  expect(sub).toMatch(/Result of the run, \d{4}-\d\d-\d\d/);
+  // The facts an operator meets.
+  expect(sub).toMatch(/Node 24\.16\.0 \(`\.nvmrc`, and `node:24\.16\.0-alpine` in its `Dockerfile`\)/);
+  expect(sub).toMatch(/root `\.env`/);
+  expect(sub).toMatch(/`uaParser`[^]*browser `User-Agent`/);
+  expect(sub).toMatch(/`LOGIN_MAX` \(7\) logins per `LOGIN_WINDOW` \(5\s+minutes\)/);
+  expect(sub).toMatch(/`xlsx@0\.18\.5`/);
+  expect(sub).toMatch(/client\/dist\/index\.html/);
+  // The result table: one row per step, each PASS or FAIL, covering what item 9 asks for.
+  const rows = sub.split('\n').filter((l) => /^\| .* \| (PASS|FAIL) \|/.test(l));
+  expect(rows.length).toBeGreaterThanOrEqual(20);
+  for (const want of [/wiring patch applies/, /login with a user name/, /GET \/api\/user \|/, /GET \/api\/convos/,
+    /GET \/api\/balance/, /refresh with the cookie/, /POST \/api\/auth\/logout/, /outage: login/,
+    /outage: API calls/, /outage: refresh/, /Node v24\.16\.0/]) {
+    expect(rows.some((r) => want.test(r))).toBe(true);
+  }
+  // Section 15 says how to run it.
+  const s15 = readme.slice(readme.indexOf('\n## 15. ')).replace(/\s+/g, ' ');
+  expect(s15).toContain('LIBRECHAT_DIR=/path/to/LibreChat npm run e2e:librechat');
+  expect(s15).toContain('e2e:librechat skipped: LIBRECHAT_DIR is unset');
+});

@@ -49,7 +49,7 @@
  *
  * Environment: LIBRECHAT_DIR (required), LIBRECHAT_NODE (the node binary for LibreChat),
  * E2E_MONGO_URI (a MongoDB to use instead of the test database), E2E_KEEP_WIRING=1 (leave the patch
- * applied), E2E_START_TIMEOUT_MS (default 240000: LibreChat's start on 2 busy cores is slow).
+ * applied), E2E_MARKDOWN=1 (print the results as README section 3's table), E2E_START_TIMEOUT_MS (default 240000: LibreChat's start on 2 busy cores is slow).
  */
 
 const fs = require('fs');
@@ -69,7 +69,7 @@ const USER = { username: 'Alice', password: 'alice-password-1', email: 'alice@ex
 
 const results = [];
 function step(name, ok, detail = '') {
-  results.push({ name, ok });
+  results.push({ name, ok, detail });
   console.log(`${ok ? 'PASS' : 'FAIL'}  ${name}${detail ? `  (${detail})` : ''}`);
   return ok;
 }
@@ -261,7 +261,7 @@ function client(base) {
 /** Status and message of an answer; never a token (an answer holding one prints its keys only). */
 const brief = (r) => {
   if (r.json && typeof r.json === 'object') {
-    const msg = r.json.message ? ` ${r.json.code ? `${r.json.code} ` : ''}${String(r.json.message).slice(0, 80)}` : '';
+    const msg = r.json.message ? ` ${r.json.code ? `${r.json.code} ` : ''}${String(r.json.message).slice(0, 120)}` : '';
     return `${r.status}${msg || ` {${Object.keys(r.json).join(', ')}}`}`;
   }
   return `${r.status} ${/ey[\w-]{10,}\./.test(r.text) ? '(body withheld)' : r.text.replace(/\s+/g, ' ').slice(0, 80)}`.trim();
@@ -274,6 +274,18 @@ function outageRefreshStatus() {
   const section = readme.slice(readme.indexOf('\n## 7.'), readme.indexOf('\n## 8.'));
   const m = /\*\*The backend is down or slow\*\*[^]*?\b([1-5]\d\d)\b/.exec(section);
   return m ? Number(m[1]) : 503;
+}
+
+/** E2E_MARKDOWN=1: the results as the table in README section 3 ("Checked against real LibreChat"). */
+function markdownTable(rows) {
+  const cell = (t) => t.replace(/\|/g, '\\|').replace(/`/g, '');
+  const out = ['| step | result | seen |', '|---|---|---|'];
+  for (const r of rows) {
+    let seen = r.detail.trim().replace(/npm pack of \S+ \(developer build, (\S+) of \S+ inside\)/, 'npm pack, developer build $1 inside');
+    if (seen.length > 110) seen = `${seen.trim().slice(0, 107).replace(/\s+\S*$/, '')} …`;
+    out.push(`| ${cell(r.name)} | ${r.ok ? 'PASS' : 'FAIL'} | ${seen ? `\`${cell(seen)}\`` : ''} |`);
+  }
+  return out.join('\n');
 }
 
 /* ------------------------------------------------------------------ main */
@@ -547,6 +559,7 @@ async function main() {
       try { await fn(); } catch (err) { info(`cleanup: ${err.message}`); }
     }
     const failed = results.filter((r) => !r.ok).length;
+    if (lcDir && process.env.E2E_MARKDOWN) console.log(`\n${markdownTable(results)}\n`);
     if (lcDir) console.log(`${failed ? 'FAILED' : 'PASSED'}: ${results.length - failed} of ${results.length} steps passed`);
   }
 }
