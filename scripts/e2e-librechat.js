@@ -352,9 +352,12 @@ async function main() {
         info(`wiring reverted: ${r.code === 0 ? 'yes' : `no (${r.out})`}`);
       });
     }
-    const patchText = fs.readFileSync(PATCH, 'utf8');
-    const usernameWiring = /BACKEND_LOGIN_USES_USERNAME/.test(patchText)
-      || /BACKEND_LOGIN_USES_USERNAME/.test(fs.readFileSync(path.join(prefix, 'node_modules', NAME, 'index.js'), 'utf8'));
+    // The package knows the user-name switch (issue 10.1): then the wiring must make /api/config say so.
+    const jsFiles = (d) => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory()
+      ? (e.name === 'node_modules' ? [] : jsFiles(path.join(d, e.name)))
+      : (e.name.endsWith('.js') ? [path.join(d, e.name)] : [])));
+    const usernameWiring = [PATCH, ...jsFiles(path.join(prefix, 'node_modules', NAME))]
+      .some((f) => fs.readFileSync(f, 'utf8').includes('BACKEND_LOGIN_USES_USERNAME'));
 
     // ---- the database and the backend
     let mongoUri = process.env.E2E_MONGO_URI;
@@ -461,7 +464,7 @@ async function main() {
       step('GET /api/config announces user-name login (ldap.username) with BACKEND_LOGIN_USES_USERNAME=true',
         !!config.json?.ldap?.username, `ldap=${JSON.stringify(config.json?.ldap)}`);
     } else {
-      info('SKIP  /api/config ldap.username: this wiring patch has no BACKEND_LOGIN_USES_USERNAME wiring yet');
+      info('SKIP  /api/config ldap.username: neither the package nor the wiring knows BACKEND_LOGIN_USES_USERNAME yet');
     }
 
     const login = await call('POST', '/api/auth/login', { body: { email: USER.username, password: USER.password } });
