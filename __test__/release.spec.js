@@ -147,17 +147,21 @@ describe('#9.1 binaries: what ships is stripped and loads where LibreChat runs',
 
 describe('#9.2/#9.5 packages: the napi-rs layout, only what runs', () => {
   test('the main package holds the shim, the loader, the CLI and the wiring patch, no binary, no tests', () => {
-    expect(tarList(tgzOf())).toEqual([
-      'package/LICENSE',
-      'package/README.md',
-      'package/bin/cli.js',
-      'package/binding.d.ts',
-      'package/binding.js',
-      'package/index.d.ts',
-      'package/index.js',
-      'package/librechat/wiring-v0.8.patch',
-      'package/package.json',
-    ]);
+    const folder = (dir) => fs.readdirSync(path.join(REPO, dir)).map((f) => `package/${dir}/${f}`);
+    expect(tarList(tgzOf())).toEqual(
+      [
+        'package/LICENSE',
+        'package/README.md',
+        'package/bin/cli.js',
+        'package/binding.d.ts',
+        'package/binding.js',
+        'package/index.d.ts',
+        'package/index.js',
+        ...folder('lib'),
+        ...folder('librechat'),
+        'package/package.json',
+      ].sort(),
+    );
   });
 
   test('the main package names every platform package as an optional dependency of its exact version', () => {
@@ -177,7 +181,7 @@ describe('#9.2/#9.5 packages: the napi-rs layout, only what runs', () => {
 
   test('npm pack of the repository (the from-source install) holds only what runs', () => {
     const files = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json'], { cwd: REPO, encoding: 'utf8' }))[0].files.map((f) => f.path);
-    const allowed = /^(LICENSE|README\.md|package\.json|index\.js|index\.d\.ts|binding\.js|binding\.d\.ts|bin\/cli\.js|librechat\/wiring-v0\.8\.patch|librechat-custom-backend-auth\.linux-[a-z0-9]+-(gnu|musl)\.node)$/;
+    const allowed = /^(LICENSE|README\.md|package\.json|index\.js|index\.d\.ts|binding\.js|binding\.d\.ts|bin\/cli\.js|lib\/[a-z]+\.js|librechat\/wiring-v[0-9.]+\.patch|librechat-custom-backend-auth\.linux-[a-z0-9]+-(gnu|musl)\.node)$/;
     expect(files.filter((f) => !allowed.test(f))).toEqual([]);
     expect(files).toEqual(expect.arrayContaining(['index.js', 'binding.js', 'package.json', 'LICENSE']));
   });

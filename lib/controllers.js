@@ -1,0 +1,107 @@
+'use strict';
+
+// The Express handlers of /api/auth: login (middleware and controller), refresh, logout.
+
+const { CustomBackendAuthError, toAuthError } = require('./errors');
+const { getAuthService } = require('./service');
+const {
+  PROVIDER,
+  RETRY_AFTER_SECONDS,
+  logFailure,
+  sendError,
+  setSessionCookies,
+  clearSessionCookies,
+  readCookie,
+} = require('./http');
+
+/**
+ * LibreChat's passport: the one its server initialised and registered the strategies on. Resolved
+ * from the application first, so that a linked or nested install of this package does not pick up
+ * a second copy that knows no strategies.
+ */
+let hostPassport = null;
+function passportOf() {
+  if (hostPassport) return hostPassport;
+  const from = [require.main?.path, process.cwd()].filter(Boolean);
+  try {
+    hostPassport = require(require.resolve('passport', { paths: from }));
+  } catch {
+    hostPassport = require('passport');
+  }
+  return hostPassport;
+}
+
+/** Middleware for `POST /api/auth/login`, in place of LibreChat's `requireLocalAuth`. */
+function requireCustomBackendAuth(req, res, next) {
+  const passport = passportOf();
+  passport.authenticate(PROVIDER, { session: false }, (err, user, info) => {
+    if (err) {
+      return err instanceof CustomBackendAuthError ? sendError(res, err) : next(err);
+    }
+    if (!user) {
+      return res.status(404).json({ message: info?.message ?? 'Invalid username or password.' });
+    }
+    req.user = user;
+    req.authInfo = info;
+    return next();
+  })(req, res, next);
+}
+
+/** Handler for `POST /api/auth/login`, in place of LibreChat's `loginController`. */
+function customBackendLoginController(req, res) {
+  const { customBackend: result, service } = req.authInfo ?? {};
+  if (!req.user || !result) {
+    return res.status(400).json({ message: 'Invalid credentials' });
+  }
+  if (result.twoFAPending) {
+    return res.status(200).json({ twoFAPending: true, tempToken: result.tempToken });
+  }
+  setSessionCookies(res, service, result.refreshToken, result.refreshExpiresAt);
+  return res.status(200).send({ token: result.token, user: result.user });
+}
+
+/** Handler for `POST /api/auth/refresh`, in place of LibreChat's `refreshController`. */
+async function customRefreshController(req, res) {
+  const service = getAuthService();
+  const refreshToken = readCookie(req, 'refreshToken');
+  if (!refreshToken) return res.status(200).send('Refresh token not provided');
+  try {
+    const r = await service.refresh(refreshToken);
+    setSessionCookies(res, service, r.refreshToken, r.refreshExpiresAt, r.provider);
+    return res.status(200).send({ token: r.token, user: r.user });
+  } catch (err) {
+    const authErr = toAuthError(err);
+    logFailure(service, 'refresh', authErr);
+    // The session is gone: make the browser forget it too. Otherwise (backend down) keep it.
+    if (authErr.status === 401) clearSessionCookies(res);
+    if (authErr.status === 503) res.set('Retry-After', RETRY_AFTER_SECONDS);
+    return sendError(res, authErr);
+  }
+}
+
+/** Handler for `POST /api/auth/logout` (behind `requireJwtAuth`), in place of `logoutController`. */
+async function customLogoutController(req, res) {
+  const service = getAuthService();
+  const userId = req.user?.id ?? req.user?._id?.toString() ?? null;
+  try {
+    const backendFailed = await service.logout(readCookie(req, 'refreshToken') ?? null, userId);
+    if (backendFailed) {
+      service.logger.warn(`[customBackendAuth] backend logout failed for user ${userId}; the LibreChat session was ended`);
+    }
+  } catch (err) {
+    // Nothing was ended (the database failed first): the cookies stay, so that a retry can.
+    const failure = toAuthError(err);
+    logFailure(service, 'logout', failure);
+    if (failure.status === 503) res.set('Retry-After', RETRY_AFTER_SECONDS);
+    return sendError(res, failure);
+  }
+  clearSessionCookies(res);
+  return res.status(200).send({ message: 'Logout successful' });
+}
+
+module.exports = {
+  requireCustomBackendAuth,
+  customBackendLoginController,
+  customRefreshController,
+  customLogoutController,
+};

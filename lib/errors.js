@@ -1,0 +1,57 @@
+'use strict';
+
+// Errors: the one table from the native error codes to HTTP statuses, and the JS error class.
+
+/** The one table from error codes to HTTP statuses. */
+const STATUS_BY_CODE = Object.freeze({
+  BAD_REQUEST: 400,
+  // LibreChat answers a wrong password on /login with 404 (a 401 would start the client's refresh).
+  INVALID_CREDENTIALS: 404,
+  ACCESS_DENIED: 403,
+  ACCOUNT_CONFLICT: 409,
+  BACKEND_RATE_LIMITED: 429,
+  BACKEND_BAD_RESPONSE: 502,
+  BACKEND_UNAVAILABLE: 503,
+  DB_UNAVAILABLE: 503,
+  BACKEND_TIMEOUT: 504,
+  TOKEN_INVALID: 401,
+  TOKEN_EXPIRED: 401,
+  // A backend token of a 2FA user that did not pass LibreChat's second step.
+  TWO_FACTOR_REQUIRED: 401,
+  SESSION_INVALID: 401,
+  USER_NOT_FOUND: 401,
+  CONFIG_INVALID: 500,
+  DB_ERROR: 500,
+  INTERNAL: 500,
+});
+
+/** Codes that mean "try again later": a per-request check answers them 503, never 401 (a 401
+ * makes LibreChat's client refresh and then log the user out for an outage). */
+const OUTAGE_CODES = new Set([
+  'BACKEND_UNAVAILABLE',
+  'BACKEND_TIMEOUT',
+  'BACKEND_BAD_RESPONSE',
+  'BACKEND_RATE_LIMITED',
+  'DB_UNAVAILABLE',
+]);
+
+/** `Retry-After` of a refresh or logout answered 503: retrying at once is the remedy. */
+/** An error of this package: `code` is stable, `status` the HTTP status it answers with. */
+class CustomBackendAuthError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = 'CustomBackendAuthError';
+    this.code = code;
+    this.status = STATUS_BY_CODE[code] ?? 500;
+  }
+}
+
+/** Native errors carry their code as a `[CODE] ` prefix (see src/error.rs). */
+function toAuthError(err) {
+  if (err instanceof CustomBackendAuthError) return err;
+  const match = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(err?.message ?? '');
+  if (match) return new CustomBackendAuthError(match[1], match[2]);
+  return new CustomBackendAuthError('INTERNAL', 'Internal error');
+}
+
+module.exports = { STATUS_BY_CODE, OUTAGE_CODES, CustomBackendAuthError, toAuthError };

@@ -1,0 +1,73 @@
+'use strict';
+
+// What the handlers share: cookies as LibreChat sets them, the bearer token, error answers, log lines.
+
+const PROVIDER = 'custom-backend';
+
+/** `Retry-After` of a refresh or logout answered 503: retrying at once is the remedy. */
+const RETRY_AFTER_SECONDS = '1';
+
+/** Logs an auth failure: code and message only (neither ever holds a secret). */
+function logFailure(service, what, err) {
+  const line = `[customBackendAuth] ${what} failed: ${err.code} ${err.message}`;
+  if (err.status >= 500) service.logger.error(line);
+  else service.logger.warn(line);
+}
+
+function sendError(res, err) {
+  return res.status(err.status).json({ message: err.message });
+}
+
+/** LibreChat's cookie options: httpOnly, strict, Secure in production, expiring with the session. */
+function setSessionCookies(res, service, refreshToken, expiresAt, provider = PROVIDER) {
+  const options = {
+    expires: new Date(expiresAt),
+    httpOnly: true,
+    secure: service.secureCookies,
+    sameSite: 'strict',
+  };
+  res.cookie('refreshToken', refreshToken, options);
+  res.cookie('token_provider', provider, options);
+}
+
+/** As LibreChat's logout: `clearCookie(name)` with no options (the path is `/` either way). */
+function clearSessionCookies(res) {
+  res.clearCookie('refreshToken');
+  res.clearCookie('token_provider');
+}
+
+/** A cookie, from cookie-parser when mounted, else from the header (as LibreChat reads it). */
+function readCookie(req, name) {
+  if (req.cookies && typeof req.cookies[name] === 'string') return req.cookies[name];
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0 && part.slice(0, i).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(i + 1).trim());
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
+}
+
+/** `Authorization: Bearer <token>` (scheme case-insensitive, as passport-jwt). */
+function bearerToken(req) {
+  const header = req.headers?.authorization;
+  if (typeof header !== 'string') return null;
+  const match = /^bearer\s+(\S+)\s*$/i.exec(header);
+  return match ? match[1] : null;
+}
+
+
+module.exports = {
+  PROVIDER,
+  RETRY_AFTER_SECONDS,
+  logFailure,
+  sendError,
+  setSessionCookies,
+  clearSessionCookies,
+  readCookie,
+  bearerToken,
+};

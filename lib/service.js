@@ -1,0 +1,234 @@
+'use strict';
+
+// The authentication service: the native client (binding.js, generated) with JS-side input bounds,
+// error mapping and per-request copies of cached users; and the one shared instance the wiring uses.
+
+const { EJSON } = require('bson');
+const native = require('../binding');
+const { CustomBackendAuthError, toAuthError } = require('./errors');
+
+/** Bounds of the login form fields, in characters (the same as the native check's). */
+const MAX_USERNAME_CHARS = 256;
+const MAX_PASSWORD_CHARS = 1024;
+
+/** Whether `s` has more than `max` characters (code points), without walking a long string. */
+function longerThan(s, max) {
+  if (s.length <= max) return false;
+  if (s.length > 2 * max) return true;
+  let n = 0;
+  for (const _ of s) if (++n > max) return true; // eslint-disable-line no-unused-vars
+  return false;
+}
+
+/**
+ * The login fields, checked here before anything crosses into the native addon: only strings of
+ * bounded length cross (an array or a deep object in the body would otherwise be converted on the
+ * main thread). `email` (LibreChat's form name) wins over `username`; null counts as absent.
+ * Throws BAD_REQUEST (400). Emptiness and the exact bounds are checked again natively.
+ */
+function loginCredentials(credentials) {
+  const c = credentials !== null && typeof credentials === 'object' ? credentials : {};
+  const present = (v) => v !== undefined && v !== null;
+  const bad = (message) => new CustomBackendAuthError('BAD_REQUEST', message);
+  const key = present(c.email) ? 'email' : 'username';
+  const name = c[key];
+  if (!present(name)) throw bad('Username or email is required.');
+  if (typeof name !== 'string') throw bad('Username or email must be a string.');
+  if (longerThan(name.length > MAX_USERNAME_CHARS ? name.trim() : name, MAX_USERNAME_CHARS)) {
+    throw bad(`Username or email must be at most ${MAX_USERNAME_CHARS} characters.`);
+  }
+  const { password } = c;
+  if (!present(password)) throw bad('Password is required.');
+  if (typeof password !== 'string') throw bad('Password must be a string.');
+  if (longerThan(password, MAX_PASSWORD_CHARS)) {
+    throw bad(`Password must be at most ${MAX_PASSWORD_CHARS} characters.`);
+  }
+  return { [key]: name, password };
+}
+
+
+function defaultLogger() {
+  try {
+    // LibreChat's own winston logger when the package runs inside LibreChat's api/.
+    const { logger } = require('@librechat/data-schemas');
+    if (logger && typeof logger.warn === 'function') return logger;
+  } catch {
+    // not inside LibreChat
+  }
+  return console;
+}
+
+/**
+ * The authentication service. Options are environment-variable names (see README) and override
+ * `process.env`; `logger` is taken apart. Throws `CONFIG_INVALID` naming the variable.
+ */
+class CustomBackendAuthService {
+  #native;
+  /** Parsed user objects by id, valid while the native cache reports the same version. */
+  #parsed = new Map();
+  #parsedMax;
+
+  constructor(options = {}) {
+    const { logger, ...overrides } = options;
+    const vars = {};
+    for (const [key, value] of Object.entries({ ...process.env, ...overrides })) {
+      if (value !== undefined && value !== null) vars[key] = String(value);
+    }
+    try {
+      this.#native = new native.CustomBackendAuthService(vars);
+    } catch (err) {
+      throw toAuthError(err);
+    }
+    this.logger = logger ?? defaultLogger();
+    this.#parsedMax = this.#native.cacheMaxEntries; // AUTH_CACHE_MAX_ENTRIES, as Rust parsed it
+  }
+
+  get secureCookies() {
+    return this.#native.secureCookies;
+  }
+
+  /**
+   * Logs in `{email|username, password}`: backend login, user sync, LibreChat session.
+   * Resolves `{user, token, refreshToken, refreshExpiresAt}` or `{user, twoFAPending, tempToken}`.
+   */
+  async login(credentials) {
+    try {
+      const r = await this.#native.login(loginCredentials(credentials));
+      const user = EJSON.parse(r.user);
+      return r.twoFaPending
+        ? { user, twoFAPending: true, tempToken: r.tempToken }
+        : { user, token: r.token, refreshToken: r.refreshToken, refreshExpiresAt: r.refreshExpiresAt };
+    } catch (err) {
+      throw toAuthError(err);
+    }
+  }
+
+  /** Synchronous hot path: `{kind: 'user'|'load'|'backend'|'invalid', id, version, reason}`. */
+  checkBearer(token) {
+    return this.#native.checkBearer(token);
+  }
+
+  /** Verifies a LibreChat access token synchronously: the user id, or null. */
+  verifyAccessToken(token) {
+    return this.#native.verifyAccessToken(token);
+  }
+
+  /** The cached user at `version` as a fresh object (no I/O), or null. */
+  cachedUser(id, version) {
+    const memo = this.#parsed.get(id);
+    if (memo && memo.version === version) return copyUser(memo);
+    const record = this.#native.cachedUser(id);
+    return record ? this.#remember(record) : null;
+  }
+
+  /** Loads a user by id as LibreChat's jwt strategy does; null when there is none. */
+  async loadUser(id) {
+    try {
+      const record = await this.#native.loadUser(id);
+      return record ? this.#remember(record) : null;
+    } catch (err) {
+      throw toAuthError(err);
+    }
+  }
+
+  /** Verifies a backend token (JWKS or user info) and resolves its LibreChat user. */
+  async authenticateBackendToken(token) {
+    try {
+      return this.#remember(await this.#native.authenticateBackendToken(token));
+    } catch (err) {
+      throw toAuthError(err);
+    }
+  }
+
+  /** Refreshes the session of a LibreChat refresh token: `{token, user, refreshToken, refreshExpiresAt, provider}`. */
+  async refresh(refreshToken) {
+    try {
+      const r = await this.#native.refresh(refreshToken);
+      return { ...r, user: EJSON.parse(r.user) };
+    } catch (err) {
+      throw toAuthError(err);
+    }
+  }
+
+  /** Ends a session. Resolves true when the backend's logout call failed (the logout still happened);
+   * rejects when the session could not be ended (nothing was). */
+  async logout(refreshToken, userId) {
+    if (userId) this.#parsed.delete(userId);
+    try {
+      return await this.#native.logout(refreshToken ?? null, userId ?? null);
+    } catch (err) {
+      throw toAuthError(err);
+    }
+  }
+
+  /** Forgets a cached user, e.g. after an administrator changed it. */
+  evictUser(id) {
+    this.#parsed.delete(id);
+    this.#native.evictUser(id);
+  }
+
+  #remember(record) {
+    const user = EJSON.parse(record.user);
+    // Bounded like the native cache: entries of evicted users are dropped wholesale.
+    if (this.#parsed.size >= this.#parsedMax) this.#parsed.clear();
+    const memo = { version: record.version, user, nested: nestedKeys(user) };
+    this.#parsed.set(record.id, memo);
+    return copyUser(memo);
+  }
+
+  async close() {
+    await this.#native.close();
+  }
+}
+
+/** The top-level keys of a user whose values are mutable containers (objects, arrays, dates). */
+function nestedKeys(user) {
+  return Object.keys(user).filter((k) => isMutable(user[k]));
+}
+
+function isMutable(v) {
+  if (v === null || typeof v !== 'object') return false;
+  if (Array.isArray(v) || v instanceof Date) return true;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/** A deep copy of plain objects, arrays and dates; BSON values (ObjectId, …) are immutable, shared. */
+function deepCopy(v) {
+  if (Array.isArray(v)) return v.map(deepCopy);
+  if (v instanceof Date) return new Date(v.getTime());
+  if (!isMutable(v)) return v;
+  const out = {};
+  for (const k of Object.keys(v)) out[k] = deepCopy(v[k]);
+  return out;
+}
+
+/**
+ * Each request's own `req.user`: a shallow copy of the memo, with only the containers found when it
+ * was parsed (`personalization`, `plugins`, dates, …) copied deeply, so that a route changing
+ * `req.user` never changes what the next request sees, at the cost of a few small copies.
+ */
+function copyUser(memo) {
+  const user = { ...memo.user };
+  for (const k of memo.nested) user[k] = deepCopy(user[k]);
+  return user;
+}
+
+let sharedService = null;
+
+/** The shared service, built from `process.env` on first use. */
+function getAuthService() {
+  sharedService ??= new CustomBackendAuthService();
+  return sharedService;
+}
+
+/** Replaces the shared service with one built from `options` (over `process.env`). */
+function configureCustomBackendAuth(options = {}) {
+  sharedService = new CustomBackendAuthService(options);
+  return sharedService;
+}
+
+/** The service a strategy was built with, else the shared one. */
+const serviceOf = (opts) => opts?.service ?? getAuthService();
+
+module.exports = { CustomBackendAuthService, getAuthService, configureCustomBackendAuth, serviceOf };

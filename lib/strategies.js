@@ -1,0 +1,93 @@
+'use strict';
+
+// The passport strategies: `custom-backend` (login) and `jwt` (every API request).
+
+const { OUTAGE_CODES, toAuthError } = require('./errors');
+const { serviceOf } = require('./service');
+const { PROVIDER, logFailure, bearerToken } = require('./http');
+
+/** The passport strategy `custom-backend`: logs in against the backend and starts the session. */
+class CustomBackendStrategy {
+  constructor(opts) {
+    this.name = PROVIDER;
+    this._opts = opts;
+  }
+
+  authenticate(req) {
+    const service = serviceOf(this._opts);
+    const body = req.body !== null && typeof req.body === 'object' ? req.body : {};
+    service
+      .login({ email: body.email, username: body.username, password: body.password })
+      .then((result) => this.success(result.user, { customBackend: result, service }))
+      .catch((err) => {
+        const authErr = toAuthError(err);
+        logFailure(service, 'login', authErr);
+        this.error(authErr);
+      });
+  }
+}
+
+function customBackendStrategy(opts) {
+  // Built now, so that a configuration error stops LibreChat at start-up, not at the first login.
+  serviceOf(opts);
+  return new CustomBackendStrategy(opts);
+}
+
+/**
+ * The passport strategy `jwt` (in place of LibreChat's `jwtLogin()`): LibreChat access tokens are
+ * verified natively and synchronously; backend tokens by JWKS or user info. Failures are 401, a
+ * backend outage 503 (see OUTAGE_CODES).
+ */
+class CustomJwtStrategy {
+  constructor(opts) {
+    this.name = 'jwt';
+    this._opts = opts;
+  }
+
+  authenticate(req) {
+    const service = serviceOf(this._opts);
+    const token = bearerToken(req);
+    if (!token) return this.fail({ message: 'No auth token' }, 401);
+    const check = service.checkBearer(token);
+    if (check.kind === 'user') {
+      const user = service.cachedUser(check.id, check.version);
+      if (user) return this.success(withLibreChatDefaults(user));
+    }
+    if (check.kind === 'user' || check.kind === 'load') {
+      return this.settle(service, service.loadUser(check.id));
+    }
+    if (check.kind === 'backend') {
+      return this.settle(service, service.authenticateBackendToken(token));
+    }
+    return this.fail({ message: 'Unauthorized' }, 401);
+  }
+
+  settle(service, promise) {
+    promise.then(
+      (user) => (user ? this.success(withLibreChatDefaults(user)) : this.fail({ message: 'Unauthorized' }, 401)),
+      (err) => {
+        const authErr = toAuthError(err);
+        if (authErr.status >= 500) logFailure(service, 'token check', authErr);
+        if (authErr.code === 'TWO_FACTOR_REQUIRED') return this.fail({ message: authErr.message }, 401);
+        if (authErr.status === 401) return this.fail({ message: 'Unauthorized' }, 401);
+        if (OUTAGE_CODES.has(authErr.code)) return this.fail({ message: authErr.message }, 503);
+        // A refusal such as an account conflict (409) or a missing role (403) keeps its status.
+        if (authErr.status < 500) return this.fail({ message: authErr.message }, authErr.status);
+        return this.error(authErr);
+      },
+    );
+  }
+}
+
+/** What LibreChat's own jwt strategy adds to the lean user. */
+function withLibreChatDefaults(user) {
+  user.idOnTheSource ??= null;
+  return user;
+}
+
+function customJwtStrategy(opts) {
+  serviceOf(opts);
+  return new CustomJwtStrategy(opts);
+}
+
+module.exports = { customBackendStrategy, customJwtStrategy };
