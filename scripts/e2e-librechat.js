@@ -495,6 +495,23 @@ async function main() {
     const noToken = await call('GET', '/api/user', { cookies: false });
     step('GET /api/user without a token answers 401', noToken.status === 401, brief(noToken));
 
+    // The admin panel's login (issue 10.3), when the wiring covers LibreChat's admin auth router.
+    const admin = client(base);
+    if (/admin\/auth\.js/.test(fs.readFileSync(PATCH, 'utf8'))) {
+      const adminLogin = await admin.call('POST', '/api/admin/login/local', { body: { email: USER.username, password: USER.password } });
+      const adminToken = adminLogin.json?.token;
+      step('admin panel: POST /api/admin/login/local with a backend user name (an ADMIN)',
+        adminLogin.status === 200 && !!adminToken, `${brief(adminLogin)}`);
+      const verify = await admin.call('GET', '/api/admin/verify', { token: adminToken, cookies: false });
+      step('admin panel: GET /api/admin/verify with its token', verify.status === 200, `${verify.status} role=${verify.json?.user?.role}`);
+      const notAdmin = await admin.call('POST', '/api/admin/login/local', { body: { email: 'carol', password: 'carol-password-3' }, cookies: false });
+      step('admin panel: a backend user without admin access is refused (LibreChat\'s check, 403)',
+        notAdmin.status === 403 && !notAdmin.json?.token, brief(notAdmin));
+    } else {
+      const adminLogin = await admin.call('POST', '/api/admin/login/local', { body: { email: USER.username, password: USER.password } });
+      info(`SKIP  admin panel: the wiring does not touch api/server/routes/admin/auth.js (its local login answers a backend user ${adminLogin.status})`);
+    }
+
     const refreshCookie1 = browser.jar.get('refreshToken');
     const refresh = await call('POST', '/api/auth/refresh');
     const token2 = refresh.json?.token;
