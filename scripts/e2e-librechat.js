@@ -208,6 +208,7 @@ function startLibreChat(lcDir, nodeBin, port, logFile) {
   fs.closeSync(log);
   const state = { child, exited: null };
   child.on('exit', (code, signal) => { state.exited = code ?? signal; });
+  child.on('error', (err) => { state.exited = err.code || 'spawn error'; });
   state.ready = (async () => {
     const deadline = Date.now() + START_TIMEOUT_MS;
     while (Date.now() < deadline) {
