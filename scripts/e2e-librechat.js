@@ -304,6 +304,26 @@ async function main() {
   const cleanups = [];
   let mock = null;
   let lc = null;
+  let aborted = false;
+  // Stops LibreChat and undoes what was done (.env, wiring, database), once, whoever asks first.
+  let cleaning = null;
+  const cleanupAll = () => (cleaning ||= (async () => {
+    await stopLibreChat(lc);
+    if (mock) await mock.close().catch(() => {});
+    for (const fn of cleanups.splice(0).reverse()) {
+      try { await fn(); } catch (err) { info(`cleanup: ${err.message}`); }
+    }
+  })());
+  // Ctrl-C or a kill: the same clean-up before leaving.
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.once(sig, async () => {
+      aborted = true;
+      console.log(`      ${sig}: stopping and cleaning up`);
+      await cleanupAll();
+      console.log('INTERRUPTED');
+      process.exit(130);
+    });
+  }
   try {
     // ---- the checkout
     const lcPkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
@@ -421,14 +441,16 @@ async function main() {
     };
     const envFile = path.join(dir, '.env');
     const aside = path.join(dir, '.env.before-e2e');
-    if (fs.existsSync(envFile)) {
+    const MARK = '# written by librechat-custom-backend-auth scripts/e2e-librechat.js; removed when it ends';
+    const ours = fs.existsSync(envFile) && fs.readFileSync(envFile, 'utf8').startsWith(MARK); // an interrupted run's
+    if (fs.existsSync(envFile) && !ours) {
+      if (fs.existsSync(aside)) throw new Error(`both ${envFile} and ${aside} exist: move one away first`);
       fs.renameSync(envFile, aside);
-      cleanups.push(() => fs.renameSync(aside, envFile));
-    } else {
-      cleanups.push(() => fs.rmSync(envFile, { force: true }));
     }
-    const writeEnv = (vars) =>
-      fs.writeFileSync(envFile, `${Object.entries(vars).map(([k, v]) => `${k}=${v}`).join('\n')}\n`, { mode: 0o600 });
+    // Puts back the .env that was there (also one an interrupted run had moved aside).
+    cleanups.push(() => (fs.existsSync(aside) ? fs.renameSync(aside, envFile) : fs.rmSync(envFile, { force: true })));
+    const writeEnv = (vars) => fs.writeFileSync(envFile,
+      `${MARK}\n${Object.entries(vars).map(([k, v]) => `${k}=${v}`).join('\n')}\n`, { mode: 0o600 });
     writeEnv(envVars);
     info(`wrote ${envFile} (LibreChat reads .env from its root); LOGIN_MAX=1000, BACKEND_LOGIN_USES_USERNAME=true`);
 
@@ -438,6 +460,7 @@ async function main() {
     lc = startLibreChat(dir, nodeBin, port, logFile);
     let up = await lc.ready;
     let runtime = sh(nodeBin, ['--version']).out;
+    if (aborted) return 1;
     if (!up && nodeBin !== process.execPath) {
       info(`LibreChat did not come up on Node ${runtime} (exit ${lc.exited}); trying ${process.version}`);
       await stopLibreChat(lc);
@@ -559,6 +582,7 @@ async function main() {
 
     // ---- the switch off: LibreChat's stock login again, without touching the code
     await stopLibreChat(lc);
+    if (aborted) return 1;
     writeEnv({ ...envVars, USE_CUSTOM_BACKEND_AUTH: 'false' });
     lc = startLibreChat(dir, nodeBin, port, logFile.replace(/\.log$/, '.switch-off.log'));
     if (!step('switch off (USE_CUSTOM_BACKEND_AUTH=false): LibreChat restarts with the same wiring', await lc.ready)) return 1;
@@ -574,11 +598,8 @@ async function main() {
     step('unexpected error', false, err.stack || String(err));
     return 1;
   } finally {
-    await stopLibreChat(lc);
-    if (mock) await mock.close().catch(() => {});
-    for (const fn of cleanups.reverse()) {
-      try { await fn(); } catch (err) { info(`cleanup: ${err.message}`); }
-    }
+    await cleanupAll();
+    if (aborted) await new Promise(() => {}); // the signal handler prints and exits
     const failed = results.filter((r) => !r.ok).length;
     if (lcDir && process.env.E2E_MARKDOWN) console.log(`\n${markdownTable(results)}\n`);
     if (lcDir) console.log(`${failed ? 'FAILED' : 'PASSED'}: ${results.length - failed} of ${results.length} steps passed`);
