@@ -30,7 +30,8 @@
  *     /api/assistants, and logs a violation): config, login with a user name, API routes, refresh,
  *     an outage (a TCP relay in front of the mock backend is closed, so connections are refused while
  *     the backend keeps its sessions; then reopened), logout; then LibreChat restarted with
- *     USE_CUSTOM_BACKEND_AUTH=false (log: api.switch-off.log) for the stock login.
+ *     USE_CUSTOM_BACKEND_AUTH=false (log: api.switch-off.log) for the stock login, and once more with
+ *     LOGIN_MAX=2 (log: api.limiter.log) for LibreChat's login limiter.
  *
  * LibreChat checkout, once (what the run in README section 3 "Checked against real LibreChat" took):
  *   git -C <LibreChat mirror> worktree add /work/librechat main      (or git clone)
@@ -593,6 +594,22 @@ async function main() {
     const offLogin = await call('POST', '/api/auth/login', { body: { email: USER.email, password: USER.password }, cookies: false });
     step('switch off: the backend user cannot log in (stock local login; the backend is not asked)',
       offLogin.status !== 200 && mock.calls.login === backendLogins, `${brief(offLogin)}; backend login calls ${mock.calls.login - backendLogins}`);
+
+    // ---- LibreChat's login limiter (LOGIN_MAX per LOGIN_WINDOW minutes per IP) runs before the package
+    await stopLibreChat(lc);
+    if (aborted) return 1;
+    writeEnv({ ...envVars, LOGIN_MAX: '2' });
+    lc = startLibreChat(dir, nodeBin, port, logFile.replace(/\.log$/, '.limiter.log'));
+    if (!step('limiter: LibreChat restarts with LOGIN_MAX=2 (switch on)', await lc.ready)) return 1;
+    const statuses = [];
+    const before = mock.calls.login;
+    for (let i = 0; i < 3; i++) {
+      const r = await call('POST', '/api/auth/login', { body: { email: USER.username, password: 'wrong' }, cookies: false });
+      statuses.push(r.status);
+    }
+    step('limiter: the third login within the window answers 429, without asking the backend',
+      statuses[2] === 429 && statuses[0] !== 429 && statuses[1] !== 429 && mock.calls.login === before + 2,
+      `statuses ${statuses.join(', ')}; backend login calls ${mock.calls.login - before}`);
     return results.every((r) => r.ok) ? 0 : 1;
   } catch (err) {
     step('unexpected error', false, err.stack || String(err));
