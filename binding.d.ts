@@ -18,6 +18,8 @@ export declare class CustomBackendAuthService {
   constructor(vars: Record<string, string>)
   /** Whether cookies must be `Secure` (`NODE_ENV=production`). */
   get secureCookies(): boolean
+  /** Whether LibreChat's login page should ask for a user name (`BACKEND_LOGIN_USES_USERNAME`). */
+  get loginUsesUsername(): boolean
   /** `AUTH_CACHE_MAX_ENTRIES` as parsed: the shim bounds its memo of parsed users by it too. */
   get cacheMaxEntries(): number
   /**

@@ -85,6 +85,8 @@ export class CustomBackendAuthService {
   constructor(options?: CustomBackendAuthOptions);
   readonly logger: Logger;
   readonly secureCookies: boolean;
+  /** `BACKEND_LOGIN_USES_USERNAME`: LibreChat's login page asks for a user name. */
+  readonly loginUsesUsername: boolean;
   /**
    * Rejects with `BAD_REQUEST` before any native call when the user name (`email`, else `username`)
    * or `password` is missing, not a string, or longer than 256 / 1024 characters.
@@ -132,3 +134,20 @@ export const customBackendLoginController: Handler;
 export const customRefreshController: Handler;
 /** `POST /api/auth/logout` handler, in place of `logoutController`. */
 export const customLogoutController: Handler;
+
+/** The parts of LibreChat's pre-login startup config (`GET /api/config`) the login page reads. */
+interface StartupConfigPayload {
+  ldap?: { enabled: boolean; username?: boolean };
+  registrationEnabled?: boolean;
+  passwordResetEnabled?: boolean;
+  minPasswordLength?: number;
+  [field: string]: unknown;
+}
+/**
+ * Adjusts LibreChat's pre-login startup config in place and returns it: `ldap.username` when
+ * BACKEND_LOGIN_USES_USERNAME is true, no registration or password reset, `minPasswordLength` 1.
+ */
+export function customBackendStartupConfig<T extends StartupConfigPayload>(
+  payload: T,
+  service?: CustomBackendAuthService,
+): T;

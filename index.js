@@ -17,6 +17,7 @@ const {
   customRefreshController,
   customLogoutController,
 } = require('./lib/controllers');
+const { customBackendStartupConfig } = require('./lib/startupConfig');
 
 module.exports = {
   CustomBackendAuthService,
@@ -31,4 +32,5 @@ module.exports = {
   customJwtStrategy,
   customRefreshController,
   customLogoutController,
+  customBackendStartupConfig,
 };

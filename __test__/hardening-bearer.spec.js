@@ -61,7 +61,7 @@ describe('hardening: the every-request path (issue 8)', () => {
   });
 
   beforeAll(async () => {
-    h = await startHarness({ db: 'hardening-bearer', jwt: 'custom' });
+    h = await startHarness({ db: 'hardening-bearer' });
   });
   beforeEach(async () => {
     await h.reconfigure({});

@@ -14,6 +14,7 @@ const request = require('supertest');
 const jwt = require('jsonwebtoken');
 const { ObjectId } = require('bson');
 const { startHarness, parseSetCookies } = require('./support/harness');
+const { startTcpProxy } = require('./support/tcpProxy');
 
 const ALICE = { email: 'Alice', password: 'alice-password-1' };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -66,7 +67,7 @@ describe('issue 8: refresh, logout, sessions', () => {
   beforeAll(async () => {
     // LibreChat's own jwt strategy guards /logout: it reads the user with LibreChat's connection,
     // so a service pointed at a dead database still gets the logout request.
-    h = await startHarness({ db: 'hardening-refresh', jwt: 'librechat' });
+    h = await startHarness({ db: 'hardening-refresh' });
   });
   beforeEach(async () => {
     await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout });
@@ -275,9 +276,15 @@ describe('issue 8: refresh, logout, sessions', () => {
 
   describe('#8.13c logout against a failing database', () => {
     test('#8.13c the database fails: 503 with Retry-After, cookies kept, session and backend untouched; a retry ends both', async () => {
+      // The database goes away after the user's token was checked once: requireJwtAuth then passes
+      // from the cache and the logout controller itself meets the outage.
+      const proxy = await startTcpProxy(h.vars.MONGO_URI);
+      await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout, MONGO_URI: proxy.uri, MONGO_TIMEOUT_MS: '300' });
       const s = await login();
-      await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout, MONGO_URI: 'mongodb://127.0.0.1:9/down', MONGO_TIMEOUT_MS: '300' });
+      expect((await request(h.app).get('/api/user').set('Authorization', `Bearer ${s.token}`)).status).toBe(200);
+      proxy.cut();
       const failed = await logout(s);
+      await proxy.close();
       expect(failed.status).toBe(503);
       expect(failed.headers['retry-after']).toBe('1');
       expect(failed.headers['set-cookie']).toBeUndefined();

@@ -48,7 +48,7 @@ describe('customJwtStrategy', () => {
   };
 
   beforeAll(async () => {
-    h = await startHarness({ db: 'jwt', jwt: 'custom' });
+    h = await startHarness({ db: 'jwt' });
   });
   beforeEach(async () => {
     await h.reconfigure();

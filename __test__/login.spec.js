@@ -40,9 +40,9 @@ async function closedPort() {
 }
 
 describe.each([
-  ['Express 5', 'express', 'login-e5'],
-  ['Express 4', 'express4', 'login-e4'],
-])('POST /api/auth/login on %s', (_label, expressModule, dbName) => {
+  ['LibreChat v0.8 (Express 5)', 'express', 'v0.8', 'login-e5'],
+  ['LibreChat v0.7.9 (Express 4)', 'express4', 'v0.7.9', 'login-e4'],
+])('POST /api/auth/login on %s', (_label, expressModule, version, dbName) => {
   let h;
   const seenTokens = [];
   const login = (body) => request(h.app).post('/api/auth/login').send(body);
@@ -54,7 +54,7 @@ describe.each([
   };
 
   beforeAll(async () => {
-    h = await startHarness({ db: dbName, express: require(expressModule) });
+    h = await startHarness({ db: dbName, express: require(expressModule), version });
   });
   beforeEach(async () => {
     await h.clear();

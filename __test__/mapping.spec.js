@@ -27,7 +27,7 @@ describe('mapping and roles', () => {
   const ROLES = { BACKEND_ROLES_FIELD: 'roles', BACKEND_ADMIN_ROLES: 'admin' };
 
   beforeAll(async () => {
-    h = await startHarness({ db: 'mapping', jwt: 'custom' });
+    h = await startHarness({ db: 'mapping' });
   });
   beforeEach(async () => {
     await h.reconfigure();

@@ -56,7 +56,7 @@ describe('refresh and logout', () => {
   };
 
   beforeAll(async () => {
-    h = await startHarness({ db: 'refresh', jwt: 'custom' });
+    h = await startHarness({ db: 'refresh' });
   });
   beforeEach(async () => {
     await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout });

@@ -34,7 +34,8 @@ const USER_FIELDS = '-password -__v -totpSecret -backupCodes';
 /* LibreChat's stock `jwt` strategy (api/strategies/jwtStrategy.js, newest upstream), the same
  * stand-in the LibreChat-shaped test app uses; `secretOrKey` is the string JWT_SECRET (b) or a
  * KeyObject (c). */
-const { jwtLogin: stockJwtStrategy } = require('../__test__/support/librechatApp');
+require('../__test__/support/librechat/alias');
+const stockJwtStrategy = require('../__test__/support/librechat/strategies/jwtStrategy');
 
 /* ------------------------------------------------------------------------------------------------
  * Stand-in for the seed's per-request backend-token design (contract §14-15: customBackendTokenAuth

@@ -353,9 +353,8 @@ async function main() {
 
     /* the LibreChat-shaped app */
     const express = require('express');
-    const { createLibreChatApp } = require(path.join(REPO, '__test__', 'support', 'librechatApp'));
-    const jwt = typeof pkg.customJwtStrategy === 'function' ? 'custom' : 'librechat';
-    const lc = await createLibreChatApp({ express, mongoUri: MONGO_URI, jwt, logger });
+    const { createLibreChatApp } = require(path.join(REPO, '__test__', 'support', 'librechat', 'server'));
+    const lc = await createLibreChatApp({ express, mongoUri: MONGO_URI, logger });
     cleanups.push(['the LibreChat app\'s database connection', () => lc.close()]);
     world.lc = lc;
     // Our own demo database: start empty, so the first login is the first user; on a server of

@@ -87,6 +87,11 @@ class CustomBackendAuthService {
     return this.#native.secureCookies;
   }
 
+  /** `BACKEND_LOGIN_USES_USERNAME`: the login page asks for a user name. */
+  get loginUsesUsername() {
+    return this.#native.loginUsesUsername;
+  }
+
   /**
    * Logs in `{email|username, password}`: backend login, user sync, LibreChat session.
    * Resolves `{user, token, refreshToken, refreshExpiresAt}` or `{user, twoFAPending, tempToken}`.

@@ -9,7 +9,7 @@
 //                                                         binary only (os/cpu/libc set, so npm
 //                                                         installs just the one that fits)
 //   SHA256SUMS
-//   Dockerfile, install.sh, docker-compose.override.yml (docker/) and wiring-v0.8.patch (librechat/):
+//   Dockerfile, install.sh, docker-compose.override.yml (docker/) and the wiring patches (librechat/):
 //   with the tarballs, dist/ is the folder an operator copies to LibreChat/custom-backend-auth/ and
 //   builds LibreChat's image from (README section 3)
 // The binaries must have been built (`npm run build:targets`). Each is checked again
@@ -28,7 +28,13 @@ const REPO = path.resolve(__dirname, '..');
 const DIST = path.join(REPO, 'dist');
 const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'));
 
-const ASSETS = ['docker/Dockerfile', 'docker/install.sh', 'docker/docker-compose.override.yml', 'librechat/wiring-v0.8.patch'];
+const ASSETS = [
+  'docker/Dockerfile',
+  'docker/install.sh',
+  'docker/docker-compose.override.yml',
+  'librechat/wiring-v0.8.patch',
+  'librechat/wiring-v0.7.9.patch',
+];
 
 /** `npm pack` of `dir` into dist/; returns the tarball's file name. */
 function npmPack(dir) {

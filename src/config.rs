@@ -135,6 +135,8 @@ pub struct Config {
     pub userinfo_budget: UserinfoBudget,
     /// Extra trusted roots (PEM) for internal backends: `BACKEND_CA_CERT_PATH`.
     pub ca_cert_pem: Option<Vec<u8>>,
+    /// `BACKEND_LOGIN_USES_USERNAME`: LibreChat's login page asks for a user name, not an email.
+    pub login_uses_username: bool,
 }
 
 /// Read access to the variable map with the parsing rules shared by all variables.
@@ -420,6 +422,7 @@ impl Config {
 
         Ok(Config {
             ca_cert_pem,
+            login_uses_username: v.flag("BACKEND_LOGIN_USES_USERNAME", false)?,
             logout_url,
             session_mode,
             refresh_grace: Duration::from_millis(v.number_in(
@@ -646,6 +649,18 @@ pub mod tests {
         assert!(!c.balance_enabled);
         assert!(!c.secure_cookies);
         assert_eq!(c.mapping.access_token, vec!["token", "access_token"]);
+        assert!(!c.login_uses_username);
+    }
+
+    #[test]
+    fn item_10_1_login_uses_username_is_a_validated_flag() {
+        let mut vars = sample_vars();
+        vars.insert("BACKEND_LOGIN_USES_USERNAME".into(), " TRUE ".into());
+        assert!(Config::from_vars(&vars).unwrap().login_uses_username);
+        vars.insert("BACKEND_LOGIN_USES_USERNAME".into(), "false".into());
+        assert!(!Config::from_vars(&vars).unwrap().login_uses_username);
+        vars.insert("BACKEND_LOGIN_USES_USERNAME".into(), "yes".into());
+        assert_eq!(invalid_var(&vars), "BACKEND_LOGIN_USES_USERNAME");
     }
 
     #[test]

@@ -121,6 +121,12 @@ impl CustomBackendAuthService {
         self.inner.config.secure_cookies
     }
 
+    /// Whether LibreChat's login page should ask for a user name (`BACKEND_LOGIN_USES_USERNAME`).
+    #[napi(getter)]
+    pub fn login_uses_username(&self) -> bool {
+        self.inner.config.login_uses_username
+    }
+
     /// `AUTH_CACHE_MAX_ENTRIES` as parsed: the shim bounds its memo of parsed users by it too.
     #[napi(getter)]
     pub fn cache_max_entries(&self) -> u32 {

@@ -1,8 +1,8 @@
 'use strict';
 
 /**
- * One test file's world: a mock backend, the LibreChat-shaped app wired with our package and its
- * shared service configured for both, and every log line captured.
+ * One test file's world: a mock backend, the LibreChat-shaped app wired with our package as README
+ * section 3 says, its shared service configured for both, and every log line captured.
  *
  *   const h = await startHarness({ db: 'login-e5', express: require('express') });
  *   await request(h.app).post('/api/auth/login').send({ email, password });
@@ -12,7 +12,7 @@
 
 const crypto = require('crypto');
 const { startMockBackend } = require('./mockBackend');
-const { createLibreChatApp } = require('./librechatApp');
+const { createLibreChatApp } = require('./librechat/server');
 const { mongoUri } = require('./mongoUri');
 
 const TEST_ENV = Object.freeze({
@@ -42,7 +42,7 @@ function backendVars(mock) {
   };
 }
 
-async function startHarness({ db, express = require('express'), jwt = 'librechat', env = {}, mockOptions } = {}) {
+async function startHarness({ db, express = require('express'), version, env = {}, mockOptions } = {}) {
   const logs = captureLogs();
   const mock = await startMockBackend(mockOptions);
   const vars = { ...TEST_ENV, ...backendVars(mock), MONGO_URI: mongoUri(db), ...env };
@@ -50,7 +50,7 @@ async function startHarness({ db, express = require('express'), jwt = 'librechat
   Object.assign(process.env, vars);
   const pkg = require('../..');
   let service = pkg.configureCustomBackendAuth({ ...vars, logger: logs.logger });
-  const lc = await createLibreChatApp({ express, mongoUri: vars.MONGO_URI, jwt, logger: logs.logger });
+  const lc = await createLibreChatApp({ express, version, mongoUri: vars.MONGO_URI, logger: logs.logger });
   const rawDb = lc.connection.db;
   // Secrets seen during the run: what must never appear in a log line.
   const secrets = new Set(mock.users.map((u) => u.password));

@@ -1,0 +1,49 @@
+'use strict';
+
+/**
+ * A TCP proxy in front of the test database, for tests that need the database to go away after a
+ * service has warmed up through it: `cut()` drops every connection and refuses new ones.
+ *
+ *   const proxy = await startTcpProxy(mongoUri('db'));
+ *   proxy.uri   // the same URI through the proxy
+ *   proxy.cut();
+ *   await proxy.close();
+ */
+
+const net = require('net');
+
+async function startTcpProxy(uri) {
+  const target = new URL(uri);
+  const sockets = new Set();
+  let open = true;
+  const server = net.createServer((client) => {
+    if (!open) return client.destroy();
+    const upstream = net.connect(Number(target.port), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => sockets.delete(s));
+    }
+    client.pipe(upstream).pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const proxied = new URL(uri);
+  proxied.host = `127.0.0.1:${server.address().port}`;
+  // Else the driver may follow the server's own address (replica-set discovery) around the proxy.
+  proxied.searchParams.set('directConnection', 'true');
+  return {
+    uri: proxied.toString(),
+    cut() {
+      open = false;
+      for (const s of sockets) s.destroy();
+    },
+    close() {
+      this.cut();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+module.exports = { startTcpProxy };
