@@ -27,11 +27,14 @@
  *     up there, on this Node (20), and says so. Its log: $LIBRECHAT_DIR/custom-backend-auth-e2e/api.log.
  *     LibreChat's balance is on (a librechat.yaml there, CONFIG_PATH), so login writes a start balance.
  *  5. HTTP with a browser User-Agent (LibreChat's uaParser refuses others on /api/agents, /api/files,
- *     /api/assistants, and logs a violation): config, login with a user name, API routes, refresh,
- *     an outage (a TCP relay in front of the mock backend is closed, so connections are refused while
- *     the backend keeps its sessions; then reopened), logout; then LibreChat restarted with
- *     USE_CUSTOM_BACKEND_AUTH=false (log: api.switch-off.log) for the stock login, and once more with
- *     LOGIN_MAX=2 (log: api.limiter.log) for LibreChat's login limiter.
+ *     /api/assistants, and logs a violation), in three starts of LibreChat:
+ *     - USE_CUSTOM_BACKEND_AUTH=false (log: api.log): LibreChat's own config, a local account
+ *       registered (the first user: ADMIN), its login and admin-panel login; a backend user refused;
+ *     - USE_CUSTOM_BACKEND_AUTH=true (log: api.switch-on.log): config (user-name login), login with a
+ *       user name, the local account refused, API routes, the admin panel (backend admin, non-admin,
+ *       local ADMIN), refresh, an outage (a TCP relay in front of the mock backend is closed, so
+ *       connections are refused while the backend keeps its sessions; then reopened), logout;
+ *     - LOGIN_MAX=2 (log: api.limiter.log): LibreChat's login limiter.
  *
  * LibreChat checkout, once (what the run in README section 3 "Checked against real LibreChat" took):
  *   git -C <LibreChat mirror> worktree add /work/librechat main      (or git clone)
@@ -67,6 +70,8 @@ const BROWSER_UA =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 const START_TIMEOUT_MS = Number(process.env.E2E_START_TIMEOUT_MS) || 240_000;
 const USER = { username: 'Alice', password: 'alice-password-1', email: 'alice@example.com' };
+// A local LibreChat account, registered while the switch is off (the mock backend does not know it).
+const LOCAL = { email: 'local.admin@example.net', password: 'local-password-1' };
 
 const results = [];
 function step(name, ok, detail = '') {
@@ -420,7 +425,8 @@ async function main() {
       JWT_REFRESH_SECRET: hex(32),
       SEARCH: 'false',
       ALLOW_EMAIL_LOGIN: 'true',
-      ALLOW_REGISTRATION: 'false',
+      ALLOW_REGISTRATION: 'true', // LibreChat's own, while the switch is off; the switch on withdraws it
+      ALLOW_PASSWORD_RESET: 'true',
       ALLOW_SOCIAL_LOGIN: 'false',
       ALLOW_UNVERIFIED_EMAIL_LOGIN: 'true',
       SESSION_EXPIRY: '1000 * 60 * 15',
@@ -439,6 +445,8 @@ async function main() {
       BACKEND_TOKEN_ENCRYPTION_KEY: hex(32),
       BACKEND_ALLOW_INSECURE_HTTP: 'true', // the mock backend is plain HTTP on 127.0.0.1
       BACKEND_TIMEOUT_MS: '3000',
+      BACKEND_ROLES_FIELD: 'roles',
+      BACKEND_ADMIN_ROLES: 'admin', // the mock's bob
     };
     const envFile = path.join(dir, '.env');
     const aside = path.join(dir, '.env.before-e2e');
@@ -453,10 +461,11 @@ async function main() {
     const writeEnv = (vars) => fs.writeFileSync(envFile,
       `${MARK}\n${Object.entries(vars).map(([k, v]) => `${k}=${v}`).join('\n')}\n`, { mode: 0o600 });
     writeEnv(envVars);
-    info(`wrote ${envFile} (LibreChat reads .env from its root); LOGIN_MAX=1000, BACKEND_LOGIN_USES_USERNAME=true`);
+    info(`${envFile} is written for each start (LibreChat reads .env from its root); LOGIN_MAX=1000, BACKEND_LOGIN_USES_USERNAME=true`);
 
-    // ---- start LibreChat
+    // ---- start LibreChat, the switch off first: its stock login, and a local account made there
     const logFile = path.join(prefix, 'api.log');
+    writeEnv({ ...envVars, USE_CUSTOM_BACKEND_AUTH: 'false' });
     let started = Date.now();
     lc = startLibreChat(dir, nodeBin, port, logFile);
     let up = await lc.ready;
@@ -472,22 +481,49 @@ async function main() {
       lc = startLibreChat(dir, nodeBin, port, logFile);
       up = await lc.ready;
     }
-    if (!step(`LibreChat API starts (node api/server/index.js, NODE_ENV=production, Node ${runtime})`, up,
+    if (!step(`LibreChat API starts (node api/server/index.js, NODE_ENV=production, Node ${runtime}), switch off`, up,
       up ? `${((Date.now() - started) / 1000).toFixed(0)} s` : `see ${logFile}`)) {
       console.log(fs.readFileSync(logFile, 'utf8').split('\n').slice(-30).join('\n'));
       return 1;
     }
 
-    // ---- over HTTP
     const browser = client(base);
     const { call } = browser;
+    const offConfig = await call('GET', '/api/config', { cookies: false });
+    step('switch off: GET /api/config is LibreChat\'s own (registration, password reset, no user-name login)',
+      offConfig.status === 200 && !offConfig.json?.ldap?.username && offConfig.json?.registrationEnabled === true
+      && offConfig.json?.passwordResetEnabled === true,
+      `${offConfig.status} registrationEnabled=${offConfig.json?.registrationEnabled} passwordResetEnabled=${offConfig.json?.passwordResetEnabled} ldap=${JSON.stringify(offConfig.json?.ldap)}`);
+    const register = await call('POST', '/api/auth/register', { cookies: false, body: { name: 'Local Admin', username: 'localadmin',
+      email: LOCAL.email, password: LOCAL.password, confirm_password: LOCAL.password } });
+    const localLogin = await call('POST', '/api/auth/login', { body: { email: LOCAL.email, password: LOCAL.password }, cookies: false });
+    step('switch off: a local account registers and logs in (stock; the first user, so an ADMIN)',
+      register.status === 200 && localLogin.status === 200 && localLogin.json?.user?.role === 'ADMIN',
+      `register ${brief(register)}; login ${localLogin.status} role=${localLogin.json?.user?.role}`);
+    let backendLogins = mock.calls.login;
+    const offLogin = await call('POST', '/api/auth/login', { body: { email: USER.email, password: USER.password }, cookies: false });
+    step('switch off: a backend user cannot log in (stock local login; the backend is not asked)',
+      offLogin.status !== 200 && mock.calls.login === backendLogins, `${brief(offLogin)}; backend login calls ${mock.calls.login - backendLogins}`);
+    const offAdmin = await call('POST', '/api/admin/login/local', { body: { email: LOCAL.email, password: LOCAL.password }, cookies: false });
+    step('switch off: the local ADMIN logs into the admin panel (stock)', offAdmin.status === 200 && !!offAdmin.json?.token,
+      brief(offAdmin));
+
+    // ---- the switch on
+    await stopLibreChat(lc);
+    if (aborted) return 1;
+    writeEnv(envVars);
+    started = Date.now();
+    lc = startLibreChat(dir, nodeBin, port, logFile.replace(/\.log$/, '.switch-on.log'));
+    if (!step('LibreChat restarts with USE_CUSTOM_BACKEND_AUTH=true, the same code', await lc.ready,
+      `${((Date.now() - started) / 1000).toFixed(0)} s`)) return 1;
 
     const config = await call('GET', '/api/config');
     step('GET /api/config answers 200', config.status === 200,
-      `emailLoginEnabled=${config.json?.emailLoginEnabled} registrationEnabled=${config.json?.registrationEnabled} ldap=${JSON.stringify(config.json?.ldap)}`);
+      `emailLoginEnabled=${config.json?.emailLoginEnabled} registrationEnabled=${config.json?.registrationEnabled} passwordResetEnabled=${config.json?.passwordResetEnabled} ldap=${JSON.stringify(config.json?.ldap)}`);
     if (usernameWiring) {
-      step('GET /api/config announces user-name login (ldap.username) with BACKEND_LOGIN_USES_USERNAME=true',
-        !!config.json?.ldap?.username, `ldap=${JSON.stringify(config.json?.ldap)}`);
+      step('GET /api/config: user-name login (ldap.username), no registration or password reset (BACKEND_LOGIN_USES_USERNAME=true)',
+        !!config.json?.ldap?.username && config.json?.registrationEnabled === false && config.json?.passwordResetEnabled === false,
+        `ldap=${JSON.stringify(config.json?.ldap)} registrationEnabled=${config.json?.registrationEnabled} passwordResetEnabled=${config.json?.passwordResetEnabled}`);
     } else {
       info('SKIP  /api/config ldap.username: neither the package nor the wiring knows BACKEND_LOGIN_USES_USERNAME yet');
     }
@@ -501,6 +537,11 @@ async function main() {
     step('POST /api/auth/login with a wrong password is refused (4xx, README section 10), no cookie',
       wrong.status >= 400 && wrong.status < 500 && !wrong.headers.getSetCookie().some((c) => /^refreshToken=[^;]/.test(c)),
       brief(wrong));
+    backendLogins = mock.calls.login;
+    const localOn = await call('POST', '/api/auth/login', { body: { email: LOCAL.email, password: LOCAL.password }, cookies: false });
+    step('the local account cannot log in while the switch is on (its password goes to the backend)',
+      localOn.status !== 200 && !localOn.json?.token && mock.calls.login === backendLogins + 1,
+      `${brief(localOn)}; backend login calls ${mock.calls.login - backendLogins}`);
 
     const me = await call('GET', '/api/user', { token });
     step('GET /api/user', me.status === 200 && me.json?.email === USER.email && me.json?.provider === 'custom-backend',
@@ -523,17 +564,21 @@ async function main() {
     // The admin panel's login (issue 10.3), when the wiring covers LibreChat's admin auth router.
     const admin = client(base);
     if (/admin\/auth\.js/.test(fs.readFileSync(PATCH, 'utf8'))) {
-      const adminLogin = await admin.call('POST', '/api/admin/login/local', { body: { email: USER.username, password: USER.password } });
+      const adminLogin = await admin.call('POST', '/api/admin/login/local', { body: { email: 'bob', password: 'bob-password-2' } });
       const adminToken = adminLogin.json?.token;
-      step('admin panel: POST /api/admin/login/local with a backend user name (an ADMIN)',
+      step('admin panel: POST /api/admin/login/local with a backend user name (backend role admin -> ADMIN)',
         adminLogin.status === 200 && !!adminToken, `${brief(adminLogin)}`);
       const verify = await admin.call('GET', '/api/admin/verify', { token: adminToken, cookies: false });
-      step('admin panel: GET /api/admin/verify with its token', verify.status === 200, `${verify.status} role=${verify.json?.user?.role}`);
+      step('admin panel: GET /api/admin/verify with its token', verify.status === 200 && verify.json?.user?.role === 'ADMIN',
+        `${verify.status} role=${verify.json?.user?.role}`);
       const notAdmin = await admin.call('POST', '/api/admin/login/local', { body: { email: 'carol', password: 'carol-password-3' }, cookies: false });
       step('admin panel: a backend user without admin access is refused (LibreChat\'s check, 403)',
         notAdmin.status === 403 && !notAdmin.json?.token, brief(notAdmin));
+      const localAdmin = await admin.call('POST', '/api/admin/login/local', { body: { email: LOCAL.email, password: LOCAL.password }, cookies: false });
+      step('admin panel: the local ADMIN cannot log in while the switch is on (the local path is closed)',
+        localAdmin.status !== 200 && !localAdmin.json?.token, brief(localAdmin));
     } else {
-      const adminLogin = await admin.call('POST', '/api/admin/login/local', { body: { email: USER.username, password: USER.password } });
+      const adminLogin = await admin.call('POST', '/api/admin/login/local', { body: { email: 'bob', password: 'bob-password-2' } });
       info(`SKIP  admin panel: the wiring does not touch api/server/routes/admin/auth.js (its local login answers a backend user ${adminLogin.status})`);
     }
 
@@ -580,20 +625,10 @@ async function main() {
     const afterLogout = await call('GET', '/api/user', { token: token3, cookies: false });
     step('after logout: the LibreChat access token stays valid until it expires (README section 8)',
       afterLogout.status === 200, `${afterLogout.status}`);
-
-    // ---- the switch off: LibreChat's stock login again, without touching the code
-    await stopLibreChat(lc);
-    if (aborted) return 1;
-    writeEnv({ ...envVars, USE_CUSTOM_BACKEND_AUTH: 'false' });
-    lc = startLibreChat(dir, nodeBin, port, logFile.replace(/\.log$/, '.switch-off.log'));
-    if (!step('switch off (USE_CUSTOM_BACKEND_AUTH=false): LibreChat restarts with the same wiring', await lc.ready)) return 1;
-    const offConfig = await call('GET', '/api/config', { cookies: false });
-    step('switch off: GET /api/config does not announce user-name login', offConfig.status === 200
-      && !offConfig.json?.ldap?.username, `${offConfig.status} ldap=${JSON.stringify(offConfig.json?.ldap)}`);
-    const backendLogins = mock.calls.login;
-    const offLogin = await call('POST', '/api/auth/login', { body: { email: USER.email, password: USER.password }, cookies: false });
-    step('switch off: the backend user cannot log in (stock local login; the backend is not asked)',
-      offLogin.status !== 200 && mock.calls.login === backendLogins, `${brief(offLogin)}; backend login calls ${mock.calls.login - backendLogins}`);
+    // Not a step: what LibreChat's own registration route does while the switch is on.
+    const regOn = await call('POST', '/api/auth/register', { cookies: false, body: { name: 'Late Local', username: 'latelocal',
+      email: 'late.local@example.net', password: LOCAL.password, confirm_password: LOCAL.password } });
+    info(`note: POST /api/auth/register with the switch on answers ${brief(regOn)}`);
 
     // ---- LibreChat's login limiter (LOGIN_MAX per LOGIN_WINDOW minutes per IP) runs before the package
     await stopLibreChat(lc);
