@@ -66,7 +66,8 @@ test('#10.8 README section 3 records the real-LibreChat run: version, Node 24, .
   expect(rows.length).toBeGreaterThanOrEqual(20);
   for (const want of [/wiring patch applies/, /login with a user name/, /GET \/api\/user \|/, /GET \/api\/convos/,
     /GET \/api\/balance/, /refresh with the cookie/, /POST \/api\/auth\/logout/, /outage: login/,
-    /outage: API calls/, /outage: refresh/, /Node v24\.16\.0/]) {
+    /outage: API calls/, /outage: refresh/, /Node v24\.16\.0/, /ldap\.username/, /admin panel: POST/,
+    /switch off/, /limiter/]) {
     expect(rows.some((r) => want.test(r))).toBe(true);
   }
   // Section 15 says how to run it.
