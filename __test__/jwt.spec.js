@@ -71,7 +71,10 @@ describe('customJwtStrategy', () => {
     test('req.user equals what LibreChat\'s getUserById yields, with an ObjectId _id and Date dates', async () => {
       const { token, user } = await login();
       const id = user._id.toHexString();
+      h.service.evictUser(id);
       for (const round of ['cold', 'cached']) {
+        // #14.7: the first round loads the user, the second is served from the cache.
+        expect(h.service.checkBearer(token).kind).toBe(round === 'cold' ? 'load' : 'user');
         const { user: ours } = await runStrategy(customJwtStrategy(), { authorization: `Bearer ${token}` });
         const theirs = await h.lc.methods.getUserById(id, '-password -__v -totpSecret -backupCodes');
         theirs.id = theirs._id.toString();
@@ -80,7 +83,6 @@ describe('customJwtStrategy', () => {
         expect(ours.createdAt).toBeInstanceOf(Date);
         expect(ours.id).toBe(id);
         expect(plain(ours)).toEqual(plain(theirs));
-        expect(round).toBeTruthy();
       }
     });
 
@@ -160,7 +162,9 @@ describe('customJwtStrategy', () => {
       const { token, user } = await login();
       expect((await get(token, '/api/optional')).body).toEqual({ user: user._id.toHexString() });
       expect((await get(undefined, '/api/optional')).body).toEqual({ user: null });
-      expect((await get('garbage', '/api/optional')).status).toBe(200);
+      const garbage = await get('garbage', '/api/optional');
+      expect(garbage.status).toBe(200);
+      expect(garbage.body).toEqual({ user: null }); // #14.7: no req.user
     });
   });
 
@@ -250,12 +254,6 @@ describe('customJwtStrategy', () => {
       await sleep(3100);
       expect((await get(t)).status).toBe(401);
       expect(h.mock.calls.userinfo).toBe(2);
-    });
-
-    test('the cache key is a hash: no token is held in clear by the cache', async () => {
-      // The only way to observe it from outside is the log: no token there (checked in afterAll).
-      const t = h.mock.issueAccessToken('u-1001');
-      expect((await get(t)).status).toBe(200);
     });
 
     test('a token signed with JWT_SECRET but carrying an issuer is a backend token: never checked against JWT_SECRET', async () => {

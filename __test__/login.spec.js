@@ -185,13 +185,14 @@ describe.each([
 
   test('a second login updates the user and does not duplicate it', async () => {
     const first = remember(await login(ALICE)).body.user;
+    await new Promise((r) => setTimeout(r, 5)); // #14.7: a later updatedAt is then visible
     h.mock.updateUser('u-1001', { name: 'Alice Renamed', username: 'AliceR', email: 'Alice.New@Example.com' });
     const res = remember(await login({ email: 'AliceR', password: 'alice-password-1' }));
     expect(res.status).toBe(200);
     expect(res.body.user).toMatchObject({ id: first.id, name: 'Alice Renamed', username: 'alicer', email: 'alice.new@example.com' });
     expect(await h.db.collection('users').countDocuments({})).toBe(1);
     const raw = await h.db.collection('users').findOne({});
-    expect(raw.updatedAt.getTime()).toBeGreaterThanOrEqual(raw.createdAt.getTime());
+    expect(raw.updatedAt.getTime()).toBeGreaterThan(new Date(first.updatedAt).getTime());
     expect(raw.createdAt.getTime()).toBe(new Date(first.createdAt).getTime());
     expect(await h.db.collection('sessions').countDocuments({})).toBe(2);
   });

@@ -49,11 +49,25 @@ async function startHarness({ db, express = require('express'), version, env = {
   // LibreChat's own code (the stock jwt strategy) reads these from process.env.
   Object.assign(process.env, vars);
   const pkg = require('../..');
-  let service = pkg.configureCustomBackendAuth({ ...vars, logger: logs.logger });
-  const lc = await createLibreChatApp({ express, version, mongoUri: vars.MONGO_URI, logger: logs.logger });
-  const rawDb = lc.connection.db;
-  // Secrets seen during the run: what must never appear in a log line.
+  // Secrets seen during the run: what must never appear in a log line (see assertNoSecretsLogged).
   const secrets = new Set(mock.users.map((u) => u.password));
+  const keepConfigSecrets = (extra) => {
+    for (const [name, value] of Object.entries(extra)) {
+      if (typeof value !== 'string') continue;
+      if (/SECRET|KEY/.test(name)) secrets.add(value);
+      if (/URI|URL/.test(name)) secrets.add(uriPassword(value));
+    }
+  };
+  keepConfigSecrets(vars);
+  let service = pkg.configureCustomBackendAuth({ ...vars, logger: logs.logger });
+  const lc = await createLibreChatApp({
+    express,
+    version,
+    mongoUri: vars.MONGO_URI,
+    logger: logs.logger,
+    inspect: (req, res) => keepExchangedSecrets(req, res, secrets),
+  });
+  const rawDb = lc.connection.db;
 
   return {
     mock,
@@ -79,15 +93,23 @@ async function startHarness({ db, express = require('express'), version, env = {
     },
     /** Replaces the shared service (the one the app's handlers use) with other variables. */
     async reconfigure(extra = {}) {
+      keepConfigSecrets(extra);
       const old = service;
       service = pkg.configureCustomBackendAuth({ ...vars, ...extra, logger: logs.logger });
       await old.close();
       return service;
     },
     /** Builds a second service over the same world with other variables. */
-    makeService(extra) {
+    makeService(extra = {}) {
+      keepConfigSecrets(extra);
       return new pkg.CustomBackendAuthService({ ...vars, ...extra, logger: logs.logger });
     },
+    /**
+     * Fails when a log line holds a secret: every password, token and refresh token a request sent
+     * or a response carried, every token the mock backend issued, every secret, key and URI
+     * password configured, and `extra`. Strings shorter than 8 characters are not searched (they
+     * match ordinary words).
+     */
     assertNoSecretsLogged(extra = []) {
       const all = [...secrets, ...mock.issuedTokens(), ...extra].filter((s) => typeof s === 'string' && s.length >= 8);
       expect(all.length).toBeGreaterThan(0);
@@ -97,12 +119,48 @@ async function startHarness({ db, express = require('express'), version, env = {
         }
       }
     },
+    /** Closes everything, then checks every line logged during the run for secrets. */
     async close() {
       logs.restore();
       await service.close();
       await lc.close();
       await mock.close();
+      this.assertNoSecretsLogged();
     },
+  };
+}
+
+/** The password of a URI with credentials (`mongodb://user:pass@host`), else null. */
+function uriPassword(uri) {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/[^/@:]*:([^/@]*)@/i.exec(uri);
+  if (!m) return null;
+  try {
+    return decodeURIComponent(m[1]);
+  } catch {
+    return m[1];
+  }
+}
+
+/** Keeps the secrets a request carries (password, bearer token, cookies) and those its answer sets. */
+function keepExchangedSecrets(req, res, secrets) {
+  const body = req.body !== null && typeof req.body === 'object' ? req.body : {};
+  for (const key of ['password', 'refresh_token', 'token', 'tempToken']) {
+    if (typeof body[key] === 'string') secrets.add(body[key]);
+  }
+  const auth = /^\s*bearer\s+(\S+)/i.exec(req.headers.authorization ?? '');
+  if (auth) secrets.add(auth[1]);
+  if (typeof req.cookies?.refreshToken === 'string') secrets.add(req.cookies.refreshToken);
+  const cookie = res.cookie;
+  res.cookie = function (name, value, ...rest) {
+    if (name === 'refreshToken') secrets.add(String(value));
+    return cookie.call(this, name, value, ...rest);
+  };
+  const json = res.json;
+  res.json = function (payload) {
+    for (const key of ['token', 'tempToken', 'refreshToken']) {
+      if (typeof payload?.[key] === 'string') secrets.add(payload[key]);
+    }
+    return json.call(this, payload);
   };
 }
 

@@ -41,7 +41,8 @@ const METHODS = { login: 'POST', userinfo: 'GET', refresh: 'POST', logout: 'POST
 
 const DEFAULT_SWITCHES = Object.freeze({
   latencyMs: 0,
-  status: null,
+  status: null, // answer this status at once, with `body` (default { message: 'forced error' })
+  body: null,
   hang: false,
   malformed: false,
   noToken: false,
@@ -50,6 +51,7 @@ const DEFAULT_SWITCHES = Object.freeze({
   userShape: 'wrapped', // 'wrapped' | 'bare'
   userFields: null, // (user) => object
   rotateRefresh: true,
+  omitRefreshToken: false, // refresh answers carry no refresh token (the old one stays valid)
   revokeFamilyOnReuse: true,
   jwtTokens: false, // false | 'RS256' | 'ES256' | 'EdDSA'
   accessTtlSec: 3600,
@@ -448,7 +450,8 @@ async function startMockBackend(options = {}) {
         rec.rotated = true;
         next = mintRefresh(rec.userId, rec.family);
       }
-      return send(res, 200, tokenFields('refresh', { token: a.token, refreshToken: next, expiresIn: a.expiresIn }));
+      const refreshToken = sw('refresh', 'omitRefreshToken') ? undefined : next;
+      return send(res, 200, tokenFields('refresh', { token: a.token, refreshToken, expiresIn: a.expiresIn }));
     },
 
     logout(req, res, body) {
@@ -528,7 +531,7 @@ async function startMockBackend(options = {}) {
     if (closed) return undefined;
     if (sw(name, 'hang')) return undefined; // keep the socket open; close() destroys it
     const status = sw(name, 'status');
-    if (status) return send(res, status, { message: 'forced error' });
+    if (status) return send(res, status, sw(name, 'body') ?? { message: 'forced error' });
     if (sw(name, 'malformed')) return send(res, 200, '{"token": "abc"');
 
     if (tooLarge) {

@@ -40,6 +40,7 @@ const silentLogger = { info() {}, warn() {}, error() {}, debug() {} };
  * @param {'v0.8'|'v0.7.9'} [options.version] which LibreChat's auth routes to mount
  * @param {{info:Function,warn:Function,error:Function,debug:Function}} [options.logger]
  * @param {object} [options.connectOptions] extra mongoose.connect() options
+ * @param {(req, res) => void} [options.inspect] test-only: sees every request after body parsing
  */
 async function createLibreChatApp({
   mongoUri,
@@ -47,6 +48,7 @@ async function createLibreChatApp({
   version = 'v0.8',
   logger = silentLogger,
   connectOptions = {},
+  inspect,
 } = {}) {
   if (!mongoUri) throw new TypeError('createLibreChatApp: mongoUri is required');
   if (version !== 'v0.8' && version !== 'v0.7.9') throw new TypeError(`createLibreChatApp: unknown version ${version}`);
@@ -78,6 +80,12 @@ async function createLibreChatApp({
     app.use(express.json({ limit: '3mb' }));
     app.use(express.urlencoded({ extended: true, limit: '3mb' }));
     app.use(cookieParser());
+    if (inspect) {
+      app.use((req, res, next) => {
+        inspect(req, res);
+        next();
+      });
+    }
 
     /* OAUTH */
     app.use(passport.initialize());

@@ -1,0 +1,513 @@
+'use strict';
+
+// Issue 14 ("tests an auth reviewer would trust"): checks of the test harness itself, and the items
+// that have no better home. Each was seen failing against deliberately broken code.
+
+const request = require('supertest');
+const { startHarness } = require('./support/harness');
+
+describe('#14.3 the secrets-in-logs check searches every secret a test sends or configures', () => {
+  let h;
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-secrets' });
+  });
+  afterEach(() => {
+    h.logs.lines.length = 0; // the lines planted below must not fail close()
+  });
+  afterAll(() => h.close());
+
+  const planted = (line) => {
+    h.logs.logger.warn(line);
+    return () => h.assertNoSecretsLogged();
+  };
+
+  test('#14.3 a wrong password a request sent', async () => {
+    await request(h.app).post('/api/auth/login').send({ email: 'Alice', password: 'a-wrong-password-9' });
+    expect(planted('login failed: a-wrong-password-9')).toThrow(/secret appears/);
+  });
+
+  test('#14.3 JWT_SECRET, JWT_REFRESH_SECRET and BACKEND_TOKEN_ENCRYPTION_KEY', () => {
+    for (const name of ['JWT_SECRET', 'JWT_REFRESH_SECRET', 'BACKEND_TOKEN_ENCRYPTION_KEY']) {
+      expect(planted(`value ${h.vars[name]}`)).toThrow(/secret appears/);
+      h.logs.lines.length = 0;
+    }
+  });
+
+  test('#14.3 the password of a MONGO_URI configured later', async () => {
+    await h.reconfigure({ MONGO_URI: 'mongodb://lc:s3cr3t-pass%2Dword@127.0.0.1:9/x', MONGO_TIMEOUT_MS: '200' });
+    expect(planted('cannot reach the database with s3cr3t-pass-word')).toThrow(/secret appears/);
+    h.logs.lines.length = 0;
+    await h.reconfigure({ MONGO_URI: h.vars.MONGO_URI });
+  });
+
+  test('#14.3 an access token and a refresh token the app answered, and a bearer token a request sent', async () => {
+    const res = await request(h.app).post('/api/auth/login').send({ email: 'Alice', password: 'alice-password-1' });
+    const refresh = /refreshToken=([^;]+)/.exec(res.headers['set-cookie'].join(';'))[1];
+    expect(planted(`token ${res.body.token}`)).toThrow(/secret appears/);
+    h.logs.lines.length = 0;
+    expect(planted(`refresh ${decodeURIComponent(refresh)}`)).toThrow(/secret appears/);
+    h.logs.lines.length = 0;
+    await request(h.app).get('/api/user').set('Authorization', 'Bearer some-forged-token-123');
+    expect(planted('refused some-forged-token-123')).toThrow(/secret appears/);
+  });
+});
+
+describe('#14.1 refreshes in a row carry the backend refresh token the backend last issued', () => {
+  let h;
+  let answers;
+  const login = async () => {
+    const res = await request(h.app).post('/api/auth/login').send({ email: 'Alice', password: 'alice-password-1' });
+    expect(res.status).toBe(200);
+    return res;
+  };
+  const cookieOf = (res) => `refreshToken=${/refreshToken=([^;]+)/.exec(res.headers['set-cookie'].join(';'))[1]}`;
+  const refresh = (cookie) => request(h.app).post('/api/auth/refresh').set('Cookie', cookie);
+  const sentRefreshTokens = () => h.mock.requests.filter((r) => r.name === 'refresh').map((r) => r.body.refreshToken);
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-refresh-chain' });
+  });
+  beforeEach(async () => {
+    await h.clear();
+    h.mock.reset();
+    answers = [];
+    h.mock.set({
+      beforeSend: async ({ name, answer }) => {
+        if (name === 'login' || name === 'refresh') answers.push({ name, refreshToken: answer?.refreshToken });
+      },
+    });
+  });
+  afterAll(() => h.close());
+
+  test('#14.1 three refreshes with the rotated cookie: each sends the token the previous answer rotated to', async () => {
+    let res = await login();
+    for (let i = 0; i < 3; i += 1) {
+      res = await refresh(cookieOf(res));
+      expect(res.status).toBe(200);
+    }
+    const issued = answers.map((a) => a.refreshToken);
+    expect(new Set(issued).size).toBe(4); // the login's and three rotations
+    expect(sentRefreshTokens()).toEqual(issued.slice(0, 3));
+  });
+
+  test('#14.1 a refresh answer without a refresh token keeps the previous one', async () => {
+    h.mock.set({ refresh: { rotateRefresh: false, omitRefreshToken: true } });
+    let res = await login();
+    for (let i = 0; i < 2; i += 1) {
+      res = await refresh(cookieOf(res));
+      expect(res.status).toBe(200);
+    }
+    const fromLogin = answers[0].refreshToken;
+    expect(answers.slice(1).map((a) => a.refreshToken)).toEqual([undefined, undefined]);
+    expect(sentRefreshTokens()).toEqual([fromLogin, fromLogin]);
+  });
+});
+
+describe('#14.2 the policy applies to backend bearer tokens, in both modes', () => {
+  let h;
+  const get = (token) => request(h.app).get('/api/user').set('Authorization', `Bearer ${token}`);
+  const MODES = {
+    userinfo: () => ({ BACKEND_BEARER_TOKENS: 'userinfo' }),
+    jwks: () => ({
+      BACKEND_BEARER_TOKENS: 'jwks',
+      BACKEND_JWKS_URL: h.mock.urls.jwks,
+      BACKEND_JWT_ISSUER: h.mock.issuer,
+      BACKEND_JWT_AUDIENCE: 'librechat',
+    }),
+  };
+  const token = (mode, userId) => {
+    h.mock.set({ jwtTokens: mode === 'jwks' ? 'RS256' : false });
+    return h.mock.issueAccessToken(userId);
+  };
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-bearer-policy' });
+    for (const [email, password] of [['Alice', 'alice-password-1'], ['bob', 'bob-password-2'], ['carol', 'carol-password-3']]) {
+      expect((await request(h.app).post('/api/auth/login').send({ email, password })).status).toBe(200);
+    }
+  });
+  afterAll(() => h.close());
+
+  describe.each(Object.keys(MODES))('%s', (mode) => {
+    test('#14.2 BACKEND_REQUIRED_ROLES: a token of a user without the role is 403, and stays 403 from the cache', async () => {
+      await h.reconfigure({ ...MODES[mode](), BACKEND_ROLES_FIELD: 'roles', BACKEND_REQUIRED_ROLES: 'admin' });
+      const alice = token(mode, 'u-1001');
+      for (let i = 0; i < 2; i += 1) {
+        const res = await get(alice);
+        expect(res.status).toBe(403);
+        expect(res.body.message).toMatch(/role/i);
+      }
+      const bob = await get(token(mode, 'u-1002'));
+      expect(bob.status).toBe(200);
+      expect(bob.body.username).toBe('bob');
+    });
+
+    test('#14.2 BACKEND_ALLOWED_EMAIL_DOMAINS: a token of a user of another domain is 403, and stays 403 from the cache', async () => {
+      await h.reconfigure({ ...MODES[mode](), BACKEND_ALLOWED_EMAIL_DOMAINS: 'example.com' });
+      const carol = token(mode, 'u-1003');
+      for (let i = 0; i < 2; i += 1) {
+        const res = await get(carol);
+        expect(res.status).toBe(403);
+        expect(res.body.message).toMatch(/domain|email/i);
+      }
+      expect((await get(token(mode, 'u-1001'))).status).toBe(200);
+    });
+  });
+
+  test('#14.2 with JWKS and a domain list, a token without an email claim is refused', async () => {
+    await h.reconfigure({ ...MODES.jwks(), BACKEND_ALLOWED_EMAIL_DOMAINS: 'example.com' });
+    const iat = Math.floor(Date.now() / 1000);
+    const claims = { sub: 'u-1001', iss: h.mock.issuer, aud: 'librechat', iat, exp: iat + 600 };
+    expect((await get(h.mock.signJwt(claims, { alg: 'RS256' }))).status).toBe(403);
+    expect((await get(h.mock.signJwt({ ...claims, email: 'alice@example.com' }, { alg: 'RS256' }))).status).toBe(200);
+  });
+});
+
+describe('#14.4 the backend says no at refresh: 401, session deleted, cookies cleared, fresh backend tokens ended', () => {
+  let h;
+  const login = async () => {
+    const res = await request(h.app).post('/api/auth/login').send({ email: 'Alice', password: 'alice-password-1' });
+    expect(res.status).toBe(200);
+    return `refreshToken=${/refreshToken=([^;]+)/.exec(res.headers['set-cookie'].join(';'))[1]}`;
+  };
+  const refresh = (cookie) => request(h.app).post('/api/auth/refresh').set('Cookie', cookie);
+  const expectEnded = async (res) => {
+    expect(res.status).toBe(401);
+    const cleared = res.headers['set-cookie'].filter((c) => /^(refreshToken|token_provider)=;/.test(c));
+    expect(cleared).toHaveLength(2);
+    expect(await h.db.collection('sessions').countDocuments({})).toBe(0);
+  };
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-refresh-refused' });
+    await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout });
+  });
+  beforeEach(async () => {
+    await h.clear();
+    h.mock.reset();
+  });
+  afterAll(() => h.close());
+
+  test.each([
+    ['a 400', { status: 400 }],
+    ['a 403', { status: 403 }],
+    ['a 2xx with `error` and no token', { status: 200, body: { error: 'invalid_grant' } }],
+  ])('#14.4 %s to the refresh call', async (_label, answer) => {
+    const cookie = await login();
+    h.mock.set({ refresh: answer });
+    await expectEnded(await refresh(cookie));
+    expect(h.mock.calls.refresh).toBe(1);
+  });
+
+  test('#14.4 user info refusing the new access token: the tokens just received are ended at the backend', async () => {
+    const cookie = await login();
+    h.mock.set({ userinfo: { status: 401 } });
+    await expectEnded(await refresh(cookie));
+    expect(h.mock.calls.logout).toBe(1);
+    const ended = h.mock.requests.find((r) => r.name === 'logout').body.refreshToken;
+    expect(h.mock.tokenInfo(ended)).toMatchObject({ revoked: true });
+  });
+
+  test('#14.4 a domain no longer allowed', async () => {
+    const cookie = await login();
+    await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout, BACKEND_ALLOWED_EMAIL_DOMAINS: 'example.org' });
+    await expectEnded(await refresh(cookie));
+    expect(h.mock.calls.logout).toBe(1);
+    await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout });
+  });
+
+  test('#14.4 an answer naming another backend user: nothing is written for that identity', async () => {
+    const cookie = await login();
+    h.mock.set({ userinfo: { userFields: (u) => ({ ...u, id: 'u-7777', email: 'eve@example.com', username: 'eve' }) } });
+    await expectEnded(await refresh(cookie));
+    const users = h.db.collection('users');
+    expect(await users.countDocuments({ $or: [{ idOnTheSource: 'u-7777' }, { email: 'eve@example.com' }, { username: 'eve' }] })).toBe(0);
+    expect(await users.countDocuments({})).toBe(1);
+  });
+});
+
+describe('#14.8 LibreChat access tokens at the edges', () => {
+  let h;
+  let alice;
+  const jwt = require('jsonwebtoken');
+  const get = (authorization) => request(h.app).get('/api/user').set('Authorization', authorization);
+  const sign = (payload, options = {}) => jwt.sign(payload, h.vars.JWT_SECRET, { algorithm: 'HS256', ...options });
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-access-tokens' });
+    alice = (await request(h.app).post('/api/auth/login').send({ email: 'Alice', password: 'alice-password-1' })).body.user;
+  });
+  beforeEach(() => h.mock.reset());
+  afterAll(() => h.close());
+
+  test('#14.8 a token without exp is refused, though signed with JWT_SECRET', async () => {
+    expect((await get(`Bearer ${sign({ id: alice.id, username: 'alice' })}`)).status).toBe(401);
+    expect((await get(`Bearer ${sign({ id: alice.id, username: 'alice' }, { expiresIn: 60 })}`)).status).toBe(200);
+  });
+
+  test.each([
+    ['empty', ''],
+    ['numeric', 12345],
+    ['an ObjectId of nobody', '000000000000000000000000'],
+  ])('#14.8 an id that is %s is refused', async (_label, id) => {
+    expect((await get(`Bearer ${sign({ id }, { expiresIn: 60 })}`)).status).toBe(401);
+    expect(h.mock.calls.userinfo).toBe(0);
+  });
+
+  test('#14.8 the scheme in lower case is accepted, as passport-jwt does', async () => {
+    expect((await get(`bearer ${sign({ id: alice.id }, { expiresIn: 60 })}`)).status).toBe(200);
+  });
+
+  test('#14.8 a token with a character that is not printable ASCII is refused without a backend call', async () => {
+    const res = await get(`Bearer at_token-with-\u00e9-inside-000000`);
+    expect(res.status).toBe(401);
+    expect(h.mock.calls.userinfo).toBe(0);
+  });
+
+  test('#14.8 the 8192-character bound: a token of 8192 characters reaches the backend, one of 8193 does not', async () => {
+    expect((await get(`Bearer at_${'x'.repeat(8189)}`)).status).toBe(401);
+    expect(h.mock.calls.userinfo).toBe(1);
+    expect((await get(`Bearer at_${'x'.repeat(8190)}`)).status).toBe(401);
+    expect(h.mock.calls.userinfo).toBe(1);
+  });
+});
+
+describe('#14.9 backend tokens checked with JWKS', () => {
+  let h;
+  const get = (token) => request(h.app).get('/api/user').set('Authorization', `Bearer ${token}`);
+  const env = (extra = {}) => ({
+    BACKEND_BEARER_TOKENS: 'jwks',
+    BACKEND_JWKS_URL: h.mock.urls.jwks,
+    BACKEND_JWT_ISSUER: h.mock.issuer,
+    ...extra,
+  });
+  const now = () => Math.floor(Date.now() / 1000);
+  const claims = (extra = {}) => ({ sub: 'u-1001', iss: h.mock.issuer, email: 'Alice@Example.com', iat: now(), exp: now() + 600, ...extra });
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-jwks' });
+    expect((await request(h.app).post('/api/auth/login').send({ email: 'Alice', password: 'alice-password-1' })).status).toBe(200);
+    h.mock.set({ jwtTokens: 'RS256' });
+  });
+  beforeEach(() => h.mock.reset());
+  afterAll(() => h.close());
+
+  test('#14.9 a token whose alg differs from its key\'s, or without kid, exp or iss, is 401', async () => {
+    await h.reconfigure(env());
+    const good = h.mock.signJwt(claims(), { alg: 'RS256' });
+    expect((await get(good)).status).toBe(200);
+    const rsKid = JSON.parse(Buffer.from(good.split('.')[0], 'base64url').toString()).kid;
+    const { exp, iss, ...rest } = claims(); // eslint-disable-line no-unused-vars
+    const bad = {
+      algDiffers: h.mock.signJwt(claims(), { alg: 'ES256', kid: rsKid }),
+      noKid: h.mock.signJwt(claims(), { alg: 'RS256', kid: null }),
+      noExp: h.mock.signJwt({ ...rest, iss }, { alg: 'RS256' }),
+      noIss: h.mock.signJwt({ ...rest, exp }, { alg: 'RS256' }),
+    };
+    for (const [name, t] of Object.entries(bad)) expect([name, (await get(t)).status]).toEqual([name, 401]);
+  });
+
+  test('#14.9 the key set is fetched again after BACKEND_JWKS_CACHE_TTL, and once for many requests before', async () => {
+    // No stale answers (BACKEND_JWKS_MAX_STALE=0): past the TTL a request waits for the new fetch.
+    await h.reconfigure(env({ BACKEND_JWKS_CACHE_TTL: '3', BACKEND_JWKS_MAX_STALE: '0' }));
+    for (let i = 0; i < 5; i += 1) expect((await get(h.mock.signJwt(claims({ jti: `j${i}` }), { alg: 'RS256' }))).status).toBe(200);
+    expect(h.mock.calls.jwks).toBe(1);
+    await new Promise((r) => setTimeout(r, 3100));
+    expect((await get(h.mock.signJwt(claims({ jti: 'later' }), { alg: 'RS256' }))).status).toBe(200);
+    expect(h.mock.calls.jwks).toBe(2);
+  });
+
+  test('#14.9 a verdict is cached: the same token many times verifies once', async () => {
+    await h.reconfigure(env());
+    const t = h.mock.signJwt(claims(), { alg: 'RS256' });
+    for (let i = 0; i < 5; i += 1) expect((await get(t)).status).toBe(200);
+    expect(h.mock.calls.jwks).toBe(1);
+    expect(h.service.checkBearer(t).kind).toBe('user'); // served from the verdict and user caches
+  });
+
+  test('#14.9 BACKEND_JWT_ID_CLAIM names the claim holding the backend id', async () => {
+    await h.reconfigure(env({ BACKEND_JWT_ID_CLAIM: 'uid' }));
+    expect((await get(h.mock.signJwt(claims({ sub: 'someone-else', uid: 'u-1001' }), { alg: 'RS256' }))).status).toBe(200);
+    expect((await get(h.mock.signJwt(claims({ sub: 'u-1001', uid: 'u-4040' }), { alg: 'RS256' }))).status).toBe(401);
+  });
+
+  test('#14.9 without a username claim, preferred_username names a provisioned user', async () => {
+    await h.reconfigure(env({ BACKEND_PROVISION_ON_BEARER: 'true' }));
+    const t = h.mock.signJwt(claims({ sub: 'u-5150', email: 'zed@example.com', preferred_username: 'Zeddy', name: 'Zed' }), { alg: 'RS256' });
+    const res = await get(t);
+    expect(res.status).toBe(200);
+    expect(res.body.username).toBe('zeddy');
+  });
+});
+
+describe('#14.6 refresh tokens that do not fit their session', () => {
+  let h;
+  const jwt = require('jsonwebtoken');
+  const { ObjectId } = require('bson');
+  const login = async (email, password) => {
+    const res = await request(h.app).post('/api/auth/login').send({ email, password });
+    expect(res.status).toBe(200);
+    const refreshToken = decodeURIComponent(/refreshToken=([^;]+)/.exec(res.headers['set-cookie'].join(';'))[1]);
+    return { userId: res.body.user.id, refreshToken, ...jwt.decode(refreshToken) };
+  };
+  const refresh = (token) => request(h.app).post('/api/auth/refresh').set('Cookie', `refreshToken=${encodeURIComponent(token)}`);
+  const sign = (payload) => jwt.sign(payload, h.vars.JWT_REFRESH_SECRET, payload.exp ? {} : { expiresIn: 600 });
+  const expectRefused = (res) => {
+    expect(res.status).toBe(401);
+    const cleared = (res.headers['set-cookie'] ?? []).filter((c) => /^(refreshToken|token_provider)=;/.test(c));
+    expect(cleared).toHaveLength(2);
+  };
+  const sessions = () => h.db.collection('sessions');
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-refresh-tokens' });
+  });
+  beforeEach(async () => {
+    await h.clear();
+    h.mock.reset();
+  });
+  afterAll(() => h.close());
+
+  test('#14.6 a valid refresh JWT naming another user\'s session: 401, both sessions untouched, no backend call', async () => {
+    const alice = await login('Alice', 'alice-password-1');
+    const bob = await login('bob', 'bob-password-2');
+    const before = await sessions().find({}).sort({ _id: 1 }).toArray();
+    expectRefused(await refresh(sign({ id: alice.userId, sessionId: bob.sessionId })));
+    expect(await sessions().find({}).sort({ _id: 1 }).toArray()).toEqual(before);
+    expect(h.mock.calls.refresh).toBe(0);
+  });
+
+  test('#14.6 an expired refresh JWT: 401, no backend call', async () => {
+    const alice = await login('Alice', 'alice-password-1');
+    const iat = Math.floor(Date.now() / 1000) - 120;
+    expectRefused(await refresh(sign({ id: alice.userId, sessionId: alice.sessionId, iat, exp: iat + 60 })));
+    expect(h.mock.calls.refresh).toBe(0);
+    expect(await sessions().countDocuments({})).toBe(1);
+  });
+
+  test('#14.6 a session id with no document: 401, no backend call', async () => {
+    const alice = await login('Alice', 'alice-password-1');
+    expectRefused(await refresh(sign({ id: alice.userId, sessionId: new ObjectId().toHexString() })));
+    expect(h.mock.calls.refresh).toBe(0);
+  });
+
+  test('#14.6 an expired session: 401, the session document is deleted and the cookies cleared', async () => {
+    const alice = await login('Alice', 'alice-password-1');
+    await sessions().updateOne({ _id: new ObjectId(alice.sessionId) }, { $set: { expiration: new Date(Date.now() - 1000) } });
+    expectRefused(await refresh(alice.refreshToken));
+    expect(await sessions().countDocuments({})).toBe(0);
+    expect(h.mock.calls.refresh).toBe(0);
+  });
+});
+
+describe('#14.5 the refresh lease', () => {
+  let h;
+  const sessions = () => h.db.collection('sessions');
+  const login = async () => {
+    const res = await request(h.app).post('/api/auth/login').send({ email: 'Alice', password: 'alice-password-1' });
+    expect(res.status).toBe(200);
+    return `refreshToken=${/refreshToken=([^;]+)/.exec(res.headers['set-cookie'].join(';'))[1]}`;
+  };
+  const refresh = (cookie) => request(h.app).post('/api/auth/refresh').set('Cookie', cookie);
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-lease', env: { BACKEND_TIMEOUT_MS: '1000' } });
+  });
+  beforeEach(async () => {
+    await h.clear();
+    h.mock.reset();
+  });
+  afterAll(() => h.close());
+
+  test('#14.5 the lease lasts BACKEND_TIMEOUT_MS + 5 s and is released after the refresh', async () => {
+    const cookie = await login();
+    let lock;
+    h.mock.set({ refresh: { beforeSend: async () => { lock = (await sessions().findOne({})).customBackend.lock; } } });
+    expect((await refresh(cookie)).status).toBe(200);
+    expect(lock.until.getTime() - lock.since.getTime()).toBe(1000 + 5000);
+    expect((await sessions().findOne({})).customBackend.lock ?? null).toBeNull();
+  });
+
+  test('#14.5 a lease another server keeps taking: the refresh waits BACKEND_TIMEOUT_MS + 5 s, then 503 with Retry-After, session kept', async () => {
+    const cookie = await login();
+    const hold = () => sessions().updateOne({}, { $set: { 'customBackend.lock': { owner: 'busy-server', since: new Date(), until: new Date(Date.now() + 6000) } } });
+    await hold();
+    const keepTaking = setInterval(() => hold().catch(() => {}), 200);
+    try {
+      const res = await refresh(cookie);
+      expect(res.status).toBe(503);
+      expect(res.headers['retry-after']).toBe('1');
+      expect(res.headers['set-cookie']).toBeUndefined();
+    } finally {
+      clearInterval(keepTaking);
+    }
+    expect(h.mock.calls.refresh).toBe(0);
+    expect(await sessions().countDocuments({})).toBe(1);
+  }, 20_000);
+
+  test('#14.5 a lease lost during the backend call: 503, the session kept, and the retry refreshes', async () => {
+    const cookie = await login();
+    h.mock.set({
+      refresh: {
+        rotateRefresh: false,
+        beforeSend: async () => {
+          await sessions().updateOne({}, { $set: { 'customBackend.lock': { owner: 'other-server', since: new Date(), until: new Date(Date.now() + 6000) } } });
+        },
+      },
+    });
+    const res = await refresh(cookie);
+    expect(res.status).toBe(503);
+    expect(res.headers['retry-after']).toBe('1');
+    expect(await sessions().countDocuments({})).toBe(1);
+    h.mock.set({ refresh: { rotateRefresh: false, beforeSend: null } });
+    await sessions().updateOne({}, { $unset: { 'customBackend.lock': '' } });
+    expect((await refresh(cookie)).status).toBe(200);
+  });
+});
+
+describe('#14.12 session documents are LibreChat\'s', () => {
+  let h;
+  const { ObjectId } = require('bson');
+  /** BSON type names of a raw document's fields. */
+  const shape = (doc) => {
+    const typeOf = (v) => {
+      if (v === null) return 'null';
+      if (v instanceof Date) return 'date';
+      if (Array.isArray(v)) return 'array';
+      if (v?._bsontype) return v._bsontype;
+      if (typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, typeOf(v[k])]));
+      return typeof v;
+    };
+    return typeOf(doc);
+  };
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-session-docs' });
+  });
+  afterAll(() => h.close());
+
+  test('#14.12 field by field and by BSON type as LibreChat\'s createSession writes it, plus our customBackend field', async () => {
+    const res = await request(h.app).post('/api/auth/login').send({ email: 'Alice', password: 'alice-password-1' });
+    const userId = res.body.user.id;
+    const { session: theirs } = await h.lc.methods.createSession(userId);
+    const raw = h.db.collection('sessions');
+    const theirsRaw = await raw.findOne({ _id: theirs._id });
+    const oursRaw = await raw.findOne({ _id: { $ne: theirs._id } });
+    const { customBackend, ...ours } = shape(oursRaw);
+    expect(ours).toEqual(shape(theirsRaw));
+    expect(customBackend).toMatchObject({ accessToken: 'string', refreshToken: 'string' });
+    expect(oursRaw.user).toEqual(new ObjectId(userId));
+  });
+
+  test('#14.12 LibreChat\'s own logout (logoutUser: findSession by user and refresh token, then deleteSession) ends one of ours', async () => {
+    await h.clear();
+    const res = await request(h.app).post('/api/auth/login').send({ email: 'Alice', password: 'alice-password-1' });
+    const refreshToken = decodeURIComponent(/refreshToken=([^;]+)/.exec(res.headers['set-cookie'].join(';'))[1]);
+    const session = await h.lc.methods.findSession({ userId: res.body.user.id, refreshToken });
+    expect(session).not.toBeNull();
+    expect((await h.lc.methods.deleteSession({ sessionId: session._id })).deletedCount).toBe(1);
+    expect(await h.db.collection('sessions').countDocuments({})).toBe(0);
+    const refresh = await request(h.app).post('/api/auth/refresh').set('Cookie', `refreshToken=${encodeURIComponent(refreshToken)}`);
+    expect(refresh.status).toBe(401);
+  });
+});
