@@ -1,0 +1,665 @@
+#!/usr/bin/env node
+'use strict';
+
+/**
+ * The real-LibreChat check (issue 10, item 9): installs this package into a LibreChat checkout,
+ * applies librechat/wiring-v0.8.patch, starts LibreChat's API against the test database and the mock
+ * backend, and drives it over HTTP as a browser would. One line per step, PASS/FAIL; exit 1 on any
+ * FAIL. Not part of `npm test` (it needs a LibreChat checkout).
+ *
+ *   LIBRECHAT_DIR=/work/librechat npm run e2e:librechat
+ *   (unset: prints "e2e:librechat skipped: LIBRECHAT_DIR is unset" and exits 0)
+ *
+ * What it does, in order:
+ *  1. The package: the release tarballs in dist/ when `npm run pack:release` made them (main +
+ *     linux-x64-gnu), otherwise `npm pack` of this folder, i.e. the developer build with the
+ *     x64-gnu binary (`npm run build`) inside. Installed with npm into
+ *     $LIBRECHAT_DIR/custom-backend-auth-e2e/ (LibreChat's package.json and lock stay untouched) and
+ *     linked into $LIBRECHAT_DIR/node_modules/, as docker/install.sh does.
+ *  2. The wiring: `patch -p1 < librechat/wiring-v0.8.patch` in $LIBRECHAT_DIR (reports clean,
+ *     offset/fuzz, or failed; an already applied patch is reverted first). Reverted at the end.
+ *  3. $LIBRECHAT_DIR/.env (LibreChat reads it from its root, where `npm run backend` runs): the test
+ *     database (scripts/test-db.js; or E2E_MONGO_URI), the mock backend (__test__/support/mockBackend.js,
+ *     a real HTTP server), fresh random secrets, LOGIN_MAX=1000 (LibreChat's login limiter allows 7
+ *     per 5 min by default), BAN_VIOLATIONS=false. A .env already there is moved aside and restored.
+ *  4. `node api/server/index.js` with NODE_ENV=production (as `npm run backend`), cwd $LIBRECHAT_DIR,
+ *     on Node 24.16.0 (LibreChat's .nvmrc; scripts/runtimes.sh, or LIBRECHAT_NODE); if it does not come
+ *     up there, on this Node (20), and says so. Its log: $LIBRECHAT_DIR/custom-backend-auth-e2e/api.log.
+ *     LibreChat's balance is on (a librechat.yaml there, CONFIG_PATH), so login writes a start balance.
+ *  5. HTTP with a browser User-Agent (LibreChat's uaParser refuses others on /api/agents, /api/files,
+ *     /api/assistants, and logs a violation), in three starts of LibreChat:
+ *     - USE_CUSTOM_BACKEND_AUTH=false (log: api.log): LibreChat's own config, a local account
+ *       registered (the first user: ADMIN), its login and admin-panel login; a backend user refused;
+ *     - USE_CUSTOM_BACKEND_AUTH=true (log: api.switch-on.log): config (user-name login), login with a
+ *       user name, the local account refused, API routes, the admin panel (backend admin, non-admin,
+ *       local ADMIN), refresh, an outage (a TCP relay in front of the mock backend is closed, so
+ *       connections are refused while the backend keeps its sessions; then reopened), logout;
+ *     - LOGIN_MAX=2 (log: api.limiter.log): LibreChat's login limiter.
+ *
+ * LibreChat checkout, once (what the run in README section 3 "Checked against real LibreChat" took):
+ *   git -C <LibreChat mirror> worktree add /work/librechat main      (or git clone)
+ *   cd /work/librechat
+ *   - api/package.json and packages/api/package.json pin xlsx to a tarball outside the npm registry
+ *     (cdn.sheetjs.com): set "xlsx": "^0.18.5" in both and in package-lock.json's packages."packages/api"
+ *     devDependencies, and delete the lock entry "node_modules/xlsx";
+ *   - npm install --no-audit --no-fund --ignore-scripts   (with Node 24.16.0 first on PATH); a locked
+ *     version the registry no longer has answers 404: delete that lock entry (the one whose
+ *     "resolved" is the 404 URL) and run npm install again, until it succeeds (at 0ab3414c: only
+ *     node_modules/@librechat/agents 3.6.6, re-resolved by npm to 3.9.2 within ^3.6.6; 2 runs, 4 min);
+ *   - npm run build:data-provider && npm run build:data-schemas && npm run build:api
+ *     (the API requires the built librechat-data-provider, @librechat/data-schemas, @librechat/api);
+ *   - mkdir -p client/dist && echo '<!doctype html><title>LibreChat</title>' > client/dist/index.html
+ *     (the API serves client/dist/index.html; a placeholder is enough without the web client).
+ *
+ * Environment: LIBRECHAT_DIR (required), LIBRECHAT_NODE (the node binary for LibreChat),
+ * E2E_MONGO_URI (a MongoDB to use instead of the test database), E2E_KEEP_WIRING=1 (leave the patch
+ * applied), E2E_MARKDOWN=1 (print the results as README section 3's table), E2E_START_TIMEOUT_MS (default 240000: LibreChat's start on 2 busy cores is slow).
+ */
+
+const fs = require('fs');
+const os = require('os');
+const net = require('net');
+const path = require('path');
+const crypto = require('crypto');
+const { spawn, spawnSync, execFileSync } = require('child_process');
+
+const REPO = path.resolve(__dirname, '..');
+const NAME = 'librechat-custom-backend-auth';
+const PATCH = path.join(REPO, 'librechat', 'wiring-v0.8.patch');
+const BROWSER_UA =
+  'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
+const START_TIMEOUT_MS = Number(process.env.E2E_START_TIMEOUT_MS) || 240_000;
+const USER = { username: 'Alice', password: 'alice-password-1', email: 'alice@example.com' };
+// A local LibreChat account, registered while the switch is off (the mock backend does not know it).
+const LOCAL = { email: 'local.admin@example.net', password: 'local-password-1' };
+
+const results = [];
+function step(name, ok, detail = '') {
+  results.push({ name, ok, detail });
+  console.log(`${ok ? 'PASS' : 'FAIL'}  ${name}${detail ? `  (${detail})` : ''}`);
+  return ok;
+}
+const info = (msg) => console.log(`      ${msg}`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function sh(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, ...opts });
+  return { code: r.status, out: `${r.stdout || ''}${r.stderr || ''}`.trim(), error: r.error };
+}
+
+/* ------------------------------------------------------------------ the package */
+
+function packageTarballs(tmp) {
+  const version = require(path.join(REPO, 'package.json')).version;
+  const dist = path.join(REPO, 'dist');
+  const main = path.join(dist, `${NAME}-${version}.tgz`);
+  const platform = path.join(dist, `${NAME}-linux-x64-gnu-${version}.tgz`);
+  if (fs.existsSync(main) && fs.existsSync(platform)) {
+    return { files: [main, platform], what: `release tarballs from dist/ (${path.basename(main)} + ${path.basename(platform)})` };
+  }
+  const binary = path.join(REPO, `${NAME}.linux-x64-gnu.node`);
+  if (!fs.existsSync(binary)) {
+    throw new Error(`no dist/ release and no developer build (${path.basename(binary)}): run npm run build`);
+  }
+  const r = sh('npm', ['pack', '--silent', '--pack-destination', tmp], { cwd: REPO });
+  if (r.code !== 0) throw new Error(`npm pack failed: ${r.out.slice(-500)}`);
+  const file = path.join(tmp, r.out.split('\n').pop().trim());
+  const built = fs.statSync(binary).mtime.toISOString();
+  return { files: [file], what: `npm pack of ${REPO} (developer build, ${path.basename(binary)} of ${built} inside)` };
+}
+
+function installPackage(lcDir, tarballs, runtimeBin) {
+  const prefix = path.join(lcDir, 'custom-backend-auth-e2e');
+  fs.rmSync(path.join(prefix, 'node_modules'), { recursive: true, force: true });
+  fs.mkdirSync(prefix, { recursive: true });
+  const deps = {};
+  const overrides = {};
+  for (const f of tarballs) {
+    const dest = path.join(prefix, path.basename(f));
+    fs.copyFileSync(f, dest);
+    const pkgName = path.basename(f).replace(/-\d+\.\d+\.\d+.*\.tgz$/, '');
+    if (pkgName === NAME) deps[NAME] = `file:./${path.basename(f)}`;
+    else overrides[pkgName] = `file:./${path.basename(f)}`;
+  }
+  fs.writeFileSync(path.join(prefix, 'package.json'),
+    JSON.stringify({ private: true, dependencies: deps, overrides }, null, 2));
+  fs.rmSync(path.join(prefix, 'package-lock.json'), { force: true });
+  // --omit=peer: passport is LibreChat's own (the package resolves it from the application).
+  const r = sh('npm', ['install', '--prefix', prefix, '--omit=dev', '--omit=peer', '--no-audit', '--no-fund',
+    '--loglevel=error'], { cwd: prefix, env: { ...process.env, PATH: `${path.dirname(runtimeBin)}:${process.env.PATH}` } });
+  if (r.code !== 0) throw new Error(`npm install failed: ${r.out.slice(-800)}`);
+  const link = path.join(lcDir, 'node_modules', NAME);
+  fs.rmSync(link, { recursive: true, force: true });
+  fs.symlinkSync(path.join(prefix, 'node_modules', NAME), link);
+  return prefix;
+}
+
+/* ------------------------------------------------------------------ the wiring */
+
+function applyWiring(lcDir) {
+  const patchText = fs.readFileSync(PATCH);
+  const run = (args) => sh('patch', ['-p1', '--forward', '--no-backup-if-mismatch', ...args],
+    { cwd: lcDir, input: patchText });
+  // Applied by an earlier run that was interrupted: revert it, so this run applies today's patch.
+  const reverse = sh('patch', ['-p1', '-R', '--dry-run'], { cwd: lcDir, input: patchText });
+  if (reverse.code === 0) sh('patch', ['-p1', '-R', '--no-backup-if-mismatch'], { cwd: lcDir, input: patchText });
+  const dry = run(['--dry-run']);
+  if (dry.code !== 0) return { ok: false, clean: false, out: dry.out };
+  const r = run([]);
+  const clean = r.code === 0 && !/offset|fuzz/i.test(r.out);
+  return { ok: r.code === 0, clean, out: r.out };
+}
+
+function revertWiring(lcDir) {
+  return sh('patch', ['-p1', '-R', '--no-backup-if-mismatch'], { cwd: lcDir, input: fs.readFileSync(PATCH) });
+}
+
+/**
+ * A TCP relay in front of the mock backend: LibreChat's BACKEND_* URLs point at it, and stop() closes
+ * it (connections refused, as a backend that is down) while the mock keeps its sessions, so that
+ * start() on the same port brings "the same backend" back.
+ */
+async function startRelay(targetPort) {
+  const sockets = new Set();
+  let server = null;
+  const port = await freePort();
+  const listen = () => new Promise((resolve, reject) => {
+    server = net.createServer((inbound) => {
+      const outbound = net.connect(targetPort, '127.0.0.1');
+      for (const s of [inbound, outbound]) { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => {}); }
+      inbound.pipe(outbound).pipe(inbound);
+    });
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  await listen();
+  return {
+    port,
+    start: listen,
+    stop: () => new Promise((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+/* ------------------------------------------------------------------ LibreChat's process */
+
+function node24() {
+  if (process.env.LIBRECHAT_NODE) return process.env.LIBRECHAT_NODE;
+  const r = sh('bash', [path.join(REPO, 'scripts', 'runtimes.sh'), 'node24'], { cwd: REPO });
+  const m = /^NODE24=(.+)$/m.exec(r.out);
+  return m ? m[1].trim() : null;
+}
+
+function startLibreChat(lcDir, nodeBin, port, logFile) {
+  const log = fs.openSync(logFile, 'w');
+  // A clean environment: LibreChat reads its .env (dotenv does not override variables already set).
+  const env = { PATH: `${path.dirname(nodeBin)}:${process.env.PATH}`, HOME: process.env.HOME || os.homedir(),
+    NODE_ENV: 'production' };
+  const child = spawn(nodeBin, ['api/server/index.js'], { cwd: lcDir, env, stdio: ['ignore', log, log],
+    detached: true });
+  fs.closeSync(log);
+  const state = { child, exited: null };
+  child.on('exit', (code, signal) => { state.exited = code ?? signal; });
+  child.on('error', (err) => { state.exited = err.code || 'spawn error'; });
+  state.ready = (async () => {
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (Date.now() < deadline) {
+      if (state.exited !== null) return false;
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
+        if (res.status === 200) return true;
+      } catch { /* not up yet */ }
+      await sleep(1000);
+    }
+    return false;
+  })();
+  return state;
+}
+
+async function stopLibreChat(state) {
+  if (!state || state.exited !== null) return;
+  try { process.kill(-state.child.pid, 'SIGTERM'); } catch { /* gone */ }
+  for (let i = 0; i < 100 && state.exited === null; i++) await sleep(100);
+  if (state.exited === null) try { process.kill(-state.child.pid, 'SIGKILL'); } catch { /* gone */ }
+}
+
+/* ------------------------------------------------------------------ HTTP as a browser */
+
+function client(base) {
+  const jar = new Map();
+  async function call(method, url, { body, token, cookies = true, ua = BROWSER_UA } = {}) {
+    const headers = { 'User-Agent': ua, Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (token) headers.Authorization = `Bearer ${token}`;
+    if (cookies && jar.size) headers.Cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+    const res = await fetch(`${base}${url}`, { method, headers, redirect: 'manual',
+      body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(60_000) });
+    for (const c of res.headers.getSetCookie()) {
+      const [pair, ...attrs] = c.split(';');
+      const i = pair.indexOf('=');
+      const k = pair.slice(0, i).trim();
+      const v = pair.slice(i + 1).trim();
+      const expired = attrs.some((a) => /^\s*expires=/i.test(a) && new Date(a.split('=')[1]) < new Date())
+        || attrs.some((a) => /^\s*max-age=0\s*$/i.test(a));
+      if (!v || expired) jar.delete(k); else jar.set(k, v);
+    }
+    const text = await res.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch { /* not JSON */ }
+    return { status: res.status, json, text, headers: res.headers };
+  }
+  return { call, jar };
+}
+
+/** Status and message of an answer; never a token (an answer holding one prints its keys only). */
+const brief = (r) => {
+  if (r.json && typeof r.json === 'object') {
+    const msg = r.json.message ? ` ${r.json.code ? `${r.json.code} ` : ''}${String(r.json.message).slice(0, 120)}` : '';
+    return `${r.status}${msg || ` {${Object.keys(r.json).join(', ')}}`}`;
+  }
+  return `${r.status} ${/ey[\w-]{10,}\./.test(r.text) ? '(body withheld)' : r.text.replace(/\s+/g, ' ').slice(0, 80)}`.trim();
+};
+
+/** The refresh answer during a backend outage, as README section 7 states it ("The backend is down or slow"). */
+function outageRefreshStatus() {
+  if (process.env.E2E_OUTAGE_REFRESH_STATUS) return Number(process.env.E2E_OUTAGE_REFRESH_STATUS);
+  const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('\n## 7.'), readme.indexOf('\n## 8.'));
+  const m = /\*\*The backend is down or slow\*\*[^]*?\b([1-5]\d\d)\b/.exec(section);
+  return m ? Number(m[1]) : 503;
+}
+
+/** E2E_MARKDOWN=1: the results as the table in README section 3 ("Checked against real LibreChat"). */
+function markdownTable(rows) {
+  const cell = (t) => t.replace(/\|/g, '\\|').replace(/`/g, '');
+  const out = ['| step | result | seen |', '|---|---|---|'];
+  for (const r of rows) {
+    let seen = r.detail.trim().replace(/npm pack of \S+ \(developer build, (\S+) of \S+ inside\)/, 'npm pack, developer build $1 inside');
+    if (seen.length > 110) seen = `${seen.trim().slice(0, 107).replace(/\s+\S*$/, '')} …`;
+    out.push(`| ${cell(r.name)} | ${r.ok ? 'PASS' : 'FAIL'} | ${seen ? `\`${cell(seen)}\`` : ''} |`);
+  }
+  return out.join('\n');
+}
+
+/* ------------------------------------------------------------------ main */
+
+async function main() {
+  const lcDir = process.env.LIBRECHAT_DIR;
+  if (!lcDir) {
+    console.log('e2e:librechat skipped: LIBRECHAT_DIR is unset');
+    return 0;
+  }
+  const { startMockBackend } = require(path.join(REPO, '__test__', 'support', 'mockBackend'));
+  const { startTestDb } = require(path.join(REPO, 'scripts', 'test-db'));
+
+  const dir = path.resolve(lcDir);
+  const cleanups = [];
+  let mock = null;
+  let lc = null;
+  let aborted = false;
+  // Stops LibreChat and undoes what was done (.env, wiring, database), once, whoever asks first.
+  let cleaning = null;
+  const cleanupAll = () => (cleaning ||= (async () => {
+    await stopLibreChat(lc);
+    if (mock) await mock.close().catch(() => {});
+    for (const fn of cleanups.splice(0).reverse()) {
+      try { await fn(); } catch (err) { info(`cleanup: ${err.message}`); }
+    }
+  })());
+  // Ctrl-C or a kill: the same clean-up before leaving.
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.once(sig, async () => {
+      aborted = true;
+      console.log(`      ${sig}: stopping and cleaning up`);
+      await cleanupAll();
+      console.log('INTERRUPTED');
+      process.exit(130);
+    });
+  }
+  try {
+    // ---- the checkout
+    const lcPkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
+    const commit = sh('git', ['-C', dir, 'rev-parse', '--short=9', 'HEAD']).out || 'not a git checkout';
+    console.log(`LibreChat ${lcPkg.version} at ${dir}, commit ${commit}; ${new Date().toISOString()}`);
+    const missing = ['node_modules', 'packages/data-provider/dist', 'packages/data-schemas/dist', 'packages/api/dist']
+      .filter((p) => !fs.existsSync(path.join(dir, p)));
+    if (!step('checkout is installed and built', missing.length === 0,
+      missing.length ? `missing ${missing.join(', ')}: see this script's header` : '')) return 1;
+    const indexHtml = path.join(dir, 'client', 'dist', 'index.html');
+    if (!fs.existsSync(indexHtml)) {
+      fs.mkdirSync(path.dirname(indexHtml), { recursive: true });
+      fs.writeFileSync(indexHtml, '<!doctype html><title>LibreChat</title><p>placeholder (no web client built)</p>\n');
+      info('wrote a placeholder client/dist/index.html (the API serves it; no web client is built)');
+    }
+
+    // ---- Node for LibreChat
+    let nodeBin = node24();
+    const nodeVersion = nodeBin ? sh(nodeBin, ['--version']).out : '';
+    info(`LibreChat's .nvmrc: ${fs.existsSync(path.join(dir, '.nvmrc')) ? fs.readFileSync(path.join(dir, '.nvmrc'), 'utf8').trim() : '(none)'}; Node for LibreChat: ${nodeVersion || 'Node 24 not found'}`);
+    if (!nodeBin) nodeBin = process.execPath;
+
+    // ---- install the package
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lcba-e2e-'));
+    cleanups.push(() => fs.rmSync(tmp, { recursive: true, force: true }));
+    let prefix;
+    try {
+      const pkg = packageTarballs(tmp);
+      prefix = installPackage(dir, pkg.files, nodeBin);
+      const loaded = sh(nodeBin, ['-e', `const p=require('${NAME}');console.log(require('${NAME}/package.json').version, typeof p.customBackendStrategy)`], { cwd: path.join(dir, 'api') });
+      step('install the packed package into LibreChat', loaded.code === 0 && /function/.test(loaded.out),
+        `${pkg.what}; loads from api/: ${loaded.out.split('\n').pop()}`);
+    } catch (err) {
+      step('install the packed package into LibreChat', false, err.message);
+      return 1;
+    }
+
+    // ---- the wiring
+    const wiring = applyWiring(dir);
+    step('wiring patch applies (patch -p1 < librechat/wiring-v0.8.patch)', wiring.ok,
+      wiring.ok ? (wiring.clean ? 'cleanly' : 'with offsets/fuzz') : 'FAILED');
+    info(wiring.out.split('\n').join('\n      '));
+    if (!wiring.ok) return 1;
+    if (!process.env.E2E_KEEP_WIRING) {
+      cleanups.push(() => {
+        const r = revertWiring(dir);
+        info(`wiring reverted: ${r.code === 0 ? 'yes' : `no (${r.out})`}`);
+      });
+    }
+    // The package knows the user-name switch (issue 10.1): then the wiring must make /api/config say so.
+    const jsFiles = (d) => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory()
+      ? (e.name === 'node_modules' ? [] : jsFiles(path.join(d, e.name)))
+      : (e.name.endsWith('.js') ? [path.join(d, e.name)] : [])));
+    const usernameWiring = [PATCH, ...jsFiles(path.join(prefix, 'node_modules', NAME))]
+      .some((f) => fs.readFileSync(f, 'utf8').includes('BACKEND_LOGIN_USES_USERNAME'));
+
+    // ---- the database and the backend
+    let mongoUri = process.env.E2E_MONGO_URI;
+    if (!mongoUri) {
+      const db = await startTestDb();
+      cleanups.push(() => db.stop());
+      mongoUri = db.uri;
+    }
+    const dbName = `LibreChatE2E_${Date.now()}`;
+    const mongoWithDb = mongoUri.replace(/\/?(\?|$)/, `/${dbName}$1`);
+    mock = await startMockBackend();
+    const relay = await startRelay(Number(new URL(mock.urls.login).port));
+    cleanups.push(() => relay.stop());
+    const backendUrl = (name) => {
+      const u = new URL(mock.urls[name]);
+      u.port = String(relay.port);
+      return u.toString();
+    };
+    info(`test database ${mongoUri} (database ${dbName}); mock backend ${new URL(mock.urls.login).origin}, reached through a relay on port ${relay.port} (stopped for the outage)`);
+    // LibreChat's balance feature on, so that login's setBalanceConfig and GET /api/balance do work.
+    const configPath = path.join(prefix, 'librechat.yaml');
+    fs.writeFileSync(configPath, 'version: 1.3.14\nbalance:\n  enabled: true\n  startBalance: 20000\n');
+
+    // ---- .env at LibreChat's root
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const hex = (n) => crypto.randomBytes(n).toString('hex');
+    const envVars = {
+      HOST: '127.0.0.1',
+      PORT: port,
+      MONGO_URI: mongoWithDb,
+      DOMAIN_CLIENT: base,
+      DOMAIN_SERVER: base,
+      NO_INDEX: 'true',
+      CREDS_KEY: hex(32),
+      CREDS_IV: hex(16),
+      JWT_SECRET: hex(32),
+      JWT_REFRESH_SECRET: hex(32),
+      SEARCH: 'false',
+      ALLOW_EMAIL_LOGIN: 'true',
+      ALLOW_REGISTRATION: 'true', // LibreChat's own, while the switch is off; the switch on withdraws it
+      ALLOW_PASSWORD_RESET: 'true',
+      ALLOW_SOCIAL_LOGIN: 'false',
+      ALLOW_UNVERIFIED_EMAIL_LOGIN: 'true',
+      SESSION_EXPIRY: '1000 * 60 * 15',
+      REFRESH_TOKEN_EXPIRY: '(1000 * 60 * 60 * 24) * 7',
+      LOGIN_MAX: '1000', // LibreChat's login limiter: 7 per LOGIN_WINDOW (5 min) by default
+      LOGIN_WINDOW: '5',
+      BAN_VIOLATIONS: 'false', // the non-browser check below logs a violation
+      DEBUG_LOGGING: 'true',
+      USE_CUSTOM_BACKEND_AUTH: 'true',
+      BACKEND_LOGIN_USES_USERNAME: 'true',
+      CONFIG_PATH: configPath,
+      BACKEND_AUTH_URL: backendUrl('login'),
+      BACKEND_USER_INFO_URL: backendUrl('userinfo'),
+      BACKEND_REFRESH_URL: backendUrl('refresh'),
+      BACKEND_LOGOUT_URL: backendUrl('logout'),
+      BACKEND_TOKEN_ENCRYPTION_KEY: hex(32),
+      BACKEND_ALLOW_INSECURE_HTTP: 'true', // the mock backend is plain HTTP on 127.0.0.1
+      BACKEND_TIMEOUT_MS: '3000',
+      BACKEND_ROLES_FIELD: 'roles',
+      BACKEND_ADMIN_ROLES: 'admin', // the mock's bob
+    };
+    const envFile = path.join(dir, '.env');
+    const aside = path.join(dir, '.env.before-e2e');
+    const MARK = '# written by librechat-custom-backend-auth scripts/e2e-librechat.js; removed when it ends';
+    const ours = fs.existsSync(envFile) && fs.readFileSync(envFile, 'utf8').startsWith(MARK); // an interrupted run's
+    if (fs.existsSync(envFile) && !ours) {
+      if (fs.existsSync(aside)) throw new Error(`both ${envFile} and ${aside} exist: move one away first`);
+      fs.renameSync(envFile, aside);
+    }
+    // Puts back the .env that was there (also one an interrupted run had moved aside).
+    cleanups.push(() => (fs.existsSync(aside) ? fs.renameSync(aside, envFile) : fs.rmSync(envFile, { force: true })));
+    const writeEnv = (vars) => fs.writeFileSync(envFile,
+      `${MARK}\n${Object.entries(vars).map(([k, v]) => `${k}=${v}`).join('\n')}\n`, { mode: 0o600 });
+    writeEnv(envVars);
+    info(`${envFile} is written for each start (LibreChat reads .env from its root); LOGIN_MAX=1000, BACKEND_LOGIN_USES_USERNAME=true`);
+
+    // ---- start LibreChat, the switch off first: its stock login, and a local account made there
+    const logFile = path.join(prefix, 'api.log');
+    writeEnv({ ...envVars, USE_CUSTOM_BACKEND_AUTH: 'false' });
+    let started = Date.now();
+    lc = startLibreChat(dir, nodeBin, port, logFile);
+    let up = await lc.ready;
+    let runtime = sh(nodeBin, ['--version']).out;
+    if (aborted) return 1;
+    if (!up && nodeBin !== process.execPath) {
+      info(`LibreChat did not come up on Node ${runtime} (exit ${lc.exited}); trying ${process.version}`);
+      await stopLibreChat(lc);
+      fs.copyFileSync(logFile, `${logFile}.node24`);
+      nodeBin = process.execPath;
+      runtime = process.version;
+      started = Date.now();
+      lc = startLibreChat(dir, nodeBin, port, logFile);
+      up = await lc.ready;
+    }
+    if (!step(`LibreChat API starts (node api/server/index.js, NODE_ENV=production, Node ${runtime}), switch off`, up,
+      up ? `${((Date.now() - started) / 1000).toFixed(0)} s` : `see ${logFile}`)) {
+      console.log(fs.readFileSync(logFile, 'utf8').split('\n').slice(-30).join('\n'));
+      return 1;
+    }
+
+    const browser = client(base);
+    const { call } = browser;
+    const offConfig = await call('GET', '/api/config', { cookies: false });
+    step('switch off: GET /api/config is LibreChat\'s own (registration, password reset, no user-name login)',
+      offConfig.status === 200 && !offConfig.json?.ldap?.username && offConfig.json?.registrationEnabled === true
+      && offConfig.json?.passwordResetEnabled === true,
+      `${offConfig.status} registrationEnabled=${offConfig.json?.registrationEnabled} passwordResetEnabled=${offConfig.json?.passwordResetEnabled} ldap=${JSON.stringify(offConfig.json?.ldap)}`);
+    const register = await call('POST', '/api/auth/register', { cookies: false, body: { name: 'Local Admin', username: 'localadmin',
+      email: LOCAL.email, password: LOCAL.password, confirm_password: LOCAL.password } });
+    const localLogin = await call('POST', '/api/auth/login', { body: { email: LOCAL.email, password: LOCAL.password }, cookies: false });
+    step('switch off: a local account registers and logs in (stock; the first user, so an ADMIN)',
+      register.status === 200 && localLogin.status === 200 && localLogin.json?.user?.role === 'ADMIN',
+      `register ${brief(register)}; login ${localLogin.status} role=${localLogin.json?.user?.role}`);
+    let backendLogins = mock.calls.login;
+    const offLogin = await call('POST', '/api/auth/login', { body: { email: USER.email, password: USER.password }, cookies: false });
+    step('switch off: a backend user cannot log in (stock local login; the backend is not asked)',
+      offLogin.status !== 200 && mock.calls.login === backendLogins, `${brief(offLogin)}; backend login calls ${mock.calls.login - backendLogins}`);
+    const offAdmin = await call('POST', '/api/admin/login/local', { body: { email: LOCAL.email, password: LOCAL.password }, cookies: false });
+    step('switch off: the local ADMIN logs into the admin panel (stock)', offAdmin.status === 200 && !!offAdmin.json?.token,
+      brief(offAdmin));
+
+    // ---- the switch on
+    await stopLibreChat(lc);
+    if (aborted) return 1;
+    writeEnv(envVars);
+    started = Date.now();
+    lc = startLibreChat(dir, nodeBin, port, logFile.replace(/\.log$/, '.switch-on.log'));
+    if (!step('LibreChat restarts with USE_CUSTOM_BACKEND_AUTH=true, the same code', await lc.ready,
+      `${((Date.now() - started) / 1000).toFixed(0)} s`)) return 1;
+
+    const config = await call('GET', '/api/config');
+    step('GET /api/config answers 200', config.status === 200,
+      `emailLoginEnabled=${config.json?.emailLoginEnabled} registrationEnabled=${config.json?.registrationEnabled} passwordResetEnabled=${config.json?.passwordResetEnabled} ldap=${JSON.stringify(config.json?.ldap)}`);
+    if (usernameWiring) {
+      step('GET /api/config: user-name login (ldap.username), no registration or password reset (BACKEND_LOGIN_USES_USERNAME=true)',
+        !!config.json?.ldap?.username && config.json?.registrationEnabled === false && config.json?.passwordResetEnabled === false,
+        `ldap=${JSON.stringify(config.json?.ldap)} registrationEnabled=${config.json?.registrationEnabled} passwordResetEnabled=${config.json?.passwordResetEnabled}`);
+    } else {
+      info('SKIP  /api/config ldap.username: neither the package nor the wiring knows BACKEND_LOGIN_USES_USERNAME yet');
+    }
+
+    const login = await call('POST', '/api/auth/login', { body: { email: USER.username, password: USER.password } });
+    const token = login.json?.token;
+    step('POST /api/auth/login with a user name', login.status === 200 && !!token && !!browser.jar.get('refreshToken'),
+      `${login.status}, user ${login.json?.user?.username} <${login.json?.user?.email}>, cookies: ${[...browser.jar.keys()].join(', ')}`);
+
+    const wrong = await call('POST', '/api/auth/login', { body: { email: USER.username, password: 'wrong' }, cookies: false });
+    step('POST /api/auth/login with a wrong password is refused (4xx, README section 10), no cookie',
+      wrong.status >= 400 && wrong.status < 500 && !wrong.headers.getSetCookie().some((c) => /^refreshToken=[^;]/.test(c)),
+      brief(wrong));
+    backendLogins = mock.calls.login;
+    const localOn = await call('POST', '/api/auth/login', { body: { email: LOCAL.email, password: LOCAL.password }, cookies: false });
+    step('the local account cannot log in while the switch is on (its password goes to the backend)',
+      localOn.status !== 200 && !localOn.json?.token && mock.calls.login === backendLogins + 1,
+      `${brief(localOn)}; backend login calls ${mock.calls.login - backendLogins}`);
+
+    const me = await call('GET', '/api/user', { token });
+    step('GET /api/user', me.status === 200 && me.json?.email === USER.email && me.json?.provider === 'custom-backend',
+      `${me.status} ${me.json?.email} provider=${me.json?.provider} role=${me.json?.role}`);
+    for (const route of ['/api/convos', '/api/endpoints', '/api/agents']) {
+      const r = await call('GET', route, { token });
+      step(`GET ${route}`, r.status === 200, `${r.status}`);
+    }
+    const balance = await call('GET', '/api/balance', { token });
+    step('GET /api/balance (balance on: the start balance login wrote)', balance.status === 200
+      && balance.json?.tokenCredits === 20000, `${balance.status} tokenCredits=${balance.json?.tokenCredits}`);
+    // LibreChat's uaParser (on /api/agents, /api/files, /api/assistants, ...) answers a client it does
+    // not recognise as a browser with an error event ("Illegal request"), and logs a violation.
+    const noUa = await call('GET', '/api/agents', { token, ua: 'curl/8.5.0' });
+    step('GET /api/agents without a browser User-Agent is refused by LibreChat (uaParser)',
+      /Illegal request/.test(noUa.text), `${noUa.status} ${noUa.text.replace(/\s+/g, ' ').slice(0, 60)}`);
+    const noToken = await call('GET', '/api/user', { cookies: false });
+    step('GET /api/user without a token answers 401', noToken.status === 401, brief(noToken));
+
+    // The admin panel's login (issue 10.3), when the wiring covers LibreChat's admin auth router.
+    const admin = client(base);
+    if (/admin\/auth\.js/.test(fs.readFileSync(PATCH, 'utf8'))) {
+      const adminLogin = await admin.call('POST', '/api/admin/login/local', { body: { email: 'bob', password: 'bob-password-2' } });
+      const adminToken = adminLogin.json?.token;
+      step('admin panel: POST /api/admin/login/local with a backend user name (backend role admin -> ADMIN)',
+        adminLogin.status === 200 && !!adminToken, `${brief(adminLogin)}`);
+      const verify = await admin.call('GET', '/api/admin/verify', { token: adminToken, cookies: false });
+      step('admin panel: GET /api/admin/verify with its token', verify.status === 200 && verify.json?.user?.role === 'ADMIN',
+        `${verify.status} role=${verify.json?.user?.role}`);
+      const notAdmin = await admin.call('POST', '/api/admin/login/local', { body: { email: 'carol', password: 'carol-password-3' }, cookies: false });
+      step('admin panel: a backend user without admin access is refused (LibreChat\'s check, 403)',
+        notAdmin.status === 403 && !notAdmin.json?.token, brief(notAdmin));
+      const localAdmin = await admin.call('POST', '/api/admin/login/local', { body: { email: LOCAL.email, password: LOCAL.password }, cookies: false });
+      step('admin panel: the local ADMIN cannot log in while the switch is on (the local path is closed)',
+        localAdmin.status !== 200 && !localAdmin.json?.token, brief(localAdmin));
+    } else {
+      const adminLogin = await admin.call('POST', '/api/admin/login/local', { body: { email: 'bob', password: 'bob-password-2' } });
+      info(`SKIP  admin panel: the wiring does not touch api/server/routes/admin/auth.js (its local login answers a backend user ${adminLogin.status})`);
+    }
+
+    const refreshCookie1 = browser.jar.get('refreshToken');
+    const refresh = await call('POST', '/api/auth/refresh');
+    const token2 = refresh.json?.token;
+    step('POST /api/auth/refresh with the cookie', refresh.status === 200 && !!token2
+      && browser.jar.get('refreshToken') && browser.jar.get('refreshToken') !== refreshCookie1,
+    `${refresh.status}, new token ${token2 ? 'yes' : 'no'}, cookie rotated ${browser.jar.get('refreshToken') !== refreshCookie1}`);
+    const me2 = await call('GET', '/api/user', { token: token2 });
+    step('GET /api/user with the refreshed token', me2.status === 200, `${me2.status}`);
+
+    // ---- the outage: the backend stops
+    await relay.stop();
+    const outLogin = await call('POST', '/api/auth/login', { body: { email: USER.username, password: USER.password }, cookies: false });
+    step('outage: login answers 5xx (503/504 in README section 10), not 404 or 401', outLogin.status >= 500, brief(outLogin));
+    const outMe = await call('GET', '/api/user', { token: token2 });
+    const outConvos = await call('GET', '/api/convos', { token: token2 });
+    step('outage: API calls with a valid token keep working', outMe.status === 200 && outConvos.status === 200,
+      `/api/user ${outMe.status}, /api/convos ${outConvos.status}`);
+    const beforeOutRefresh = browser.jar.get('refreshToken');
+    const outRefresh = await call('POST', '/api/auth/refresh');
+    const expected = outageRefreshStatus();
+    step(`outage: refresh answers ${expected} and keeps the cookie (README section 7)`,
+      outRefresh.status === expected && browser.jar.get('refreshToken') === beforeOutRefresh,
+      `${brief(outRefresh)}; Retry-After ${outRefresh.headers.get('retry-after')}; cookie kept ${browser.jar.get('refreshToken') === beforeOutRefresh}`);
+
+    // ---- the backend is back (same port)
+    await relay.start();
+    const backRefresh = await call('POST', '/api/auth/refresh');
+    const token3 = backRefresh.json?.token;
+    step('after the outage: refresh works again with the kept cookie', backRefresh.status === 200 && !!token3, brief(backRefresh));
+
+    // ---- logout
+    const refreshCookie3 = browser.jar.get('refreshToken');
+    const backendLogouts = mock.calls.logout;
+    const logout = await call('POST', '/api/auth/logout', { token: token3 });
+    step('POST /api/auth/logout (the backend is told)', logout.status === 200 && !browser.jar.get('refreshToken')
+      && mock.calls.logout === backendLogouts + 1,
+    `${brief(logout)}; refresh cookie cleared ${!browser.jar.get('refreshToken')}; backend logout calls ${mock.calls.logout - backendLogouts}`);
+    browser.jar.set('refreshToken', refreshCookie3);
+    const deadRefresh = await call('POST', '/api/auth/refresh');
+    step('after logout: the old refresh cookie is refused (401)', deadRefresh.status === 401, brief(deadRefresh));
+    const afterLogout = await call('GET', '/api/user', { token: token3, cookies: false });
+    step('after logout: the LibreChat access token stays valid until it expires (README section 8)',
+      afterLogout.status === 200, `${afterLogout.status}`);
+    // Not a step: what LibreChat's own registration route does while the switch is on.
+    const regOn = await call('POST', '/api/auth/register', { cookies: false, body: { name: 'Late Local', username: 'latelocal',
+      email: 'late.local@example.net', password: LOCAL.password, confirm_password: LOCAL.password } });
+    info(`note: POST /api/auth/register with the switch on answers ${brief(regOn)}`);
+
+    // ---- LibreChat's login limiter (LOGIN_MAX per LOGIN_WINDOW minutes per IP) runs before the package
+    await stopLibreChat(lc);
+    if (aborted) return 1;
+    writeEnv({ ...envVars, LOGIN_MAX: '2' });
+    lc = startLibreChat(dir, nodeBin, port, logFile.replace(/\.log$/, '.limiter.log'));
+    if (!step('limiter: LibreChat restarts with LOGIN_MAX=2 (switch on)', await lc.ready)) return 1;
+    const statuses = [];
+    const before = mock.calls.login;
+    for (let i = 0; i < 3; i++) {
+      const r = await call('POST', '/api/auth/login', { body: { email: USER.username, password: 'wrong' }, cookies: false });
+      statuses.push(r.status);
+    }
+    step('limiter: the third login within the window answers 429, without asking the backend',
+      statuses[2] === 429 && statuses[0] !== 429 && statuses[1] !== 429 && mock.calls.login === before + 2,
+      `statuses ${statuses.join(', ')}; backend login calls ${mock.calls.login - before}`);
+    return results.every((r) => r.ok) ? 0 : 1;
+  } catch (err) {
+    step('unexpected error', false, err.stack || String(err));
+    return 1;
+  } finally {
+    await cleanupAll();
+    if (aborted) await new Promise(() => {}); // the signal handler prints and exits
+    const failed = results.filter((r) => !r.ok).length;
+    if (lcDir && process.env.E2E_MARKDOWN) console.log(`\n${markdownTable(results)}\n`);
+    if (lcDir) console.log(`${failed ? 'FAILED' : 'PASSED'}: ${results.length - failed} of ${results.length} steps passed`);
+  }
+}
+
+if (require.main === module) {
+  main().then((code) => process.exit(code), (err) => { console.error(err); process.exit(1); });
+}
+
+module.exports = { main, BROWSER_UA };
