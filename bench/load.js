@@ -7,14 +7,28 @@
  *
  *   { type: 'run', id, url, headers, connections, duration }  ->  { type: 'result', id, result }
  *
+ * With `tokens` instead of `headers`, each request carries the next token of the list, round-robin.
+ *
  * `result` is a summary of autocannon's result object (req/s, latency percentiles, status counts).
  */
 
 const autocannon = require('autocannon');
 
-function runOnce({ url, headers, connections, duration }) {
+function roundRobin(tokens) {
+  let next = 0;
+  return [{
+    setupRequest(req) {
+      const token = tokens[next];
+      next = (next + 1) % tokens.length;
+      return { ...req, headers: { ...req.headers, authorization: `Bearer ${token}` } };
+    },
+  }];
+}
+
+function runOnce({ url, headers, tokens, connections, duration }) {
   return new Promise((resolve, reject) => {
-    autocannon({ url, headers, connections, duration, pipelining: 1 }, (err, result) => {
+    const requests = tokens ? roundRobin(tokens) : undefined;
+    autocannon({ url, headers, requests, connections, duration, pipelining: 1 }, (err, result) => {
       if (err) return reject(err);
       resolve({
         duration: result.duration, // seconds (measured by autocannon)

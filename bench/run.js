@@ -16,7 +16,8 @@
  *   BENCH_CONNECTIONS  concurrent connections (default 50)
  *   BENCH_ROUNDS       rounds over all stacks, in ABBA order (default 2); figures are their means
  *   BENCH_LATENCY_MS   mock backend latency in ms (default 5)
- *   BENCH_STACKS       comma list of stacks to run (default a,b,c,d,d0,e,f)
+ *   BENCH_STACKS       comma list of stacks to run (default a,b,c,d,d0,e,f,bN,dN)
+ *   BENCH_USERS        users of the many-users rows bN and dN, each with its own token (default 10000)
  *   BENCH_MICRO=0      skip the micro-benchmark; BENCH_MICRO_MS / BENCH_MICRO_ITERS: see micro.js
  *   BENCH_PIN=0        do not pin processes to cores
  *   MONGO_URI          use this server instead of starting secantusdb (a fresh database is created
@@ -39,6 +40,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS) || 50;
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 5);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS) || 2);
 const RESULTS_FILE = path.join(__dirname, 'results', 'latest.json');
+const MANY_USERS = Math.max(2, Number(process.env.BENCH_USERS) || 10000);
 
 const STACKS = [
   { key: 'a', label: '(a) no authentication (the limit)', token: 'librechat' },
@@ -48,6 +50,9 @@ const STACKS = [
   { key: 'd0', label: '(d0) ours, LibreChat token, USER_CACHE_TTL=0 (no user cache)', token: 'librechat', ours: true, env: { USER_CACHE_TTL: '0' } },
   { key: 'e', label: `(e) seed design: backend userinfo on every request (${LATENCY_MS} ms backend), findUser`, token: 'backend' },
   { key: 'f', label: '(f) ours, backend token, BACKEND_BEARER_TOKENS=userinfo', token: 'backend', ours: true, env: { BACKEND_BEARER_TOKENS: 'userinfo' } },
+  // Cache-unfriendly: every request another user and token, round-robin over MANY_USERS.
+  { key: 'bN', label: `(bN) as (b), ${MANY_USERS} users round-robin, a token each`, token: 'many', server: 'b' },
+  { key: 'dN', label: `(dN) as (d), ${MANY_USERS} users round-robin, a token each`, token: 'many', server: 'd', ours: true },
 ];
 
 const RATIOS = [
@@ -56,6 +61,7 @@ const RATIOS = [
   { name: 'd0/c', num: 'd0', den: 'c', target: null, what: 'ours without user cache vs stock with KeyObject' },
   { name: 'd/a', num: 'd', den: 'a', target: null, what: 'ours vs no authentication' },
   { name: 'f/e', num: 'f', den: 'e', target: 10, what: 'ours (backend tokens) vs the seed design' },
+  { name: 'dN/bN', num: 'dN', den: 'bN', target: null, what: `ours vs LibreChat stock, ${MANY_USERS} users round-robin` },
 ];
 const VERIFY_TARGET_US = 2;
 
@@ -263,6 +269,39 @@ async function prepareUser(pkg, vars, mock) {
   return out;
 }
 
+/**
+ * MANY_USERS LibreChat users written with LibreChat's own User model (schema defaults applied), as
+ * our login would leave them, and a LibreChat access token each (signed as LibreChat's
+ * generateToken signs them): the many-users rows send them round-robin.
+ */
+async function prepareManyUsers(vars) {
+  const { Mongoose } = require('mongoose');
+  const { createModels } = require('@librechat/data-schemas');
+  const jsonwebtoken = require('jsonwebtoken');
+  const mongoose = new Mongoose();
+  const { User } = createModels(mongoose);
+  await mongoose.connect(vars.MONGO_URI);
+  try {
+    const docs = Array.from({ length: MANY_USERS }, (_, i) => ({
+      provider: 'custom-backend', idOnTheSource: `bench-${i}`, email: `bench-${i}@example.com`,
+      username: `bench-${i}`, name: `Bench ${i}`, emailVerified: true, role: 'USER',
+    }));
+    const ids = [];
+    for (let i = 0; i < docs.length; i += 1000) {
+      const written = await User.insertMany(docs.slice(i, i + 1000), { lean: false });
+      ids.push(...written.map((u) => u._id.toString()));
+    }
+    const tokens = ids.map((id, i) => jsonwebtoken.sign(
+      { id, username: docs[i].username, provider: 'custom-backend', email: docs[i].email },
+      vars.JWT_SECRET,
+      { expiresIn: '1h' },
+    ));
+    return { ids, tokens };
+  } finally {
+    await mongoose.disconnect();
+  }
+}
+
 /* ------------------------------------------------------------------------------------------------
  * One stack
  * ---------------------------------------------------------------------------------------------- */
@@ -271,7 +310,7 @@ async function load(loadChild, url, token, duration) {
   const id = ++loadSeq;
   loadChild.send({
     type: 'run', id, url, connections: CONNECTIONS, duration,
-    headers: token ? { authorization: `Bearer ${token}` } : {},
+    ...(Array.isArray(token) ? { tokens: token } : { headers: token ? { authorization: `Bearer ${token}` } : {} }),
   });
   const m = await nextMessage(loadChild, (x) => x?.type === 'result' && x.id === id, (duration + 60) * 1000);
   if (m.error) throw new Error(`autocannon: ${m.error}`);
@@ -291,12 +330,15 @@ async function runStack(stack, ctx) {
     res.reason = 'customJwtStrategy is not exported by the package yet';
     return res;
   }
-  const token = stack.token === 'backend' ? ctx.user.backendToken : ctx.user.librechatToken;
+  const many = stack.token === 'many';
+  const token = many ? ctx.many.tokens[0] : stack.token === 'backend' ? ctx.user.backendToken : ctx.user.librechatToken;
+  const expectedId = many ? ctx.many.ids[0] : ctx.user.userId;
+  const loadWith = many ? ctx.many.tokens : token;
   const env = {
     ...process.env,
     ...ctx.vars,
     ...(stack.env ?? {}),
-    BENCH_STACK: stack.key,
+    BENCH_STACK: stack.server ?? stack.key,
     BENCH_USER_ID: ctx.user.userId,
   };
   const server = spawnNode(path.join(__dirname, 'server.js'), { core: SERVER_CORE, env });
@@ -319,13 +361,13 @@ async function runStack(stack, ctx) {
     } catch {
       id = undefined;
     }
-    if (r.status !== 200 || id !== ctx.user.userId) {
+    if (r.status !== 200 || id !== expectedId) {
       res.status = 'failed';
       res.reason = `smoke check: GET /api/user answered ${r.status} ${body.slice(0, 120)}`;
       return res;
     }
 
-    if (WARMUP > 0) await load(ctx.loadChild, url, token, WARMUP);
+    if (WARMUP > 0) await load(ctx.loadChild, url, loadWith, WARMUP);
 
     const before = {
       cpu: await serverCpu(server),
@@ -335,7 +377,7 @@ async function runStack(stack, ctx) {
       machine: machineBusyUs(),
       wall: process.hrtime.bigint(),
     };
-    const run = await load(ctx.loadChild, url, token, DURATION);
+    const run = await load(ctx.loadChild, url, loadWith, DURATION);
     const after = {
       cpu: await serverCpu(server),
       db: ctx.dbPid ? procCpuUs(ctx.dbPid) : null,
@@ -601,7 +643,9 @@ async function main() {
     cleanups.push(() => stopChild(loadChild));
     await nextMessage(loadChild, (m) => m?.type === 'ready');
 
-    const ctx = { pkg, vars, mock, user, loadChild, dbPid };
+    const many = stacks.some((s) => s.token === 'many') ? await prepareManyUsers(vars) : null;
+    if (many) log(`${many.ids.length} more users with a token each, for the many-users rows`);
+    const ctx = { pkg, vars, mock, user, many, loadChild, dbPid };
     // Rounds in ABBA order (a..f, then f..a, ...): drift of the machine's speed during the run hits
     // every stack alike instead of the last ones; each stack's figure is the mean of its rounds.
     const runsByKey = new Map(stacks.map((s) => [s.key, []]));
