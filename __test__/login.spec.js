@@ -9,7 +9,7 @@ const http = require('http');
 const request = require('supertest');
 const jwt = require('jsonwebtoken');
 const { ObjectId } = require('bson');
-const { startHarness, parseSetCookies } = require('./support/harness');
+const { startHarness, parseSetCookies, shape } = require('./support/harness');
 
 const ALICE = { email: 'Alice', password: 'alice-password-1' }; // a username in the email field
 const BOB = { email: 'bob@example.com', password: 'bob-password-2' };
@@ -17,18 +17,6 @@ const CAROL = { email: 'carol', password: 'carol-password-3' };
 
 const sha256 = (s) => crypto.createHash('sha256').update(s).digest('hex');
 
-/** BSON type names of a raw document's fields, for diffs against LibreChat's own writes. */
-function shape(doc) {
-  const typeOf = (v) => {
-    if (v === null) return 'null';
-    if (v instanceof Date) return 'date';
-    if (Array.isArray(v)) return 'array';
-    if (v?._bsontype) return v._bsontype;
-    if (typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, typeOf(v[k])]));
-    return typeof v;
-  };
-  return typeOf(doc);
-}
 
 /** A TCP port with nothing listening. */
 async function closedPort() {

@@ -4,7 +4,7 @@
 // that have no better home. Each was seen failing against deliberately broken code.
 
 const request = require('supertest');
-const { startHarness } = require('./support/harness');
+const { startHarness, shape } = require('./support/harness');
 
 describe('#14.3 the secrets-in-logs check searches every secret a test sends or configures', () => {
   let h;
@@ -468,18 +468,6 @@ describe('#14.5 the refresh lease', () => {
 describe('#14.12 session documents are LibreChat\'s', () => {
   let h;
   const { ObjectId } = require('bson');
-  /** BSON type names of a raw document's fields. */
-  const shape = (doc) => {
-    const typeOf = (v) => {
-      if (v === null) return 'null';
-      if (v instanceof Date) return 'date';
-      if (Array.isArray(v)) return 'array';
-      if (v?._bsontype) return v._bsontype;
-      if (typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, typeOf(v[k])]));
-      return typeof v;
-    };
-    return typeOf(doc);
-  };
 
   beforeAll(async () => {
     h = await startHarness({ db: 'review-session-docs' });

@@ -62,6 +62,7 @@ const net = require('net');
 const path = require('path');
 const crypto = require('crypto');
 const { spawn, spawnSync, execFileSync } = require('child_process');
+const { startTestDb, freePort } = require('./test-db');
 
 const REPO = path.resolve(__dirname, '..');
 const NAME = 'librechat-custom-backend-auth';
@@ -82,17 +83,6 @@ function step(name, ok, detail = '') {
 const info = (msg) => console.log(`      ${msg}`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function sh(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, ...opts });
@@ -304,7 +294,6 @@ async function main() {
     return 0;
   }
   const { startMockBackend } = require(path.join(REPO, '__test__', 'support', 'mockBackend'));
-  const { startTestDb } = require(path.join(REPO, 'scripts', 'test-db'));
 
   const dir = path.resolve(lcDir);
   const cleanups = [];

@@ -342,7 +342,7 @@ async function stopTestDb(pidOrHandle) {
   OWN_SERVERS.delete(pid);
 }
 
-module.exports = { startTestDb, stopTestDb, ensureInstalled, paths: { REPO, VENV, SERVER_BIN, STATE_DIR } };
+module.exports = { startTestDb, stopTestDb, ensureInstalled, freePort, paths: { REPO, VENV, SERVER_BIN, STATE_DIR } };
 
 /* ------------------------------------------------------------------ CLI */
 

@@ -133,6 +133,19 @@ async function startHarness({ db, express = require('express'), version, env = {
   };
 }
 
+/** BSON type names of a raw document's fields, for diffs against LibreChat's own writes. */
+function shape(doc) {
+  const typeOf = (v) => {
+    if (v === null) return 'null';
+    if (v instanceof Date) return 'date';
+    if (Array.isArray(v)) return 'array';
+    if (v?._bsontype) return v._bsontype;
+    if (typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, typeOf(v[k])]));
+    return typeof v;
+  };
+  return typeOf(doc);
+}
+
 /** The password of a URI with credentials (`mongodb://user:pass@host`), else null. */
 function uriPassword(uri) {
   const m = /^[a-z][a-z0-9+.-]*:\/\/[^/@:]*:([^/@]*)@/i.exec(uri);
@@ -184,4 +197,4 @@ function parseSetCookies(res) {
   return out;
 }
 
-module.exports = { startHarness, parseSetCookies, TEST_ENV, backendVars, captureLogs };
+module.exports = { startHarness, parseSetCookies, shape, TEST_ENV, backendVars, captureLogs };
