@@ -41,8 +41,9 @@ const METHODS = { login: 'POST', userinfo: 'GET', refresh: 'POST', logout: 'POST
 
 const DEFAULT_SWITCHES = Object.freeze({
   latencyMs: 0,
-  status: null, // answer this status at once, with `body` (default { message: 'forced error' })
+  status: null, // answer this status at once, with `body` (default { message: 'forced error' }) and `headers`
   body: null,
+  headers: null,
   hang: false,
   malformed: false,
   noToken: false,
@@ -531,7 +532,7 @@ async function startMockBackend(options = {}) {
     if (closed) return undefined;
     if (sw(name, 'hang')) return undefined; // keep the socket open; close() destroys it
     const status = sw(name, 'status');
-    if (status) return send(res, status, sw(name, 'body') ?? { message: 'forced error' });
+    if (status) return send(res, status, sw(name, 'body') ?? { message: 'forced error' }, sw(name, 'headers') ?? undefined);
     if (sw(name, 'malformed')) return send(res, 200, '{"token": "abc"');
 
     if (tooLarge) {
