@@ -17,6 +17,7 @@ const {
   customRefreshController,
   customLogoutController,
 } = require('./lib/controllers');
+const { registerCustomBackendMetrics, appendCustomBackendMetrics } = require('./lib/metrics');
 
 module.exports = {
   CustomBackendAuthService,
@@ -31,4 +32,6 @@ module.exports = {
   customJwtStrategy,
   customRefreshController,
   customLogoutController,
+  registerCustomBackendMetrics,
+  appendCustomBackendMetrics,
 };

@@ -6,6 +6,7 @@
 const { EJSON } = require('bson');
 const native = require('../binding');
 const { CustomBackendAuthError, toAuthError } = require('./errors');
+const { shapeSnapshot } = require('./metrics');
 
 /** Bounds of the login form fields, in characters (the same as the native check's). */
 const MAX_USERNAME_CHARS = 256;
@@ -92,8 +93,15 @@ class CustomBackendAuthService {
    * Resolves `{user, token, refreshToken, refreshExpiresAt}` or `{user, twoFAPending, tempToken}`.
    */
   async login(credentials) {
+    let fields;
     try {
-      const r = await this.#native.login(loginCredentials(credentials));
+      fields = loginCredentials(credentials);
+    } catch (err) {
+      this.#native.countOutcome('login', err.code); // refused here: counted like a native refusal
+      throw err;
+    }
+    try {
+      const r = await this.#native.login(fields);
       const user = EJSON.parse(r.user);
       return r.twoFaPending
         ? { user, twoFAPending: true, tempToken: r.tempToken }
@@ -167,6 +175,11 @@ class CustomBackendAuthService {
     this.#native.evictUser(id);
   }
 
+  /** The package's own metrics so far: a plain snapshot (README, "Metrics"). */
+  metrics() {
+    return shapeSnapshot(this.#native.metrics());
+  }
+
   #remember(record) {
     const user = EJSON.parse(record.user);
     // Bounded like the native cache: entries of evicted users are dropped wholesale.
@@ -228,7 +241,18 @@ function configureCustomBackendAuth(options = {}) {
   return sharedService;
 }
 
+/** The shared service if it was built, else null (never builds it). */
+function sharedAuthService() {
+  return sharedService;
+}
+
 /** The service a strategy was built with, else the shared one. */
 const serviceOf = (opts) => opts?.service ?? getAuthService();
 
-module.exports = { CustomBackendAuthService, getAuthService, configureCustomBackendAuth, serviceOf };
+module.exports = {
+  CustomBackendAuthService,
+  getAuthService,
+  configureCustomBackendAuth,
+  sharedAuthService,
+  serviceOf,
+};
