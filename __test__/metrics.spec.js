@@ -5,6 +5,7 @@
 // METRICS_SECRET, as createMetrics() in LibreChat main 0ab3414c) and registered in a registry.
 
 const express = require('express');
+const compression = require('compression');
 const request = require('supertest');
 const jwt = require('jsonwebtoken');
 const { Registry, Counter } = require('prom-client');
@@ -78,8 +79,10 @@ describe('#10.7 metrics', () => {
     h = await startHarness({ db: 'metrics-10-7', jwt: 'custom' });
     const pkg = require('..');
     lcMetrics = librechatShapedMetrics();
-    // LibreChat's api/server/index.js with the operator's line before its own `/metrics` mount.
+    // LibreChat's api/server/index.js: compression() (unless DISABLE_COMPRESSION) early, then the
+    // operator's line right before LibreChat's own `/metrics` mount.
     outer = express();
+    outer.use(compression());
     outer.use('/metrics', pkg.appendCustomBackendMetrics());
     outer.use('/metrics', lcMetrics.router);
     outer.use(h.app);
@@ -178,6 +181,17 @@ describe('#10.7 metrics', () => {
     expect(value(after, `${P}backend_calls_in_flight`)).toBe(0);
     // The three good checks of one user were answered from the user cache.
     expect(delta(`${P}cache_hits_total`, { cache: 'user' })).toBeGreaterThanOrEqual(3);
+
+    // Compressed as LibreChat compresses it (a scraper sending Accept-Encoding: gzip; superagent
+    // unzips the answer).
+    const gz = await request(outer)
+      .get('/metrics')
+      .set('Authorization', `Bearer ${METRICS_SECRET}`)
+      .set('Accept-Encoding', 'gzip');
+    expect(gz.headers['content-encoding']).toBe('gzip');
+    const unzipped = parseExposition(gz.text);
+    expect(value(unzipped, `${P}logins_total`, { code: 'ok' })).toBe(value(after, `${P}logins_total`, { code: 'ok' }));
+    expect(value(unzipped, 'openid_user_lookup_total', { result: 'found' })).toBe(1);
 
     // Without the secret LibreChat answers 401, and nothing of ours is added.
     const denied = await request(outer).get('/metrics');
