@@ -235,7 +235,10 @@ impl Backend {
 
     /// `GET BACKEND_JWKS_URL`: the key set as raw JSON.
     pub async fn jwks(&self, url: &Url) -> AuthResult<Value> {
-        match self.send(self.http.get(url.clone()), Endpoint::Jwks).await? {
+        match self
+            .send(self.http.get(url.clone()), Endpoint::Jwks)
+            .await?
+        {
             Answer::Json(v) => Ok(v),
             Answer::Refused => Err(AuthError::BackendBadResponse("JWKS refused".into())),
         }

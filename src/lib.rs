@@ -317,7 +317,10 @@ impl CustomBackendAuthService {
     /// The package's own metrics so far (README, "Metrics").
     #[napi(catch_unwind)]
     pub fn metrics(&self) -> MetricsSnapshot {
-        let s = self.inner.metrics.snapshot(self.inner.bearer.flight_joins());
+        let s = self
+            .inner
+            .metrics
+            .snapshot(self.inner.bearer.flight_joins());
         MetricsSnapshot {
             outcomes: s
                 .outcomes

@@ -392,7 +392,11 @@ mod tests {
             assert_eq!(m.snapshot([("a", 0), ("b", 0)]).in_flight, 2);
         }
         assert_eq!(m.snapshot([("a", 0), ("b", 0)]).in_flight, 0);
-        m.backend_call(Endpoint::Userinfo, call_outcome(Ok(true)), Duration::from_millis(7));
+        m.backend_call(
+            Endpoint::Userinfo,
+            call_outcome(Ok(true)),
+            Duration::from_millis(7),
+        );
         m.backend_call(
             Endpoint::Login,
             call_outcome(Err(&AuthError::BackendTimeout)),
@@ -405,10 +409,7 @@ mod tests {
             .iter()
             .map(|c| (c.endpoint, c.outcome, c.count))
             .collect();
-        assert_eq!(
-            series,
-            vec![("login", "timeout", 1), ("userinfo", "ok", 1)]
-        );
+        assert_eq!(series, vec![("login", "timeout", 1), ("userinfo", "ok", 1)]);
         assert_eq!(call_outcome(Ok(false)), 1);
         assert_eq!(
             CALL_OUTCOMES[call_outcome(Err(&AuthError::BackendUnavailable(String::new())))],
