@@ -97,7 +97,8 @@ class CustomBackendAuthService {
     try {
       fields = loginCredentials(credentials);
     } catch (err) {
-      this.#native.countOutcome('login', err.code); // refused here: counted like a native refusal
+      // Refused here: counted like a native refusal.
+      if (err instanceof CustomBackendAuthError) this.#native.countOutcome('login', err.code);
       throw err;
     }
     try {
