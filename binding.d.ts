@@ -47,6 +47,14 @@ export declare class CustomBackendAuthService {
    * logout).
    */
   logout(refreshToken?: string | undefined | null, userId?: string | undefined | null): Promise<boolean>
+  /**
+   * Counts an outcome the shim decided before any native call (a login refused for its
+   * fields). Only known flows and codes count: anything else is ignored (`false`), so no input
+   * can create a label.
+   */
+  countOutcome(flow: string, code: string): boolean
+  /** The package's own metrics so far (README, "Metrics"). */
+  metrics(): MetricsSnapshot
   /** Forgets a cached user (after a change made elsewhere). */
   evictUser(id: string): void
   /** Closes the database connections. */
@@ -102,6 +110,45 @@ export interface LoginResult {
   refreshExpiresAt?: number
   /** LibreChat's 2FA temp token when `twoFAPending`. */
   tempToken?: string
+}
+
+/** Backend calls of one endpoint with one outcome: a histogram of their latency. */
+export interface MetricsBackendCalls {
+  endpoint: string
+  outcome: string
+  /** Cumulative counts, one per bound of `bucketBoundsSeconds`. */
+  buckets: Array<number>
+  count: number
+  sumSeconds: number
+}
+
+export interface MetricsCache {
+  cache: string
+  hits: number
+  misses: number
+}
+
+export interface MetricsFlightJoins {
+  flight: string
+  joins: number
+}
+
+/** Requests of one flow ended with one code (`ok` or an error code). */
+export interface MetricsOutcome {
+  flow: string
+  code: string
+  count: number
+}
+
+/** Everything the service counted since it was built (`metrics()`). */
+export interface MetricsSnapshot {
+  outcomes: Array<MetricsOutcome>
+  bucketBoundsSeconds: Array<number>
+  backendCalls: Array<MetricsBackendCalls>
+  caches: Array<MetricsCache>
+  singleFlightJoins: Array<MetricsFlightJoins>
+  refreshLeaseWaits: number
+  backendCallsInFlight: number
 }
 
 /** What `refresh` answers. */

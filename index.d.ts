@@ -102,8 +102,53 @@ export class CustomBackendAuthService {
    * (503 for the database) when the session could not be ended: nothing was ended, retry. */
   logout(refreshToken: string | null, userId: string | null): Promise<boolean>;
   evictUser(id: string): void;
+  /** The package's own metrics since the service was built (README, "Metrics"). */
+  metrics(): CustomBackendMetrics;
   close(): Promise<void>;
 }
+
+/** `ok` or an error code: the `code` label of the outcome counters. */
+export type OutcomeCode = 'ok' | ErrorCode;
+
+/** A snapshot of the package's own metrics. Counts only grow; zero counts other than `ok` are absent. */
+export interface CustomBackendMetrics {
+  /** Outcomes by code, per flow (`bearer`: every API request's token check). */
+  outcomes: Record<'login' | 'refresh' | 'logout' | 'bearer', Partial<Record<OutcomeCode, number>>>;
+  /** Latency of backend calls per endpoint and outcome, for every pair seen at least once. */
+  backendCalls: Array<{
+    endpoint: 'login' | 'refresh' | 'userinfo' | 'jwks' | 'logout';
+    outcome: 'ok' | 'refused' | 'timeout' | 'unavailable' | 'rate_limited' | 'bad_response';
+    count: number;
+    sumSeconds: number;
+    /** Cumulative counts per upper bound (seconds); `count` is the `+Inf` bucket. */
+    buckets: Array<{ le: number; count: number }>;
+  }>;
+  /** The fixed histogram bounds, in seconds. */
+  bucketBoundsSeconds: number[];
+  cache: Record<'user' | 'backend_token', { hits: number; misses: number }>;
+  singleFlightJoins: Record<'backend_token' | 'jwks', number>;
+  refreshLeaseWaits: number;
+  backendCallsInFlight: number;
+}
+
+/** The part of a prom-client `Registry` the package uses. */
+interface PromRegistry {
+  registerMetric(metric: unknown): void;
+  getSingleMetric(name: string): unknown;
+  removeSingleMetric(name: string): void;
+}
+
+/**
+ * Registers the package's metrics (`librechat_custom_backend_*`) with a prom-client registry
+ * (default: the application's prom-client default registry); each scrape reads a fresh snapshot.
+ * `service`: the service to read (default: the shared one, once built). Returns the registry.
+ */
+export function registerCustomBackendMetrics<R extends PromRegistry>(register?: R, opts?: { service?: CustomBackendAuthService }): R;
+/**
+ * Express middleware mounted on the path of an existing metrics endpoint (LibreChat: `/metrics`,
+ * before `metricsRouter`): appends the package's metrics to its 200 text answer.
+ */
+export function appendCustomBackendMetrics(opts?: { service?: CustomBackendAuthService }): (req: any, res: any, next: (err?: unknown) => void) => void;
 
 /** The single reading of `USE_CUSTOM_BACKEND_AUTH` (LibreChat's `isEnabled` rules). */
 export function isCustomBackendAuthEnabled(env?: Record<string, string | undefined>): boolean;

@@ -18,6 +18,7 @@ const {
   customLogoutController,
 } = require('./lib/controllers');
 const { customBackendStartupConfig } = require('./lib/startupConfig');
+const { registerCustomBackendMetrics, appendCustomBackendMetrics } = require('./lib/metrics');
 
 module.exports = {
   CustomBackendAuthService,
@@ -33,4 +34,6 @@ module.exports = {
   customRefreshController,
   customLogoutController,
   customBackendStartupConfig,
+  registerCustomBackendMetrics,
+  appendCustomBackendMetrics,
 };

@@ -6,6 +6,7 @@
 const { EJSON } = require('bson');
 const native = require('../binding');
 const { CustomBackendAuthError, toAuthError } = require('./errors');
+const { shapeSnapshot } = require('./metrics');
 
 /** Bounds of the login form fields, in characters (the same as the native check's). */
 const MAX_USERNAME_CHARS = 256;
@@ -97,8 +98,16 @@ class CustomBackendAuthService {
    * Resolves `{user, token, refreshToken, refreshExpiresAt}` or `{user, twoFAPending, tempToken}`.
    */
   async login(credentials) {
+    let fields;
     try {
-      const r = await this.#native.login(loginCredentials(credentials));
+      fields = loginCredentials(credentials);
+    } catch (err) {
+      // Refused here: counted like a native refusal.
+      if (err instanceof CustomBackendAuthError) this.#native.countOutcome('login', err.code);
+      throw err;
+    }
+    try {
+      const r = await this.#native.login(fields);
       const user = EJSON.parse(r.user);
       return r.twoFaPending
         ? { user, twoFAPending: true, tempToken: r.tempToken }
@@ -172,6 +181,11 @@ class CustomBackendAuthService {
     this.#native.evictUser(id);
   }
 
+  /** The package's own metrics so far: a plain snapshot (README, "Metrics"). */
+  metrics() {
+    return shapeSnapshot(this.#native.metrics());
+  }
+
   #remember(record) {
     const user = EJSON.parse(record.user);
     // Bounded like the native cache: entries of evicted users are dropped wholesale.
@@ -233,7 +247,18 @@ function configureCustomBackendAuth(options = {}) {
   return sharedService;
 }
 
+/** The shared service if it was built, else null (never builds it). */
+function sharedAuthService() {
+  return sharedService;
+}
+
 /** The service a strategy was built with, else the shared one. */
 const serviceOf = (opts) => opts?.service ?? getAuthService();
 
-module.exports = { CustomBackendAuthService, getAuthService, configureCustomBackendAuth, serviceOf };
+module.exports = {
+  CustomBackendAuthService,
+  getAuthService,
+  configureCustomBackendAuth,
+  sharedAuthService,
+  serviceOf,
+};

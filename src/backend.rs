@@ -7,8 +7,12 @@ use std::time::Duration;
 use reqwest::{redirect::Policy, Client, RequestBuilder, StatusCode, Url};
 use serde_json::Value;
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use crate::config::{Config, Mapping};
 use crate::error::{AuthError, AuthResult};
+use crate::metrics::{call_outcome, Endpoint, Metrics};
 
 /// Larger answers are not a sane login or user-info answer.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -108,6 +112,8 @@ pub struct Backend {
     userinfo_url: Url,
     refresh_url: Url,
     mapping: Mapping,
+    /// Latency, outcome and calls in flight of every call (shared with the service).
+    metrics: Arc<Metrics>,
 }
 
 /// The HTTP client for every backend call: no redirects followed (a redirect could carry the
@@ -144,7 +150,14 @@ impl Backend {
             userinfo_url: cfg.userinfo_url.clone(),
             refresh_url: cfg.refresh_url.clone(),
             mapping: cfg.mapping.clone(),
+            metrics: Arc::default(),
         })
+    }
+
+    /// Counts into `metrics` (the service's) instead of a private set.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Backend {
+        self.metrics = metrics;
+        self
     }
 
     /// `POST BACKEND_AUTH_URL {username, password}`.
@@ -156,7 +169,7 @@ impl Backend {
         );
         body.insert("password".into(), Value::String(password.to_string()));
         let req = self.http.post(self.auth_url.clone()).json(&body);
-        match self.send(req, "login").await? {
+        match self.send(req, Endpoint::Login).await? {
             Answer::Refused => Err(AuthError::InvalidCredentials),
             Answer::Json(v) => {
                 let tokens = self.tokens(&v, "login")?;
@@ -172,7 +185,7 @@ impl Backend {
             .http
             .get(self.userinfo_url.clone())
             .bearer_auth(access_token);
-        match self.send(req, "user info").await? {
+        match self.send(req, Endpoint::Userinfo).await? {
             Answer::Refused => Ok(None),
             Answer::Json(v) => {
                 // Accept `{user:{...}}` and the bare user object.
@@ -193,7 +206,7 @@ impl Backend {
             .post(self.refresh_url.clone())
             .json(&serde_json::json!({ "refreshToken": refresh_token }));
         match self
-            .send_with(req, "refresh", &[StatusCode::BAD_REQUEST])
+            .send_with(req, Endpoint::Refresh, &[StatusCode::BAD_REQUEST])
             .await?
         {
             Answer::Refused => Ok(None),
@@ -217,23 +230,48 @@ impl Backend {
             .post(url.clone())
             .bearer_auth(access)
             .json(&serde_json::json!({ "refreshToken": refresh }));
-        self.send_with(req, "logout", &[]).await.map(|_| ())
+        self.send_with(req, Endpoint::Logout, &[]).await.map(|_| ())
     }
 
     /// `GET BACKEND_JWKS_URL`: the key set as raw JSON.
     pub async fn jwks(&self, url: &Url) -> AuthResult<Value> {
-        match self.send(self.http.get(url.clone()), "JWKS").await? {
+        match self
+            .send(self.http.get(url.clone()), Endpoint::Jwks)
+            .await?
+        {
             Answer::Json(v) => Ok(v),
             Answer::Refused => Err(AuthError::BackendBadResponse("JWKS refused".into())),
         }
     }
 
-    async fn send(&self, req: RequestBuilder, what: &str) -> AuthResult<Answer> {
-        self.send_with(req, what, &[]).await
+    async fn send(&self, req: RequestBuilder, endpoint: Endpoint) -> AuthResult<Answer> {
+        self.send_with(req, endpoint, &[]).await
     }
 
-    /// Sends a request; `refusals` are statuses that count as the backend's "no" besides 401/403.
+    /// Sends a request, timed and counted per endpoint and outcome (a call dropped before it ends,
+    /// e.g. by a client gone away, leaves the in-flight gauge but is not timed).
     async fn send_with(
+        &self,
+        req: RequestBuilder,
+        endpoint: Endpoint,
+        refusals: &[StatusCode],
+    ) -> AuthResult<Answer> {
+        let _in_flight = self.metrics.backend_call_started();
+        let started = Instant::now();
+        let answer = self.exchange(req, endpoint.what(), refusals).await;
+        let outcome = call_outcome(match &answer {
+            Ok(Answer::Json(_)) => Ok(true),
+            Ok(Answer::Refused) => Ok(false),
+            Err(e) => Err(e),
+        });
+        self.metrics
+            .backend_call(endpoint, outcome, started.elapsed());
+        answer
+    }
+
+    /// One request and its answer; `refusals` are statuses that count as the backend's "no"
+    /// besides 401/403.
+    async fn exchange(
         &self,
         req: RequestBuilder,
         what: &str,

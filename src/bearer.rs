@@ -272,6 +272,14 @@ impl Bearer {
         self.negative.get(key).map(Verdict::Refused)
     }
 
+    /// Callers that shared a check or a JWKS fetch already in flight (`flight` label, count).
+    pub fn flight_joins(&self) -> [(&'static str, u64); 2] {
+        [
+            ("backend_token", self.flights.joins()),
+            ("jwks", self.keys.flight.joins()),
+        ]
+    }
+
     pub fn forget(&self, key: &TokenKey) {
         self.positive.remove(key);
         self.negative.remove(key);

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -82,13 +83,20 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
 /// Runs one future per key at a time; concurrent callers with the same key share its result.
 pub struct SingleFlight<K, V> {
     inflight: Mutex<HashMap<K, Arc<OnceCell<V>>>>,
+    /// Callers that found a run in flight and shared it (a metric).
+    joins: AtomicU64,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> SingleFlight<K, V> {
     pub fn new() -> Self {
         SingleFlight {
             inflight: Mutex::new(HashMap::new()),
+            joins: AtomicU64::new(0),
         }
+    }
+
+    pub fn joins(&self) -> u64 {
+        self.joins.load(Ordering::Relaxed)
     }
 
     pub async fn run<F, Fut>(&self, key: K, f: F) -> V
@@ -96,10 +104,20 @@ impl<K: Eq + Hash + Clone, V: Clone> SingleFlight<K, V> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = V>,
     {
-        let cell = lock(&self.inflight)
-            .entry(key.clone())
-            .or_insert_with(|| Arc::new(OnceCell::new()))
-            .clone();
+        let cell = {
+            let mut map = lock(&self.inflight);
+            match map.get(&key) {
+                Some(cell) => {
+                    self.joins.fetch_add(1, Ordering::Relaxed);
+                    cell.clone()
+                }
+                None => {
+                    let cell = Arc::new(OnceCell::new());
+                    map.insert(key.clone(), cell.clone());
+                    cell
+                }
+            }
+        };
         let value = cell.get_or_init(f).await.clone();
         let mut map = lock(&self.inflight);
         if map.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
@@ -149,6 +167,8 @@ mod tests {
             assert_eq!(h.await.unwrap(), 7);
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // #10.7: everyone but the first joined the run in flight.
+        assert_eq!(sf.joins(), 19);
         // Afterwards a new call runs again.
         assert_eq!(sf.run(1, || async { 8 }).await, 8);
     }

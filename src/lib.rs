@@ -10,6 +10,7 @@ mod cache;
 mod config;
 mod doctor;
 mod error;
+mod metrics;
 mod policy;
 mod refresh;
 mod service;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 use napi_derive::napi;
 
+use crate::metrics::{code_index, Flow};
 use crate::service::{user_ejson, LoginOutcome, Service, SyncAuth};
 
 /// What `login` answers. `user` is relaxed Extended JSON (the shim restores ObjectIds and Dates).
@@ -66,6 +68,50 @@ pub struct RefreshResult {
     pub refresh_expires_at: f64,
     /// `token_provider` cookie value.
     pub provider: String,
+}
+
+/// Requests of one flow ended with one code (`ok` or an error code).
+#[napi(object)]
+pub struct MetricsOutcome {
+    pub flow: String,
+    pub code: String,
+    pub count: f64,
+}
+
+/// Backend calls of one endpoint with one outcome: a histogram of their latency.
+#[napi(object)]
+pub struct MetricsBackendCalls {
+    pub endpoint: String,
+    pub outcome: String,
+    /// Cumulative counts, one per bound of `bucketBoundsSeconds`.
+    pub buckets: Vec<f64>,
+    pub count: f64,
+    pub sum_seconds: f64,
+}
+
+#[napi(object)]
+pub struct MetricsCache {
+    pub cache: String,
+    pub hits: f64,
+    pub misses: f64,
+}
+
+#[napi(object)]
+pub struct MetricsFlightJoins {
+    pub flight: String,
+    pub joins: f64,
+}
+
+/// Everything the service counted since it was built (`metrics()`).
+#[napi(object)]
+pub struct MetricsSnapshot {
+    pub outcomes: Vec<MetricsOutcome>,
+    pub bucket_bounds_seconds: Vec<f64>,
+    pub backend_calls: Vec<MetricsBackendCalls>,
+    pub caches: Vec<MetricsCache>,
+    pub single_flight_joins: Vec<MetricsFlightJoins>,
+    pub refresh_lease_waits: f64,
+    pub backend_calls_in_flight: f64,
 }
 
 fn record(c: crate::service::CachedUser) -> UserRecord {
@@ -138,7 +184,9 @@ impl CustomBackendAuthService {
     #[napi]
     pub async fn login(&self, credentials: serde_json::Value) -> napi::Result<LoginResult> {
         let inner = self.inner.clone();
-        let result = match inner.login(&credentials).await? {
+        let outcome = inner.login(&credentials).await;
+        inner.metrics.result(Flow::Login, &outcome);
+        let result = match outcome? {
             LoginOutcome::Session {
                 user,
                 token,
@@ -168,11 +216,22 @@ impl CustomBackendAuthService {
     /// verifies a LibreChat token natively and answers from the caches.
     #[napi(catch_unwind)]
     pub fn check_bearer(&self, token: String) -> BearerCheck {
+        // A verdict here ends the check (counted); `load` and `backend` are counted by the call
+        // that finishes them.
+        let metrics = &self.inner.metrics;
         let (kind, id, version, reason) = match self.inner.authenticate_sync(&token) {
-            SyncAuth::User { id, version } => ("user", Some(id), Some(version), None),
+            SyncAuth::User { id, version } => {
+                metrics.ok(Flow::Bearer);
+                ("user", Some(id), Some(version), None)
+            }
             SyncAuth::Load { id } => ("load", Some(id), None, None),
             SyncAuth::Backend => ("backend", None, None, None),
-            SyncAuth::Invalid(reason) => ("invalid", None, None, Some(reason)),
+            SyncAuth::Invalid(code, reason) => {
+                if let Some(i) = code_index(code) {
+                    metrics.outcome(Flow::Bearer, i);
+                }
+                ("invalid", None, None, Some(reason))
+            }
         };
         BearerCheck {
             kind: kind.to_string(),
@@ -197,19 +256,31 @@ impl CustomBackendAuthService {
     /// Loads a user by id as LibreChat's jwt strategy does; null when there is none.
     #[napi]
     pub async fn load_user(&self, id: String) -> napi::Result<Option<UserRecord>> {
-        Ok(self.inner.load_user(&id).await?.map(record))
+        let loaded = self.inner.load_user(&id).await;
+        let metrics = &self.inner.metrics;
+        match &loaded {
+            Ok(Some(_)) => metrics.ok(Flow::Bearer),
+            // The strategy answers 401: the token names no user.
+            Ok(None) => metrics.error(Flow::Bearer, &crate::error::AuthError::UserNotFound),
+            Err(e) => metrics.error(Flow::Bearer, e),
+        }
+        Ok(loaded?.map(record))
     }
 
     /// Verifies a backend token (JWKS or user info, cached, single-flight) and returns its user.
     #[napi]
     pub async fn authenticate_backend_token(&self, token: String) -> napi::Result<UserRecord> {
-        Ok(record(self.inner.authenticate_backend(&token).await?))
+        let user = self.inner.authenticate_backend(&token).await;
+        self.inner.metrics.result(Flow::Bearer, &user);
+        Ok(record(user?))
     }
 
     /// Refreshes the session a LibreChat refresh token names.
     #[napi]
     pub async fn refresh(&self, refresh_token: String) -> napi::Result<RefreshResult> {
-        let r = self.inner.refresh(&refresh_token).await?;
+        let r = self.inner.refresh(&refresh_token).await;
+        self.inner.metrics.result(Flow::Refresh, &r);
+        let r = r?;
         Ok(RefreshResult {
             user: r.user.to_string(),
             token: r.token,
@@ -227,10 +298,77 @@ impl CustomBackendAuthService {
         refresh_token: Option<String>,
         user_id: Option<String>,
     ) -> napi::Result<bool> {
-        Ok(self
+        let ended = self
             .inner
             .logout(refresh_token.as_deref(), user_id.as_deref())
-            .await?)
+            .await;
+        self.inner.metrics.result(Flow::Logout, &ended);
+        Ok(ended?)
+    }
+
+    /// Counts an outcome the shim decided before any native call (a login refused for its
+    /// fields). Only known flows and codes count: anything else is ignored (`false`), so no input
+    /// can create a label.
+    #[napi(catch_unwind)]
+    pub fn count_outcome(&self, flow: String, code: String) -> bool {
+        match (Flow::parse(&flow), code_index(&code)) {
+            (Some(f), Some(i)) => {
+                self.inner.metrics.outcome(f, i);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The package's own metrics so far (README, "Metrics").
+    #[napi(catch_unwind)]
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let s = self
+            .inner
+            .metrics
+            .snapshot(self.inner.bearer.flight_joins());
+        MetricsSnapshot {
+            outcomes: s
+                .outcomes
+                .into_iter()
+                .map(|(flow, code, n)| MetricsOutcome {
+                    flow: flow.into(),
+                    code: code.into(),
+                    count: n as f64,
+                })
+                .collect(),
+            bucket_bounds_seconds: crate::metrics::BUCKETS_SECONDS.to_vec(),
+            backend_calls: s
+                .calls
+                .into_iter()
+                .map(|c| MetricsBackendCalls {
+                    endpoint: c.endpoint.into(),
+                    outcome: c.outcome.into(),
+                    buckets: c.buckets.into_iter().map(|n| n as f64).collect(),
+                    count: c.count as f64,
+                    sum_seconds: c.sum_seconds,
+                })
+                .collect(),
+            caches: s
+                .caches
+                .into_iter()
+                .map(|(cache, hits, misses)| MetricsCache {
+                    cache: cache.into(),
+                    hits: hits as f64,
+                    misses: misses as f64,
+                })
+                .collect(),
+            single_flight_joins: s
+                .flight_joins
+                .into_iter()
+                .map(|(flight, joins)| MetricsFlightJoins {
+                    flight: flight.into(),
+                    joins: joins as f64,
+                })
+                .collect(),
+            refresh_lease_waits: s.lease_waits as f64,
+            backend_calls_in_flight: s.in_flight as f64,
+        }
     }
 
     /// Forgets a cached user (after a change made elsewhere).

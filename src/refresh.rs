@@ -115,6 +115,8 @@ impl Service {
         let grace_ms = duration_ms(self.config.refresh_grace);
         // A lease is taken over once it is `lease_ms` old: by then it is ours to take.
         let give_up = DateTime::now().timestamp_millis() + lease_ms + 4 * duration_ms(REFRESH_POLL);
+        // Counted once per refresh that had to wait for another's lease.
+        let mut waited = false;
         loop {
             let now = DateTime::now().timestamp_millis();
             let Some(s) = db.sessions.find(sid).await? else {
@@ -154,6 +156,10 @@ impl Service {
                 return self.rotate(db, &s, &owner, retried).await;
             }
             // Another request (here or on another server) is refreshing this session.
+            if !waited {
+                waited = true;
+                self.metrics.lease_wait();
+            }
             if now > give_up {
                 return Err(AuthError::BackendUnavailable(
                     "refresh still in progress".into(),

@@ -16,6 +16,7 @@ use crate::bearer::{token_key, Bearer, Verdict};
 use crate::cache::TtlCache;
 use crate::config::{BearerMode, Config, SessionMode};
 use crate::error::{AuthError, AuthResult};
+use crate::metrics::{Cache, Metrics};
 use crate::sessions::Sessions;
 use crate::tokens::{classify, AccessCheck, AccessSubject, TokenClass, Tokens};
 use crate::users::{Profile, Users, PROVIDER};
@@ -53,6 +54,8 @@ pub struct Service {
     versions: AtomicU32,
     /// Backend tokens from refreshes whose answer the database refused to store.
     pub(crate) unsaved: crate::refresh::Unsaved,
+    /// The package's own metrics (section "Metrics" of the README).
+    pub metrics: Arc<Metrics>,
 }
 
 /// What the synchronous check of a bearer token decided.
@@ -63,8 +66,8 @@ pub enum SyncAuth {
     Load { id: String },
     /// A backend token that needs a backend round trip (`authenticate_backend`).
     Backend,
-    /// Refused; the reason is safe to show.
-    Invalid(String),
+    /// Refused with this code (a metric's label); the reason is safe to show.
+    Invalid(&'static str, String),
 }
 
 /// What a login ends in.
@@ -136,8 +139,10 @@ pub fn user_ejson(mut user: Document) -> AuthResult<String> {
 impl Service {
     pub fn new(vars: &HashMap<String, String>) -> AuthResult<Service> {
         let config = Config::from_vars(vars)?;
+        let metrics = Arc::new(Metrics::default());
         Ok(Service {
-            backend: Backend::new(&config)?,
+            backend: Backend::new(&config)?.with_metrics(metrics.clone()),
+            metrics,
             bearer: Bearer::new(&config),
             users_cache: TtlCache::new(config.cache_max),
             source_ids: TtlCache::new(config.cache_max),
@@ -329,8 +334,15 @@ impl Service {
         self.tokens.verify_access(token)
     }
 
+    /// `cached_user` on the per-request path, counted as a cache hit or miss.
+    fn counted_user(&self, id: &str) -> Option<CachedUser> {
+        let cached = self.cached_user(id);
+        self.metrics.cache(Cache::User, cached.is_some());
+        cached
+    }
+
     fn user_state(&self, id: String) -> SyncAuth {
-        match self.cached_user(&id) {
+        match self.counted_user(&id) {
             Some(c) => SyncAuth::User {
                 id,
                 version: c.version,
@@ -344,17 +356,22 @@ impl Service {
     pub fn authenticate_sync(&self, token: &str) -> SyncAuth {
         match self.tokens.check_access(token) {
             AccessCheck::Valid(id) => self.user_state(id),
-            AccessCheck::Invalid(e) => SyncAuth::Invalid(e.to_string()),
+            AccessCheck::Invalid(e) => SyncAuth::Invalid(e.code(), e.to_string()),
             AccessCheck::NotLibreChat(TokenClass::Garbage) => {
-                SyncAuth::Invalid("malformed token".into())
+                SyncAuth::Invalid("TOKEN_INVALID", "malformed token".into())
             }
             AccessCheck::NotLibreChat(_) => {
                 if self.config.bearer_mode == BearerMode::Off {
-                    return SyncAuth::Invalid("backend tokens are not accepted".into());
+                    return SyncAuth::Invalid(
+                        "TOKEN_INVALID",
+                        "backend tokens are not accepted".into(),
+                    );
                 }
                 let key = token_key(token);
-                match self.bearer.cached(&key) {
-                    Some(Verdict::Refused(why)) => SyncAuth::Invalid(why),
+                let verdict = self.bearer.cached(&key);
+                self.metrics.cache(Cache::BackendToken, verdict.is_some());
+                match verdict {
+                    Some(Verdict::Refused(why)) => SyncAuth::Invalid("TOKEN_INVALID", why),
                     // The policy holds on the cached path too; the slow path answers its 403.
                     Some(Verdict::Valid(identity))
                         if self.config.policy.admit(&identity).is_err() =>
@@ -364,7 +381,7 @@ impl Service {
                     Some(Verdict::Valid(identity)) => match self.source_ids.get(&identity.id) {
                         // A 2FA user's token needs the slow path's check unless known as a
                         // session's; an uncached user is loaded by the slow path, which checks.
-                        Some(id) => match self.cached_user(&id) {
+                        Some(id) => match self.counted_user(&id) {
                             Some(c) if !c.two_factor || self.bearer.is_session_token(&key) => {
                                 SyncAuth::User {
                                     id,
