@@ -5,7 +5,6 @@
 // METRICS_SECRET, as createMetrics() in LibreChat main 0ab3414c) and registered in a registry.
 
 const express = require('express');
-const compression = require('compression');
 const request = require('supertest');
 const jwt = require('jsonwebtoken');
 const { Registry, Counter } = require('prom-client');
@@ -15,30 +14,6 @@ const ALICE = { email: 'Alice', password: 'alice-password-1' };
 const BOB = { email: 'bob', password: 'bob-password-2' };
 const METRICS_SECRET = 'metrics-secret-for-the-test';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * A metrics endpoint of the shape LibreChat main's createMetrics() returns: a prom-client
- * registry of its own (out of the operator's reach), a counter of its own, and the bearer check
- * against METRICS_SECRET (401 otherwise). Test scaffolding, written for this test.
- */
-function librechatShapedMetrics() {
-  const registry = new Registry();
-  const lookups = new Counter({
-    name: 'openid_user_lookup_total',
-    help: 'OpenID user lookup attempts',
-    labelNames: ['result'],
-    registers: [registry],
-  });
-  const router = express.Router();
-  router.get('/', (req, res) => {
-    if (req.headers.authorization !== `Bearer ${METRICS_SECRET}`) return res.status(401).end();
-    return registry.metrics().then((text) => {
-      res.set('Content-Type', registry.contentType);
-      res.end(text);
-    });
-  });
-  return { router, lookups };
-}
 
 /** Samples of a Prometheus text exposition: `name{a="x",b="y"}` (labels sorted) -> value. */
 function parseExposition(text) {
@@ -76,16 +51,10 @@ describe('#10.7 metrics', () => {
   let lcMetrics;
 
   beforeAll(async () => {
-    h = await startHarness({ db: 'metrics-10-7', jwt: 'custom' });
-    const pkg = require('..');
-    lcMetrics = librechatShapedMetrics();
-    // LibreChat's api/server/index.js: compression() (unless DISABLE_COMPRESSION) early, then the
-    // operator's line right before LibreChat's own `/metrics` mount.
-    outer = express();
-    outer.use(compression());
-    outer.use('/metrics', pkg.appendCustomBackendMetrics());
-    outer.use('/metrics', lcMetrics.router);
-    outer.use(h.app);
+    // The test app mounts compression() and LibreChat's /metrics with the wiring's line before it.
+    h = await startHarness({ db: 'metrics-10-7', env: { METRICS_SECRET } });
+    lcMetrics = h.lc.metrics;
+    outer = h.app;
   });
 
   afterAll(async () => {

@@ -13,7 +13,7 @@
  *   await lc.close();
  *
  * Routes: POST /api/auth/{login,logout,refresh}; GET /api/config; POST /api/admin/login/local,
- * GET /api/admin/verify; GET /api/user; test-only: GET /api/optional (behind optionalJwtAuth,
+ * GET /api/admin/verify; GET /api/user; GET /metrics (behind METRICS_SECRET); test-only: GET /api/optional (behind optionalJwtAuth,
  * answers { user: req.user?.id ?? null }) and POST /api/test/mutate-user (changes req.user in place,
  * as a careless route might).
  *
@@ -23,6 +23,7 @@
 
 require('../alias');
 const passport = require('passport');
+const compression = require('compression');
 const cookieParser = require('cookie-parser');
 const { isEnabled } = require('../api');
 const models = require('~/models');
@@ -30,6 +31,8 @@ const { setAppConfig } = require('../appConfig');
 const { jwtLogin } = require('~/strategies');
 const { customJwtStrategy, customBackendStrategy } = require('~/strategies');
 const { optionalJwtAuth } = require('~/server/middleware/requireJwtAuth');
+const { appendCustomBackendMetrics } = require('./middleware');
+const { createMetrics } = require('./metrics');
 const { getUserController } = require('./controllers');
 
 const silentLogger = { info() {}, warn() {}, error() {}, debug() {} };
@@ -85,6 +88,7 @@ async function createLibreChatApp({
     app.use(express.json({ limit: '3mb' }));
     app.use(express.urlencoded({ extended: true, limit: '3mb' }));
     app.use(cookieParser());
+    app.use(compression());
     if (inspect) {
       app.use((req, res, next) => {
         inspect(req, res);
@@ -108,6 +112,12 @@ async function createLibreChatApp({
     if (version === 'v0.8') app.use('/api/admin', require('./routes/admin/auth')(express));
     app.get('/api/user', version === 'v0.7.9' ? require('./middleware/requireJwtAuth').classic : requireJwtAuth, getUserController);
 
+    const metrics = createMetrics(express);
+    if (useCustomAuth) {
+      app.use('/metrics', appendCustomBackendMetrics()); // the package's metrics after LibreChat's
+    }
+    app.use('/metrics', metrics.metricsRouter);
+
     app.get('/api/optional', optionalJwtAuth, (req, res) => res.json({ user: req.user?.id ?? null }));
     app.post('/api/test/mutate-user', requireJwtAuth, (req, res) => {
       const u = req.user;
@@ -129,7 +139,7 @@ async function createLibreChatApp({
       res.status(status).json({ message: status === 500 ? 'Something went wrong' : 'Invalid request' });
     });
 
-    return { app, mongoose, connection: mongoose.connection, models: schemaModels, methods, close };
+    return { app, mongoose, connection: mongoose.connection, models: schemaModels, methods, metrics, close };
   } catch (err) {
     await close().catch(() => {});
     throw err;

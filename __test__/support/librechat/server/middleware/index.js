@@ -7,10 +7,11 @@ const requireJwtAuth = require('./requireJwtAuth');
 const stock = require('./stock');
 const { createSetBalanceConfig } = require('../../api');
 const { balanceOptions } = require('../../appConfig');
-const { requireCustomBackendAuth } = require('librechat-custom-backend-auth');
+const { requireCustomBackendAuth, appendCustomBackendMetrics } = require('librechat-custom-backend-auth');
 
 module.exports = {
   requireCustomBackendAuth,
+  appendCustomBackendMetrics,
   ...stock,
   requireJwtAuth,
   // v0.7.9 exports it from here; v0.8 routes build it with createSetBalanceConfig themselves.
