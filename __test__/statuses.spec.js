@@ -67,7 +67,7 @@ describe('issue 10: statuses, cookies and outages as the LibreChat client sees t
       ['production, DOMAIN_SERVER on *.localhost', false, { ...production, DOMAIN_SERVER: 'chat.localhost:3080' }],
       ['production, DOMAIN_SERVER on 127.0.0.1', false, { ...production, DOMAIN_SERVER: 'http://127.0.0.1:3080' }],
       ['production, a public DOMAIN_SERVER', true, { ...production, DOMAIN_SERVER: 'https://chat.example.com' }],
-      ['production, localhost, SESSION_COOKIE_SECURE=true', { ...production, DOMAIN_SERVER: 'http://localhost:3080', true, SESSION_COOKIE_SECURE: 'true' }],
+      ['production, localhost, SESSION_COOKIE_SECURE=true', true, { ...production, DOMAIN_SERVER: 'http://localhost:3080', SESSION_COOKIE_SECURE: 'true' }],
       ['production, SESSION_COOKIE_SECURE=yes (not a LibreChat value: ignored)', true, { ...production, SESSION_COOKIE_SECURE: 'yes' }],
       ['not production', false, {}],
       ['not production, a public DOMAIN_SERVER', false, { DOMAIN_SERVER: 'https://chat.example.com' }],
