@@ -159,6 +159,11 @@ export interface RefreshResult {
   refreshExpiresAt: number
   /** `token_provider` cookie value. */
   provider: string
+  /**
+   * Answered during a backend outage without a backend refresh: `refresh_token` is the one
+   * presented and the cookies stay as they are.
+   */
+  outage: boolean
 }
 
 /** A user as relaxed Extended JSON with its cache version. */

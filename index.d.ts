@@ -43,7 +43,9 @@ export interface RefreshResult {
   refreshToken: string;
   refreshExpiresAt: number;
   /** `token_provider` cookie value: `custom-backend`, or `librechat` for a local account. */
-  provider: string;
+  provider: string;  /** Answered during a backend outage without a backend refresh (README section 7): `refreshToken`
+   * is the one presented, unchanged, and `token` expires no later than the one issued with it. */
+  outage: boolean;
 }
 
 export interface BearerCheck {

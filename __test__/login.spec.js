@@ -300,7 +300,7 @@ describe.each([
     test('wrong credentials: 404 like LibreChat\'s wrong password (not 401)', async () => {
       const res = await login({ email: 'Alice', password: 'wrong-password' });
       expect(res.status).toBe(404);
-      expect(res.body).toEqual({ message: 'Invalid username or password.' });
+      expect(res.body).toEqual({ code: 'INVALID_CREDENTIALS', message: 'Invalid username or password.' });
       expect(h.mock.calls.login).toBe(1);
       await expectNothingWritten();
     });
@@ -312,10 +312,11 @@ describe.each([
       await expectNothingWritten();
     });
 
-    test.each([[500], [502], [503]])('backend %i: 503', async (status) => {
+    test.each([[500], [502], [503]])('backend %i: BACKEND_UNAVAILABLE, answered 500 at login (#10.4)', async (status) => {
       h.mock.set({ login: { status } });
       const res = await login(ALICE);
-      expect(res.status).toBe(503);
+      expect(res.status).toBe(500);
+      expect(res.body.code).toBe('BACKEND_UNAVAILABLE');
       expect(res.body.message).toMatch(/unavailable/);
       await expectNothingWritten();
     });
@@ -340,14 +341,14 @@ describe.each([
       await expectNothingWritten();
     });
 
-    test('the app answers 504 over HTTP for a hanging backend', async () => {
+    test('the app answers 500 (BACKEND_TIMEOUT, #10.4) over HTTP for a hanging backend', async () => {
       const { configureCustomBackendAuth } = require('..');
       configureCustomBackendAuth({ ...h.vars, BACKEND_TIMEOUT_MS: '1000', logger: h.logs.logger });
       try {
         h.mock.set({ login: { hang: true } });
         const res = await login(ALICE);
-        expect(res.status).toBe(504);
-        expect(typeof res.body.message).toBe('string');
+        expect(res.status).toBe(500);
+        expect(res.body.code).toBe('BACKEND_TIMEOUT');
       } finally {
         configureCustomBackendAuth({ ...h.vars, logger: h.logs.logger });
       }
@@ -359,10 +360,11 @@ describe.each([
       ['no user id in login or user info', { noUserInLogin: true, userFields: ({ id, ...rest }) => rest }],
       ['no user email in login or user info', { noUserInLogin: true, userFields: ({ email, ...rest }) => rest }],
       ['user info refusing the new token', { noUserInLogin: true, userinfo: { status: 401 } }],
-    ])('502 for %s', async (_name, switches) => {
+    ])('BACKEND_BAD_RESPONSE (500 at login, #10.4) for %s', async (_name, switches) => {
       h.mock.set(switches);
       const res = await login(ALICE);
-      expect(res.status).toBe(502);
+      expect(res.status).toBe(500);
+      expect(res.body.code).toBe('BACKEND_BAD_RESPONSE');
       expect(typeof res.body.message).toBe('string');
       await expectNothingWritten();
     });
@@ -378,7 +380,7 @@ describe.each([
       const res = await login(ALICE);
       const text = JSON.stringify(res.body);
       expect(text).not.toMatch(/alice-password|forced error|at .*\.js/);
-      expect(Object.keys(res.body)).toEqual(['message']);
+      expect(Object.keys(res.body)).toEqual(['code', 'message']);
     });
   });
 });

@@ -2,7 +2,7 @@
 
 // The Express handlers of /api/auth: login (middleware and controller), refresh, logout.
 
-const { CustomBackendAuthError, toAuthError } = require('./errors');
+const { CustomBackendAuthError, toAuthError, loginStatusOf } = require('./errors');
 const { getAuthService } = require('./service');
 const {
   PROVIDER,
@@ -36,15 +36,24 @@ function requireCustomBackendAuth(req, res, next) {
   const passport = passportOf();
   passport.authenticate(PROVIDER, { session: false }, (err, user, info) => {
     if (err) {
-      return err instanceof CustomBackendAuthError ? sendError(res, err) : next(err);
+      return err instanceof CustomBackendAuthError ? sendLoginError(res, err) : next(err);
     }
     if (!user) {
-      return res.status(404).json({ message: info?.message ?? 'Invalid username or password.' });
+      return sendLoginError(
+        res,
+        new CustomBackendAuthError('INVALID_CREDENTIALS', info?.message ?? 'Invalid username or password.'),
+      );
     }
     req.user = user;
     req.authInfo = info;
     return next();
   })(req, res, next);
+}
+
+/** A failed login: the status LibreChat's web client turns into the truest message (README section
+ * 10), the precise reason in the body for other clients. */
+function sendLoginError(res, err) {
+  return res.status(loginStatusOf(err.code)).json({ code: err.code, message: err.message });
 }
 
 /** Handler for `POST /api/auth/login`, in place of LibreChat's `loginController`. */
@@ -67,7 +76,12 @@ async function customRefreshController(req, res) {
   if (!refreshToken) return res.status(200).send('Refresh token not provided');
   try {
     const r = await service.refresh(refreshToken);
-    setSessionCookies(res, service, r.refreshToken, r.refreshExpiresAt, r.provider);
+    if (r.outage) {
+      // The backend could not refresh: an access token from the session, the cookies unchanged.
+      service.logger.warn('[customBackendAuth] refresh: backend unavailable; access token re-issued without rotation');
+    } else {
+      setSessionCookies(res, service, r.refreshToken, r.refreshExpiresAt, r.provider);
+    }
     return res.status(200).send({ token: r.token, user: r.user });
   } catch (err) {
     const authErr = toAuthError(err);

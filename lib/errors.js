@@ -25,6 +25,34 @@ const STATUS_BY_CODE = Object.freeze({
   INTERNAL: 500,
 });
 
+/**
+ * The status of a failed login, by code. LibreChat's web client picks its message from the status
+ * alone (`client/src/utils/getLoginError.ts`, v0.8.8-rc1): 429 "too many attempts", 403 "banned",
+ * 500 "internal server error, please wait and try again", 422 "not verified", anything else
+ * "check your credentials". So every transient failure answers 500 and a refusal of the person
+ * (role, domain) 404, never 403; the class (4xx refusal, 5xx retry later) stays. The body keeps the
+ * precise `code`. Refresh, logout and API requests keep STATUS_BY_CODE.
+ */
+const LOGIN_STATUS_BY_CODE = Object.freeze({
+  ...STATUS_BY_CODE,
+  ACCESS_DENIED: 404,
+  BACKEND_BAD_RESPONSE: 500,
+  BACKEND_UNAVAILABLE: 500,
+  DB_UNAVAILABLE: 500,
+  BACKEND_TIMEOUT: 500,
+  // Not expected at login; never 401 there (an older client would start a refresh).
+  TOKEN_INVALID: 404,
+  TOKEN_EXPIRED: 404,
+  TWO_FACTOR_REQUIRED: 404,
+  SESSION_INVALID: 404,
+  USER_NOT_FOUND: 404,
+});
+
+/** The status a failed login answers with (unknown codes: 500). */
+function loginStatusOf(code) {
+  return LOGIN_STATUS_BY_CODE[code] ?? 500;
+}
+
 /** Codes that mean "try again later": a per-request check answers them 503, never 401 (a 401
  * makes LibreChat's client refresh and then log the user out for an outage). */
 const OUTAGE_CODES = new Set([
@@ -54,4 +82,11 @@ function toAuthError(err) {
   return new CustomBackendAuthError('INTERNAL', 'Internal error');
 }
 
-module.exports = { STATUS_BY_CODE, OUTAGE_CODES, CustomBackendAuthError, toAuthError };
+module.exports = {
+  STATUS_BY_CODE,
+  LOGIN_STATUS_BY_CODE,
+  loginStatusOf,
+  OUTAGE_CODES,
+  CustomBackendAuthError,
+  toAuthError,
+};

@@ -120,6 +120,7 @@ pub struct Config {
     pub token_encryption_key: [u8; 32],
     pub balance_enabled: bool,
     pub start_balance: i64,
+    /// The session cookies' `Secure` flag, decided as LibreChat decides it (`secure_cookie`).
     pub secure_cookies: bool,
     pub mapping: Mapping,
     pub policy: Policy,
@@ -496,11 +497,52 @@ impl Config {
             token_encryption_key: parse_key(v.required("BACKEND_TOKEN_ENCRYPTION_KEY")?)?,
             balance_enabled: v.librechat_flag("CHECK_BALANCE"),
             start_balance,
-            secure_cookies: production,
+            secure_cookies: secure_cookie(map),
             mapping,
             policy,
         })
     }
+}
+
+/// LibreChat's `shouldUseSecureCookie()` (`packages/api/src/oauth/csrf.ts`, v0.8.6 to v0.8.8-rc1),
+/// on the raw values as LibreChat reads them, so that our cookies carry the flag LibreChat's own
+/// would: `SESSION_COOKIE_SECURE=true|false` (trimmed, any case) wins; anything else is ignored
+/// and the flag is on in production (`NODE_ENV` exactly `production`) unless `DOMAIN_SERVER`'s
+/// host is `localhost`, `127.0.0.1`, `::1` or ends with `.localhost`. The host is read with the
+/// WHATWG URL rules LibreChat's `new URL` applies (the `url` crate implements them), so
+/// `http://[::1]:3080` has the host `[::1]` and is not local there either.
+fn secure_cookie(vars: &HashMap<String, String>) -> bool {
+    let raw = |name: &str| vars.get(name).map(String::as_str);
+    match raw("SESSION_COOKIE_SECURE").map(|v| v.trim().to_lowercase()) {
+        Some(v) if v == "true" => return true,
+        Some(v) if v == "false" => return false,
+        _ => {}
+    }
+    let production = raw("NODE_ENV") == Some("production");
+    let domain = raw("DOMAIN_SERVER").unwrap_or("");
+    let host = if domain.is_empty() {
+        String::new()
+    } else {
+        let has_scheme = domain
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+            || domain
+                .get(..7)
+                .is_some_and(|p| p.eq_ignore_ascii_case("http://"));
+        let normalized = if has_scheme {
+            domain.to_string()
+        } else {
+            format!("http://{domain}")
+        };
+        match Url::parse(&normalized) {
+            Ok(url) => url.host_str().unwrap_or("").to_lowercase(),
+            // LibreChat falls back to the whole value.
+            Err(_) => domain.to_lowercase(),
+        }
+    };
+    let local =
+        matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1") || host.ends_with(".localhost");
+    production && !local
 }
 
 /// 32 bytes for AES-256-GCM, as 64 hex characters or standard base64.
@@ -810,6 +852,86 @@ pub mod tests {
         assert_eq!(eval_arithmetic(&nested), Some(1.0));
         let deeper = format!("{}1{}", "(".repeat(17), ")".repeat(17));
         assert_eq!(eval_arithmetic(&deeper), None);
+    }
+
+    /// `secure_cookies` for these variables on top of the sample ones.
+    fn secure_with(extra: &[(&str, &str)]) -> bool {
+        let mut vars = sample_vars();
+        vars.insert("BACKEND_ALLOW_INSECURE_HTTP".into(), "true".into());
+        for (k, v) in extra {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        Config::from_vars(&vars).unwrap().secure_cookies
+    }
+
+    #[test]
+    fn item_10_2_secure_cookie_follows_librechat_should_use_secure_cookie() {
+        let prod = ("NODE_ENV", "production");
+        // SESSION_COOKIE_SECURE wins, trimmed and in any case, over every other input.
+        for v in ["true", "TRUE", " True "] {
+            assert!(secure_with(&[("SESSION_COOKIE_SECURE", v)]), "{v}");
+            assert!(secure_with(&[
+                ("SESSION_COOKIE_SECURE", v),
+                ("DOMAIN_SERVER", "http://localhost:3080")
+            ]));
+        }
+        for v in ["false", "FALSE", " false\t"] {
+            assert!(!secure_with(&[prod, ("SESSION_COOKIE_SECURE", v)]), "{v}");
+            assert!(!secure_with(&[
+                prod,
+                ("SESSION_COOKIE_SECURE", v),
+                ("DOMAIN_SERVER", "https://chat.example.com")
+            ]));
+        }
+        // Any other value is ignored (LibreChat tests for exactly true/false): the heuristic decides.
+        for v in ["yes", "1", "0", "off", "", "   "] {
+            assert!(secure_with(&[prod, ("SESSION_COOKIE_SECURE", v)]), "{v:?}");
+            assert!(!secure_with(&[("SESSION_COOKIE_SECURE", v)]), "{v:?}");
+        }
+        // Not production: never Secure, whatever DOMAIN_SERVER says. NODE_ENV is compared exactly.
+        assert!(!secure_with(&[]));
+        assert!(!secure_with(&[(
+            "DOMAIN_SERVER",
+            "https://chat.example.com"
+        )]));
+        for env in ["development", "Production", "PRODUCTION", " production"] {
+            assert!(!secure_with(&[("NODE_ENV", env)]), "{env:?}");
+        }
+        // Production, no DOMAIN_SERVER (or an empty one): Secure, as LibreChat v0.7.9 to v0.8.2.
+        assert!(secure_with(&[prod]));
+        assert!(secure_with(&[prod, ("DOMAIN_SERVER", "")]));
+        // Production and a DOMAIN_SERVER whose host is local: not Secure. The host as WHATWG URL
+        // parsing gives it to LibreChat's `new URL(...).hostname` (checked against Node 24).
+        for local in [
+            "http://localhost:3080",
+            "localhost:3080",
+            "HTTP://LocalHost",
+            "https://localhost",
+            "http://127.0.0.1:3080",
+            "http://127.1:3080",
+            "0x7f.0.0.1",
+            "app.localhost",
+            "http://chat.app.localhost:3080/",
+            "http://user@localhost",
+            "localhost/path",
+            "::1", // not a URL host: LibreChat compares the whole value
+        ] {
+            assert!(!secure_with(&[prod, ("DOMAIN_SERVER", local)]), "{local}");
+        }
+        // Production and any other host: Secure. `[::1]` keeps its brackets in a URL's hostname,
+        // so LibreChat does not count it as local; an unparsable value is compared whole.
+        for remote in [
+            "https://chat.example.com",
+            "chat.example.com:3080",
+            "http://192.168.1.10:3080",
+            "http://[::1]:3080",
+            "http://localhost.:3080",
+            "http://localhost.example.com",
+            "http://localhost:99999",
+            "http://xn--localhost",
+        ] {
+            assert!(secure_with(&[prod, ("DOMAIN_SERVER", remote)]), "{remote}");
+        }
     }
 
     #[test]

@@ -74,7 +74,17 @@ const VARIABLES: &[(&str, Show, Unset)] = &[
     (
         "NODE_ENV",
         Show::Plain,
-        Unset::Optional("cookies without Secure"),
+        Unset::Optional("cookies without Secure unless SESSION_COOKIE_SECURE=true"),
+    ),
+    (
+        "SESSION_COOKIE_SECURE",
+        Show::Plain,
+        Unset::Optional("Secure decided by NODE_ENV and DOMAIN_SERVER"),
+    ),
+    (
+        "DOMAIN_SERVER",
+        Show::Plain,
+        Unset::Optional("in production: Secure cookies"),
     ),
     ("BACKEND_AUTH_URL", Show::Url, Unset::Required),
     ("BACKEND_USER_INFO_URL", Show::Url, Unset::Required),

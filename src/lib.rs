@@ -68,6 +68,9 @@ pub struct RefreshResult {
     pub refresh_expires_at: f64,
     /// `token_provider` cookie value.
     pub provider: String,
+    /// Answered during a backend outage without a backend refresh: `refresh_token` is the one
+    /// presented and the cookies stay as they are.
+    pub outage: bool,
 }
 
 /// Requests of one flow ended with one code (`ok` or an error code).
@@ -287,6 +290,7 @@ impl CustomBackendAuthService {
             refresh_token: r.refresh_token,
             refresh_expires_at: r.refresh_expires_at_ms as f64,
             provider: r.provider.to_string(),
+            outage: r.outage,
         })
     }
 

@@ -42,6 +42,9 @@ pub struct Refreshed {
     pub refresh_expires_at_ms: i64,
     /// `token_provider` cookie value: ours, or `librechat` for a local account's session.
     pub provider: &'static str,
+    /// Answered during a backend outage without a backend refresh (`outage_answer`):
+    /// `refresh_token` is the one presented, unchanged, and the cookies need not be set again.
+    pub outage: bool,
 }
 
 fn duration_ms(d: Duration) -> i64 {
@@ -153,7 +156,7 @@ impl Service {
                 Some(i)
             };
             if db.sessions.try_lock(&s, &owner, lease_ms).await? {
-                return self.rotate(db, &s, &owner, retried).await;
+                return self.rotate(db, &s, &owner, retried, refresh_token).await;
             }
             // Another request (here or on another server) is refreshing this session.
             if !waited {
@@ -232,6 +235,63 @@ impl Service {
         }
     }
 
+    /// The backend could not answer (down, slow, rate limited, an unusable answer), the lease is
+    /// released and the session kept. LibreChat's web client leaves the app for its login page on
+    /// any refresh answer without a token (`silentRefresh` in `client/src/hooks/AuthContext.tsx`,
+    /// v0.8.8-rc1), which is what a page reload meets. So, in `librechat` session mode, the
+    /// browser gets a LibreChat access token again for the session's current refresh token,
+    /// without a rotation and expiring no later than the access token issued with that refresh
+    /// token (when it was issued, plus `SESSION_EXPIRY`): what a reload lost, never a longer
+    /// stay than the backend last granted. Otherwise (past that, a retried superseded token,
+    /// backend session mode, no user) the error stands (503).
+    async fn outage_answer(
+        &self,
+        db: &Db,
+        s: &StoredSession,
+        retried: Option<usize>,
+        presented: &str,
+        e: AuthError,
+    ) -> AuthResult<Refreshed> {
+        let outage = matches!(
+            e,
+            AuthError::BackendUnavailable(_)
+                | AuthError::BackendTimeout
+                | AuthError::BackendRateLimited
+                | AuthError::BackendBadResponse(_)
+        );
+        if !outage || retried.is_some() || self.config.session_mode != SessionMode::LibreChat {
+            return Err(e);
+        }
+        // When the current refresh token was issued: the last rotation, or the session's creation.
+        let issued_ms = s
+            .generations
+            .iter()
+            .map(|g| g.at_ms)
+            .chain(std::iter::once(s.id.timestamp().timestamp_millis()))
+            .max()
+            .unwrap_or(0);
+        let session_expiry_ms = i64::try_from(self.config.session_expiry_ms).unwrap_or(i64::MAX);
+        let exp_ms = issued_ms.saturating_add(session_expiry_ms);
+        let exp = u64::try_from(exp_ms / 1000).unwrap_or(0);
+        if exp <= crate::tokens::now_secs() {
+            return Err(e);
+        }
+        let user = match db.users.find_public(s.user).await {
+            Ok(Some(u)) if u.get_str("provider") == Ok(PROVIDER) => u,
+            _ => return Err(e),
+        };
+        let token = self.access_token_until(&user, s.user, Some(exp))?;
+        let cached = self.cache_user(&user)?;
+        Ok(Refreshed {
+            user: cached.json,
+            token,
+            refresh_token: presented.to_string(),
+            refresh_expires_at_ms: s.expiration_ms,
+            provider: PROVIDER,
+            outage: true,
+        })
+    }
+
     /// The backend or the policy refused the session: it ends, if it still holds the backend
     /// tokens `version` this refresh saw; `live` tokens (issued by this refresh) are logged out.
     async fn refuse(
@@ -274,6 +334,7 @@ impl Service {
         s: &StoredSession,
         owner: &str,
         retried: Option<usize>,
+        presented: &str,
     ) -> AuthResult<Refreshed> {
         let ended = || AuthError::SessionInvalid("The backend ended the session".into());
         let adopted;
@@ -321,7 +382,10 @@ impl Service {
                         let e = ended();
                         return Err(self.refuse(db, s, owner, version.as_deref(), None, e).await);
                     }
-                    Err(e) => return Err(self.release(db, s, owner, e).await),
+                    Err(e) => {
+                        let e = self.release(db, s, owner, e).await;
+                        return self.outage_answer(db, s, retried, presented, e).await;
+                    }
                 };
                 let mut tokens = answer.tokens;
                 // A backend that does not rotate keeps the old refresh token valid.
@@ -370,7 +434,10 @@ impl Service {
                     let e = ended();
                     return Err(self.refuse(db, s, owner, version.as_deref(), live, e).await);
                 }
-                Err(e) => return Err(self.release(db, s, owner, e).await),
+                Err(e) => {
+                    let e = self.release(db, s, owner, e).await;
+                    return self.outage_answer(db, s, retried, presented, e).await;
+                }
             },
         };
         // A user who lost a required role (or whose domain is no longer allowed) is logged out.
@@ -484,6 +551,7 @@ impl Service {
             refresh_token,
             refresh_expires_at_ms: s.expiration_ms,
             provider,
+            outage: false,
         })
     }
 

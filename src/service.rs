@@ -500,12 +500,26 @@ impl Service {
     }
 
     pub(crate) fn access_token_for(&self, user: &Document, id: ObjectId) -> AuthResult<String> {
-        self.tokens.access_token(&AccessSubject {
+        self.access_token_until(user, id, None)
+    }
+
+    /// `access_token_for`, expiring at `exp` (seconds) when given.
+    pub(crate) fn access_token_until(
+        &self,
+        user: &Document,
+        id: ObjectId,
+        exp: Option<u64>,
+    ) -> AuthResult<String> {
+        let subject = AccessSubject {
             id: &id.to_hex(),
             username: user.get_str("username").unwrap_or_default(),
             provider: user.get_str("provider").unwrap_or(PROVIDER),
             email: user.get_str("email").unwrap_or_default(),
-        })
+        };
+        match exp {
+            Some(exp) => self.tokens.access_token_until(&subject, exp),
+            None => self.tokens.access_token(&subject),
+        }
     }
 
     pub async fn close(&self) {

@@ -332,6 +332,11 @@ impl Tokens {
 
     /// `generateToken(user)`: `{id, username, provider, email, iat, exp}` with `JWT_SECRET`.
     pub fn access_token(&self, s: &AccessSubject<'_>) -> AuthResult<String> {
+        self.access_token_until(s, now_secs().saturating_add(self.session_expiry_secs))
+    }
+
+    /// An access token as `access_token`, expiring at `exp` (seconds) instead.
+    pub fn access_token_until(&self, s: &AccessSubject<'_>, exp: u64) -> AuthResult<String> {
         let iat = now_secs();
         Self::sign(
             &AccessClaims {
@@ -340,7 +345,7 @@ impl Tokens {
                 provider: s.provider,
                 email: s.email,
                 iat,
-                exp: iat + self.session_expiry_secs,
+                exp,
             },
             &self.access_key,
         )
