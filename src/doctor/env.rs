@@ -240,8 +240,6 @@ pub fn shown_url(url: &Url) -> String {
     s
 }
 
-/// `host:port` of a URL, for "no answer from …".
-
 /// Query options of a connection string whose values are (or may be) secrets.
 fn sensitive_option(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
