@@ -160,15 +160,16 @@ async fn check_db_contents(
     out
 }
 
-/// With `MONGO_AUTO_INDEX` off a collection appears at LibreChat's first write to it (without
-/// indexes), so its absence is expected; otherwise LibreChat's start creates it with its indexes,
-/// so LibreChat never started against this database.
+/// With `MONGO_AUTO_INDEX` off a collection may appear only at LibreChat's first write to it
+/// (`MONGO_AUTO_CREATE` off too, as in LibreChat's `.env.example`), without indexes; the line on
+/// `MONGO_AUTO_INDEX` says the rest. Otherwise LibreChat's start creates it with its indexes (an
+/// index build creates its collection), so LibreChat never started against this database.
 fn missing_collection(collection: &str, db: &str, auto: &AutoIndex) -> Finding {
     match auto {
         AutoIndex::Off(_) => finding(
             INFO,
             collection,
-            format!("collection not created yet in database \"{db}\" (LibreChat creates it at its first write, and with {} off without its indexes)", auto_index::VAR),
+            format!("collection not created yet in database \"{db}\" (LibreChat creates it at start-up, or at its first write with MONGO_AUTO_CREATE off, and with {} off without its indexes)", auto_index::VAR),
         ),
         _ => finding(
             PROBLEM,
