@@ -354,6 +354,14 @@ test('a database without the collections: a PROBLEM line for each of LibreChat\'
   const missing = (c) => `  PROBLEM  ${c}: collection missing in database "doctor-empty"; start LibreChat once against this database (it creates the collections and their indexes), and check that MONGO_URI names LibreChat's database`;
   expect(lines(r.stdout, 'PROBLEM')).toEqual([missing('users'), missing('sessions'), missing('balances')]);
   expect(r.stdout).toMatch(/INFO +customBackendPending2fa: not created yet/);
+
+  // #10.6 With MONGO_AUTO_INDEX off (and MONGO_AUTO_CREATE, as .env.example has them) a collection
+  // appears only at LibreChat's first write: the one problem is the setting.
+  const off = await runCli(['doctor'], baseEnv({ MONGO_URI: mongoUri(DB_EMPTY), MONGO_AUTO_INDEX: '' }));
+  expect(off.code).toBe(1);
+  const total = Object.values(librechatIndexes()).flat().length;
+  expect(lines(off.stdout, 'PROBLEM')).toEqual([expect.stringMatching(new RegExp(`^ {2}PROBLEM {2}MONGO_AUTO_INDEX: is empty .*: that is why ${total} of its indexes are missing\\.`))]);
+  expect(lines(off.stdout, 'INFO').join('\n')).toMatch(/INFO +balances: collection not created yet in database "doctor-empty" \(LibreChat creates it at start-up, or at its first write with MONGO_AUTO_CREATE off/);
 });
 
 test.each([
