@@ -1,8 +1,10 @@
 'use strict';
 
 // `librechat-custom-backend-auth doctor` (bin/cli.js) run as a child process, as an operator runs it:
-// a good configuration, a down backend, a backend answering 5xx or redirecting, a database without
-// LibreChat's indexes or collections, an invalid configuration, and MONGO_URI with a password.
+// a good configuration, a down backend, a backend answering 5xx or redirecting, databases made by
+// LibreChat's models (the installed @librechat/data-schemas, and as LibreChat v0.8.8-rc1 makes it),
+// a database without LibreChat's indexes (MONGO_AUTO_INDEX) or collections, an invalid
+// configuration, NODE_ENV, the .env of LibreChat's root, and MONGO_URI with a password.
 // No run may print a secret.
 
 const fs = require('fs');
@@ -20,8 +22,57 @@ const { mongoUri } = require('./support/mongoUri');
 const CLI = path.join(__dirname, '..', 'bin', 'cli.js');
 
 const DB_OK = 'doctor-ok';
+const DB_RC1 = 'doctor-rc1';
 const DB_NO_INDEXES = 'doctor-noidx';
 const DB_EMPTY = 'doctor-empty';
+
+// The collections doctor checks, by the model names of @librechat/data-schemas.
+const CHECKED_MODELS = { users: 'User', sessions: 'Session', balances: 'Balance' };
+const DATA_SCHEMAS_VERSION = JSON.parse(fs.readFileSync(
+  path.join(path.dirname(require.resolve('@librechat/data-schemas')), '..', 'package.json'), 'utf8')).version;
+
+/** mongosh-like, as doctor prints: `{googleId: {$exists: true}}`. */
+function fmt(v) {
+  if (v && typeof v === 'object') return `{${Object.entries(v).map(([k, x]) => `${k}: ${fmt(x)}`).join(', ')}}`;
+  return typeof v === 'string' ? `"${v}"` : String(v);
+}
+
+/**
+ * The indexes LibreChat's models define on the checked collections, read from the installed
+ * data-schemas now (`schema.indexes()` holds the schema-level indexes and the fields' `index`,
+ * `unique`, `sparse` and `expires`), each as the command that creates it.
+ */
+function librechatIndexes() {
+  const models = createModels(new Mongoose());
+  const out = {};
+  for (const [collection, name] of Object.entries(CHECKED_MODELS)) {
+    out[collection] = models[name].schema.indexes().map(([keys, opts]) => {
+      // An option doctor does not compare would be drift of a new kind: fail here.
+      const known = ['unique', 'sparse', 'expireAfterSeconds', 'partialFilterExpression', 'background'];
+      expect(Object.keys(opts).filter((k) => !known.includes(k))).toEqual([]);
+      const o = [];
+      if (opts.unique) o.push('unique: true');
+      if (opts.sparse) o.push('sparse: true');
+      if (opts.expireAfterSeconds !== undefined) o.push(`expireAfterSeconds: ${opts.expireAfterSeconds}`);
+      if (opts.partialFilterExpression) o.push(`partialFilterExpression: ${fmt(opts.partialFilterExpression)}`);
+      return `db.${collection}.createIndex(${fmt(keys)}${o.length ? `, {${o.join(', ')}}` : ''})`;
+    });
+  }
+  return out;
+}
+
+/**
+ * A database as LibreChat makes it with MONGO_AUTO_INDEX unset (`api/db/connect.js` then passes
+ * no autoIndex, mongoose's default is on): every model of createModels, init() (its collection
+ * and its indexes).
+ */
+async function librechatDatabase(dbName) {
+  const lc = new Mongoose();
+  const models = createModels(lc);
+  await lc.connect(mongoUri(dbName));
+  await Promise.all(Object.values(models).map((m) => m.init()));
+  return lc;
+}
 
 // Throwaway secrets, distinct per run: none of them may appear in any output.
 const SECRETS = Object.freeze({
@@ -48,6 +99,8 @@ async function closedPort() {
 function baseEnv(extra = {}) {
   return {
     PATH: process.env.PATH,
+    // The mock backend speaks http://; without NODE_ENV doctor checks as production.
+    BACKEND_ALLOW_INSECURE_HTTP: 'true',
     ...SECRETS,
     BACKEND_AUTH_URL: mock.urls.login,
     BACKEND_USER_INFO_URL: mock.urls.userinfo,
@@ -59,8 +112,8 @@ function baseEnv(extra = {}) {
   };
 }
 
-/** Runs the CLI in an empty folder (no stray .env): { code, stdout, stderr, all }. */
-function runCli(args, env, cwd = tmp) {
+/** Runs the CLI in an empty folder whose parent is empty too (no stray .env): { code, stdout, stderr, all }. */
+function runCli(args, env, cwd = path.join(tmp, 'cwd')) {
   return new Promise((resolve) => {
     execFile(process.execPath, [CLI, ...args], { env, cwd, timeout: 25000 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
@@ -86,20 +139,25 @@ beforeAll(async () => {
   });
   await new Promise((resolve) => redirector.listen(0, '127.0.0.1', resolve));
 
-  // LibreChat's own models create LibreChat's indexes on users and sessions in DB_OK.
-  mongoose = new Mongoose();
-  const models = createModels(mongoose);
-  await mongoose.connect(mongoUri(DB_OK), { autoIndex: false, autoCreate: false });
-  await mongoose.connection.dropDatabase();
-  await models.User.createIndexes();
-  await models.Session.createIndexes();
+  fs.mkdirSync(path.join(tmp, 'cwd'));
 
-  // Collections without LibreChat's indexes, and a database without the collections.
+  mongoose = new Mongoose();
+  await mongoose.connect(mongoUri(DB_OK), { autoIndex: false, autoCreate: false });
+  for (const db of [DB_OK, DB_RC1, DB_NO_INDEXES, DB_EMPTY]) await mongoose.connection.useDb(db).dropDatabase();
+
+  // LibreChat's models create the collections and indexes of DB_OK and DB_RC1.
+  for (const db of [DB_OK, DB_RC1]) await (await librechatDatabase(db)).disconnect();
+  // LibreChat v0.8.8-rc1 (commit 0ab3414c; data-schemas 0.0.68 in its source,
+  // packages/data-schemas/src/schema/session.ts) defines no {user, refreshTokenHash} index on
+  // sessions, which the installed data-schemas does: its database lacks exactly that one.
+  await mongoose.connection.useDb(DB_RC1).collection('sessions').dropIndex('user_1_refreshTokenHash_1');
+
+  // Collections without LibreChat's indexes (as LibreChat's first writes leave them with
+  // MONGO_AUTO_INDEX off), and a database without the collections.
   const noIdx = mongoose.connection.useDb(DB_NO_INDEXES);
-  await noIdx.dropDatabase();
   await noIdx.collection('users').insertOne({ email: 'someone@example.com', provider: 'local' });
   await noIdx.collection('sessions').insertOne({ refreshTokenHash: 'x', expiration: new Date() });
-  await mongoose.connection.useDb(DB_EMPTY).dropDatabase();
+  await noIdx.collection('balances').insertOne({ tokenCredits: 0 });
 });
 
 afterAll(async () => {
@@ -133,10 +191,9 @@ test('a good configuration: exit 0, every check OK, no credentials sent, no secr
     expect(ok).toContain(`${name}: `);
   }
   expect(ok).toMatch(/BACKEND_JWKS_URL: .* answers with 1 usable signing key/);
-  expect(ok).toMatch(/users: index \{email: 1, tenantId: 1\} \(email_1_tenantId_1, unique\)/);
-  expect(ok).toMatch(/users: index \{idOnTheSource: 1\}/);
-  expect(ok).toMatch(/sessions: index \{expiration: 1\} \(expiration_1, TTL 0 s\)/);
-  expect(ok).toMatch(/sessions: index \{user: 1, refreshTokenHash: 1\}/);
+  for (const [collection, list] of Object.entries(librechatIndexes())) {
+    expect(ok).toContain(`${collection}: ${list.length} of the ${list.length} indexes LibreChat's models define are present`);
+  }
   expect(r.stdout).toMatch(/^No problems found\.$/m);
   expectNoSecret(r.all);
 
@@ -204,28 +261,107 @@ test('a backend answering 5xx, and one redirecting: PROBLEM each, redirect targe
   expectNoSecret(r.all);
 });
 
-test('a database without LibreChat\'s indexes: exit 1 and one PROBLEM line per missing index', async () => {
-  const r = await runCli(['doctor'], baseEnv({ MONGO_URI: mongoUri(DB_NO_INDEXES) }));
-  expect(r.code).toBe(1);
-  expect(r.stdout).toMatch(/OK +database: reachable at .*, database "doctor-noidx"/);
-  const problems = lines(r.stdout, 'PROBLEM');
-  expect(problems).toHaveLength(4);
-  expect(problems[0]).toMatch(/PROBLEM +users: missing index unique \{email: 1\}/);
-  expect(problems[1]).toMatch(/PROBLEM +users: missing index \{idOnTheSource: 1\}/);
-  expect(problems[2]).toMatch(/PROBLEM +sessions: missing index TTL \{expiration: 1\} with expireAfterSeconds: 0/);
-  expect(problems[3]).toMatch(/PROBLEM +sessions: missing index \{user: 1, …\}/);
-  for (const p of problems) expect(p).toMatch(/run LibreChat once against this database/);
-  expect(r.stdout).toMatch(/^4 problems found\.$/m);
-  expectNoSecret(r.all);
+test('#10.6 a database LibreChat\'s models make: exit 0, and doctor checks exactly their indexes, as of the installed data-schemas', async () => {
+  const expected = librechatIndexes();
+  const r = await runCli(['doctor'], baseEnv({ MONGO_URI: mongoUri(DB_OK) }));
+  expect(r.code).toBe(0);
+  expect(lines(r.stdout, 'PROBLEM')).toEqual([]);
+  for (const [collection, list] of Object.entries(expected)) {
+    expect(r.stdout).toContain(`OK       ${collection}: ${list.length} of the ${list.length} indexes LibreChat's models define are present (as of @librechat/data-schemas ${DATA_SCHEMAS_VERSION})`);
+  }
+  // Nothing about LibreChat's indexes is missing, so MONGO_AUTO_INDEX is not mentioned.
+  expect(r.stdout).not.toMatch(/MONGO_AUTO_INDEX:/);
 });
 
-test('a database without the collections: a PROBLEM line for users and for sessions', async () => {
+test('#10.6 a database as LibreChat v0.8.8-rc1 makes it (no unique {user, refreshTokenHash} on sessions): exit 0', async () => {
+  const r = await runCli(['doctor'], baseEnv({ MONGO_URI: mongoUri(DB_RC1) }));
+  expect(lines(r.stdout, 'PROBLEM')).toEqual([]);
+  expect(r.code).toBe(0);
+  expect(lines(r.stdout, 'INFO').join('\n')).toMatch(/INFO +sessions: missing index \{user: 1, refreshTokenHash: 1\} \{unique: true\} \(defined by @librechat\/data-schemas 0\.0\.71 \(after LibreChat v0\.8\.8-rc1\) and newer\)/);
+  expect(r.stdout).toMatch(/INFO +sessions: 2 of the 3 indexes LibreChat's models define are present/);
+  expect(r.stdout).toMatch(/OK +users: 15 of the 15 indexes/);
+  // v0.8.8-rc1 would not create it either: nothing to say about MONGO_AUTO_INDEX.
+  expect(r.stdout).not.toMatch(/MONGO_AUTO_INDEX:/);
+});
+
+test('#10.6 without indexes and MONGO_AUTO_INDEX empty: a line with the exact createIndex command per index of LibreChat\'s models, and MONGO_AUTO_INDEX named as the cause', async () => {
+  const expected = Object.values(librechatIndexes()).flat();
+  const r = await runCli(['doctor'], baseEnv({ MONGO_URI: mongoUri(DB_NO_INDEXES), MONGO_AUTO_INDEX: '' }));
+  expect(r.code).toBe(1);
+  expect(r.stdout).toMatch(/OK +database: reachable at .*, database "doctor-noidx"/);
+  const commands = r.stdout.split('\n')
+    .map((l) => / (?:users|sessions|balances): .*; create it: (db\.(?:users|sessions|balances)\.createIndex\(.*\))$/.exec(l))
+    .filter(Boolean).map((m) => m[1]);
+  expect(commands.sort()).toEqual([...expected].sort());
+  const problems = lines(r.stdout, 'PROBLEM');
+  expect(problems[problems.length - 1]).toBe(`  PROBLEM  MONGO_AUTO_INDEX: is empty (as in LibreChat's .env.example), which turns LibreChat's index creation off (anything but true does): that is why ${expected.length} of its indexes are missing. Set MONGO_AUTO_INDEX=true and start LibreChat once (it creates every model's indexes, on all its collections; keep it, or set it back afterwards), or create them with the commands above`);
+  // Required (every LibreChat since v0.7.9 defines them): PROBLEM; only newer LibreChat: INFO.
+  expect(problems.join('\n')).toContain('PROBLEM  sessions: missing index {expiration: 1} {expireAfterSeconds: 0}; create it: db.sessions.createIndex({expiration: 1}, {expireAfterSeconds: 0})');
+  expect(problems.join('\n')).toContain('PROBLEM  users: missing index {email: 1, tenantId: 1} {unique: true} (LibreChat v0.7.9 to v0.8.4: {email: 1} {unique: true}); create it: db.users.createIndex({email: 1, tenantId: 1}, {unique: true})');
+  expect(r.stdout).toMatch(/^ {2}INFO +sessions: missing index \{tenantId: 1\} \(defined by LibreChat v0\.8\.5 and newer\); create it: db\.sessions\.createIndex\(\{tenantId: 1\}\)$/m);
+  expect(r.stdout).not.toMatch(/LibreChat creates it at start-up/);
+  expectNoSecret(r.all);
+
+  // The same database with MONGO_AUTO_INDEX unset: LibreChat would create them; it never started here.
+  const unset = await runCli(['doctor'], baseEnv({ MONGO_URI: mongoUri(DB_NO_INDEXES) }));
+  expect(unset.code).toBe(1);
+  expect(lines(unset.stdout, 'INFO').join('\n')).toMatch(/INFO +MONGO_AUTO_INDEX: not set: LibreChat creates its models' indexes when it starts, so the missing ones \(\d+\) were never created/);
+  expect(unset.stdout).not.toMatch(/PROBLEM +MONGO_AUTO_INDEX/);
+});
+
+test('#10.6 run in LibreChat\'s api/ folder: reads the root\'s .env (../.env) and says which file it used', async () => {
+  const root = fs.mkdtempSync(path.join(tmp, 'librechat-'));
+  const api = path.join(root, 'api');
+  fs.mkdirSync(api);
+  const file = Object.entries(SECRETS).map(([k, v]) => `${k}="${v}"`).join('\n');
+  fs.writeFileSync(path.join(root, '.env'), `# LibreChat's .env\n${file}\nMONGO_AUTO_INDEX=\n`);
+  const env = baseEnv();
+  for (const k of Object.keys(SECRETS)) delete env[k];
+  let r = await runCli(['doctor'], env, api);
+  expect(r.stdout).toContain(`Env file: ${path.join(root, '.env')}`);
+  expect(lines(r.stdout, 'PROBLEM')).toEqual([]);
+  expect(r.code).toBe(0);
+  // MONGO_AUTO_INDEX came from that file: indexes all there, but upgrades will not add theirs.
+  expect(r.stdout).toMatch(/INFO +MONGO_AUTO_INDEX: is empty \(as in LibreChat's \.env\.example\): LibreChat creates no indexes/);
+  expectNoSecret(r.all);
+
+  // A .env in the current folder comes first; none in either: the process environment only.
+  r = await runCli(['doctor'], env, root);
+  expect(r.stdout).toContain(`Env file: ${path.join(root, '.env')}`);
+  r = await runCli(['doctor'], baseEnv());
+  expect(r.stdout).toContain('Env file: (none in this folder or its parent; process environment only)');
+});
+
+test('#10.6 without NODE_ENV doctor checks as production: an http:// backend URL is the problem npm run backend would stop on', async () => {
+  const env = baseEnv();
+  delete env.BACKEND_ALLOW_INSECURE_HTTP;
+  let r = await runCli(['doctor'], env);
+  expect(r.code).toBe(1);
+  expect(lines(r.stdout, 'INFO')).toContain('  INFO     NODE_ENV: not set here: checked as production, which `npm run backend` and LibreChat\'s Docker image set (set NODE_ENV=development to check for `npm run backend:dev`)');
+  expect(lines(r.stdout, 'PROBLEM')).toEqual([
+    expect.stringMatching(/^ {2}PROBLEM {2}configuration: \[CONFIG_INVALID\] BACKEND_AUTH_URL: must use https:\/\/ when NODE_ENV=production/),
+  ]);
+
+  // NODE_ENV=development: checked as such, with what production will do.
+  r = await runCli(['doctor'], { ...env, NODE_ENV: 'development' });
+  expect(r.code).toBe(0);
+  expect(lines(r.stdout, 'INFO').join('\n')).toMatch(/INFO +NODE_ENV: is "development": checked as such, but `npm run backend` and LibreChat's Docker image start with NODE_ENV=production, whatever \.env says; production refuses it at start: \[CONFIG_INVALID\] BACKEND_AUTH_URL: must use https:\/\//);
+});
+
+test('a database without the collections: a PROBLEM line for each of LibreChat\'s', async () => {
   const r = await runCli(['doctor'], baseEnv({ MONGO_URI: mongoUri(DB_EMPTY) }));
   expect(r.code).toBe(1);
-  expect(lines(r.stdout, 'PROBLEM')).toEqual([
-    '  PROBLEM  users: collection missing in database "doctor-empty"; start LibreChat once against this database (it creates the collections and their indexes)',
-    '  PROBLEM  sessions: collection missing in database "doctor-empty"; start LibreChat once against this database (it creates the collections and their indexes)',
-  ]);
+  const missing = (c) => `  PROBLEM  ${c}: collection missing in database "doctor-empty"; start LibreChat once against this database (it creates the collections and their indexes), and check that MONGO_URI names LibreChat's database`;
+  expect(lines(r.stdout, 'PROBLEM')).toEqual([missing('users'), missing('sessions'), missing('balances')]);
+  expect(r.stdout).toMatch(/INFO +customBackendPending2fa: not created yet/);
+
+  // #10.6 With MONGO_AUTO_INDEX off (and MONGO_AUTO_CREATE, as .env.example has them) a collection
+  // appears only at LibreChat's first write: the one problem is the setting.
+  const off = await runCli(['doctor'], baseEnv({ MONGO_URI: mongoUri(DB_EMPTY), MONGO_AUTO_INDEX: '' }));
+  expect(off.code).toBe(1);
+  const total = Object.values(librechatIndexes()).flat().length;
+  expect(lines(off.stdout, 'PROBLEM')).toEqual([expect.stringMatching(new RegExp(`^ {2}PROBLEM {2}MONGO_AUTO_INDEX: is empty .*: that is why ${total} of its indexes are missing\\.`))]);
+  expect(lines(off.stdout, 'INFO').join('\n')).toMatch(/INFO +balances: collection not created yet in database "doctor-empty" \(LibreChat creates it at start-up, or at its first write with MONGO_AUTO_CREATE off/);
 });
 
 test.each([

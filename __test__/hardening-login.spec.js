@@ -187,7 +187,8 @@ describe('issue 8: login, user sync and the database', () => {
       const db = client.db();
       await db.dropDatabase();
       await db.createCollection('users'); // as a new database, without any index
-      const vars = { ...h.vars, MONGO_URI: uri };
+      // doctor checks as production without NODE_ENV (#10.6); the mock backend speaks http://.
+      const vars = { ...h.vars, BACKEND_ALLOW_INSECURE_HTTP: 'true', MONGO_URI: uri };
       const finding = async () => (await native.CustomBackendAuthService.doctor(vars)).findings
         .filter((f) => f.check === 'users' && /idOnTheSource/.test(f.detail) && /provider/.test(f.detail));
       const before = await finding();
@@ -221,7 +222,7 @@ describe('issue 8: login, user sync and the database', () => {
         { provider: 'custom-backend', idOnTheSource: 'u-1', email: 'a@x.io' },
         { provider: 'custom-backend', idOnTheSource: 'u-1', email: 'b@x.io' },
       ]);
-      const { findings } = await native.CustomBackendAuthService.doctor({ ...h.vars, MONGO_URI: uri });
+      const { findings } = await native.CustomBackendAuthService.doctor({ ...h.vars, BACKEND_ALLOW_INSECURE_HTTP: 'true', MONGO_URI: uri });
       const dup = findings.filter((f) => f.level === 'problem' && /more than one account/.test(f.detail));
       expect(dup).toHaveLength(1);
       expect(dup[0].detail).toMatch(/^1 backend identities/);

@@ -3,9 +3,10 @@
 
 // `npx librechat-custom-backend-auth doctor [--env-file path | --env path]`: prints the effective configuration
 // (secrets redacted), checks that each backend URL answers (sending no credentials), that the
-// database is reachable and has the indexes LibreChat's models define for `users` and `sessions`.
+// database is reachable and has the indexes LibreChat's models define for `users`, `sessions` and
+// `balances`, and the package's own. The env file: --env-file, else ./.env, else ../.env.
 // Exit code: 0 without problems, 1 with any problem (one PROBLEM line each), 2 on a usage error.
-// The checks and the redaction happen in the native addon (src/doctor.rs); this file reads the
+// The checks and the redaction happen in the native addon (src/doctor/); this file reads the
 // environment and prints.
 
 const fs = require('fs');
@@ -18,12 +19,15 @@ const USAGE = `Usage: ${NAME} <command> [options]
 Commands:
   doctor                 Show the effective configuration (secrets redacted) and check it:
                          each backend URL answers (no credentials are sent), the database is
-                         reachable and has LibreChat's indexes on users and sessions.
+                         reachable and has the indexes of LibreChat's models on users,
+                         sessions and balances and the package's own. Without NODE_ENV it
+                         checks as production (what \`npm run backend\` sets).
                          Exits 0 when there is no problem, 1 otherwise.
 
 Options:
   --env-file <path>      Read variables from this file (default: .env in the current folder,
-  --env <path>           if present). Variables already in the environment take precedence.
+  --env <path>           else in its parent: LibreChat's root when run in its api/ folder).
+                         Variables already in the environment take precedence.
                          (Node 20 itself also reads an --env-file argument and stops with
                          exit code 9 if the file is missing; --env avoids that.)
   -h, --help             Show this help.
@@ -90,10 +94,15 @@ function loadVars(envFile) {
     file = path.resolve(envFile);
     fileVars = parseEnvFile(file); // a missing explicit file is an error (thrown)
   } else {
-    const candidate = path.resolve('.env');
-    if (fs.existsSync(candidate)) {
-      file = candidate;
-      fileVars = parseEnvFile(candidate);
+    // LibreChat reads the .env of the folder it starts in (dotenv's default), its root folder
+    // (`npm run backend`, the Docker image's /app); the README runs doctor in `api/`, below it.
+    for (const dir of ['.', '..']) {
+      const candidate = path.resolve(dir, '.env');
+      if (fs.existsSync(candidate)) {
+        file = candidate;
+        fileVars = parseEnvFile(candidate);
+        break;
+      }
     }
   }
   const vars = {};
@@ -122,7 +131,7 @@ async function doctor(envFile, out) {
   }
 
   out.log(`${NAME} doctor`);
-  out.log(`Env file: ${loaded.file ?? '(none; process environment only)'}`);
+  out.log(`Env file: ${loaded.file ?? '(none in this folder or its parent; process environment only)'}`);
   const report = await native.CustomBackendAuthService.doctor(loaded.vars);
 
   out.log('');

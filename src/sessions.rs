@@ -23,7 +23,7 @@ const LEGACY_CIPHER_VERSION: &str = "v1";
 pub const GENERATIONS_KEPT: usize = 8;
 /// Where a login waiting for LibreChat's own 2FA step keeps the backend's tokens until the session
 /// that step creates (LibreChat's code, which knows nothing of them) claims them.
-const PENDING_COLLECTION: &str = "customBackendPending2fa";
+pub const PENDING_COLLECTION: &str = "customBackendPending2fa";
 /// Only a session created within the temp token's lifetime (plus a minute) after the login can
 /// claim its tokens.
 const PENDING_CLAIM_WINDOW_MS: i64 = (TEMP_TOKEN_SECS as i64 + 60) * 1000;
@@ -511,6 +511,23 @@ impl Sessions {
     }
 }
 
+/// The pending 2FA logins' indexes (also checked by `doctor`): lookup by user, newest first, and
+/// a TTL on `expiresAt`.
+pub fn pending_indexes() -> [IndexModel; 2] {
+    let by_user = IndexModel::builder()
+        .keys(doc! { "user": 1, "createdAt": -1 })
+        .build();
+    let ttl = IndexModel::builder()
+        .keys(doc! { "expiresAt": 1 })
+        .options(
+            IndexOptions::builder()
+                .expire_after(std::time::Duration::ZERO)
+                .build(),
+        )
+        .build();
+    [by_user, ttl]
+}
+
 /// A 2FA login's backend tokens, waiting for the session LibreChat's second step creates.
 impl Sessions {
     /// Keeps the tokens of a login answered with `twoFAPending` (no session yet).
@@ -520,19 +537,8 @@ impl Sessions {
         let _ = self
             .pending_indexed
             .get_or_try_init(|| async {
-                let by_user = IndexModel::builder()
-                    .keys(doc! { "user": 1, "createdAt": -1 })
-                    .build();
-                let ttl = IndexModel::builder()
-                    .keys(doc! { "expiresAt": 1 })
-                    .options(
-                        IndexOptions::builder()
-                            .expire_after(std::time::Duration::ZERO)
-                            .build(),
-                    )
-                    .build();
                 self.pending
-                    .create_indexes([by_user, ttl])
+                    .create_indexes(pending_indexes())
                     .await
                     .map(|_| ())
             })

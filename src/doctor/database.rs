@@ -1,0 +1,198 @@
+//! The database: reachable, LibreChat's collections with their models' indexes
+//! (`librechat_indexes.rs`), the package's own indexes (`own_indexes.rs`), and the cause when
+//! LibreChat's are missing (`auto_index.rs`).
+
+use std::time::Duration;
+
+use mongodb::bson::{doc, Document};
+use mongodb::options::ClientOptions;
+
+use super::auto_index::{self, AutoIndex};
+use super::{finding, librechat_indexes, own_indexes, Finding, INFO, OK, PROBLEM};
+use crate::config::Config;
+
+/// Why the database did not answer, in words that carry no connection string.
+pub fn db_reason(e: &mongodb::error::Error, timeout: Duration) -> String {
+    use mongodb::error::ErrorKind;
+    match &*e.kind {
+        ErrorKind::ServerSelection { message, .. } => {
+            let m = message.to_ascii_lowercase();
+            let why = if m.contains("connection refused") {
+                "connection refused"
+            } else if m.contains("authentication") || m.contains("auth") && m.contains("fail") {
+                "authentication failed: check the user name and password in MONGO_URI"
+            } else if m.contains("dns") || m.contains("lookup") {
+                "host name not resolved"
+            } else if m.contains("tls") || m.contains("certificate") {
+                "TLS handshake failed"
+            } else {
+                "no suitable server"
+            };
+            format!(
+                "{why}; no server selected within {} ms",
+                timeout.as_millis()
+            )
+        }
+        ErrorKind::Authentication { .. } => {
+            "authentication failed: check the user name and password in MONGO_URI".into()
+        }
+        ErrorKind::DnsResolve { .. } => "host name not resolved".into(),
+        ErrorKind::Io(io) => format!("connection failed ({:?})", io.kind()),
+        ErrorKind::Command(c) => format!("server error {} {}", c.code, c.code_name),
+        ErrorKind::InvalidTlsConfig { .. } => "invalid TLS options in MONGO_URI".into(),
+        _ => "the database answered with an error".into(),
+    }
+}
+
+pub async fn check_db(cfg: &Config, auto: &AutoIndex) -> Vec<Finding> {
+    // Same options as the service (`Service::db`).
+    let mut opts = match ClientOptions::parse(&cfg.mongo_uri).await {
+        Ok(o) => o,
+        Err(e) => {
+            let why = match *e.kind {
+                mongodb::error::ErrorKind::DnsResolve { .. } => {
+                    "the host name cannot be resolved (DNS lookup of the mongodb+srv:// record failed)"
+                }
+                _ => "is not a valid MongoDB connection string",
+            };
+            return vec![finding(PROBLEM, "MONGO_URI", why)];
+        }
+    };
+    let hosts = opts
+        .hosts
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    opts.server_selection_timeout = Some(cfg.db_timeout);
+    opts.connect_timeout = Some(cfg.db_timeout);
+    opts.app_name = Some("librechat-custom-backend-auth doctor".into());
+    let client = match mongodb::Client::with_options(opts) {
+        Ok(c) => c,
+        Err(e) => {
+            return vec![finding(
+                PROBLEM,
+                "database",
+                format!(
+                    "cannot connect to {hosts} ({})",
+                    db_reason(&e, cfg.db_timeout)
+                ),
+            )]
+        }
+    };
+    let db = client
+        .default_database()
+        .unwrap_or_else(|| client.database("test"));
+    let out = check_db_contents(&db, &hosts, cfg.db_timeout, auto).await;
+    client.shutdown().await;
+    out
+}
+
+async fn check_db_contents(
+    db: &mongodb::Database,
+    hosts: &str,
+    timeout: Duration,
+    auto: &AutoIndex,
+) -> Vec<Finding> {
+    let name = db.name().to_string();
+    if let Err(e) = db.run_command(doc! { "ping": 1 }).await {
+        return vec![finding(
+            PROBLEM,
+            "database",
+            format!("unreachable at {hosts} ({})", db_reason(&e, timeout)),
+        )];
+    }
+    let mut out = vec![finding(
+        OK,
+        "database",
+        format!("reachable at {hosts}, database \"{name}\""),
+    )];
+    let collections = match db.list_collection_names().await {
+        Ok(c) => c,
+        Err(e) => {
+            out.push(finding(
+                PROBLEM,
+                "database",
+                format!("cannot list the collections ({})", db_reason(&e, timeout)),
+            ));
+            return out;
+        }
+    };
+    let (mut required, mut newer) = (0, 0);
+    for collection in librechat_indexes::COLLECTIONS {
+        if !collections.iter().any(|c| c == collection) {
+            for x in librechat_indexes::expected() {
+                match (x.collection == collection, x.since) {
+                    (false, _) => {}
+                    (true, None) => required += 1,
+                    (true, Some(_)) => newer += 1,
+                }
+            }
+            out.push(missing_collection(collection, &name, auto));
+            continue;
+        }
+        let indexes = match list_indexes(db, collection).await {
+            Ok(ix) => ix,
+            Err(e) => {
+                out.push(finding(
+                    PROBLEM,
+                    collection,
+                    format!("cannot list the indexes ({})", db_reason(&e, timeout)),
+                ));
+                continue;
+            }
+        };
+        let checked = librechat_indexes::check_collection(collection, &indexes);
+        required += checked.missing - checked.missing_newer;
+        newer += checked.missing_newer;
+        out.extend(checked.findings);
+        if collection == "users" {
+            let ours = own_indexes::check_source_index(&indexes);
+            let absent = ours.level == INFO;
+            out.push(ours);
+            if absent {
+                out.extend(own_indexes::check_duplicate_identities(db, timeout).await);
+            }
+        }
+    }
+    out.extend(own_indexes::pending_state(db, &collections, timeout).await);
+    out.extend(auto_index::cause(auto, required, newer));
+    out
+}
+
+/// With `MONGO_AUTO_INDEX` off a collection may appear only at LibreChat's first write to it
+/// (`MONGO_AUTO_CREATE` off too, as in LibreChat's `.env.example`), without indexes; the line on
+/// `MONGO_AUTO_INDEX` says the rest. Otherwise LibreChat's start creates it with its indexes (an
+/// index build creates its collection), so LibreChat never started against this database.
+fn missing_collection(collection: &str, db: &str, auto: &AutoIndex) -> Finding {
+    match auto {
+        AutoIndex::Off(_) => finding(
+            INFO,
+            collection,
+            format!("collection not created yet in database \"{db}\" (LibreChat creates it at start-up, or at its first write with MONGO_AUTO_CREATE off, and with {} off without its indexes)", auto_index::VAR),
+        ),
+        _ => finding(
+            PROBLEM,
+            collection,
+            format!("collection missing in database \"{db}\"; start LibreChat once against this database (it creates the collections and their indexes), and check that MONGO_URI names LibreChat's database"),
+        ),
+    }
+}
+
+/// `listIndexes`' first batch: a collection has at most 64 indexes, well under a batch.
+pub async fn list_indexes(
+    db: &mongodb::Database,
+    collection: &str,
+) -> mongodb::error::Result<Vec<Document>> {
+    let reply = db.run_command(doc! { "listIndexes": collection }).await?;
+    let batch = reply
+        .get_document("cursor")
+        .and_then(|c| c.get_array("firstBatch"))
+        .map(|a| {
+            a.iter()
+                .filter_map(|b| b.as_document().cloned())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    Ok(batch)
+}

@@ -1,0 +1,90 @@
+//! `librechat-custom-backend-auth doctor`: the effective configuration with secrets redacted
+//! (`env.rs`), then one file per check: `NODE_ENV` as LibreChat starts (`node_env.rs`), the
+//! backend URLs (`backend.rs`), the database (`database.rs`) with LibreChat's models' indexes
+//! (`librechat_indexes.rs`), the package's own (`own_indexes.rs`) and `MONGO_AUTO_INDEX`
+//! (`auto_index.rs`).
+//!
+//! Nothing here prints a secret, and no error text of the driver or of an HTTP answer is copied
+//! (either may echo a connection string or a request).
+
+mod auto_index;
+mod backend;
+mod database;
+mod env;
+mod index_spec;
+mod librechat_indexes;
+mod node_env;
+mod own_indexes;
+
+use std::collections::HashMap;
+
+use crate::config::Config;
+
+use env::effective_config;
+
+pub const OK: &str = "ok";
+pub const PROBLEM: &str = "problem";
+pub const INFO: &str = "info";
+
+/// One line of the report. `check` names what was checked (a variable, `database`, a collection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub level: &'static str,
+    pub check: String,
+    pub detail: String,
+}
+
+fn finding(level: &'static str, check: &str, detail: impl Into<String>) -> Finding {
+    Finding {
+        level,
+        check: check.to_string(),
+        detail: detail.into(),
+    }
+}
+
+/// The whole report: the effective configuration, then the checks. An invalid configuration is
+/// the only problem when it does not validate.
+pub async fn diagnose(vars: &HashMap<String, String>) -> (Vec<(String, String)>, Vec<Finding>) {
+    let shown = effective_config(vars);
+    let (checked, node_env) = node_env::as_started(vars);
+    let mut findings: Vec<Finding> = node_env.into_iter().collect();
+    match Config::from_vars(&checked) {
+        Err(e) => findings.push(finding(
+            PROBLEM,
+            "configuration",
+            format!("[{}] {}", e.code(), e),
+        )),
+        Ok(cfg) => {
+            findings.push(finding(OK, "configuration", "valid"));
+            findings.extend(run(&cfg, &auto_index::read(vars)).await);
+        }
+    }
+    (shown, findings)
+}
+
+/// The checks of a valid configuration: backend URLs and database, run concurrently.
+async fn run(cfg: &Config, auto: &auto_index::AutoIndex) -> Vec<Finding> {
+    let (mut out, db) = tokio::join!(backend::check_backend(cfg), database::check_db(cfg, auto));
+    out.extend(db);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::sample_vars;
+
+    #[tokio::test]
+    async fn invalid_configuration_is_the_only_finding() {
+        let mut vars = sample_vars();
+        vars.insert("BACKEND_TIMEOUT_MS".into(), "0".into());
+        vars.insert("BACKEND_ALLOW_INSECURE_HTTP".into(), "true".into());
+        let (shown, findings) = diagnose(&vars).await;
+        assert!(!shown.is_empty());
+        assert_eq!(findings.len(), 2); // NODE_ENV checked as production, then the problem
+        assert_eq!(findings[1].level, PROBLEM);
+        assert!(findings[1]
+            .detail
+            .starts_with("[CONFIG_INVALID] BACKEND_TIMEOUT_MS:"));
+    }
+}

@@ -1,0 +1,223 @@
+//! The package's own indexes: its unique index on `users` (one account per backend identity,
+//! `src/users.rs`) and the two of the pending 2FA logins (`src/sessions.rs`). The package creates
+//! them itself at first use, whatever `MONGO_AUTO_INDEX` says; `customBackendMeta` has only `_id`.
+
+use std::time::Duration;
+
+use mongodb::bson::{doc, Bson, Document};
+
+use super::database::{db_reason, list_indexes};
+use super::index_spec::{describe_index, flag, fmt_keys, index_name, number_of, IndexSpec};
+use super::{finding, Finding, INFO, OK, PROBLEM};
+
+/// Our own unique index (`src/users.rs`): one account per backend identity. It is created by the
+/// first login that creates a user, so its absence is only information; a different index under
+/// its name or keys is a problem (creating ours would fail).
+pub fn check_source_index(indexes: &[Document]) -> Finding {
+    use crate::users::{source_index_filter, source_index_keys, SOURCE_INDEX_NAME};
+    let want_keys = fmt_keys(&doc! { "key": source_index_keys() });
+    let create = format!(
+        "db.users.createIndex({want_keys}, {{unique: true, partialFilterExpression: {{provider: \"{}\"}}, name: \"{SOURCE_INDEX_NAME}\"}})",
+        crate::users::PROVIDER
+    );
+    let candidate = indexes
+        .iter()
+        .find(|ix| ix.get_str("name") == Ok(SOURCE_INDEX_NAME))
+        .or_else(|| indexes.iter().find(|ix| fmt_keys(ix) == want_keys));
+    let Some(ix) = candidate else {
+        return finding(
+            INFO,
+            "users",
+            format!(
+                "index {SOURCE_INDEX_NAME} (unique {want_keys} for provider \"{}\") not created yet: the first login of a new backend user creates it, or create it: {create}",
+                crate::users::PROVIDER
+            ),
+        );
+    };
+    let filter_ok = ix.get_document("partialFilterExpression").ok() == Some(&source_index_filter());
+    if fmt_keys(ix) == want_keys && flag(ix, "unique") && filter_ok {
+        return finding(
+            OK,
+            "users",
+            format!(
+                "index {want_keys} ({}, partial: provider \"{}\")",
+                describe_index(ix),
+                crate::users::PROVIDER
+            ),
+        );
+    }
+    finding(
+        PROBLEM,
+        "users",
+        format!(
+            "index {} on {} is not the package's unique index on {want_keys} for provider \"{}\"; new backend users cannot be created while it is in the way: drop it (db.users.dropIndex(\"{}\")) and create the right one: {create}",
+            index_name(ix),
+            fmt_keys(ix),
+            crate::users::PROVIDER,
+            index_name(ix),
+        ),
+    )
+}
+
+/// Backend identities with more than one account (left by older versions without our index):
+/// while there are any, our unique index cannot be created and no new backend user can log in.
+pub async fn check_duplicate_identities(db: &mongodb::Database, timeout: Duration) -> Vec<Finding> {
+    let reply = db
+        .run_command(doc! {
+            "aggregate": "users",
+            "pipeline": [
+                { "$match": { "provider": crate::users::PROVIDER } },
+                { "$group": { "_id": "$idOnTheSource", "n": { "$sum": 1 } } },
+                { "$match": { "n": { "$gt": 1 } } },
+                { "$count": "identities" },
+            ],
+            "cursor": {},
+        })
+        .await;
+    let found = reply.map(|r| {
+        r.get_document("cursor")
+            .and_then(|c| c.get_array("firstBatch"))
+            .ok()
+            .and_then(|a| a.first())
+            .and_then(Bson::as_document)
+            .and_then(|d| d.get("identities"))
+            .and_then(number_of)
+            .unwrap_or(0.0)
+    });
+    match found {
+        Ok(n) if n < 1.0 => vec![],
+        Ok(n) => vec![finding(
+            PROBLEM,
+            "users",
+            format!(
+                "{} backend identities have more than one account (provider \"{}\", same idOnTheSource); merge or remove the extra accounts, else the package's unique index cannot be created and new backend users cannot log in",
+                n,
+                crate::users::PROVIDER
+            ),
+        )],
+        Err(e) => vec![finding(
+            PROBLEM,
+            "users",
+            format!("cannot look for duplicate backend identities ({})", db_reason(&e, timeout)),
+        )],
+    }
+}
+
+/// The pending 2FA logins' collection: absent until the first login that waits for LibreChat's
+/// 2FA step, which creates it with its indexes. Present without them means their creation failed.
+pub fn check_pending_indexes(exists: bool, indexes: &[Document]) -> Vec<Finding> {
+    let collection = crate::sessions::PENDING_COLLECTION;
+    if !exists {
+        return vec![finding(
+            INFO,
+            collection,
+            "not created yet: the first login that waits for LibreChat's 2FA step creates it with its indexes",
+        )];
+    }
+    let specs: Vec<IndexSpec> = crate::sessions::pending_indexes()
+        .iter()
+        .map(IndexSpec::from_model)
+        .collect();
+    let missing: Vec<Finding> = specs
+        .iter()
+        .filter(|s| !indexes.iter().any(|ix| s.matches(ix)))
+        .map(|s| {
+            finding(
+                PROBLEM,
+                collection,
+                format!(
+                    "missing the package's index {}; create it: {}",
+                    s.describe(),
+                    s.create_command(collection)
+                ),
+            )
+        })
+        .collect();
+    if !missing.is_empty() {
+        return missing;
+    }
+    vec![finding(
+        OK,
+        collection,
+        format!(
+            "the package's {} indexes are present ({})",
+            specs.len(),
+            specs
+                .iter()
+                .map(IndexSpec::default_name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )]
+}
+
+/// The pending 2FA collection's state, read from the database.
+pub async fn pending_state(
+    db: &mongodb::Database,
+    collections: &[String],
+    timeout: Duration,
+) -> Vec<Finding> {
+    let name = crate::sessions::PENDING_COLLECTION;
+    if !collections.iter().any(|c| c == name) {
+        return check_pending_indexes(false, &[]);
+    }
+    match list_indexes(db, name).await {
+        Ok(ix) => check_pending_indexes(true, &ix),
+        Err(e) => vec![finding(
+            PROBLEM,
+            name,
+            format!("cannot list the indexes ({})", db_reason(&e, timeout)),
+        )],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_8_8_doctor_checks_the_source_index() {
+        use crate::users::SOURCE_INDEX_NAME;
+        let base = [doc! {"key": {"_id": 1}, "name": "_id_"}];
+        assert_eq!(check_source_index(&base).level, INFO);
+        let good = doc! {
+            "key": {"provider": 1, "idOnTheSource": 1}, "name": SOURCE_INDEX_NAME, "unique": true,
+            "partialFilterExpression": {"provider": "custom-backend"},
+        };
+        let f = check_source_index(&[base[0].clone(), good]);
+        assert_eq!(f.level, OK, "{}", f.detail);
+        let not_unique = doc! {
+            "key": {"provider": 1, "idOnTheSource": 1}, "name": "p_i",
+            "partialFilterExpression": {"provider": "custom-backend"},
+        };
+        let f = check_source_index(&[not_unique]);
+        assert_eq!(f.level, PROBLEM);
+        assert!(f.detail.contains("dropIndex(\"p_i\")"), "{}", f.detail);
+        let not_partial = doc! {
+            "key": {"provider": 1, "idOnTheSource": 1}, "name": SOURCE_INDEX_NAME, "unique": true,
+        };
+        assert_eq!(check_source_index(&[not_partial]).level, PROBLEM);
+        let other_keys =
+            doc! {"key": {"idOnTheSource": 1}, "name": SOURCE_INDEX_NAME, "unique": true};
+        assert_eq!(check_source_index(&[other_keys]).level, PROBLEM);
+    }
+
+    #[test]
+    fn item_10_6_pending_2fa_indexes() {
+        assert_eq!(check_pending_indexes(false, &[])[0].level, INFO);
+        let f = check_pending_indexes(true, &[doc! {"key": {"_id": 1}, "name": "_id_"}]);
+        assert_eq!(f.len(), 2);
+        assert!(f.iter().all(|f| f.level == PROBLEM));
+        assert!(f[1].detail.ends_with(
+            "create it: db.customBackendPending2fa.createIndex({expiresAt: 1}, {expireAfterSeconds: 0})"
+        ));
+        let both = [
+            doc! {"key": {"user": 1, "createdAt": -1}, "name": "user_1_createdAt_-1"},
+            doc! {"key": {"expiresAt": 1}, "name": "expiresAt_1", "expireAfterSeconds": 0},
+        ];
+        let f = check_pending_indexes(true, &both);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].level, OK);
+        assert!(f[0].detail.contains("user_1_createdAt_-1, expiresAt_1"));
+    }
+}
