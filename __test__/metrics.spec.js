@@ -103,7 +103,9 @@ describe('#10.7 metrics', () => {
     expect(refreshed.status).toBe(200);
     const rt = parseSetCookies(refreshed).refreshToken.value;
     h.mock.set({ refresh: { status: 503 } });
-    expect((await request(outer).post('/api/auth/refresh').set('Cookie', `refreshToken=${rt}`)).status).not.toBe(200);
+    // The outage answer (section 7) keeps the page in the app; it counts as the backend's failure.
+    const during = await request(outer).post('/api/auth/refresh').set('Cookie', `refreshToken=${rt}`);
+    expect([during.status, typeof during.body.token]).toEqual([200, 'string']);
     h.mock.reset();
     const out = await request(outer)
       .post('/api/auth/logout')

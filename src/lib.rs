@@ -24,6 +24,7 @@ use std::sync::Arc;
 use napi_derive::napi;
 
 use crate::metrics::{code_index, Flow};
+use crate::refresh::Refreshed;
 use crate::service::{user_ejson, LoginOutcome, Service, SyncAuth};
 
 /// What `login` answers. `user` is relaxed Extended JSON (the shim restores ObjectIds and Dates).
@@ -282,7 +283,13 @@ impl CustomBackendAuthService {
     #[napi]
     pub async fn refresh(&self, refresh_token: String) -> napi::Result<RefreshResult> {
         let r = self.inner.refresh(&refresh_token).await;
-        self.inner.metrics.result(Flow::Refresh, &r);
+        match &r {
+            // An outage answer is not a refresh: it counts as the backend's failure.
+            Ok(Refreshed {
+                outage: Some(e), ..
+            }) => self.inner.metrics.error(Flow::Refresh, e),
+            _ => self.inner.metrics.result(Flow::Refresh, &r),
+        }
         let r = r?;
         Ok(RefreshResult {
             user: r.user.to_string(),
@@ -290,7 +297,7 @@ impl CustomBackendAuthService {
             refresh_token: r.refresh_token,
             refresh_expires_at: r.refresh_expires_at_ms as f64,
             provider: r.provider.to_string(),
-            outage: r.outage,
+            outage: r.outage.is_some(),
         })
     }
 

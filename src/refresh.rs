@@ -44,7 +44,8 @@ pub struct Refreshed {
     pub provider: &'static str,
     /// Answered during a backend outage without a backend refresh (`outage_answer`):
     /// `refresh_token` is the one presented, unchanged, and the cookies need not be set again.
-    pub outage: bool,
+    /// The backend's failure it answered in place of (counted as the refresh's outcome).
+    pub outage: Option<AuthError>,
 }
 
 fn duration_ms(d: Duration) -> i64 {
@@ -288,7 +289,7 @@ impl Service {
             refresh_token: presented.to_string(),
             refresh_expires_at_ms: s.expiration_ms,
             provider: PROVIDER,
-            outage: true,
+            outage: Some(e),
         })
     }
 
@@ -551,7 +552,7 @@ impl Service {
             refresh_token,
             refresh_expires_at_ms: s.expiration_ms,
             provider,
-            outage: false,
+            outage: None,
         })
     }
 
