@@ -241,16 +241,21 @@ describe('#14.8 LibreChat access tokens at the edges', () => {
   afterAll(() => h.close());
 
   test('#14.8 a token without exp is refused, though signed with JWT_SECRET', async () => {
-    expect((await get(`Bearer ${sign({ id: alice.id, username: 'alice' })}`)).status).toBe(401);
+    const noExp = sign({ id: alice.id, username: 'alice' });
+    expect(h.service.checkBearer(noExp).kind).toBe('invalid');
+    expect((await get(`Bearer ${noExp}`)).status).toBe(401);
     expect((await get(`Bearer ${sign({ id: alice.id, username: 'alice' }, { expiresIn: 60 })}`)).status).toBe(200);
   });
 
   test.each([
-    ['empty', ''],
-    ['numeric', 12345],
-    ['an ObjectId of nobody', '000000000000000000000000'],
-  ])('#14.8 an id that is %s is refused', async (_label, id) => {
-    expect((await get(`Bearer ${sign({ id }, { expiresIn: 60 })}`)).status).toBe(401);
+    ['empty', '', 'invalid'],
+    ['numeric', 12345, 'invalid'],
+    ['an ObjectId of nobody', '000000000000000000000000', 'load'],
+  ])('#14.8 an id that is %s is refused', async (_label, id, kind) => {
+    const token = sign({ id }, { expiresIn: 60 });
+    // An empty or numeric id is no access token at all; a well-formed one is looked up and not found.
+    expect(h.service.checkBearer(token).kind).toBe(kind);
+    expect((await get(`Bearer ${token}`)).status).toBe(401);
     expect(h.mock.calls.userinfo).toBe(0);
   });
 
