@@ -352,15 +352,14 @@ describe.each([
     });
 
     test('the app answers 504 over HTTP for a hanging backend', async () => {
-      const { configureCustomBackendAuth } = require('..');
-      configureCustomBackendAuth({ ...h.vars, BACKEND_TIMEOUT_MS: '1000', logger: h.logs.logger });
+      await h.reconfigure({ BACKEND_TIMEOUT_MS: '1000' });
       try {
         h.mock.set({ login: { hang: true } });
         const res = await login(ALICE);
         expect(res.status).toBe(504);
         expect(typeof res.body.message).toBe('string');
       } finally {
-        configureCustomBackendAuth({ ...h.vars, logger: h.logs.logger });
+        await h.reconfigure();
       }
     });
 
