@@ -856,6 +856,18 @@ pub mod tests {
                 u128::from(c.jwks.as_ref().unwrap().max_stale.as_secs())
             }),
         ];
+        // The table is every numeric variable: each name config.rs passes to a numeric reader.
+        let source = include_str!("config.rs");
+        let production = &source[..source.find("#[cfg(test)]").unwrap_or(source.len())];
+        let mut read_as_numbers: Vec<&str> = ["v.number(", "v.number_in(", "v.millis("]
+            .iter()
+            .flat_map(|f| production.split(*f).skip(1))
+            .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+            .collect();
+        read_as_numbers.sort_unstable();
+        let mut in_table: Vec<&str> = table.iter().map(|(n, ..)| *n).collect();
+        in_table.sort_unstable();
+        assert_eq!(in_table, read_as_numbers);
         for (name, needs_jwks, min, read) in table {
             let base = if needs_jwks {
                 jwks_vars()
