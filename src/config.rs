@@ -956,7 +956,8 @@ pub mod tests {
             assert_eq!(invalid_var(&with(&base, name, bad)), name, "{name}={bad}");
         }
 
-        let flags: [(&str, fn(&Config) -> bool); 2] = [
+        type Flag = (&'static str, fn(&Config) -> bool);
+        let flags: [Flag; 2] = [
             ("BACKEND_PROVISION_ON_BEARER", |c| c.provision_on_bearer),
             ("BACKEND_LOGIN_USES_USERNAME", |c| c.login_uses_username),
         ];

@@ -75,7 +75,7 @@ mod tests {
     fn item_14_17_lost_answer_or_reuse() {
         let (used, skipped) = (generation(false), generation(true));
         // The token before the current one, the current one never used: a lost answer.
-        assert!(lost_answer(&[used.clone()], 0));
+        assert!(lost_answer(std::slice::from_ref(&used), 0));
         // Two back while the newer one was used: reuse.
         assert!(!lost_answer(&[used.clone(), used.clone()], 1));
         // Two back, the newer one skipped (handed out, never used): still the last one used.
@@ -89,7 +89,7 @@ mod tests {
             2
         ));
         // A skipped token itself is reuse, wherever it is.
-        assert!(!lost_answer(&[skipped.clone()], 0));
+        assert!(!lost_answer(std::slice::from_ref(&skipped), 0));
         assert!(!lost_answer(&[skipped.clone(), skipped.clone()], 1));
         // Not a remembered generation.
         assert!(!lost_answer(&[used], 1));
