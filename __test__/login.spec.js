@@ -342,15 +342,14 @@ describe.each([
     });
 
     test('the app answers 500 (BACKEND_TIMEOUT, #10.4) over HTTP for a hanging backend', async () => {
-      const { configureCustomBackendAuth } = require('..');
-      configureCustomBackendAuth({ ...h.vars, BACKEND_TIMEOUT_MS: '1000', logger: h.logs.logger });
+      await h.reconfigure({ BACKEND_TIMEOUT_MS: '1000' });
       try {
         h.mock.set({ login: { hang: true } });
         const res = await login(ALICE);
         expect(res.status).toBe(500);
         expect(res.body.code).toBe('BACKEND_TIMEOUT');
       } finally {
-        configureCustomBackendAuth({ ...h.vars, logger: h.logs.logger });
+        await h.reconfigure();
       }
     });
 

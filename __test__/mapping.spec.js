@@ -151,7 +151,16 @@ describe('start-up checks', () => {
     BACKEND_REFRESH_URL: 'https://idp.example/refresh',
     MONGO_URI: 'mongodb://127.0.0.1:1/x',
   };
-  const build = (extra) => new CustomBackendAuthService({ ...base, ...extra });
+  // Every service built here is closed after its test (#14.20), whether the test passed or not.
+  const built = [];
+  const build = (extra) => {
+    const svc = new CustomBackendAuthService({ ...base, ...extra });
+    built.push(svc);
+    return svc;
+  };
+  afterEach(async () => {
+    await Promise.all(built.splice(0).map((svc) => svc.close()));
+  });
 
   test.each([
     ['an http:// backend in production', { NODE_ENV: 'production', BACKEND_REFRESH_URL: 'http://idp.example/refresh' }, 'BACKEND_REFRESH_URL'],

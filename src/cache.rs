@@ -147,6 +147,64 @@ mod tests {
         assert_eq!(c.get(&5000), None);
     }
 
+    fn has(c: &TtlCache<u32, u32>, k: u32) -> bool {
+        c.get(&k).is_some()
+    }
+
+    #[test]
+    fn item_14_18_eviction_drops_expired_entries_first() {
+        let c = TtlCache::new(10);
+        for k in 0..10 {
+            // Key 3 expires at once; the others live long, key 0 the shortest.
+            let ttl = if k == 3 {
+                Duration::from_millis(1)
+            } else {
+                Duration::from_secs(100 + u64::from(k))
+            };
+            c.insert(k, k, ttl);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        c.insert(10, 10, Duration::from_secs(500));
+        // Only the expired entry made room: no live entry was dropped.
+        assert_eq!(c.len(), 10);
+        assert!((0..=10).filter(|k| *k != 3).all(|k| has(&c, k)));
+        assert!(!has(&c, 3));
+    }
+
+    #[test]
+    fn item_14_18_full_of_live_entries_drops_the_tenth_closest_to_expiry() {
+        // Expiry order differs from insertion order: key k lives 100 - k seconds.
+        let c = TtlCache::new(20);
+        for k in 0..20 {
+            c.insert(k, k, Duration::from_secs(100 - u64::from(k)));
+        }
+        c.insert(20, 20, Duration::from_secs(1000));
+        // 20 / 10 + 1 = 3 dropped: the three closest to expiry (19, 18, 17), then 20 inserted.
+        assert_eq!(c.len(), 18);
+        assert!(!has(&c, 19) && !has(&c, 18) && !has(&c, 17));
+        assert!((0..=16).all(|k| has(&c, k)) && has(&c, 20));
+
+        // Replacing a present key when full drops nothing.
+        c.insert(21, 21, Duration::from_secs(1000));
+        c.insert(22, 22, Duration::from_secs(1000));
+        assert_eq!(c.len(), 20);
+        c.insert(5, 55, Duration::from_secs(1000));
+        assert_eq!(c.len(), 20);
+        assert_eq!(c.get(&5), Some(55));
+
+        // Capacity below 10 still drops one; capacity 0 is taken as 1.
+        for cap in [0, 1, 9] {
+            let c = TtlCache::new(cap);
+            let cap = cap.max(1) as u32;
+            for k in 0..cap {
+                c.insert(k, k, Duration::from_secs(100 + u64::from(k)));
+            }
+            c.insert(99, 99, Duration::from_secs(1000));
+            assert_eq!(c.len(), cap as usize, "capacity {cap}");
+            assert!(!has(&c, 0) && has(&c, 99), "capacity {cap}");
+        }
+    }
+
     #[tokio::test]
     async fn single_flight_runs_once_for_concurrent_callers() {
         let sf = Arc::new(SingleFlight::<u8, usize>::new());

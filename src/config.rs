@@ -840,6 +840,251 @@ pub mod tests {
         }
     }
 
+    fn jwks_vars() -> HashMap<String, String> {
+        let mut vars = sample_vars();
+        vars.insert("BACKEND_BEARER_TOKENS".into(), "jwks".into());
+        vars.insert("BACKEND_JWKS_URL".into(), "http://127.0.0.1:9/jwks".into());
+        vars.insert("BACKEND_JWT_ISSUER".into(), "https://idp".into());
+        vars
+    }
+
+    fn with(base: &HashMap<String, String>, name: &str, value: &str) -> HashMap<String, String> {
+        let mut vars = base.clone();
+        vars.insert(name.to_string(), value.to_string());
+        vars
+    }
+
+    #[test]
+    fn item_14_19_every_numeric_variable_refuses_zero_negative_fraction_huge_and_text() {
+        type Read = fn(&Config) -> u128;
+        // (variable, whether it needs JWKS mode, the smallest allowed value, how it is read back)
+        let table: [(&str, bool, u128, Read); 14] = [
+            ("SESSION_EXPIRY", false, 1, |c| {
+                u128::from(c.session_expiry_ms)
+            }),
+            ("REFRESH_TOKEN_EXPIRY", false, 1, |c| {
+                u128::from(c.refresh_token_expiry_ms)
+            }),
+            ("BACKEND_TIMEOUT_MS", false, 1, |c| {
+                c.backend_timeout.as_millis()
+            }),
+            ("MONGO_TIMEOUT_MS", false, 1, |c| c.db_timeout.as_millis()),
+            ("REFRESH_GRACE_MS", false, 0, |c| {
+                c.refresh_grace.as_millis()
+            }),
+            ("USER_CACHE_TTL", false, 0, |c| {
+                u128::from(c.user_cache_ttl.as_secs())
+            }),
+            ("AUTH_CACHE_MAX_ENTRIES", false, 1, |c| c.cache_max as u128),
+            ("BACKEND_TOKEN_CACHE_TTL", false, 0, |c| {
+                u128::from(c.token_cache_ttl.as_secs())
+            }),
+            ("BACKEND_USERINFO_MAX_CONCURRENT", false, 1, |c| {
+                c.userinfo_budget.max_concurrent as u128
+            }),
+            ("BACKEND_USERINFO_RATE", false, 1, |c| {
+                u128::from(c.userinfo_budget.per_second)
+            }),
+            ("BACKEND_USERINFO_BURST", false, 1, |c| {
+                u128::from(c.userinfo_budget.burst)
+            }),
+            ("BACKEND_JWKS_CACHE_TTL", true, 1, |c| {
+                u128::from(c.jwks.as_ref().unwrap().cache_ttl.as_secs())
+            }),
+            ("BACKEND_JWKS_REFETCH_COOLDOWN_MS", true, 0, |c| {
+                c.jwks.as_ref().unwrap().refetch_cooldown.as_millis()
+            }),
+            ("BACKEND_JWKS_MAX_STALE", true, 0, |c| {
+                u128::from(c.jwks.as_ref().unwrap().max_stale.as_secs())
+            }),
+        ];
+        // The table is every numeric variable: each name config.rs passes to a numeric reader.
+        let source = include_str!("config.rs");
+        let production = &source[..source.find("#[cfg(test)]").unwrap_or(source.len())];
+        let mut read_as_numbers: Vec<&str> = ["v.number(", "v.number_in(", "v.millis("]
+            .iter()
+            .flat_map(|f| production.split(*f).skip(1))
+            .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+            .collect();
+        read_as_numbers.sort_unstable();
+        let mut in_table: Vec<&str> = table.iter().map(|(n, ..)| *n).collect();
+        in_table.sort_unstable();
+        assert_eq!(in_table, read_as_numbers);
+        for (name, needs_jwks, min, read) in table {
+            let base = if needs_jwks {
+                jwks_vars()
+            } else {
+                sample_vars()
+            };
+            let ok = |value: &str| {
+                Config::from_vars(&with(&base, name, value))
+                    .map(|c| read(&c))
+                    .unwrap_or_else(|e| panic!("{name}={value:?}: {e:?}"))
+            };
+            // Trimmed; the smallest allowed value is taken as it is.
+            assert_eq!(ok(" 7 "), 7, "{name}");
+            assert_eq!(ok(&min.to_string()), min, "{name}");
+            if min > 0 {
+                assert_eq!(invalid_var(&with(&base, name, "0")), name, "{name}=0");
+            }
+            for bad in [
+                "-1",
+                "-0.5",
+                "0.5",
+                "1e3",
+                "99999999999999999999999",
+                "ten",
+                "10 ms",
+                "0x10",
+                "1,000",
+                "NaN",
+                "inf",
+            ] {
+                assert_eq!(invalid_var(&with(&base, name, bad)), name, "{name}={bad}");
+            }
+            // Whole numbers only, except that the millisecond variables take arithmetic (as
+            // LibreChat's `math()`), whose value is cut to whole milliseconds.
+            let arithmetic = matches!(
+                name,
+                "SESSION_EXPIRY"
+                    | "REFRESH_TOKEN_EXPIRY"
+                    | "BACKEND_TIMEOUT_MS"
+                    | "MONGO_TIMEOUT_MS"
+            );
+            if arithmetic {
+                assert_eq!(ok("1.5"), 1, "{name}");
+                assert_eq!(ok("1000 * 1.5"), 1500, "{name}");
+                assert_eq!(invalid_var(&with(&base, name, "1/0")), name, "{name}=1/0");
+            } else {
+                assert_eq!(invalid_var(&with(&base, name, "1.5")), name, "{name}=1.5");
+                assert_eq!(
+                    invalid_var(&with(&base, name, "2 * 3")),
+                    name,
+                    "{name}=2 * 3"
+                );
+            }
+        }
+        // START_BALANCE: any whole number (nothing is credited unless it is above 0).
+        for (value, credits) in [(" 20000 ", 20000), ("0", 0), ("-1", -1)] {
+            let c = Config::from_vars(&with(&sample_vars(), "START_BALANCE", value)).unwrap();
+            assert_eq!(c.start_balance, credits);
+        }
+        for bad in ["1.5", "99999999999999999999", "lots", "1e3"] {
+            let vars = with(&sample_vars(), "START_BALANCE", bad);
+            assert_eq!(invalid_var(&vars), "START_BALANCE", "START_BALANCE={bad}");
+        }
+    }
+
+    #[test]
+    fn item_14_19_choices_and_flags_in_any_case_and_trimmed() {
+        let base = sample_vars();
+        let c = Config::from_vars(&with(&base, "BACKEND_SESSION_MODE", " BACKEND ")).unwrap();
+        assert_eq!(c.session_mode, SessionMode::Backend);
+        let c = Config::from_vars(&with(&base, "BACKEND_SESSION_MODE", "LibreChat")).unwrap();
+        assert_eq!(c.session_mode, SessionMode::LibreChat);
+        let c = Config::from_vars(&with(&jwks_vars(), "BACKEND_BEARER_TOKENS", " jwks ")).unwrap();
+        assert_eq!(c.bearer_mode, BearerMode::Jwks);
+        let c = Config::from_vars(&with(&base, "BACKEND_BEARER_TOKENS", "OFF")).unwrap();
+        assert_eq!(c.bearer_mode, BearerMode::Off);
+        let c = Config::from_vars(&with(&base, "BACKEND_BEARER_TOKENS", "UserInfo")).unwrap();
+        assert_eq!(c.bearer_mode, BearerMode::Userinfo);
+        let c = Config::from_vars(&with(&base, "BACKEND_LINK_EXISTING", "\tEmail\n")).unwrap();
+        assert_eq!(c.policy.link_existing, LinkExisting::Email);
+        for (name, bad) in [
+            ("BACKEND_SESSION_MODE", "back end"),
+            ("BACKEND_BEARER_TOKENS", "jwks,userinfo"),
+            ("BACKEND_LINK_EXISTING", "e-mail"),
+        ] {
+            assert_eq!(invalid_var(&with(&base, name, bad)), name, "{name}={bad}");
+        }
+
+        type Flag = (&'static str, fn(&Config) -> bool);
+        let flags: [Flag; 2] = [
+            ("BACKEND_PROVISION_ON_BEARER", |c| c.provision_on_bearer),
+            ("BACKEND_LOGIN_USES_USERNAME", |c| c.login_uses_username),
+        ];
+        for (name, read) in flags {
+            for (value, on) in [
+                ("TRUE", true),
+                (" True ", true),
+                ("FALSE", false),
+                ("false", false),
+            ] {
+                let c = Config::from_vars(&with(&base, name, value)).unwrap();
+                assert_eq!(read(&c), on, "{name}={value}");
+            }
+            for bad in ["1", "0", "yes", "on", "truee", "t r u e"] {
+                assert_eq!(invalid_var(&with(&base, name, bad)), name, "{name}={bad}");
+            }
+        }
+        let mut prod = with(&base, "NODE_ENV", "production");
+        prod.insert("BACKEND_ALLOW_INSECURE_HTTP".into(), " TRUE ".into());
+        assert!(Config::from_vars(&prod).is_ok());
+        prod.insert("BACKEND_ALLOW_INSECURE_HTTP".into(), "1".into());
+        assert_eq!(invalid_var(&prod), "BACKEND_ALLOW_INSECURE_HTTP");
+        // LibreChat's own flag keeps LibreChat's rule: `true` in any case, anything else is off.
+        for (value, on) in [
+            (" TRUE ", true),
+            ("True", true),
+            ("1", false),
+            ("yes", false),
+        ] {
+            let c = Config::from_vars(&with(&base, "CHECK_BALANCE", value)).unwrap();
+            assert_eq!(c.balance_enabled, on, "CHECK_BALANCE={value}");
+        }
+    }
+
+    #[test]
+    fn item_14_19_lists_and_strings_are_trimmed() {
+        let mut vars = sample_vars();
+        vars.insert("BACKEND_ROLES_FIELD".into(), " roles , groups ,, ".into());
+        vars.insert(
+            "BACKEND_REQUIRED_ROLES".into(),
+            " staff , contractor ".into(),
+        );
+        vars.insert(
+            "BACKEND_ALLOWED_EMAIL_DOMAINS".into(),
+            " @Example.COM , corp.example ,".into(),
+        );
+        vars.insert(
+            "BACKEND_USER_EMAIL_FIELD".into(),
+            " mail , profile.email ".into(),
+        );
+        vars.insert(
+            "BACKEND_AUTH_URL".into(),
+            "  http://127.0.0.1:9/login\t".into(),
+        );
+        vars.insert("BACKEND_LOGIN_USERNAME_FIELD".into(), " email ".into());
+        let c = Config::from_vars(&vars).unwrap();
+        assert_eq!(c.mapping.user_roles, vec!["roles", "groups"]);
+        assert_eq!(c.policy.required_roles, vec!["staff", "contractor"]);
+        assert_eq!(
+            c.policy.allowed_email_domains,
+            vec!["example.com", "corp.example"]
+        );
+        assert_eq!(c.mapping.user_email, vec!["mail", "profile.email"]);
+        assert_eq!(c.auth_url.as_str(), "http://127.0.0.1:9/login");
+        assert_eq!(c.mapping.login_username_field, "email");
+        let c =
+            Config::from_vars(&with(&jwks_vars(), "BACKEND_JWT_ISSUER", " https://idp ")).unwrap();
+        assert_eq!(c.jwks.unwrap().issuer, "https://idp");
+    }
+
+    #[test]
+    fn item_14_19_required_roles_need_a_roles_field() {
+        let vars = with(&sample_vars(), "BACKEND_REQUIRED_ROLES", "staff");
+        assert_eq!(invalid_var(&vars), "BACKEND_ROLES_FIELD");
+        // A blank roles field is no roles field.
+        assert_eq!(
+            invalid_var(&with(&vars, "BACKEND_ROLES_FIELD", " , ")),
+            "BACKEND_ROLES_FIELD"
+        );
+        let c = Config::from_vars(&with(&vars, "BACKEND_ROLES_FIELD", "roles")).unwrap();
+        assert_eq!(c.policy.required_roles, vec!["staff"]);
+        // A blank list is no list: no roles field needed.
+        assert!(Config::from_vars(&with(&sample_vars(), "BACKEND_REQUIRED_ROLES", " , ")).is_ok());
+    }
+
     #[test]
     fn item_8_17_deeply_nested_expiry_is_invalid_not_a_stack_overflow() {
         let deep = format!("{}1{}", "(".repeat(200_000), ")".repeat(200_000));

@@ -87,6 +87,55 @@ mod tests {
     }
 
     #[test]
+    fn item_14_19_domain_list_excludes_subdomains_and_ignores_a_leading_at() {
+        // As configured: `@corp.example` in BACKEND_ALLOWED_EMAIL_DOMAINS.
+        let mut vars = crate::config::tests::sample_vars();
+        vars.insert(
+            "BACKEND_ALLOWED_EMAIL_DOMAINS".into(),
+            "@corp.example, Example.COM".into(),
+        );
+        let p = crate::config::Config::from_vars(&vars).unwrap().policy;
+        assert!(p.admit(&user("a@corp.example", &[])).is_ok());
+        assert!(p.admit(&user("a@CORP.example", &[])).is_ok());
+        assert!(p.admit(&user("a@example.com", &[])).is_ok());
+        for refused in [
+            "a@sub.corp.example",
+            "a@mail.example.com",
+            "a@xcorp.example",
+            "a@corp.example.org",
+            "a@corp.example.",
+            "a@@corp.example.evil",
+            "corp.example",
+            "a@",
+        ] {
+            assert!(p.admit(&user(refused, &[])).is_err(), "{refused}");
+        }
+        // The `@` itself is not part of the domain compared.
+        assert!(!p.allowed_email_domains.iter().any(|d| d.starts_with('@')));
+    }
+
+    #[test]
+    fn item_14_19_roles_are_case_sensitive() {
+        let p = policy(&["Admin"], &["Staff"], &[]);
+        assert!(p.admit(&user("a@x.io", &["Staff"])).is_ok());
+        for other in ["staff", "STAFF", " Staff", "Staff "] {
+            assert!(p.admit(&user("a@x.io", &[other])).is_err(), "{other:?}");
+        }
+        assert_eq!(
+            p.role(&user("a@x.io", &["Staff", "Admin"])),
+            Some(ROLE_ADMIN)
+        );
+        assert_eq!(
+            p.role(&user("a@x.io", &["Staff", "admin"])),
+            Some(ROLE_USER)
+        );
+        assert_eq!(
+            p.role(&user("a@x.io", &["Staff", "ADMIN"])),
+            Some(ROLE_USER)
+        );
+    }
+
+    #[test]
     fn roles_map_only_when_configured() {
         assert_eq!(
             policy(&[], &[], &[]).role(&user("a@x.io", &["admin"])),

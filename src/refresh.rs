@@ -22,6 +22,8 @@ use crate::service::{Db, Service};
 use crate::sessions::{sha256_hex, Stash, StoredSession};
 use crate::users::{Profile, PROVIDER};
 
+pub(crate) mod rules;
+
 /// How often a refresh waiting for another server's refresh of the same session looks again.
 const REFRESH_POLL: Duration = Duration::from_millis(50);
 /// What the refresh lease gives its holder beyond the backend call's own bound
@@ -140,7 +142,7 @@ impl Service {
                     return self.reuse(db, s).await;
                 };
                 let g = &s.generations[i];
-                if now.saturating_sub(g.at_ms) <= grace_ms {
+                if rules::within_grace(now, g.at_ms, grace_ms) {
                     // Another tab or server rotated a moment ago: the session's current token,
                     // without a backend call.
                     if let Some(next) = db.sessions.next_token(&s)? {
@@ -150,8 +152,7 @@ impl Service {
                 // Later, only the last token used may come back, while no newer one was ever
                 // used: its answer never reached the client. It is refreshed again and the
                 // unused newer token is skipped (it counts as reuse if it shows up after all).
-                let lost_answer = !g.skipped && s.generations[..i].iter().all(|n| n.skipped);
-                if !lost_answer {
+                if !rules::lost_answer(&s.generations, i) {
                     return self.reuse(db, s).await;
                 }
                 Some(i)

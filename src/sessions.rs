@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 
 use crate::backend::BackendTokens;
 use crate::error::{AuthError, AuthResult};
-use crate::tokens::{Tokens, TEMP_TOKEN_SECS};
+use crate::refresh::rules::{claim_bounds, claim_until};
+use crate::tokens::Tokens;
 
 /// Sealed values: `v2.` binds each value to its session (or pending 2FA login) and its field;
 /// `v1.` (before 0.2) bound it to the session only and is still opened, for one release, so that
@@ -24,11 +25,6 @@ pub const GENERATIONS_KEPT: usize = 8;
 /// Where a login waiting for LibreChat's own 2FA step keeps the backend's tokens until the session
 /// that step creates (LibreChat's code, which knows nothing of them) claims them.
 pub const PENDING_COLLECTION: &str = "customBackendPending2fa";
-/// Only a session created within the temp token's lifetime (plus a minute) after the login can
-/// claim its tokens.
-const PENDING_CLAIM_WINDOW_MS: i64 = (TEMP_TOKEN_SECS as i64 + 60) * 1000;
-/// ObjectIds carry whole seconds, and servers' clocks differ a little.
-const CLOCK_SLACK_MS: i64 = 2_000;
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 pub fn sha256_hex(s: &str) -> String {
@@ -549,7 +545,7 @@ impl Sessions {
             .await?;
         let id = ObjectId::new();
         let at = now.timestamp_millis();
-        let claim_until = at.saturating_add(PENDING_CLAIM_WINDOW_MS);
+        let claim_until = claim_until(at);
         self.pending
             .insert_one(doc! {
                 "_id": id,
@@ -571,14 +567,15 @@ impl Sessions {
         &self,
         s: &StoredSession,
     ) -> AuthResult<Option<(ObjectId, BackendTokens)>> {
-        let created = s.id.timestamp().timestamp_millis();
+        let (created_at_most, claim_until_at_least) =
+            claim_bounds(s.id.timestamp().timestamp_millis());
         let found = self
             .pending
             .find_one_and_update(
                 doc! {
                     "user": s.user,
-                    "createdAt": { "$lte": DateTime::from_millis(created.saturating_add(CLOCK_SLACK_MS)) },
-                    "claimUntil": { "$gte": DateTime::from_millis(created) },
+                    "createdAt": { "$lte": DateTime::from_millis(created_at_most) },
+                    "claimUntil": { "$gte": DateTime::from_millis(claim_until_at_least) },
                     "expiresAt": { "$gt": DateTime::now() },
                     "$or": [ { "claimedBy": { "$exists": false } }, { "claimedBy": s.id } ],
                 },
@@ -721,6 +718,86 @@ mod tests {
         // A v1 value never opens as v2 (no downgrade by relabelling).
         let relabelled = b.get_str("accessToken").unwrap().replacen("v1.", "v2.", 1);
         assert!(c.open(&relabelled, sid, "accessToken").is_err());
+    }
+
+    /// Refused as a damaged value: SESSION_INVALID (the session ends at its refresh), no panic.
+    fn assert_refused(c: &TokenCipher, sealed: &str, what: &str) {
+        match c.open(sealed, "s1", "refreshToken") {
+            Err(e @ AuthError::SessionInvalid(_)) => {
+                assert_eq!(e.code(), "SESSION_INVALID", "{what}");
+                assert_eq!(
+                    e.to_string(),
+                    "stored backend token cannot be decrypted",
+                    "{what}"
+                );
+            }
+            other => panic!("{what}: expected SESSION_INVALID, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn item_14_18_damaged_sealed_values_are_refused_never_a_panic() {
+        let c = TokenCipher::new(&[5u8; 32]);
+        let sealed = c
+            .seal("backend-refresh-token", "s1", "refreshToken")
+            .unwrap();
+        assert_eq!(
+            c.open(&sealed, "s1", "refreshToken").unwrap(),
+            "backend-refresh-token"
+        );
+        let raw = B64.decode(&sealed["v2.".len()..]).unwrap();
+        // nonce (12) | ciphertext (as long as the plain text) | tag (16)
+        assert_eq!(raw.len(), 12 + "backend-refresh-token".len() + 16);
+        let reseal = |bytes: &[u8]| format!("v2.{}", B64.encode(bytes));
+        let flipped = |i: usize| {
+            let mut b = raw.clone();
+            b[i] ^= 0x01;
+            reseal(&b)
+        };
+        assert_refused(&c, &flipped(0), "a flipped nonce byte");
+        assert_refused(&c, &flipped(12), "a flipped first ciphertext byte");
+        assert_refused(
+            &c,
+            &flipped(raw.len() - 17),
+            "a flipped last ciphertext byte",
+        );
+        assert_refused(&c, &flipped(raw.len() - 16), "a flipped first tag byte");
+        assert_refused(&c, &flipped(raw.len() - 1), "a flipped last tag byte");
+        for keep in [raw.len() - 1, raw.len() - 16, 28, 27, 12, 11, 1, 0] {
+            assert_refused(
+                &c,
+                &reseal(&raw[..keep]),
+                &format!("truncated to {keep} bytes"),
+            );
+        }
+        let body = &sealed["v2.".len()..];
+        for prefix in ["v3.", "V2.", "v0.", "v2..", "v2", ".", "", "v1v2."] {
+            assert_refused(
+                &c,
+                &format!("{prefix}{body}"),
+                &format!("prefix {prefix:?}"),
+            );
+        }
+        assert_refused(&c, "v2.", "an empty body");
+        assert_refused(&c, "v2.@@@", "a body that is not base64url");
+        assert_refused(&c, &format!("{sealed}="), "padding");
+        // A whole `v2.` value of another field or session is refused the same way.
+        assert_refused(
+            &c,
+            &c.seal("x", "s2", "refreshToken").unwrap(),
+            "another session's",
+        );
+        assert_refused(
+            &c,
+            &c.seal("x", "s1", "accessToken").unwrap(),
+            "another field's",
+        );
+        // A stored document with a damaged token refuses the pair, not half of it.
+        let b = doc! { "accessToken": c.seal("a", "s1", "accessToken").unwrap(), "refreshToken": flipped(20) };
+        assert!(matches!(
+            c.open_backend(&b, "s1"),
+            Err(AuthError::SessionInvalid(_))
+        ));
     }
 
     #[test]

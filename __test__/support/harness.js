@@ -62,6 +62,8 @@ async function startHarness({ db, express = require('express'), version, env = {
   };
   keepConfigSecrets(vars);
   let service = pkg.configureCustomBackendAuth({ ...vars, logger: logs.logger });
+  // Services built by h.makeService and not yet closed: close() closes them and fails the file.
+  const unclosed = new Set();
   const lc = await createLibreChatApp({
     express,
     version,
@@ -105,7 +107,14 @@ async function startHarness({ db, express = require('express'), version, env = {
     /** Builds a second service over the same world with other variables. */
     makeService(extra = {}) {
       keepConfigSecrets(extra);
-      return new pkg.CustomBackendAuthService({ ...vars, ...extra, logger: logs.logger });
+      const made = new pkg.CustomBackendAuthService({ ...vars, ...extra, logger: logs.logger });
+      unclosed.add(made);
+      const close = made.close.bind(made);
+      made.close = () => {
+        unclosed.delete(made);
+        return close();
+      };
+      return made;
     },
     /**
      * Fails when a log line holds a secret: every password, token and refresh token a request sent
@@ -122,13 +131,27 @@ async function startHarness({ db, express = require('express'), version, env = {
         }
       }
     },
-    /** Closes everything, then checks every line logged during the run for secrets. */
+    /**
+     * Closes everything, then checks every line logged during the run for secrets, and that every
+     * service the tests built was closed by them: one left open holds its database connections
+     * (and a test that forgets it elsewhere leaks them in production code too). The shared service
+     * must be replaced with h.reconfigure, which closes the one it replaces.
+     */
     async close() {
       logs.restore();
+      const leaked = [...unclosed];
+      const shared = pkg.getAuthService();
+      const replaced = shared !== service;
+      for (const s of leaked) await s.close();
+      if (replaced) await shared.close();
       await service.close();
       await lc.close();
       await mock.close();
       this.assertNoSecretsLogged();
+      const problems = [];
+      if (leaked.length) problems.push(`${leaked.length} service(s) built with h.makeService were never closed`);
+      if (replaced) problems.push('the shared service was replaced outside h.reconfigure and never closed');
+      if (problems.length) throw new Error(`${problems.join('; ')} (closed now)`);
     },
   };
 }
