@@ -9,7 +9,6 @@
 
 const fs = require('fs');
 const os = require('os');
-const net = require('net');
 const http = require('http');
 const path = require('path');
 const crypto = require('crypto');
@@ -18,6 +17,7 @@ const { Mongoose } = require('mongoose');
 const { createModels } = require('@librechat/data-schemas');
 const { startMockBackend } = require('./support/mockBackend');
 const { mongoUri } = require('./support/mongoUri');
+const { closedPort } = require('./support/tcpProxy');
 
 const CLI = path.join(__dirname, '..', 'bin', 'cli.js');
 
@@ -86,15 +86,6 @@ let mock;
 let mongoose;
 let tmp;
 let redirector;
-
-/** A port nothing listens on. */
-async function closedPort() {
-  const srv = net.createServer();
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address();
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
 
 function baseEnv(extra = {}) {
   return {

@@ -5,11 +5,11 @@
 // mock backend (a real HTTP server) and the test database; faults are made in the database itself
 // (an index that refuses a write, a server that does not answer).
 
-const net = require('net');
 const request = require('supertest');
 const { ObjectId } = require('bson');
 const { MongoClient } = require('mongodb');
 const { startHarness, parseSetCookies } = require('./support/harness');
+const { closedPort } = require('./support/tcpProxy');
 const { mongoUri } = require('./support/mongoUri');
 const native = require('../binding');
 const { startFailoverMongo } = require('./support/failoverMongo');
@@ -25,15 +25,6 @@ async function eventually(check) {
     if (await check()) return;
     await sleep(25);
   }
-}
-
-/** A TCP port with nothing listening. */
-async function closedPort() {
-  const srv = net.createServer();
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address();
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
 }
 
 describe('issue 8: login, user sync and the database', () => {

@@ -5,11 +5,11 @@
 // writes is read back with LibreChat's own @librechat/data-schemas models and methods.
 
 const crypto = require('crypto');
-const http = require('http');
 const request = require('supertest');
 const jwt = require('jsonwebtoken');
 const { ObjectId } = require('bson');
 const { startHarness, parseSetCookies, shape } = require('./support/harness');
+const { closedPort } = require('./support/tcpProxy');
 
 const ALICE = { email: 'Alice', password: 'alice-password-1' }; // a username in the email field
 const BOB = { email: 'bob@example.com', password: 'bob-password-2' };
@@ -17,15 +17,6 @@ const CAROL = { email: 'carol', password: 'carol-password-3' };
 
 const sha256 = (s) => crypto.createHash('sha256').update(s).digest('hex');
 
-
-/** A TCP port with nothing listening. */
-async function closedPort() {
-  const srv = http.createServer();
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 describe.each([
   ['LibreChat v0.8 (Express 5)', 'express', 'v0.8', 'login-e5'],

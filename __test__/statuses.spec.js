@@ -6,23 +6,15 @@
 // refresh answer during a backend outage (the client leaves for its login page on any refresh
 // answer without a token).
 
-const http = require('http');
 const request = require('supertest');
 const jwt = require('jsonwebtoken');
 const { ObjectId } = require('bson');
 const { startHarness, parseSetCookies } = require('./support/harness');
+const { closedPort } = require('./support/tcpProxy');
 
 const ALICE = { email: 'Alice', password: 'alice-password-1' };
 const CAROL = { email: 'carol', password: 'carol-password-3' };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function closedPort() {
-  const srv = http.createServer();
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 describe('issue 10: statuses, cookies and outages as the LibreChat client sees them', () => {
   let h;

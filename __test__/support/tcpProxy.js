@@ -1,7 +1,9 @@
 'use strict';
 
 /**
- * A TCP proxy in front of the test database, for tests that need the database to go away after a
+ * Network helpers for tests. `closedPort()`: a TCP port with nothing listening.
+ *
+ * `startTcpProxy(uri)`: a TCP proxy in front of the test database, for tests that need the database to go away after a
  * service has warmed up through it: `cut()` drops every connection and refuses new ones.
  *
  *   const proxy = await startTcpProxy(mongoUri('db'));
@@ -11,6 +13,14 @@
  */
 
 const net = require('net');
+
+async function closedPort() {
+  const srv = net.createServer();
+  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address();
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
 
 async function startTcpProxy(uri) {
   const target = new URL(uri);
@@ -46,4 +56,4 @@ async function startTcpProxy(uri) {
   };
 }
 
-module.exports = { startTcpProxy };
+module.exports = { startTcpProxy, closedPort };
