@@ -12,6 +12,18 @@
 
 use mongodb::bson::{doc, Document};
 
+/// The provider-id fields of LibreChat's user schema, each with an index of its own.
+const PROVIDER_ID_FIELDS: [&str; 8] = [
+    "googleId",
+    "facebookId",
+    "openidId",
+    "samlId",
+    "ldapId",
+    "githubId",
+    "discordId",
+    "appleId",
+];
+
 use super::index_spec::{describe_index, fmt_keys, index_name, IndexSpec};
 use super::{finding, Finding, INFO, OK, PROBLEM};
 
@@ -72,16 +84,7 @@ pub fn expected() -> Vec<Expected> {
         )
         .since("LibreChat v0.8.6"),
     ];
-    for field in [
-        "googleId",
-        "facebookId",
-        "openidId",
-        "samlId",
-        "ldapId",
-        "githubId",
-        "discordId",
-        "appleId",
-    ] {
+    for field in PROVIDER_ID_FIELDS {
         let exists = doc! { field: { "$exists": true } };
         let mut keys = doc! { field: 1 };
         if field == "openidId" {
@@ -251,16 +254,7 @@ mod tests {
             listed(&IndexSpec::new(doc! {"email": 1}).unique()),
             listed(&IndexSpec::new(doc! {"expiresAt": 1}).ttl(604_800)),
         ];
-        for f in [
-            "googleId",
-            "facebookId",
-            "openidId",
-            "samlId",
-            "ldapId",
-            "githubId",
-            "discordId",
-            "appleId",
-        ] {
+        for f in PROVIDER_ID_FIELDS {
             old.push(listed(&IndexSpec::new(doc! { f: 1 }).unique().sparse()));
         }
         let r = check_collection("users", &old);
