@@ -380,7 +380,7 @@ async function main() {
     out(`   database   ${MONGO_URI.replace(/\/\/[^@/]*@/, '//***@')} (${dbNote})`);
     out(`   backend    mock identity backend at ${mock.url} (users: ${mock.users.map((u) => u.username).join(', ')})`);
     out(`   LibreChat  Express ${require('express/package.json').version} app at ${baseUrl}; ` +
-      `API guarded by ${jwt === 'custom' ? 'customJwtStrategy()' : 'LibreChat\'s stock jwt strategy (customJwtStrategy not exported yet)'}`);
+      'wired as README section 3 (the API guarded by customJwtStrategy())');
 
     await walk(world);
   } catch (e) {
