@@ -7,6 +7,7 @@
 //! Nothing here prints a secret, and no error text of the driver or of an HTTP answer is copied
 //! (either may echo a connection string or a request).
 
+mod accounts;
 mod auto_index;
 mod backend;
 mod database;
@@ -56,6 +57,7 @@ pub async fn diagnose(vars: &HashMap<String, String>) -> (Vec<(String, String)>,
         )),
         Ok(cfg) => {
             findings.push(finding(OK, "configuration", "valid"));
+            findings.extend(accounts::check(vars));
             findings.extend(run(&cfg, &auto_index::read(vars)).await);
         }
     }
