@@ -181,7 +181,7 @@ describe('#9.2/#9.5 packages: the napi-rs layout, only what runs', () => {
 
   test('npm pack of the repository (the from-source install) holds only what runs', () => {
     const files = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json'], { cwd: REPO, encoding: 'utf8' }))[0].files.map((f) => f.path);
-    const allowed = /^(LICENSE|README\.md|package\.json|index\.js|index\.d\.ts|binding\.js|binding\.d\.ts|bin\/cli\.js|lib\/[a-z]+\.js|librechat\/wiring-v[0-9.]+\.patch|librechat-custom-backend-auth\.linux-[a-z0-9]+-(gnu|musl)\.node)$/;
+    const allowed = /^(LICENSE|README\.md|package\.json|index\.js|index\.d\.ts|binding\.js|binding\.d\.ts|bin\/cli\.js|lib\/[a-zA-Z]+\.js|librechat\/wiring-v[0-9.]+\.patch|librechat-custom-backend-auth\.linux-[a-z0-9]+-(gnu|musl)\.node)$/;
     expect(files.filter((f) => !allowed.test(f))).toEqual([]);
     expect(files).toEqual(expect.arrayContaining(['index.js', 'binding.js', 'package.json', 'LICENSE']));
   });
