@@ -36,7 +36,7 @@ describe('issue 10: statuses, cookies and outages as the LibreChat client sees t
   };
 
   beforeAll(async () => {
-    h = await startHarness({ db: 'statuses', jwt: 'custom' });
+    h = await startHarness({ db: 'statuses' });
   });
   beforeEach(async () => {
     await h.reconfigure({});

@@ -4,6 +4,7 @@
 
 const { CustomBackendAuthError, toAuthError, loginStatusOf } = require('./errors');
 const { getAuthService } = require('./service');
+const { hostModule } = require('./host');
 const {
   PROVIDER,
   RETRY_AFTER_SECONDS,
@@ -14,22 +15,8 @@ const {
   readCookie,
 } = require('./http');
 
-/**
- * LibreChat's passport: the one its server initialised and registered the strategies on. Resolved
- * from the application first, so that a linked or nested install of this package does not pick up
- * a second copy that knows no strategies.
- */
-let hostPassport = null;
-function passportOf() {
-  if (hostPassport) return hostPassport;
-  const from = [require.main?.path, process.cwd()].filter(Boolean);
-  try {
-    hostPassport = require(require.resolve('passport', { paths: from }));
-  } catch {
-    hostPassport = require('passport');
-  }
-  return hostPassport;
-}
+/** LibreChat's passport: the one its server initialised and registered the strategies on. */
+const passportOf = () => hostModule('passport');
 
 /** Middleware for `POST /api/auth/login`, in place of LibreChat's `requireLocalAuth`. */
 function requireCustomBackendAuth(req, res, next) {

@@ -3,6 +3,8 @@
 // The package's own metrics (README, "Metrics"): counted natively (atomics, no lock on the hot
 // path), read as a snapshot, and offered to Prometheus through the application's prom-client.
 
+const { hostModule } = require('./host');
+
 /** Every metric's name starts with this. */
 const PREFIX = 'librechat_custom_backend_';
 
@@ -112,21 +114,8 @@ function metricFamilies(read) {
   ];
 }
 
-/**
- * LibreChat's prom-client, resolved from the application first (like passport in controllers.js),
- * so that the text is formatted by the copy the application serves its own metrics with.
- */
-let hostPromClient = null;
-function promClientOf() {
-  if (hostPromClient) return hostPromClient;
-  const from = [require.main?.path, process.cwd()].filter(Boolean);
-  try {
-    hostPromClient = require(require.resolve('prom-client', { paths: from }));
-  } catch {
-    hostPromClient = require('prom-client'); // throws when there is none: the caller says so
-  }
-  return hostPromClient;
-}
+/** LibreChat's prom-client (throws when there is none: the caller says so). */
+const promClientOf = () => hostModule('prom-client');
 
 /**
  * Registers the package's metric families with a prom-client registry (default: the application's
