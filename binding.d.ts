@@ -34,10 +34,12 @@ export declare class CustomBackendAuthService {
   checkBearer(token: string): BearerCheck
   /** Verifies a LibreChat access token (HS256, `JWT_SECRET`, `exp`, `id`): the user id or null. */
   verifyAccessToken(token: string): string | null
+  /** The session id a LibreChat refresh token of `user_id` names, when it verifies. */
+  sessionIdOf(refreshToken: string, userId: string): string | null
   /** The cached user document (relaxed Extended JSON), if cached. */
   cachedUser(id: string): UserRecord | null
   /** Loads a user by id as LibreChat's jwt strategy does; null when there is none. */
-  loadUser(id: string): Promise<UserRecord | null>
+  loadUser(id: string, issuedAt?: number | undefined | null): Promise<UserRecord | null>
   /** Verifies a backend token (JWKS or user info, cached, single-flight) and returns its user. */
   authenticateBackendToken(token: string): Promise<UserRecord>
   /** Refreshes the session a LibreChat refresh token names. */
@@ -55,6 +57,16 @@ export declare class CustomBackendAuthService {
   countOutcome(flow: string, code: string): boolean
   /** The package's own metrics so far (README, "Metrics"). */
   metrics(): MetricsSnapshot
+  /** Whether backend events are accepted (`BACKEND_EVENTS_SECRET` is set). */
+  get eventsEnabled(): boolean
+  /** Checks a signed backend event (raw body, signature header) and applies it. */
+  handleBackendEvent(body: Buffer, signature: string): Promise<EventResult>
+  /** Log out everywhere: ends every session of the user, on every server. */
+  logoutAll(userId: string): Promise<SessionsEnded>
+  /** Ends one session of the user. */
+  endSession(userId: string, sessionId: string): Promise<SessionsEnded>
+  /** The user's live sessions, newest first. */
+  listSessions(userId: string): Promise<Array<SessionInfo>>
   /** Forgets a cached user (after a change made elsewhere). */
   evictUser(id: string): void
   /** Closes the database connections. */
@@ -77,6 +89,8 @@ export interface BearerCheck {
   id?: string
   version?: number
   reason?: string
+  /** `load`: the token's `iat`, for `loadUser` to check against revocations. */
+  issuedAt?: number
 }
 
 /** One line of the effective configuration (`doctor`): secrets are shown only as their length. */
@@ -96,6 +110,16 @@ export interface DoctorFinding {
 export interface DoctorReport {
   config: Array<DoctorConfigLine>
   findings: Array<DoctorFinding>
+}
+
+/** What a backend event did. `status`: `applied`, `duplicate`, `stale` or `no_account`. */
+export interface EventResult {
+  status: string
+  id: string
+  eventType: string
+  backendId: string
+  userId?: string
+  sessionsEnded: number
 }
 
 /** What `login` answers. `user` is relaxed Extended JSON (the shim restores ObjectIds and Dates). */
@@ -164,6 +188,24 @@ export interface RefreshResult {
    * presented and the cookies stay as they are.
    */
   outage: boolean
+}
+
+/** One session as `listSessions` shows it: nothing secret. Times in ms since the epoch. */
+export interface SessionInfo {
+  /** The session document's id: a reference that is not the token. */
+  id: string
+  createdAt: number
+  lastRefreshedAt?: number
+  expiresAt: number
+  /** Whether backend tokens are held for it. */
+  backendTokens: boolean
+}
+
+/** What ending sessions did. */
+export interface SessionsEnded {
+  sessions: number
+  /** Backend logout calls that failed (the sessions ended all the same). */
+  backendFailures: number
 }
 
 /** A user as relaxed Extended JSON with its cache version. */

@@ -53,6 +53,8 @@ export interface BearerCheck {
   id?: string;
   version?: number;
   reason?: string;
+  /** `load`: the token's `iat`, passed back to `loadUser`. */
+  issuedAt?: number;
 }
 
 export type ErrorCode =
@@ -72,6 +74,7 @@ export type ErrorCode =
   | 'USER_NOT_FOUND'
   | 'DB_UNAVAILABLE'
   | 'DB_ERROR'
+  | 'SIGNATURE_INVALID'
   | 'INTERNAL';
 
 export class CustomBackendAuthError extends Error {
@@ -97,16 +100,55 @@ export class CustomBackendAuthService {
   checkBearer(token: string): BearerCheck;
   verifyAccessToken(token: string): string | null;
   cachedUser(id: string, version: number): LibreChatUser | null;
-  loadUser(id: string): Promise<LibreChatUser | null>;
+  loadUser(id: string, issuedAt?: number | null): Promise<LibreChatUser | null>;
   authenticateBackendToken(token: string): Promise<LibreChatUser>;
   refresh(refreshToken: string): Promise<RefreshResult>;
   /** Resolves true when the backend logout call failed (the logout happened anyway). Rejects
    * (503 for the database) when the session could not be ended: nothing was ended, retry. */
   logout(refreshToken: string | null, userId: string | null): Promise<boolean>;
   evictUser(id: string): void;
+  /** Whether backend events are accepted (`BACKEND_EVENTS_SECRET` is set). */
+  readonly eventsEnabled: boolean;
+  /** Checks a signed backend event (raw body, `X-Custom-Backend-Signature`) and applies it. */
+  handleBackendEvent(body: Buffer, signature: string): Promise<BackendEventResult>;
+  /** Log out everywhere: every session of the user (`_id` hex), on every server. */
+  logoutAll(userId: string): Promise<SessionsEnded>;
+  /** Ends one session of the user (`sessions` is 0 when it is not theirs or gone). */
+  endSession(userId: string, sessionId: string): Promise<SessionsEnded>;
+  /** The user's live sessions, newest first. Nothing secret. */
+  listSessions(userId: string): Promise<SessionInfo[]>;
+  /** The session id a (verified) refresh token of `userId` names, else null. */
+  sessionIdOf(refreshToken: string | null | undefined, userId: string): string | null;
   /** The package's own metrics since the service was built (README, "Metrics"). */
   metrics(): CustomBackendMetrics;
   close(): Promise<void>;
+}
+
+export interface SessionInfo {
+  /** The session document's id (not a token). */
+  id: string;
+  createdAt: Date;
+  /** null before the first refresh. */
+  lastRefreshedAt: Date | null;
+  expiresAt: Date;
+  /** Whether backend tokens are held for it. */
+  backendTokens: boolean;
+}
+
+export interface SessionsEnded {
+  sessions: number;
+  /** Backend logout calls that failed (the sessions ended all the same). */
+  backendFailures: number;
+}
+
+export interface BackendEventResult {
+  status: 'applied' | 'duplicate' | 'stale' | 'no_account';
+  id: string;
+  type: 'user.disabled' | 'user.deleted' | 'user.changed' | 'session.revoked';
+  backendId: string;
+  /** The LibreChat user (`_id` hex) when the event was applied to one. */
+  userId: string | null;
+  sessionsEnded: number;
 }
 
 /** `ok` or an error code: the `code` label of the outcome counters. */
@@ -181,6 +223,14 @@ export const customBackendLoginController: Handler;
 export const customRefreshController: Handler;
 /** `POST /api/auth/logout` handler, in place of `logoutController`. */
 export const customLogoutController: Handler;
+/** `POST /api/auth/logout/all` handler (behind `requireJwtAuth`): log out everywhere. */
+export const customLogoutAllController: Handler;
+/** `GET /api/auth/sessions` handler (behind `requireJwtAuth`): the user's sessions. */
+export const customSessionsController: Handler;
+/** `DELETE /api/auth/sessions/:sessionId` handler (behind `requireJwtAuth`): ends one session. */
+export const customEndSessionController: Handler;
+/** `POST /api/auth/custom-backend/events` handler, mounted before `express.json()`. */
+export const customBackendEventsHandler: Handler;
 
 /** The parts of LibreChat's pre-login startup config (`GET /api/config`) the login page reads. */
 interface StartupConfigPayload {

@@ -16,7 +16,11 @@ const {
   customBackendLoginController,
   customRefreshController,
   customLogoutController,
+  customLogoutAllController,
+  customSessionsController,
+  customEndSessionController,
 } = require('./lib/controllers');
+const { customBackendEventsHandler } = require('./lib/events');
 const { customBackendStartupConfig } = require('./lib/startupConfig');
 const { registerCustomBackendMetrics, appendCustomBackendMetrics } = require('./lib/metrics');
 
@@ -33,6 +37,10 @@ module.exports = {
   customJwtStrategy,
   customRefreshController,
   customLogoutController,
+  customLogoutAllController,
+  customSessionsController,
+  customEndSessionController,
+  customBackendEventsHandler,
   customBackendStartupConfig,
   registerCustomBackendMetrics,
   appendCustomBackendMetrics,

@@ -90,7 +90,9 @@ describe('mock backend', () => {
       refreshToken: expect.stringMatching(/^rt_[0-9a-f]+$/),
       expiresIn: 3600,
       user: { id: 'u-1001', username: 'Alice', email: 'Alice@Example.com', name: 'Alice Liddell', roles: ['staff'] },
+      session_id: mock.lastSessionId,
     });
+    expect(a.session_id).toMatch(/^[0-9a-f]{16}$/);
     expect(mock.requests[0]).toMatchObject({
       name: 'login', method: 'POST', body: { username: 'alice@EXAMPLE.com', password: 'alice-password-1' },
     });
@@ -216,7 +218,7 @@ describe('mock backend', () => {
   test('fieldStyle snake, userShape bare, userFields', async () => {
     mock.set({ fieldStyle: 'snake' });
     const a = await login(mock, 'CAROL', 'carol-password-3');
-    expect(Object.keys(a).sort()).toEqual(['access_token', 'expires_in', 'refresh_token', 'user']);
+    expect(Object.keys(a).sort()).toEqual(['access_token', 'expires_in', 'refresh_token', 'session_id', 'user']);
     const r = await post(mock.urls.refresh, { refreshToken: a.refresh_token });
     expect(Object.keys(await r.json()).sort()).toEqual(['access_token', 'expires_in', 'refresh_token']);
 

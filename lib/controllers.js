@@ -100,7 +100,79 @@ async function customLogoutController(req, res) {
   return res.status(200).send({ message: 'Logout successful' });
 }
 
+/** The signed-in user's id (`requireJwtAuth` ran before). */
+const userIdOf = (req) => req.user?.id ?? req.user?._id?.toString() ?? null;
+
+/** Answers a failure of a session-management call, with `Retry-After` on 503. */
+function sendSessionsError(res, service, what, err) {
+  const failure = toAuthError(err);
+  logFailure(service, what, failure);
+  if (failure.status === 503) res.set('Retry-After', RETRY_AFTER_SECONDS);
+  return sendError(res, failure);
+}
+
+/**
+ * Handler for `POST /api/auth/logout/all` (behind `requireJwtAuth`): ends every session of the
+ * signed-in user on every server, tells the backend for each, clears this browser's cookies, and
+ * answers `{message, sessions, backendFailures}`.
+ */
+async function customLogoutAllController(req, res) {
+  const service = getAuthService();
+  const userId = userIdOf(req);
+  if (!userId) return res.status(401).json({ message: 'Unauthorized' });
+  try {
+    const r = await service.logoutAll(userId);
+    if (r.backendFailures > 0) {
+      service.logger.warn(`[customBackendAuth] backend logout failed for ${r.backendFailures} session(s) of user ${userId}; the LibreChat sessions were ended`);
+    }
+    clearSessionCookies(res);
+    return res.status(200).json({ message: 'Logged out of all sessions', sessions: r.sessions, backendFailures: r.backendFailures });
+  } catch (err) {
+    return sendSessionsError(res, service, 'logout everywhere', err);
+  }
+}
+
+/**
+ * Handler for `GET /api/auth/sessions` (behind `requireJwtAuth`): the signed-in user's sessions,
+ * `{sessions: [{id, createdAt, lastRefreshedAt, expiresAt, backendTokens, current}]}`; `current`
+ * marks the one of this browser's `refreshToken` cookie. Nothing secret.
+ */
+async function customSessionsController(req, res) {
+  const service = getAuthService();
+  const userId = userIdOf(req);
+  if (!userId) return res.status(401).json({ message: 'Unauthorized' });
+  try {
+    const current = service.sessionIdOf(readCookie(req, 'refreshToken'), userId);
+    const sessions = await service.listSessions(userId);
+    return res.status(200).json({ sessions: sessions.map((s) => ({ ...s, current: s.id === current })) });
+  } catch (err) {
+    return sendSessionsError(res, service, 'session list', err);
+  }
+}
+
+/**
+ * Handler for `DELETE /api/auth/sessions/:sessionId` (behind `requireJwtAuth`): ends one session of
+ * the signed-in user (404 when it is not theirs or gone). Ending the current one clears the cookies.
+ */
+async function customEndSessionController(req, res) {
+  const service = getAuthService();
+  const userId = userIdOf(req);
+  if (!userId) return res.status(401).json({ message: 'Unauthorized' });
+  const sessionId = String(req.params?.sessionId ?? '');
+  try {
+    const r = await service.endSession(userId, sessionId);
+    if (r.sessions === 0) return res.status(404).json({ message: 'Session not found' });
+    if (service.sessionIdOf(readCookie(req, 'refreshToken'), userId) === sessionId) clearSessionCookies(res);
+    return res.status(200).json({ message: 'Session ended', sessions: r.sessions, backendFailures: r.backendFailures });
+  } catch (err) {
+    return sendSessionsError(res, service, 'end session', err);
+  }
+}
+
 module.exports = {
+  customLogoutAllController,
+  customSessionsController,
+  customEndSessionController,
   requireCustomBackendAuth,
   customBackendLoginController,
   customRefreshController,

@@ -20,6 +20,8 @@ const STATUS_BY_CODE = Object.freeze({
   TWO_FACTOR_REQUIRED: 401,
   SESSION_INVALID: 401,
   USER_NOT_FOUND: 401,
+  // A backend event without a valid signature: nothing was done.
+  SIGNATURE_INVALID: 401,
   CONFIG_INVALID: 500,
   DB_ERROR: 500,
   INTERNAL: 500,
@@ -46,6 +48,7 @@ const LOGIN_STATUS_BY_CODE = Object.freeze({
   TWO_FACTOR_REQUIRED: 404,
   SESSION_INVALID: 404,
   USER_NOT_FOUND: 404,
+  SIGNATURE_INVALID: 404,
 });
 
 /** The status a failed login answers with (unknown codes: 500). */

@@ -135,10 +135,13 @@ class CustomBackendAuthService {
     return record ? this.#remember(record) : null;
   }
 
-  /** Loads a user by id as LibreChat's jwt strategy does; null when there is none. */
-  async loadUser(id) {
+  /**
+   * Loads a user by id as LibreChat's jwt strategy does; null when there is none. `issuedAt` (the
+   * token's `iat`, from `checkBearer`) is checked against revocations once the database is known.
+   */
+  async loadUser(id, issuedAt) {
     try {
-      const record = await this.#native.loadUser(id);
+      const record = await this.#native.loadUser(id, issuedAt ?? null);
       return record ? this.#remember(record) : null;
     } catch (err) {
       throw toAuthError(err);
@@ -173,6 +176,74 @@ class CustomBackendAuthService {
     } catch (err) {
       throw toAuthError(err);
     }
+  }
+
+  /** Whether backend events are accepted (`BACKEND_EVENTS_SECRET` is set). */
+  get eventsEnabled() {
+    return this.#native.eventsEnabled;
+  }
+
+  /**
+   * Checks a signed backend event (the raw body as a Buffer, the signature header) and applies it:
+   * `{status, id, type, backendId, userId, sessionsEnded}`.
+   */
+  async handleBackendEvent(body, signature) {
+    try {
+      const r = await this.#native.handleBackendEvent(body, signature);
+      if (r.userId) this.#parsed.delete(r.userId);
+      return { status: r.status, id: r.id, type: r.eventType, backendId: r.backendId, userId: r.userId ?? null, sessionsEnded: r.sessionsEnded };
+    } catch (err) {
+      throw toAuthError(err);
+    }
+  }
+
+  /**
+   * Log out everywhere: ends every session of the user (`_id` hex) on every server, tells the
+   * backend for each (when `BACKEND_LOGOUT_URL` is set), and refuses the user's tokens issued
+   * before now. Resolves `{sessions, backendFailures}`.
+   */
+  async logoutAll(userId) {
+    this.#parsed.delete(userId);
+    try {
+      return await this.#native.logoutAll(String(userId));
+    } catch (err) {
+      throw toAuthError(err);
+    }
+  }
+
+  /** Ends one session of the user (by the session id `listSessions` shows): `{sessions, backendFailures}`. */
+  async endSession(userId, sessionId) {
+    this.#parsed.delete(userId);
+    try {
+      return await this.#native.endSession(String(userId), String(sessionId));
+    } catch (err) {
+      throw toAuthError(err);
+    }
+  }
+
+  /**
+   * The user's live sessions, newest first: `[{id, createdAt, lastRefreshedAt, expiresAt,
+   * backendTokens}]` (dates as Date, `lastRefreshedAt` null before the first refresh). Nothing secret.
+   */
+  async listSessions(userId) {
+    try {
+      const list = await this.#native.listSessions(String(userId));
+      return list.map((s) => ({
+        id: s.id,
+        createdAt: new Date(s.createdAt),
+        lastRefreshedAt: s.lastRefreshedAt == null ? null : new Date(s.lastRefreshedAt),
+        expiresAt: new Date(s.expiresAt),
+        backendTokens: s.backendTokens,
+      }));
+    } catch (err) {
+      throw toAuthError(err);
+    }
+  }
+
+  /** The session id a refresh token of `userId` names (verified), else null. */
+  sessionIdOf(refreshToken, userId) {
+    if (typeof refreshToken !== 'string' || !refreshToken) return null;
+    return this.#native.sessionIdOf(refreshToken, String(userId)) ?? null;
   }
 
   /** Forgets a cached user, e.g. after an administrator changed it. */

@@ -54,7 +54,7 @@ class CustomJwtStrategy {
       if (user) return this.success(withLibreChatDefaults(user));
     }
     if (check.kind === 'user' || check.kind === 'load') {
-      return this.settle(service, service.loadUser(check.id));
+      return this.settle(service, service.loadUser(check.id, check.issuedAt));
     }
     if (check.kind === 'backend') {
       return this.settle(service, service.authenticateBackendToken(token));

@@ -81,6 +81,8 @@ pub struct BackendTokens {
     pub access_token: String,
     pub refresh_token: Option<String>,
     pub expires_in_secs: Option<u64>,
+    /// The backend's own session id (`BACKEND_SESSION_ID_FIELD`), kept hashed with the session.
+    pub session_id: Option<String>,
 }
 
 #[derive(Debug)]
@@ -334,6 +336,7 @@ impl Backend {
             access_token,
             refresh_token,
             expires_in_secs,
+            session_id: first_string(v, &m.session_id),
         })
     }
 

@@ -280,6 +280,11 @@ impl Bearer {
         ]
     }
 
+    /// Forgets every cached good verdict on a backend user's tokens (a revocation of the user).
+    pub fn forget_identity(&self, backend_id: &str) {
+        self.positive.retain(|_, u| u.id != backend_id);
+    }
+
     pub fn forget(&self, key: &TokenKey) {
         self.positive.remove(key);
         self.negative.remove(key);

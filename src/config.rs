@@ -24,6 +24,10 @@ const DEFAULT_JWKS_MAX_STALE_SECS: u64 = 24 * 60 * 60;
 const DEFAULT_USERINFO_MAX_CONCURRENT: u64 = 32;
 const DEFAULT_USERINFO_RATE: u64 = 50;
 const DEFAULT_USERINFO_BURST: u64 = 100;
+const DEFAULT_EVENTS_TOLERANCE_SECS: u64 = 300;
+const DEFAULT_REVOCATION_POLL_MS: u64 = 1_000;
+/// HMAC-SHA256 keys shorter than this are guessable offline from one signed request.
+const MIN_EVENTS_SECRET_CHARS: usize = 32;
 
 /// Upper bounds of the duration variables: far above any sane setting, far below what could
 /// overflow a clock (`Instant + Duration`) or a date.
@@ -86,6 +90,8 @@ pub struct Mapping {
     pub user_name: Vec<String>,
     pub user_avatar: Vec<String>,
     pub user_roles: Vec<String>,
+    /// The backend's session id in a login or refresh answer (`session.revoked` events name it).
+    pub session_id: Vec<String>,
 }
 
 /// Whether an existing account of another provider with the backend user's email may be linked.
@@ -138,6 +144,12 @@ pub struct Config {
     pub ca_cert_pem: Option<Vec<u8>>,
     /// `BACKEND_LOGIN_USES_USERNAME`: LibreChat's login page asks for a user name, not an email.
     pub login_uses_username: bool,
+    /// `BACKEND_EVENTS_SECRET`: backend events are accepted, signed with it, only when set.
+    pub events_secret: Option<Vec<u8>>,
+    /// How far a signed event's timestamp may be from now (replay window).
+    pub events_tolerance_secs: u64,
+    /// How often every instance reads revocations made by the others (zero: never).
+    pub revocation_poll: Duration,
 }
 
 /// Read access to the variable map with the parsing rules shared by all variables.
@@ -312,6 +324,10 @@ impl Config {
             user_name: v.paths("BACKEND_USER_NAME_FIELD", &["name"]),
             user_avatar: v.paths("BACKEND_USER_AVATAR_FIELD", &["avatar"]),
             user_roles: v.paths("BACKEND_ROLES_FIELD", &[]),
+            session_id: v.paths(
+                "BACKEND_SESSION_ID_FIELD",
+                &["session_id", "sid", "sessionId"],
+            ),
         };
         let policy = Policy {
             admin_roles: v.paths("BACKEND_ADMIN_ROLES", &[]),
@@ -424,6 +440,28 @@ impl Config {
         Ok(Config {
             ca_cert_pem,
             login_uses_username: v.flag("BACKEND_LOGIN_USES_USERNAME", false)?,
+            events_secret: match v.get("BACKEND_EVENTS_SECRET") {
+                None => None,
+                Some(s) if s.chars().count() < MIN_EVENTS_SECRET_CHARS => {
+                    return Err(AuthError::config(
+                        "BACKEND_EVENTS_SECRET",
+                        format!("must be at least {MIN_EVENTS_SECRET_CHARS} characters (e.g. `openssl rand -hex 32`)"),
+                    ))
+                }
+                Some(s) => Some(s.as_bytes().to_vec()),
+            },
+            events_tolerance_secs: v.number_in(
+                "BACKEND_EVENTS_TOLERANCE_SECONDS",
+                DEFAULT_EVENTS_TOLERANCE_SECS,
+                1,
+                3_600,
+            )?,
+            revocation_poll: Duration::from_millis(v.number_in(
+                "REVOCATION_POLL_MS",
+                DEFAULT_REVOCATION_POLL_MS,
+                0,
+                60_000,
+            )?),
             logout_url,
             session_mode,
             refresh_grace: Duration::from_millis(v.number_in(
@@ -858,7 +896,7 @@ pub mod tests {
     fn item_14_19_every_numeric_variable_refuses_zero_negative_fraction_huge_and_text() {
         type Read = fn(&Config) -> u128;
         // (variable, whether it needs JWKS mode, the smallest allowed value, how it is read back)
-        let table: [(&str, bool, u128, Read); 14] = [
+        let table: [(&str, bool, u128, Read); 16] = [
             ("SESSION_EXPIRY", false, 1, |c| {
                 u128::from(c.session_expiry_ms)
             }),
@@ -887,6 +925,12 @@ pub mod tests {
             }),
             ("BACKEND_USERINFO_BURST", false, 1, |c| {
                 u128::from(c.userinfo_budget.burst)
+            }),
+            ("BACKEND_EVENTS_TOLERANCE_SECONDS", false, 1, |c| {
+                u128::from(c.events_tolerance_secs)
+            }),
+            ("REVOCATION_POLL_MS", false, 0, |c| {
+                c.revocation_poll.as_millis()
             }),
             ("BACKEND_JWKS_CACHE_TTL", true, 1, |c| {
                 u128::from(c.jwks.as_ref().unwrap().cache_ttl.as_secs())

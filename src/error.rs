@@ -39,6 +39,8 @@ pub enum AuthError {
     DbUnavailable,
     /// MongoDB answered with an error we cannot handle.
     DbError,
+    /// A backend event without a valid signature (or outside the timestamp window).
+    SignatureInvalid(String),
     /// A bug: should never happen, never carries input.
     Internal(String),
 }
@@ -64,6 +66,7 @@ impl AuthError {
             AuthError::UserNotFound => "USER_NOT_FOUND",
             AuthError::DbUnavailable => "DB_UNAVAILABLE",
             AuthError::DbError => "DB_ERROR",
+            AuthError::SignatureInvalid(_) => "SIGNATURE_INVALID",
             AuthError::Internal(_) => "INTERNAL",
         }
     }
@@ -109,6 +112,7 @@ impl fmt::Display for AuthError {
                 f.write_str("The database is unavailable. Please try again later.")
             }
             AuthError::DbError => f.write_str("A database operation failed."),
+            AuthError::SignatureInvalid(m) => write!(f, "Invalid event signature: {m}"),
             AuthError::Internal(m) => write!(f, "Internal error: {m}"),
         }
     }

@@ -8,11 +8,14 @@ mod backend;
 mod bearer;
 mod cache;
 mod config;
+mod control;
 mod doctor;
 mod error;
+mod events;
 mod metrics;
 mod policy;
 mod refresh;
+mod revocation;
 mod service;
 mod sessions;
 mod tokens;
@@ -21,6 +24,7 @@ mod users;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 
 use crate::metrics::{code_index, Flow};
@@ -50,6 +54,8 @@ pub struct BearerCheck {
     pub id: Option<String>,
     pub version: Option<u32>,
     pub reason: Option<String>,
+    /// `load`: the token's `iat`, for `loadUser` to check against revocations.
+    pub issued_at: Option<i64>,
 }
 
 /// A user as relaxed Extended JSON with its cache version.
@@ -118,6 +124,44 @@ pub struct MetricsSnapshot {
     pub backend_calls_in_flight: f64,
 }
 
+/// One session as `listSessions` shows it: nothing secret. Times in ms since the epoch.
+#[napi(object)]
+pub struct SessionInfo {
+    /// The session document's id: a reference that is not the token.
+    pub id: String,
+    pub created_at: f64,
+    pub last_refreshed_at: Option<f64>,
+    pub expires_at: f64,
+    /// Whether backend tokens are held for it.
+    pub backend_tokens: bool,
+}
+
+/// What ending sessions did.
+#[napi(object)]
+pub struct SessionsEnded {
+    pub sessions: u32,
+    /// Backend logout calls that failed (the sessions ended all the same).
+    pub backend_failures: u32,
+}
+
+/// What a backend event did. `status`: `applied`, `duplicate`, `stale` or `no_account`.
+#[napi(object)]
+pub struct EventResult {
+    pub status: String,
+    pub id: String,
+    pub event_type: String,
+    pub backend_id: String,
+    pub user_id: Option<String>,
+    pub sessions_ended: u32,
+}
+
+fn ended(e: crate::control::Ended) -> SessionsEnded {
+    SessionsEnded {
+        sessions: e.sessions,
+        backend_failures: e.backend_failures,
+    }
+}
+
 fn record(c: crate::service::CachedUser) -> UserRecord {
     UserRecord {
         id: c.id.to_string(),
@@ -161,7 +205,7 @@ impl CustomBackendAuthService {
     #[napi(constructor)]
     pub fn new(vars: HashMap<String, String>) -> napi::Result<Self> {
         Ok(CustomBackendAuthService {
-            inner: Arc::new(Service::new(&vars)?),
+            inner: Service::shared(&vars)?,
         })
     }
 
@@ -223,12 +267,16 @@ impl CustomBackendAuthService {
         // A verdict here ends the check (counted); `load` and `backend` are counted by the call
         // that finishes them.
         let metrics = &self.inner.metrics;
+        let mut issued_at = None;
         let (kind, id, version, reason) = match self.inner.authenticate_sync(&token) {
             SyncAuth::User { id, version } => {
                 metrics.ok(Flow::Bearer);
                 ("user", Some(id), Some(version), None)
             }
-            SyncAuth::Load { id } => ("load", Some(id), None, None),
+            SyncAuth::Load { id, iat } => {
+                issued_at = iat.and_then(|i| i64::try_from(i).ok());
+                ("load", Some(id), None, None)
+            }
             SyncAuth::Backend => ("backend", None, None, None),
             SyncAuth::Invalid(code, reason) => {
                 if let Some(i) = code_index(code) {
@@ -242,6 +290,7 @@ impl CustomBackendAuthService {
             id,
             version,
             reason,
+            issued_at,
         }
     }
 
@@ -249,6 +298,13 @@ impl CustomBackendAuthService {
     #[napi(catch_unwind)]
     pub fn verify_access_token(&self, token: String) -> Option<String> {
         self.inner.verify_access(&token).ok()
+    }
+
+    /// The session id a LibreChat refresh token of `user_id` names, when it verifies.
+    #[napi(catch_unwind)]
+    pub fn session_id_of(&self, refresh_token: String, user_id: String) -> Option<String> {
+        let claims = self.inner.tokens.verify_refresh(&refresh_token).ok()?;
+        (claims.id == user_id).then_some(claims.session_id)
     }
 
     /// The cached user document (relaxed Extended JSON), if cached.
@@ -259,8 +315,13 @@ impl CustomBackendAuthService {
 
     /// Loads a user by id as LibreChat's jwt strategy does; null when there is none.
     #[napi]
-    pub async fn load_user(&self, id: String) -> napi::Result<Option<UserRecord>> {
-        let loaded = self.inner.load_user(&id).await;
+    pub async fn load_user(
+        &self,
+        id: String,
+        issued_at: Option<i64>,
+    ) -> napi::Result<Option<UserRecord>> {
+        let iat = issued_at.and_then(|i| u64::try_from(i).ok());
+        let loaded = self.inner.load_token_user(&id, iat).await;
         let metrics = &self.inner.metrics;
         match &loaded {
             Ok(Some(_)) => metrics.ok(Flow::Bearer),
@@ -380,6 +441,67 @@ impl CustomBackendAuthService {
             refresh_lease_waits: s.lease_waits as f64,
             backend_calls_in_flight: s.in_flight as f64,
         }
+    }
+
+    /// Whether backend events are accepted (`BACKEND_EVENTS_SECRET` is set).
+    #[napi(getter)]
+    pub fn events_enabled(&self) -> bool {
+        self.inner.events_enabled()
+    }
+
+    /// Checks a signed backend event (raw body, signature header) and applies it.
+    #[napi]
+    pub async fn handle_backend_event(
+        &self,
+        body: Buffer,
+        signature: String,
+    ) -> napi::Result<EventResult> {
+        let body = body.to_vec();
+        let o = self.inner.handle_event(&body, &signature).await?;
+        Ok(EventResult {
+            status: o.status.name().to_string(),
+            id: o.event.id,
+            event_type: o.event.kind.name().to_string(),
+            backend_id: o.event.user,
+            user_id: o.user_id,
+            sessions_ended: o.sessions_ended,
+        })
+    }
+
+    /// Log out everywhere: ends every session of the user, on every server.
+    #[napi]
+    pub async fn logout_all(&self, user_id: String) -> napi::Result<SessionsEnded> {
+        let r = self.inner.logout_all(&user_id).await;
+        self.inner.metrics.result(Flow::Logout, &r);
+        Ok(ended(r?))
+    }
+
+    /// Ends one session of the user.
+    #[napi]
+    pub async fn end_session(
+        &self,
+        user_id: String,
+        session_id: String,
+    ) -> napi::Result<SessionsEnded> {
+        Ok(ended(
+            self.inner.end_session_of(&user_id, &session_id).await?,
+        ))
+    }
+
+    /// The user's live sessions, newest first.
+    #[napi]
+    pub async fn list_sessions(&self, user_id: String) -> napi::Result<Vec<SessionInfo>> {
+        let list = self.inner.list_sessions(&user_id).await?;
+        Ok(list
+            .into_iter()
+            .map(|s| SessionInfo {
+                id: s.id.to_hex(),
+                created_at: s.created_at_ms as f64,
+                last_refreshed_at: s.last_refreshed_at_ms.map(|t| t as f64),
+                expires_at: s.expires_at_ms as f64,
+                backend_tokens: s.backend_tokens,
+            })
+            .collect())
     }
 
     /// Forgets a cached user (after a change made elsewhere).

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::error::AuthError;
 
 /// The `code` label: `ok` and every stable code of `AuthError::code()` (a test keeps them equal).
-pub const CODES: [&str; 18] = [
+pub const CODES: [&str; 19] = [
     "ok",
     "CONFIG_INVALID",
     "BAD_REQUEST",
@@ -29,6 +29,7 @@ pub const CODES: [&str; 18] = [
     "USER_NOT_FOUND",
     "DB_UNAVAILABLE",
     "DB_ERROR",
+    "SIGNATURE_INVALID",
     "INTERNAL",
 ];
 
@@ -321,6 +322,7 @@ mod tests {
             AuthError::UserNotFound,
             AuthError::DbUnavailable,
             AuthError::DbError,
+            AuthError::SignatureInvalid(String::new()),
             AuthError::Internal(String::new()),
         ]
     }

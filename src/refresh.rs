@@ -282,6 +282,7 @@ impl Service {
             Ok(Some(u)) if u.get_str("provider") == Ok(PROVIDER) => u,
             _ => return Err(e),
         };
+        self.after_revocation_second(&s.user.to_hex()).await;
         let token = self.access_token_until(&user, s.user, Some(exp))?;
         let cached = self.cache_user(&user)?;
         Ok(Refreshed {
@@ -490,7 +491,10 @@ impl Service {
         backend: Option<(BackendTokens, Option<BackendUser>)>,
     ) -> AuthResult<Refreshed> {
         match db.sessions.rotate(&self.tokens, s, owner, retried).await {
-            Ok(Some(next)) => self.refreshed_answer_for(s, user, next, backend),
+            Ok(Some(next)) => {
+                self.after_revocation_second(&s.user.to_hex()).await;
+                self.refreshed_answer_for(s, user, next, backend)
+            }
             // The backend tokens are stored: a retry goes on from them.
             Err(e) => Err(self.release(db, s, owner, e).await),
             Ok(None) => match db.sessions.find(s.id).await {
@@ -574,6 +578,7 @@ impl Service {
             SessionMode::Backend => db.sessions.backend_tokens(s)?.map(|t| (t, None)),
             SessionMode::LibreChat => None,
         };
+        self.after_revocation_second(&s.user.to_hex()).await;
         self.refreshed_answer_for(s, user, refresh_token, backend)
     }
 

@@ -3,8 +3,8 @@
 //! request; the MongoDB client is built on first use, inside the async runtime.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 
 use mongodb::bson::{oid::ObjectId, Bson, Document};
 use mongodb::options::ClientOptions;
@@ -17,8 +17,9 @@ use crate::cache::TtlCache;
 use crate::config::{BearerMode, Config, SessionMode};
 use crate::error::{AuthError, AuthResult};
 use crate::metrics::{Cache, Metrics};
+use crate::revocation::{first_valid_second, now_ms, NotBefore, RevocationStore};
 use crate::sessions::Sessions;
-use crate::tokens::{classify, AccessCheck, AccessSubject, TokenClass, Tokens};
+use crate::tokens::{classify, issued_at, AccessCheck, AccessSubject, TokenClass, Tokens};
 use crate::users::{Profile, Users, PROVIDER};
 
 /// Bounds of the login form fields (LibreChat caps passwords at 128; backends may allow more).
@@ -29,6 +30,8 @@ pub(crate) struct Db {
     client: mongodb::Client,
     pub(crate) users: Users,
     pub(crate) sessions: Sessions,
+    pub(crate) revocations: RevocationStore,
+    pub(crate) events: crate::events::EventStore,
 }
 
 /// A user document ready for JS (relaxed Extended JSON), its `_id` hex and its cache version.
@@ -56,14 +59,20 @@ pub struct Service {
     pub(crate) unsaved: crate::refresh::Unsaved,
     /// The package's own metrics (section "Metrics" of the README).
     pub metrics: Arc<Metrics>,
+    /// Revoked users' "not before" times: read on every request, from memory only.
+    pub(crate) revoked: NotBefore,
+    /// The service itself, for its background poll (which must not keep it alive).
+    pub(crate) me: OnceLock<Weak<Service>>,
+    closed: AtomicBool,
 }
 
 /// What the synchronous check of a bearer token decided.
 pub enum SyncAuth {
     /// Verified, and the user document is cached at this version.
     User { id: String, version: u32 },
-    /// Verified; the user document must be loaded (`load_user`).
-    Load { id: String },
+    /// Verified; the user document must be loaded (`load_user`), and the token's `iat` checked
+    /// again once the database (and with it every revocation) is known.
+    Load { id: String, iat: Option<u64> },
     /// A backend token that needs a backend round trip (`authenticate_backend`).
     Backend,
     /// Refused with this code (a metric's label); the reason is safe to show.
@@ -81,6 +90,11 @@ pub enum LoginOutcome {
     },
     /// The user has 2FA: LibreChat's second step takes over with the temp token.
     TwoFactorPending { user: Document, temp_token: String },
+}
+
+/// A token issued before a revocation of its user (README section "Revocation").
+fn revoked() -> AuthError {
+    AuthError::TokenInvalid("token revoked".into())
 }
 
 /// Reads `email` (LibreChat's form name; it may hold a username) or `username`, and `password`.
@@ -137,6 +151,13 @@ pub fn user_ejson(mut user: Document) -> AuthResult<String> {
 }
 
 impl Service {
+    /// The service, shared, with its handle for the background revocation poll.
+    pub fn shared(vars: &HashMap<String, String>) -> AuthResult<Arc<Service>> {
+        let service = Arc::new(Service::new(vars)?);
+        let _ = service.me.set(Arc::downgrade(&service));
+        Ok(service)
+    }
+
     pub fn new(vars: &HashMap<String, String>) -> AuthResult<Service> {
         let config = Config::from_vars(vars)?;
         let metrics = Arc::new(Metrics::default());
@@ -155,7 +176,36 @@ impl Service {
             )?,
             config,
             db: OnceCell::new(),
+            revoked: NotBefore::default(),
+            me: OnceLock::new(),
+            closed: AtomicBool::new(false),
         })
+    }
+
+    /// Waits, right after a revocation of the user, for the second after it: a token carries its
+    /// `iat` in whole seconds, and one issued in the revocation's own second is refused
+    /// (`revocation::first_valid_second`). At most a second, and only then.
+    pub(crate) async fn after_revocation_second(&self, user: &str) {
+        let Some(nb) = self.revoked.get(user) else {
+            return;
+        };
+        let first_ms = first_valid_second(nb).saturating_mul(1000);
+        let wait = first_ms.saturating_sub(now_ms());
+        if wait > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(
+                wait.unsigned_abs().min(1_000),
+            ))
+            .await;
+        }
+    }
+
+    /// The database if connected (never connects).
+    pub(crate) fn connected_db(&self) -> Option<&Db> {
+        self.db.get()
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
     }
 
     pub(crate) async fn db(&self) -> AuthResult<&Db> {
@@ -178,7 +228,7 @@ impl Service {
                 let db = client
                     .default_database()
                     .unwrap_or_else(|| client.database("test"));
-                Ok(Db {
+                let db = Db {
                     users: Users::new(
                         &db,
                         self.config.balance_enabled,
@@ -190,8 +240,13 @@ impl Service {
                         &self.config.token_encryption_key,
                         self.config.refresh_token_expiry_ms,
                     ),
+                    revocations: RevocationStore::new(&db, self.revocation_retention_ms()),
+                    events: crate::events::EventStore::new(&db, self.revocation_retention_ms()),
                     client,
-                })
+                };
+                // Revocations still in force are known before any token is accepted from here.
+                self.start_revocation_poll(&db).await?;
+                Ok(db)
             })
             .await
     }
@@ -247,6 +302,7 @@ impl Service {
             .sessions
             .create(&self.tokens, user_id, &answer.tokens)
             .await?;
+        self.after_revocation_second(&user_id.to_hex()).await;
         let token = self.session_token(&user, user_id, &answer.tokens, Some(&backend_user))?;
         self.cache_user(&user)?;
         Ok(LoginOutcome::Session {
@@ -329,9 +385,30 @@ impl Service {
         self.users_cache.get(&id.to_string())
     }
 
-    /// Verifies a LibreChat access token (HS256, `JWT_SECRET`, `exp`, `id`): the user id.
+    /// Verifies a LibreChat access token (HS256, `JWT_SECRET`, `exp`, `id`, not revoked): the
+    /// user id.
     pub fn verify_access(&self, token: &str) -> AuthResult<String> {
-        self.tokens.verify_access(token)
+        match self.tokens.check_access(token) {
+            AccessCheck::Valid(id, iat) if self.revoked.refuses(&id, iat) => Err(revoked()),
+            AccessCheck::Valid(id, _) => Ok(id),
+            AccessCheck::Invalid(e) => Err(e),
+            AccessCheck::NotLibreChat(_) => Err(AuthError::TokenInvalid(
+                "not a LibreChat access token".into(),
+            )),
+        }
+    }
+
+    /// Whether a backend token of LibreChat user `id` predates a revocation of that user: a JWT
+    /// by its `iat`; an opaque token by when the backend last vouched for it (`checked_ms`: its
+    /// cached verdicts are dropped with the revocation, so only a check in flight meanwhile is).
+    fn backend_token_revoked(&self, token: &str, id: &str, checked_ms: Option<i64>) -> bool {
+        let Some(nb) = self.revoked.get(id) else {
+            return false;
+        };
+        match classify(token) {
+            TokenClass::BackendJwt => self.revoked.refuses(id, issued_at(token)),
+            _ => checked_ms.is_some_and(|at| at < nb),
+        }
     }
 
     /// `cached_user` on the per-request path, counted as a cache hit or miss.
@@ -341,13 +418,13 @@ impl Service {
         cached
     }
 
-    fn user_state(&self, id: String) -> SyncAuth {
+    fn user_state(&self, id: String, iat: Option<u64>) -> SyncAuth {
         match self.counted_user(&id) {
             Some(c) => SyncAuth::User {
                 id,
                 version: c.version,
             },
-            None => SyncAuth::Load { id },
+            None => SyncAuth::Load { id, iat },
         }
     }
 
@@ -355,7 +432,10 @@ impl Service {
     /// backend token from the caches. No I/O.
     pub fn authenticate_sync(&self, token: &str) -> SyncAuth {
         match self.tokens.check_access(token) {
-            AccessCheck::Valid(id) => self.user_state(id),
+            AccessCheck::Valid(id, iat) if self.revoked.refuses(&id, iat) => {
+                SyncAuth::Invalid("TOKEN_INVALID", revoked().to_string())
+            }
+            AccessCheck::Valid(id, iat) => self.user_state(id, iat),
             AccessCheck::Invalid(e) => SyncAuth::Invalid(e.code(), e.to_string()),
             AccessCheck::NotLibreChat(TokenClass::Garbage) => {
                 SyncAuth::Invalid("TOKEN_INVALID", "malformed token".into())
@@ -379,6 +459,9 @@ impl Service {
                         SyncAuth::Backend
                     }
                     Some(Verdict::Valid(identity)) => match self.source_ids.get(&identity.id) {
+                        Some(id) if self.backend_token_revoked(token, &id, None) => {
+                            SyncAuth::Invalid("TOKEN_INVALID", revoked().to_string())
+                        }
                         // A 2FA user's token needs the slow path's check unless known as a
                         // session's; an uncached user is loaded by the slow path, which checks.
                         Some(id) => match self.counted_user(&id) {
@@ -396,6 +479,20 @@ impl Service {
                 }
             }
         }
+    }
+
+    /// `load_user` for a LibreChat access token issued at `iat`: a server that connects to the
+    /// database with this request learns only now of revocations made before it started.
+    pub async fn load_token_user(
+        &self,
+        id: &str,
+        iat: Option<u64>,
+    ) -> AuthResult<Option<CachedUser>> {
+        self.db().await?;
+        if self.revoked.refuses(id, iat) {
+            return Err(revoked());
+        }
+        self.load_user(id).await
     }
 
     /// Loads a user by `_id` hex (as LibreChat's jwt strategy does) into the cache.
@@ -431,6 +528,7 @@ impl Service {
                 "backend tokens are not accepted".into(),
             ));
         }
+        let checked_ms = now_ms();
         let identity = match self.bearer.verify(&self.backend, token).await? {
             Verdict::Valid(u) => u,
             Verdict::Refused(why) => return Err(AuthError::TokenInvalid(why)),
@@ -438,6 +536,7 @@ impl Service {
         self.config.policy.admit(&identity)?;
         if let Some(id) = self.source_ids.get(&identity.id) {
             if let Some(u) = self.load_user(&id).await? {
+                self.refuse_revoked(token, &u.id, checked_ms)?;
                 self.check_second_factor(token, &u).await?;
                 return Ok(u);
             }
@@ -463,12 +562,22 @@ impl Service {
             AuthError::TokenInvalid("no LibreChat account for this backend user".into())
         })?;
         let cached = self.cache_user(&user)?;
+        self.refuse_revoked(token, &cached.id, checked_ms)?;
         if let Ok(oid) = user.get_object_id("_id") {
             self.source_ids
                 .insert(identity.id, oid.to_hex(), self.config.user_cache_ttl);
         }
         self.check_second_factor(token, &cached).await?;
         Ok(cached)
+    }
+
+    /// `backend_token_revoked` as an error; a refused token's cached verdict is forgotten.
+    fn refuse_revoked(&self, token: &str, id: &str, checked_ms: i64) -> AuthResult<()> {
+        if self.backend_token_revoked(token, id, Some(checked_ms)) {
+            self.bearer.forget(&token_key(token));
+            return Err(revoked());
+        }
+        Ok(())
     }
 
     /// A user with LibreChat's 2FA is never authenticated by a backend token obtained with the
@@ -516,13 +625,13 @@ impl Service {
             provider: user.get_str("provider").unwrap_or(PROVIDER),
             email: user.get_str("email").unwrap_or_default(),
         };
-        match exp {
-            Some(exp) => self.tokens.access_token_until(&subject, exp),
-            None => self.tokens.access_token(&subject),
-        }
+        let now = crate::tokens::now_secs();
+        let exp = exp.unwrap_or_else(|| now.saturating_add(self.tokens.session_expiry_secs()));
+        self.tokens.access_token_issued(&subject, now, exp)
     }
 
     pub async fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
         if let Some(db) = self.db.get() {
             db.client.clone().shutdown().await;
         }

@@ -109,6 +109,11 @@ impl TokenCipher {
         if let Some(rt) = &t.refresh_token {
             d.insert("refreshToken", self.seal(rt, ctx, "refreshToken")?);
         }
+        // Hashed: `session.revoked` events find the session by it; a refresh answer without one
+        // keeps the login's.
+        if let Some(sid) = &t.session_id {
+            d.insert("sid", sha256_hex(sid));
+        }
         if let Some(secs) = t.expires_in_secs {
             let at = DateTime::now().timestamp_millis().saturating_add(
                 i64::try_from(secs)
@@ -131,6 +136,7 @@ impl TokenCipher {
             access_token,
             refresh_token: open("refreshToken")?,
             expires_in_secs: None,
+            session_id: None,
         }))
     }
 }
@@ -507,6 +513,102 @@ impl Sessions {
     }
 }
 
+/// What may be shown about a session: nothing secret (no token, no hash).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSummary {
+    pub id: ObjectId,
+    pub created_at_ms: i64,
+    /// The last refresh (rotation), if any.
+    pub last_refreshed_at_ms: Option<i64>,
+    pub expires_at_ms: i64,
+    /// Whether backend tokens are held for it (a session of this package's login).
+    pub backend_tokens: bool,
+}
+
+/// An ended session and the backend tokens that died with it (to end at the backend).
+pub struct EndedSession {
+    pub backend: Option<BackendTokens>,
+}
+
+/// Which of a user's sessions to end.
+pub enum Which<'a> {
+    All,
+    One(ObjectId),
+    /// Those holding this backend session id (unhashed, as the backend names it).
+    BackendSession(&'a str),
+}
+
+impl Sessions {
+    /// The user's live sessions, newest first.
+    pub async fn list(&self, user: ObjectId) -> AuthResult<Vec<SessionSummary>> {
+        let mut cursor = self
+            .sessions
+            .find(doc! { "user": user, "expiration": { "$gt": DateTime::now() } })
+            .projection(doc! {
+                "expiration": 1,
+                "customBackend.prev": 1,
+                "customBackend.rotatedAt": 1,
+                "customBackend.accessHash": 1,
+            })
+            .sort(doc! { "_id": -1 })
+            .await?;
+        let mut out = Vec::new();
+        while cursor.advance().await? {
+            let d: Document = cursor.deserialize_current()?;
+            let Ok(id) = d.get_object_id("_id") else {
+                continue;
+            };
+            let cb = d.get_document("customBackend").ok();
+            out.push(SessionSummary {
+                id,
+                created_at_ms: id.timestamp().timestamp_millis(),
+                last_refreshed_at_ms: read_generations(cb).first().map(|g| g.at_ms),
+                expires_at_ms: d
+                    .get_datetime("expiration")
+                    .map(|t| t.timestamp_millis())
+                    .unwrap_or(0),
+                backend_tokens: cb.is_some_and(|c| c.contains_key("accessHash")),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Ends the user's sessions that `which` names, and their pending 2FA logins when all end.
+    /// Returns each ended session with its backend tokens (`None` when they cannot be opened).
+    pub async fn end(&self, user: ObjectId, which: Which<'_>) -> AuthResult<Vec<EndedSession>> {
+        let mut filter = doc! { "user": user };
+        match &which {
+            Which::All => {}
+            Which::One(id) => {
+                filter.insert("_id", *id);
+            }
+            Which::BackendSession(sid) => {
+                filter.insert("customBackend.sid", sha256_hex(sid));
+            }
+        }
+        let mut cursor = self.sessions.find(filter.clone()).await?;
+        let mut ended = Vec::new();
+        while cursor.advance().await? {
+            let d: Document = cursor.deserialize_current()?;
+            let Ok(id) = d.get_object_id("_id") else {
+                continue;
+            };
+            let backend = d
+                .get_document("customBackend")
+                .ok()
+                .filter(|c| c.contains_key("accessToken"))
+                .and_then(|c| self.open_backend(c, &id.to_hex()).ok().flatten());
+            ended.push(EndedSession { backend });
+        }
+        // The filter again, not the ids: a session the cursor missed (created meanwhile) ends too.
+        self.sessions.delete_many(filter).await?;
+        if matches!(which, Which::All) {
+            self.pending.delete_many(doc! { "user": user }).await?;
+        }
+        Ok(ended)
+    }
+}
+
 /// The pending 2FA logins' indexes (also checked by `doctor`): lookup by user, newest first, and
 /// a TTL on `expiresAt`.
 pub fn pending_indexes() -> [IndexModel; 2] {
@@ -683,6 +785,7 @@ mod tests {
             access_token: "the-access-token".into(),
             refresh_token: Some("the-refresh-token".into()),
             expires_in_secs: None,
+            session_id: None,
         };
         for ctx in ["65f000000000000000000001", "2fa:65f000000000000000000002"] {
             let sealed = c.seal_backend(ctx, &tokens).unwrap();

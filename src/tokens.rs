@@ -58,6 +58,15 @@ struct PeekClaims {
     two_fa_pending: Option<IgnoredAny>,
     exp: Option<serde_json::Value>,
     nbf: Option<serde_json::Value>,
+    iat: Option<serde_json::Value>,
+}
+
+/// A numeric claim in whole seconds (fractions dropped); `None` when absent or not a number >= 0.
+fn seconds(v: &Option<serde_json::Value>) -> Option<u64> {
+    v.as_ref()
+        .and_then(serde_json::Value::as_f64)
+        .filter(|n| n.is_finite() && *n >= 0.0)
+        .map(|n| n as u64)
 }
 
 /// Canonical base64url only: no padding, no non-zero trailing bits (as jsonwebtoken in JS and in
@@ -207,9 +216,15 @@ pub fn classify(token: &str) -> TokenClass {
     inspect(token).class
 }
 
+/// The `iat` of a JWT, read without verifying it: only for a token already verified.
+pub fn issued_at(token: &str) -> Option<u64> {
+    inspect(token).claims.as_ref().and_then(|c| seconds(&c.iat))
+}
+
 /// What a bearer token is, and for a LibreChat token whether it verifies.
 pub enum AccessCheck {
-    Valid(String),
+    /// The user id and the token's `iat` (seconds), when it has one.
+    Valid(String, Option<u64>),
     Invalid(AuthError),
     NotLibreChat(TokenClass),
 }
@@ -330,14 +345,31 @@ impl Tokens {
             .map_err(|_| AuthError::Internal("cannot sign a token".into()))
     }
 
+    /// `SESSION_EXPIRY` in seconds: an access token's lifetime.
+    pub fn session_expiry_secs(&self) -> u64 {
+        self.session_expiry_secs
+    }
+
     /// `generateToken(user)`: `{id, username, provider, email, iat, exp}` with `JWT_SECRET`.
+    #[cfg(test)]
     pub fn access_token(&self, s: &AccessSubject<'_>) -> AuthResult<String> {
         self.access_token_until(s, now_secs().saturating_add(self.session_expiry_secs))
     }
 
     /// An access token as `access_token`, expiring at `exp` (seconds) instead.
+    #[cfg(test)]
     pub fn access_token_until(&self, s: &AccessSubject<'_>, exp: u64) -> AuthResult<String> {
-        let iat = now_secs();
+        self.access_token_issued(s, now_secs(), exp)
+    }
+
+    /// `generateToken(user)` (`{id, username, provider, email, iat, exp}` with `JWT_SECRET`) with
+    /// the given `iat` and `exp` (seconds).
+    pub fn access_token_issued(
+        &self,
+        s: &AccessSubject<'_>,
+        iat: u64,
+        exp: u64,
+    ) -> AuthResult<String> {
         Self::sign(
             &AccessClaims {
                 id: s.id,
@@ -384,12 +416,12 @@ impl Tokens {
             return AccessCheck::NotLibreChat(t.class);
         }
         match self.verify_inspected(&t, now) {
-            Ok(id) => AccessCheck::Valid(id),
+            Ok(valid) => AccessCheck::Valid(valid.0, valid.1),
             Err(e) => AccessCheck::Invalid(e),
         }
     }
 
-    fn verify_inspected(&self, t: &Inspected<'_>, now: u64) -> AuthResult<String> {
+    fn verify_inspected(&self, t: &Inspected<'_>, now: u64) -> AuthResult<(String, Option<u64>)> {
         if t.alg != "HS256" {
             return Err(AuthError::TokenInvalid("algorithm not allowed".into()));
         }
@@ -418,15 +450,18 @@ impl Tokens {
             }
         }
         match &claims.id {
-            Some(serde_json::Value::String(id)) if !id.is_empty() => Ok(id.clone()),
+            Some(serde_json::Value::String(id)) if !id.is_empty() => {
+                Ok((id.clone(), seconds(&claims.iat)))
+            }
             _ => Err(AuthError::TokenInvalid("not an access token".into())),
         }
     }
 
     /// Verifies a LibreChat access token and returns the user id it names.
+    #[cfg(test)]
     pub fn verify_access(&self, token: &str) -> AuthResult<String> {
         match self.check_access(token) {
-            AccessCheck::Valid(id) => Ok(id),
+            AccessCheck::Valid(id, _) => Ok(id),
             AccessCheck::Invalid(e) => Err(e),
             AccessCheck::NotLibreChat(_) => Err(AuthError::TokenInvalid(
                 "not a LibreChat access token".into(),
@@ -756,7 +791,7 @@ mod tests {
         .unwrap();
         assert!(matches!(
             t.check_access_at(&access, exp - 1),
-            AccessCheck::Valid(_)
+            AccessCheck::Valid(_, None)
         ));
         assert!(matches!(
             t.check_access_at(&access, exp),

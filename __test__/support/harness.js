@@ -84,7 +84,7 @@ async function startHarness({ db, express = require('express'), version, env = {
     secrets,
     /** Removes users, sessions, balances and pending 2FA logins (indexes stay). */
     async clear() {
-      await Promise.all(['users', 'sessions', 'balances', 'customBackendPending2fa'].map((c) => rawDb.collection(c).deleteMany({})));
+      await Promise.all(['users', 'sessions', 'balances', 'customBackendPending2fa', 'customBackendRevocations', 'customBackendEvents'].map((c) => rawDb.collection(c).deleteMany({})));
       mock.reset({ users: true });
     },
     async counts() {

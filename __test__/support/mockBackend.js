@@ -12,7 +12,7 @@
  *   await mock.close();                               // also destroys hanging sockets
  *
  * Endpoints (paths from options.paths):
- *   POST login    {username, password}   -> {token, refreshToken, expiresIn, user}
+ *   POST login    {username, password}   -> {token, refreshToken, expiresIn, user, session_id}
  *   GET  userinfo Authorization: Bearer   -> {user} (or the bare user with userShape 'bare')
  *   POST refresh  {refreshToken}          -> {token, refreshToken, expiresIn}; rotation, reuse detection
  *   POST logout   {refreshToken} / Bearer -> {ok: true}; revokes what was given
@@ -48,6 +48,7 @@ const DEFAULT_SWITCHES = Object.freeze({
   malformed: false,
   noToken: false,
   noUserInLogin: false,
+  noSessionId: false,
   fieldStyle: 'camel', // 'camel' | 'snake'
   userShape: 'wrapped', // 'wrapped' | 'bare'
   userFields: null, // (user) => object
@@ -420,6 +421,9 @@ async function startMockBackend(options = {}) {
       const a = mintAccess(u.id, family);
       const out = tokenFields('login', { token: a.token, refreshToken: mintRefresh(u.id, family), expiresIn: a.expiresIn });
       if (!sw('login', 'noUserInLogin')) out.user = publicUser('login', u);
+      // The backend's session: `session.revoked` events name it.
+      if (!sw('login', 'noSessionId')) out.session_id = family;
+      mock.lastSessionId = family;
       return send(res, 200, out);
     },
 

@@ -207,6 +207,22 @@ const VARIABLES: &[(&str, Show, Unset)] = &[
     ("MONGO_TIMEOUT_MS", Show::Plain, Unset::Default("5000")),
     ("CHECK_BALANCE", Show::Plain, Unset::Default("false")),
     ("START_BALANCE", Show::Plain, Unset::Default("0")),
+    (
+        "BACKEND_EVENTS_SECRET",
+        Show::Secret,
+        Unset::Optional("backend events off"),
+    ),
+    (
+        "BACKEND_EVENTS_TOLERANCE_SECONDS",
+        Show::Plain,
+        Unset::Default("300"),
+    ),
+    (
+        "BACKEND_SESSION_ID_FIELD",
+        Show::Plain,
+        Unset::Default("session_id, sid, sessionId"),
+    ),
+    ("REVOCATION_POLL_MS", Show::Plain, Unset::Default("1000")),
 ];
 
 /// The configuration as the service sees it: every variable it reads, `(default) …` where unset,

@@ -12,7 +12,7 @@
  *   await request(lc.app).post('/api/auth/login').send({ email, password });
  *   await lc.close();
  *
- * Routes: POST /api/auth/{login,logout,refresh}; GET /api/config; POST /api/admin/login/local,
+ * Routes: POST /api/auth/{login,logout,refresh}; POST /api/auth/logout/all, GET /api/auth/sessions, DELETE /api/auth/sessions/:id, POST /api/auth/custom-backend/events; GET /api/config; POST /api/admin/login/local,
  * GET /api/admin/verify; GET /api/user; GET /metrics (behind METRICS_SECRET); test-only: GET /api/optional (behind optionalJwtAuth,
  * answers { user: req.user?.id ?? null }) and POST /api/test/mutate-user (changes req.user in place,
  * as a careless route might).
@@ -32,6 +32,7 @@ const { jwtLogin } = require('~/strategies');
 const { customJwtStrategy, customBackendStrategy } = require('~/strategies');
 const { optionalJwtAuth } = require('~/server/middleware/requireJwtAuth');
 const { appendCustomBackendMetrics } = require('./middleware');
+const { customBackendEventsHandler } = require('./middleware');
 const { createMetrics } = require('./metrics');
 const { getUserController } = require('./controllers');
 
@@ -85,6 +86,8 @@ async function createLibreChatApp({
     const app = express();
     app.disable('x-powered-by');
     app.set('trust proxy', Number(process.env.TRUST_PROXY) || 1);
+    // Signed backend events: the signature covers the raw body, so before express.json (404 when off).
+    app.post('/api/auth/custom-backend/events', customBackendEventsHandler);
     app.use(express.json({ limit: '3mb' }));
     app.use(express.urlencoded({ extended: true, limit: '3mb' }));
     app.use(cookieParser());

@@ -7,11 +7,16 @@ const requireJwtAuth = require('./requireJwtAuth');
 const stock = require('./stock');
 const { createSetBalanceConfig } = require('../../api');
 const { balanceOptions } = require('../../appConfig');
-const { requireCustomBackendAuth, appendCustomBackendMetrics } = require('librechat-custom-backend-auth');
+const {
+  requireCustomBackendAuth,
+  appendCustomBackendMetrics,
+  customBackendEventsHandler,
+} = require('librechat-custom-backend-auth');
 
 module.exports = {
   requireCustomBackendAuth,
   appendCustomBackendMetrics,
+  customBackendEventsHandler,
   ...stock,
   requireJwtAuth,
   // v0.7.9 exports it from here; v0.8 routes build it with createSetBalanceConfig themselves.

@@ -9,6 +9,9 @@ const {
   customBackendLoginController,
   customRefreshController,
   customLogoutController,
+  customLogoutAllController,
+  customSessionsController,
+  customEndSessionController,
 } = require('librechat-custom-backend-auth');
 const {
   checkBan,
@@ -37,5 +40,10 @@ module.exports = function authRoutes(express) {
     useCustomAuth ? customBackendLoginController : loginController,
   );
   router.post('/refresh', useCustomAuth ? customRefreshController : refreshController);
+  if (useCustomAuth) {
+    router.post('/logout/all', requireJwtAuth, customLogoutAllController);
+    router.get('/sessions', requireJwtAuth, customSessionsController);
+    router.delete('/sessions/:sessionId', requireJwtAuth, customEndSessionController);
+  }
   return router;
 };

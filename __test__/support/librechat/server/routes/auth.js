@@ -9,6 +9,9 @@ const {
   customBackendLoginController,
   customRefreshController,
   customLogoutController,
+  customLogoutAllController,
+  customSessionsController,
+  customEndSessionController,
 } = require('librechat-custom-backend-auth');
 const middleware = require('~/server/middleware');
 const { createSetBalanceConfig } = require('../../api');
@@ -40,5 +43,10 @@ module.exports = function authRoutes(express) {
     useCustomAuth ? customBackendLoginController : loginController,
   );
   router.post('/refresh', useCustomAuth ? customRefreshController : refreshController);
+  if (useCustomAuth) {
+    router.post('/logout/all', middleware.requireJwtAuth, customLogoutAllController);
+    router.get('/sessions', middleware.requireJwtAuth, customSessionsController);
+    router.delete('/sessions/:sessionId', middleware.requireJwtAuth, customEndSessionController);
+  }
   return router;
 };

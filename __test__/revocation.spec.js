@@ -1,0 +1,448 @@
+'use strict';
+
+// Issue 11, sections 1 and 2: the backend revokes and changes users now (signed events), users and
+// administrators end sessions (log out everywhere, one session), and every server sharing the
+// database follows within REVOCATION_POLL_MS. Over HTTP against the LibreChat-shaped app, with a
+// second server in its own process for the cross-instance cases.
+
+const crypto = require('crypto');
+const request = require('supertest');
+const { startHarness, parseSetCookies } = require('./support/harness');
+const { startInstance } = require('./support/instance');
+const { EVENTS_SECRET, EVENTS_PATH, SIGNATURE_HEADER, backendEvent, signEvent, postEvent } = require('./support/events');
+
+const ALICE = { email: 'Alice', password: 'alice-password-1' }; // u-1001, roles: staff
+const BOB = { email: 'bob', password: 'bob-password-2' }; // u-1002, roles: admin, staff
+const ENV = { BACKEND_EVENTS_SECRET: EVENTS_SECRET, REVOCATION_POLL_MS: '100' };
+
+/** Waits until `check()` holds (no timing asserted: the bound is what the README states). */
+async function eventually(check, { timeoutMs = 10_000, stepMs = 50 } = {}) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > until) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
+
+async function login(h, who = ALICE) {
+  const res = await request(h.app).post('/api/auth/login').send(who);
+  expect(res.status).toBe(200);
+  return { token: res.body.token, user: res.body.user, cookie: `refreshToken=${parseSetCookies(res).refreshToken.value}`, backendSession: h.mock.lastSessionId };
+}
+
+const api = (h, token) => request(h.app).get('/api/user').set('Authorization', `Bearer ${token}`);
+const refresh = (h, cookie) => request(h.app).post('/api/auth/refresh').set('Cookie', cookie);
+
+describe('#11.1 backend events: authenticity', () => {
+  let h;
+  beforeAll(async () => {
+    h = await startHarness({ db: 'revocation-auth', env: ENV });
+  });
+  afterAll(() => h.close());
+
+  test('#11.1 off unless BACKEND_EVENTS_SECRET is set: 404, and nothing happens', async () => {
+    await h.reconfigure({ BACKEND_EVENTS_SECRET: '' });
+    const a = await login(h);
+    const res = await postEvent(request, h.app, backendEvent('user.disabled', 'u-1001'));
+    expect(res.status).toBe(404);
+    expect((await api(h, a.token)).status).toBe(200);
+    await h.reconfigure(ENV);
+  });
+
+  test('#11.1 a short secret stops start-up, naming the variable', async () => {
+    expect(() => h.makeService({ BACKEND_EVENTS_SECRET: 'too-short' })).toThrow(/BACKEND_EVENTS_SECRET.*at least 32/);
+  });
+
+  test.each([
+    ['no signature header', () => ({ signature: '' })],
+    ['another secret', () => ({ secret: 'another-secret-0123456789abcdef0123456' })],
+    ['a timestamp outside the window', () => ({ t: Math.floor(Date.now() / 1000) - 301 })],
+    ['a timestamp in the future', () => ({ t: Math.floor(Date.now() / 1000) + 301 })],
+    ['garbage', () => ({ signature: 't=abc,v1=zz' })],
+  ])('#11.1 %s: 401 and nothing is done', async (_name, opts) => {
+    const a = await login(h);
+    const res = await postEvent(request, h.app, backendEvent('user.disabled', 'u-1001'), opts());
+    expect(res.status).toBe(401);
+    expect(res.body.message).toMatch(/signature/i);
+    expect((await api(h, a.token)).status).toBe(200);
+    expect((await refresh(h, a.cookie)).status).toBe(200);
+  });
+
+  test('#11.1 a body changed after signing: 401 (the signature covers the raw body)', async () => {
+    const a = await login(h);
+    const event = backendEvent('user.disabled', 'u-1001');
+    const { signature } = signEvent(EVENTS_SECRET, event);
+    const res = await request(h.app)
+      .post(EVENTS_PATH)
+      .set('Content-Type', 'application/json')
+      .set(SIGNATURE_HEADER, signature)
+      .send(JSON.stringify({ ...event, userId: 'u-1002' }));
+    expect(res.status).toBe(401);
+    expect((await api(h, a.token)).status).toBe(200);
+    // The same bytes re-serialised (spaces) are another body too.
+    const spaced = await request(h.app)
+      .post(EVENTS_PATH)
+      .set('Content-Type', 'application/json')
+      .set(SIGNATURE_HEADER, signature)
+      .send(JSON.stringify(event, null, 1));
+    expect(spaced.status).toBe(401);
+  });
+
+  test('#11.1 malformed events are 400 naming the problem; over 64 KiB 413', async () => {
+    const bad = async (event) => {
+      const res = await postEvent(request, h.app, event);
+      expect(res.status).toBe(400);
+      return res.body.message;
+    };
+    expect(await bad('{not json')).toMatch(/not JSON/);
+    expect(await bad({ ...backendEvent('user.renamed', 'u-1001') })).toMatch(/type must be one of/);
+    expect(await bad({ type: 'user.disabled', time: 1, userId: 'u-1001' })).toMatch(/id is required/);
+    expect(await bad(backendEvent('session.revoked', 'u-1001'))).toMatch(/sessionId/);
+    expect(await bad(backendEvent('user.changed', 'u-1001'))).toMatch(/user/);
+    const big = await postEvent(request, h.app, { ...backendEvent('user.disabled', 'u-1001'), pad: 'x'.repeat(70_000) });
+    expect(big.status).toBe(413);
+  });
+
+  test('#11.1 a replay of a signed request changes nothing the second time', async () => {
+    const a = await login(h, BOB);
+    const event = backendEvent('user.disabled', 'u-1002');
+    const signed = signEvent(EVENTS_SECRET, event);
+    const send = () =>
+      request(h.app).post(EVENTS_PATH).set('Content-Type', 'application/json').set(SIGNATURE_HEADER, signed.signature).send(signed.body);
+    expect((await send()).body).toMatchObject({ status: 'applied', sessionsEnded: 1 });
+    const b = await login(h, BOB); // Bob comes back after the revocation
+    const again = await send();
+    expect(again.status).toBe(200);
+    expect(again.body.status).toBe('duplicate');
+    expect((await api(h, b.token)).status).toBe(200);
+    expect((await refresh(h, b.cookie)).status).toBe(200);
+    expect((await api(h, a.token)).status).toBe(401);
+  });
+});
+
+describe('#11.1 backend events: effects', () => {
+  let h;
+  beforeAll(async () => {
+    h = await startHarness({ db: 'revocation-effects', env: ENV });
+  });
+  beforeEach(async () => {
+    await h.reconfigure(ENV);
+    await h.clear();
+    h.mock.reset();
+  });
+  afterAll(() => h.close());
+
+  test('#11.1 user.disabled ends every session: access tokens 401 at once, refresh 401 with cookies cleared, backend logout per session', async () => {
+    await h.reconfigure({ ...ENV, BACKEND_LOGOUT_URL: h.mock.urls.logout });
+    const a1 = await login(h);
+    const a2 = await login(h);
+    const b = await login(h, BOB);
+    const res = await postEvent(request, h.app, backendEvent('user.disabled', 'u-1001'));
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ status: 'applied', type: 'user.disabled', sessionsEnded: 2 });
+    for (const a of [a1, a2]) {
+      expect((await api(h, a.token)).status).toBe(401);
+      const r = await refresh(h, a.cookie);
+      expect(r.status).toBe(401);
+      expect(parseSetCookies(r).refreshToken.value).toBe('');
+    }
+    // The backend hears of each ended session (in the background: it sent the event).
+    await eventually(() => h.mock.calls.logout === 2);
+    // Other users are untouched.
+    expect((await api(h, b.token)).status).toBe(200);
+    expect((await h.counts()).sessions).toBe(1);
+  });
+
+  test('#11.1 user.deleted ends the sessions too; the LibreChat account and its data stay', async () => {
+    const a = await login(h);
+    const res = await postEvent(request, h.app, backendEvent('user.deleted', 'u-1001'));
+    expect(res.body).toMatchObject({ status: 'applied', sessionsEnded: 1 });
+    expect((await api(h, a.token)).status).toBe(401);
+    expect(await h.db.collection('users').countDocuments({ idOnTheSource: 'u-1001' })).toBe(1);
+  });
+
+  test('#11.1 a cached backend-token verdict is dropped: the token is asked of the backend again at once', async () => {
+    await h.reconfigure({ ...ENV, BACKEND_BEARER_TOKENS: 'userinfo' });
+    await login(h); // the account exists
+    const token = h.mock.issueAccessToken('u-1001');
+    expect((await api(h, token)).status).toBe(200);
+    // The backend disables Alice: its user info refuses her now, but our cached verdict still holds.
+    const alice = h.mock.users.findIndex((u) => u.id === 'u-1001');
+    const [removed] = h.mock.users.splice(alice, 1);
+    try {
+      expect((await api(h, token)).status).toBe(200);
+      const calls = h.mock.calls.userinfo;
+      await postEvent(request, h.app, backendEvent('user.disabled', 'u-1001'));
+      expect((await api(h, token)).status).toBe(401);
+      expect(h.mock.calls.userinfo).toBe(calls + 1);
+    } finally {
+      h.mock.users.splice(alice, 0, removed);
+    }
+  });
+
+  test('#11.1 a backend JWT issued before the revocation is refused by its iat; a newer one passes', async () => {
+    await h.reconfigure({
+      ...ENV,
+      BACKEND_BEARER_TOKENS: 'jwks',
+      BACKEND_JWKS_URL: h.mock.urls.jwks,
+      BACKEND_JWT_ISSUER: h.mock.issuer,
+    });
+    h.mock.set({ jwtTokens: 'RS256' });
+    await login(h);
+    const before = h.mock.issueAccessToken('u-1001');
+    expect((await api(h, before)).status).toBe(200);
+    await postEvent(request, h.app, backendEvent('user.disabled', 'u-1001'));
+    expect((await api(h, before)).status).toBe(401);
+    await new Promise((r) => setTimeout(r, 1100)); // a whole second later: a token the backend issues now
+    const after = h.mock.issueAccessToken('u-1001');
+    expect((await api(h, after)).status).toBe(200);
+  });
+
+  test('#11.1 user.changed re-syncs the user now (name, email, role mapping); the session stays', async () => {
+    await h.reconfigure({ ...ENV, BACKEND_ROLES_FIELD: 'roles', BACKEND_ADMIN_ROLES: 'admin' });
+    const a = await login(h);
+    expect((await api(h, a.token)).body.role).toBe('USER');
+    const res = await postEvent(
+      request,
+      h.app,
+      backendEvent('user.changed', 'u-1001', {
+        user: { id: 'u-1001', email: 'alice.new@example.com', username: 'Alice', name: 'Alice Newname', roles: ['admin', 'staff'] },
+      }),
+    );
+    expect(res.body).toMatchObject({ status: 'applied', sessionsEnded: 0 });
+    const me = await api(h, a.token);
+    expect(me.status).toBe(200);
+    expect(me.body).toMatchObject({ role: 'ADMIN', name: 'Alice Newname', email: 'alice.new@example.com' });
+    expect((await refresh(h, a.cookie)).status).toBe(200);
+  });
+
+  test('#11.1 user.changed that the policy no longer admits (a required role lost) ends every session', async () => {
+    await h.reconfigure({ ...ENV, BACKEND_ROLES_FIELD: 'roles', BACKEND_REQUIRED_ROLES: 'staff' });
+    const a = await login(h);
+    const res = await postEvent(
+      request,
+      h.app,
+      backendEvent('user.changed', 'u-1001', { user: { id: 'u-1001', email: 'Alice@Example.com', roles: ['guest'] } }),
+    );
+    expect(res.body).toMatchObject({ status: 'applied', sessionsEnded: 1 });
+    expect((await api(h, a.token)).status).toBe(401);
+    expect((await refresh(h, a.cookie)).status).toBe(401);
+  });
+
+  test('#11.1 session.revoked ends that session only; the other session refreshes and goes on', async () => {
+    const a1 = await login(h);
+    const a2 = await login(h);
+    expect(a1.backendSession).not.toBe(a2.backendSession);
+    const res = await postEvent(request, h.app, backendEvent('session.revoked', 'u-1001', { sessionId: a1.backendSession }));
+    expect(res.body).toMatchObject({ status: 'applied', sessionsEnded: 1 });
+    expect((await api(h, a1.token)).status).toBe(401);
+    expect((await refresh(h, a1.cookie)).status).toBe(401);
+    // The user's access tokens of before are refused (they carry no session): the other browser
+    // gets one 401, refreshes as LibreChat's client does, and continues.
+    expect((await api(h, a2.token)).status).toBe(401);
+    const r2 = await refresh(h, a2.cookie);
+    expect(r2.status).toBe(200);
+    expect((await api(h, r2.body.token)).status).toBe(200);
+  });
+
+  test('#11.1 session.revoked of an unknown session changes nothing', async () => {
+    const a = await login(h);
+    const res = await postEvent(request, h.app, backendEvent('session.revoked', 'u-1001', { sessionId: 'no-such-session' }));
+    expect(res.body).toMatchObject({ status: 'applied', sessionsEnded: 0 });
+    expect((await api(h, a.token)).status).toBe(200);
+  });
+
+  test('#11.1 an older event never overrides a newer one', async () => {
+    const a = await login(h);
+    const t = Date.now() / 1000;
+    const newer = backendEvent('user.changed', 'u-1001', { time: t, user: { id: 'u-1001', email: 'Alice@Example.com', name: 'Newer' } });
+    const older = backendEvent('user.changed', 'u-1001', { time: t - 10, user: { id: 'u-1001', email: 'Alice@Example.com', name: 'Older' } });
+    expect((await postEvent(request, h.app, newer)).body.status).toBe('applied');
+    expect((await postEvent(request, h.app, older)).body.status).toBe('stale');
+    expect((await api(h, a.token)).body.name).toBe('Newer');
+    // A disabling that happened before the newer change is stale as well: the session stays.
+    const staleDisable = backendEvent('user.disabled', 'u-1001', { time: t - 5 });
+    expect((await postEvent(request, h.app, staleDisable)).body.status).toBe('stale');
+    expect((await api(h, a.token)).status).toBe(200);
+  });
+
+  test('#11.1 an event about a backend user without a LibreChat account: no_account, nothing done', async () => {
+    const res = await postEvent(request, h.app, backendEvent('user.disabled', 'u-9999'));
+    expect(res.status).toBe(200);
+    expect(res.body.status).toBe('no_account');
+  });
+
+  test('#11.1 the database down: 503 with Retry-After (the backend retries; events are idempotent)', async () => {
+    await h.reconfigure({ ...ENV, MONGO_URI: 'mongodb://127.0.0.1:9/down', MONGO_TIMEOUT_MS: '300' });
+    const res = await postEvent(request, h.app, backendEvent('user.disabled', 'u-1001'));
+    expect(res.status).toBe(503);
+    expect(res.headers['retry-after']).toBe('1');
+  });
+});
+
+describe('#11.2 log out everywhere, and see sessions', () => {
+  let h;
+  beforeAll(async () => {
+    h = await startHarness({ db: 'revocation-sessions', env: ENV });
+  });
+  beforeEach(async () => {
+    await h.reconfigure(ENV);
+    await h.clear();
+    h.mock.reset();
+  });
+  afterAll(() => h.close());
+
+  test('#11.2 POST /api/auth/logout/all ends every session, tells the backend for each, clears the cookies', async () => {
+    await h.reconfigure({ ...ENV, BACKEND_LOGOUT_URL: h.mock.urls.logout });
+    const sessions = [await login(h), await login(h), await login(h)];
+    const b = await login(h, BOB);
+    const res = await request(h.app).post('/api/auth/logout/all').set('Authorization', `Bearer ${sessions[0].token}`).set('Cookie', sessions[0].cookie);
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ message: 'Logged out of all sessions', sessions: 3, backendFailures: 0 });
+    expect(parseSetCookies(res).refreshToken.value).toBe('');
+    expect(h.mock.calls.logout).toBe(3);
+    for (const s of sessions) {
+      expect((await api(h, s.token)).status).toBe(401);
+      expect((await refresh(h, s.cookie)).status).toBe(401);
+    }
+    expect((await api(h, b.token)).status).toBe(200);
+    // A login right after is a new session whose token works at once.
+    const again = await login(h);
+    expect((await api(h, again.token)).status).toBe(200);
+  });
+
+  test('#11.2 logout/all needs a signed-in user', async () => {
+    expect((await request(h.app).post('/api/auth/logout/all')).status).toBe(401);
+  });
+
+  test('#11.2 GET /api/auth/sessions lists the sessions, marks this browser\'s, and shows nothing secret', async () => {
+    const a1 = await login(h);
+    const a2 = await login(h);
+    await refresh(h, a1.cookie);
+    const res = await request(h.app).get('/api/auth/sessions').set('Authorization', `Bearer ${a2.token}`).set('Cookie', a2.cookie);
+    expect(res.status).toBe(200);
+    expect(res.body.sessions).toHaveLength(2);
+    for (const s of res.body.sessions) {
+      expect(Object.keys(s).sort()).toEqual(['backendTokens', 'createdAt', 'current', 'expiresAt', 'id', 'lastRefreshedAt']);
+      expect(s.backendTokens).toBe(true);
+    }
+    const [newest, oldest] = res.body.sessions;
+    expect(newest.current).toBe(true);
+    expect(oldest.current).toBe(false);
+    expect(newest.lastRefreshedAt).toBeNull();
+    expect(typeof oldest.lastRefreshedAt).toBe('string'); // a1 was refreshed
+    const raw = JSON.stringify(res.body);
+    for (const secret of [a1.token, a2.token, a1.cookie.split('=')[1], a2.cookie.split('=')[1], ...h.mock.issuedTokens()]) {
+      expect(raw.includes(secret)).toBe(false);
+    }
+  });
+
+  test('#11.2 DELETE /api/auth/sessions/:id ends one session of the user; another user\'s is 404', async () => {
+    const a1 = await login(h);
+    const a2 = await login(h);
+    const b = await login(h, BOB);
+    const list = async (s) =>
+      (await request(h.app).get('/api/auth/sessions').set('Authorization', `Bearer ${s.token}`).set('Cookie', s.cookie)).body.sessions;
+    const [, first] = await list(a2);
+    const bobs = (await list(b))[0];
+    const other = await request(h.app).delete(`/api/auth/sessions/${bobs.id}`).set('Authorization', `Bearer ${a2.token}`);
+    expect(other.status).toBe(404);
+    expect((await api(h, b.token)).status).toBe(200);
+    const res = await request(h.app).delete(`/api/auth/sessions/${first.id}`).set('Authorization', `Bearer ${a2.token}`).set('Cookie', a2.cookie);
+    expect(res.status).toBe(200);
+    expect(res.headers['set-cookie']).toBeUndefined(); // not this browser's session
+    expect((await refresh(h, a1.cookie)).status).toBe(401);
+    // a2 refreshes once (its access token predates the revocation) and goes on.
+    const r2 = await refresh(h, a2.cookie);
+    expect(r2.status).toBe(200);
+    expect((await list({ token: r2.body.token, cookie: a2.cookie })).length).toBe(1);
+    expect((await request(h.app).delete('/api/auth/sessions/not-an-id').set('Authorization', `Bearer ${r2.body.token}`)).status).toBe(400);
+  });
+
+  test('#11.2 the JS API: logoutAll and listSessions for administrators and scripts', async () => {
+    const a = await login(h);
+    await login(h);
+    const listed = await h.service.listSessions(a.user.id);
+    expect(listed).toHaveLength(2);
+    expect(listed[0].createdAt).toBeInstanceOf(Date);
+    const ended = await h.service.logoutAll(a.user.id);
+    expect(ended).toEqual({ sessions: 2, backendFailures: 0 });
+    expect(await h.service.listSessions(a.user.id)).toEqual([]);
+    expect((await api(h, a.token)).status).toBe(401);
+    await expect(h.service.logoutAll('nope')).rejects.toMatchObject({ code: 'BAD_REQUEST', status: 400 });
+  });
+
+  test('#11.2 a backend logout that fails is reported, and the sessions end all the same', async () => {
+    await h.reconfigure({ ...ENV, BACKEND_LOGOUT_URL: h.mock.urls.logout });
+    const a = await login(h);
+    h.mock.set({ logout: { status: 500 } });
+    const res = await request(h.app).post('/api/auth/logout/all').set('Authorization', `Bearer ${a.token}`);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ sessions: 1, backendFailures: 1 });
+    expect((await refresh(h, a.cookie)).status).toBe(401);
+    expect(h.logs.lines.some((l) => /backend logout failed for 1 session/.test(l))).toBe(true);
+  });
+});
+
+describe('#11.1 #11.2 two servers sharing one database', () => {
+  let h;
+  let other;
+  beforeAll(async () => {
+    h = await startHarness({ db: 'revocation-instances', env: ENV });
+    other = await startInstance(h.vars);
+  });
+  afterAll(async () => {
+    await other.close();
+    // The other server's log lines are checked for secrets with ours, at close.
+    h.logs.lines.push(...other.logs.map((l) => `other server: ${l}`));
+    await h.close();
+  });
+
+  const at = (token) => request(other.url).get('/api/user').set('Authorization', `Bearer ${token}`);
+
+  test('#11.1 an event received by one server takes effect on the other within REVOCATION_POLL_MS', async () => {
+    const a = await login(h);
+    expect((await at(a.token)).status).toBe(200); // the other server knows and caches her
+    const res = await postEvent(request, h.app, backendEvent('user.disabled', 'u-1001'));
+    expect(res.body.status).toBe('applied');
+    await eventually(async () => (await at(a.token)).status === 401);
+    expect((await request(other.url).post('/api/auth/refresh').set('Cookie', a.cookie)).status).toBe(401);
+  });
+
+  test('#11.1 user.changed on one server: the other drops its cached user', async () => {
+    const a = await login(h, BOB);
+    expect((await at(a.token)).body.name).toBe('Bob Builder');
+    await postEvent(request, h.app, backendEvent('user.changed', 'u-1002', { user: { id: 'u-1002', email: 'bob@example.com', name: 'Robert' } }));
+    await eventually(async () => (await at(a.token)).body.name === 'Robert');
+  });
+
+  test('#11.2 log out everywhere on one server ends the sessions on the other', async () => {
+    const a1 = await login(h);
+    const onOther = await request(other.url).post('/api/auth/login').send(ALICE);
+    expect(onOther.status).toBe(200);
+    expect((await at(onOther.body.token)).status).toBe(200);
+    const res = await request(h.app).post('/api/auth/logout/all').set('Authorization', `Bearer ${a1.token}`);
+    expect(res.body.sessions).toBe(2);
+    await eventually(async () => (await at(onOther.body.token)).status === 401);
+  });
+
+  test('#11.1 a server started after a revocation knows it before it accepts a token', async () => {
+    const a = await login(h);
+    await h.service.logoutAll(a.user.id);
+    const late = await startInstance(h.vars);
+    try {
+      const res = await request(late.url).get('/api/user').set('Authorization', `Bearer ${a.token}`);
+      expect(res.status).toBe(401);
+    } finally {
+      await late.close();
+    }
+  });
+});
+
+// Keep the helpers honest: a signature is exactly HMAC-SHA256("<t>.<body>").
+test('#11.1 the test helper signs as the README says', () => {
+  const { body, signature } = signEvent('k'.repeat(32), { a: 1 }, { t: 1700000000 });
+  const v1 = crypto.createHmac('sha256', 'k'.repeat(32)).update(`1700000000.${body}`).digest('hex');
+  expect(signature).toBe(`t=1700000000,v1=${v1}`);
+});

@@ -1,0 +1,83 @@
+'use strict';
+
+// Backend events (push): the Express handler the backend posts signed events to (README section 8,
+// "Backend events"). The signature covers the raw body, so this handler reads the body itself and
+// must be mounted before LibreChat's `express.json()`.
+
+const { CustomBackendAuthError, toAuthError } = require('./errors');
+const { isCustomBackendAuthEnabled } = require('./switches');
+const { getAuthService } = require('./service');
+const { RETRY_AFTER_SECONDS, logFailure, sendError } = require('./http');
+
+/** The request header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`. */
+const SIGNATURE_HEADER = 'x-custom-backend-signature';
+/** The largest event body accepted (the native check has the same bound). */
+const MAX_EVENT_BYTES = 64 * 1024;
+
+/** The raw body: a Buffer left by `express.raw()`, else read from the stream, at most `max` bytes. */
+function rawBody(req, max) {
+  if (Buffer.isBuffer(req.body)) {
+    if (req.body.length > max) return Promise.reject(tooLarge());
+    return Promise.resolve(req.body);
+  }
+  if (req._body) {
+    // A JSON parser took the body first: its bytes, which the signature covers, are gone.
+    return Promise.reject(
+      new CustomBackendAuthError('INTERNAL', 'The backend events handler must be mounted before express.json().'),
+    );
+  }
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > max) return Promise.reject(tooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let size = 0;
+    req.on('data', (chunk) => {
+      size += chunk.length;
+      if (size > max) {
+        req.removeAllListeners('data');
+        req.resume(); // drain what remains without keeping it
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', () => reject(new CustomBackendAuthError('BAD_REQUEST', 'The event body could not be read.')));
+  });
+}
+
+function tooLarge() {
+  const err = new CustomBackendAuthError('BAD_REQUEST', `The event body is larger than ${MAX_EVENT_BYTES} bytes.`);
+  err.status = 413;
+  return err;
+}
+
+/**
+ * Handler for `POST /api/auth/custom-backend/events`: checks the signature, applies the event and
+ * answers 200 `{status, id, type, sessionsEnded}` (`status`: applied, duplicate, stale or
+ * no_account); 401 for a bad signature (nothing done), 400 for a malformed event, 413 for a body over
+ * 64 KiB, 503 when the database is down (the backend should retry: events are idempotent), 404 when
+ * events are off (`BACKEND_EVENTS_SECRET` unset, or the switch off).
+ */
+async function customBackendEventsHandler(req, res) {
+  if (!isCustomBackendAuthEnabled()) return res.status(404).json({ message: 'Not found' });
+  const service = getAuthService();
+  if (!service.eventsEnabled) return res.status(404).json({ message: 'Not found' });
+  try {
+    const body = await rawBody(req, MAX_EVENT_BYTES);
+    const signature = req.headers[SIGNATURE_HEADER];
+    const r = await service.handleBackendEvent(body, typeof signature === 'string' ? signature : '');
+    service.logger.info(
+      `[customBackendAuth] backend event ${r.id} (${r.type}) for backend user ${r.backendId}: ${r.status}` +
+        (r.status === 'applied' ? `, ${r.sessionsEnded} session(s) ended` : ''),
+    );
+    return res.status(200).json({ status: r.status, id: r.id, type: r.type, sessionsEnded: r.sessionsEnded });
+  } catch (err) {
+    const failure = toAuthError(err);
+    logFailure(service, 'backend event', failure);
+    if (failure.status === 503) res.set('Retry-After', RETRY_AFTER_SECONDS);
+    return sendError(res, failure);
+  }
+}
+
+module.exports = { customBackendEventsHandler, SIGNATURE_HEADER, MAX_EVENT_BYTES };

@@ -1,0 +1,249 @@
+//! Ending sessions on demand (log out everywhere, an administrator, a backend event) so that the
+//! end holds on every server: the revocation is recorded, the sessions deleted, the tokens issued
+//! before it refused, the caches dropped, and the backend told.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use mongodb::bson::oid::ObjectId;
+
+use crate::backend::BackendTokens;
+use crate::error::{AuthError, AuthResult};
+use crate::revocation::{now_ms, Record, CLOCK_SKEW_MS};
+use crate::service::{Db, Service};
+use crate::sessions::{EndedSession, SessionSummary, Which};
+use crate::users::PROVIDER;
+
+/// Backend logout calls made at once when many sessions end together.
+const LOGOUT_CONCURRENCY: usize = 8;
+
+/// Whether the ended sessions' backend tokens are ended at the backend, and how.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TellBackend {
+    /// Awaited; failures counted (an operator's or user's request waits for the answer).
+    Await,
+    /// In the background (the caller is the backend itself, which must not wait on its own call).
+    Background,
+    /// Not at all (the backend ended them itself).
+    No,
+}
+
+/// What ending sessions did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Ended {
+    pub sessions: u32,
+    /// Backend logout calls that failed (awaited calls only).
+    pub backend_failures: u32,
+}
+
+/// A user id from JS: an ObjectId hex, else a clear refusal.
+pub fn parse_user_id(id: &str) -> AuthResult<ObjectId> {
+    ObjectId::parse_str(id).map_err(|_| AuthError::BadRequest("user id must be an ObjectId".into()))
+}
+
+impl Service {
+    /// Applies a revocation on this server (memory and caches): at once for our own, from the
+    /// poll for the others'. `false` when it was applied before.
+    pub(crate) fn apply_revocation(&self, r: &Record) -> bool {
+        if !self.revoked.first_sight(r) {
+            return false;
+        }
+        let user = r.user.to_hex();
+        if let Some(nb) = r.not_before_ms {
+            self.revoked.raise(&user, nb);
+        }
+        self.evict_user(&user);
+        if let Some(b) = &r.backend_id {
+            self.bearer.forget_identity(b);
+        }
+        true
+    }
+
+    /// Records a revocation for every server and applies it here at once.
+    pub(crate) async fn revoke(&self, db: &Db, r: Record) -> AuthResult<()> {
+        // Here first: this server refuses at once, even if the write fails (the caller then
+        // answers an error and the revocation is retried).
+        self.apply_revocation(&r);
+        db.revocations.insert(&r).await
+    }
+
+    /// The backend id of a LibreChat user of ours (to drop its cached backend-token verdicts).
+    async fn backend_id_of(&self, db: &Db, user: ObjectId) -> AuthResult<Option<String>> {
+        Ok(db.users.find_public(user).await?.and_then(|u| {
+            (u.get_str("provider") == Ok(PROVIDER))
+                .then(|| u.get_str("idOnTheSource").ok().map(str::to_string))
+                .flatten()
+        }))
+    }
+
+    /// Ends the sessions of `user` that `which` names: they are deleted, the user's tokens issued
+    /// before now are refused on every server (the other sessions' browsers refresh once), and
+    /// their backend tokens are ended as `tell` says.
+    pub(crate) async fn end_sessions(
+        &self,
+        user: ObjectId,
+        backend_id: Option<String>,
+        which: Which<'_>,
+        reason: &str,
+        tell: TellBackend,
+    ) -> AuthResult<Ended> {
+        let db = self.db().await?;
+        let backend_id = match backend_id {
+            Some(b) => Some(b),
+            None => self.backend_id_of(db, user).await?,
+        };
+        let every = matches!(which, Which::All);
+        let ended = db.sessions.end(user, which).await?;
+        // Timed once they are gone: a token a refresh of theirs minted meanwhile is older.
+        let at = now_ms();
+        // Nothing ended (an unknown session): nobody's tokens change.
+        if every || !ended.is_empty() {
+            self.revoke(db, Record::new(user, backend_id, Some(at), reason))
+                .await?;
+        }
+        let sessions = u32::try_from(ended.len()).unwrap_or(u32::MAX);
+        let backend_failures = self.tell_backend(ended, tell).await;
+        Ok(Ended {
+            sessions,
+            backend_failures,
+        })
+    }
+
+    /// Ends backend tokens at `BACKEND_LOGOUT_URL` (when set), a few calls at a time.
+    async fn tell_backend(&self, ended: Vec<EndedSession>, tell: TellBackend) -> u32 {
+        let tokens: Vec<BackendTokens> = ended.into_iter().filter_map(|e| e.backend).collect();
+        for t in &tokens {
+            self.bearer
+                .forget(&crate::bearer::token_key(&t.access_token));
+        }
+        let Some(url) = self.config.logout_url.clone() else {
+            return 0;
+        };
+        if tokens.is_empty() || tell == TellBackend::No {
+            return 0;
+        }
+        let backend = self.backend.clone();
+        let calls = async move {
+            let mut failures = 0u32;
+            for chunk in tokens.chunks(LOGOUT_CONCURRENCY) {
+                let mut set = tokio::task::JoinSet::new();
+                for t in chunk.iter().cloned() {
+                    let (b, u) = (backend.clone(), url.clone());
+                    set.spawn(async move {
+                        b.logout(&u, &t.access_token, t.refresh_token.as_deref())
+                            .await
+                            .is_err()
+                    });
+                }
+                while let Some(r) = set.join_next().await {
+                    if r.unwrap_or(true) {
+                        failures += 1;
+                    }
+                }
+            }
+            failures
+        };
+        match tell {
+            TellBackend::Await => calls.await,
+            _ => {
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    rt.spawn(calls);
+                }
+                0
+            }
+        }
+    }
+
+    /// Log out everywhere: every session of the user (JS: `logoutAll`, `endSessions`).
+    pub async fn logout_all(&self, user_id: &str) -> AuthResult<Ended> {
+        let user = parse_user_id(user_id)?;
+        self.end_sessions(user, None, Which::All, "logout.all", TellBackend::Await)
+            .await
+    }
+
+    /// Ends one session of the user (an administrator's or the user's choice in a session list).
+    pub async fn end_session_of(&self, user_id: &str, session_id: &str) -> AuthResult<Ended> {
+        let user = parse_user_id(user_id)?;
+        let session = ObjectId::parse_str(session_id)
+            .map_err(|_| AuthError::BadRequest("session id must be an ObjectId".into()))?;
+        self.end_sessions(
+            user,
+            None,
+            Which::One(session),
+            "session.ended",
+            TellBackend::Await,
+        )
+        .await
+    }
+
+    /// The user's live sessions, newest first; nothing secret.
+    pub async fn list_sessions(&self, user_id: &str) -> AuthResult<Vec<SessionSummary>> {
+        let user = parse_user_id(user_id)?;
+        self.db().await?.sessions.list(user).await
+    }
+
+    /// Reads the revocations written since `since_ms` and applies the new ones here.
+    pub(crate) async fn poll_revocations(&self, db: &Db, since_ms: i64) -> AuthResult<()> {
+        for r in db.revocations.since(since_ms).await? {
+            self.apply_revocation(&r);
+        }
+        Ok(())
+    }
+
+    /// The first read (everything still in force), then the poll of the other servers' writes,
+    /// every `REVOCATION_POLL_MS`, until the service is closed or dropped.
+    pub(crate) async fn start_revocation_poll(&self, db: &Db) -> AuthResult<()> {
+        let retention = self.revocation_retention_ms();
+        let started = now_ms();
+        self.poll_revocations(db, started.saturating_sub(retention))
+            .await?;
+        let every = self.config.revocation_poll;
+        let Some(me) = self.me.get().cloned() else {
+            return Ok(());
+        };
+        if every.is_zero() {
+            return Ok(());
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(poll_loop(me, every, started, retention));
+        }
+        Ok(())
+    }
+
+    /// How long a revocation can matter: until every token issued before it has expired. Access
+    /// tokens live `SESSION_EXPIRY`; a refresh token, and a backend JWT judged against it, at most
+    /// `REFRESH_TOKEN_EXPIRY` (the longer one).
+    pub(crate) fn revocation_retention_ms(&self) -> i64 {
+        let longest = self
+            .config
+            .session_expiry_ms
+            .max(self.config.refresh_token_expiry_ms);
+        i64::try_from(longest).unwrap_or(i64::MAX / 2)
+    }
+}
+
+async fn poll_loop(me: Weak<Service>, every: Duration, mut since: i64, retention: i64) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(service) = me.upgrade() else {
+            return;
+        };
+        if service.is_closed() {
+            return;
+        }
+        let started = now_ms();
+        // A failed read is retried from the same point at the next tick. (The database is
+        // connected: the poll starts from its connection.)
+        if let Some(db) = service.connected_db() {
+            if service
+                .poll_revocations(db, since.saturating_sub(CLOCK_SKEW_MS))
+                .await
+                .is_ok()
+            {
+                since = started;
+            }
+        }
+        service.revoked.prune(started, retention, since);
+        drop::<Arc<Service>>(service);
+    }
+}
