@@ -423,6 +423,7 @@ async function main() {
       BACKEND_REFRESH_URL: backendUrl('refresh'),
       BACKEND_LOGOUT_URL: backendUrl('logout'),
       BACKEND_TOKEN_ENCRYPTION_KEY: hex(32),
+      BACKEND_EVENTS_SECRET: hex(32),
       BACKEND_ALLOW_INSECURE_HTTP: 'true', // the mock backend is plain HTTP on 127.0.0.1
       BACKEND_TIMEOUT_MS: '3000',
       BACKEND_ROLES_FIELD: 'roles',
@@ -611,6 +612,38 @@ async function main() {
     const afterLogout = await call('GET', '/api/user', { token: token3, cookies: false });
     step('after logout: the LibreChat access token stays valid until it expires (README section 8)',
       afterLogout.status === 200, `${afterLogout.status}`);
+    // ---- log out everywhere, the session list, and a backend event (README section 8)
+    const tabs = [client(base), client(base)];
+    const tabTokens = [];
+    for (const tab of tabs) {
+      const r = await tab.call('POST', '/api/auth/login', { body: { email: USER.username, password: USER.password } });
+      tabTokens.push(r.json?.token);
+    }
+    const sessions = await tabs[0].call('GET', '/api/auth/sessions', { token: tabTokens[0] });
+    step('GET /api/auth/sessions: two sessions, this browser\'s marked current, nothing secret',
+      sessions.status === 200 && sessions.json?.sessions?.length === 2 && sessions.json.sessions.filter((x) => x.current).length === 1
+        && !/ey[\w-]{10,}\./.test(sessions.text),
+      `${sessions.status}; ${sessions.json?.sessions?.length ?? 0} sessions`);
+    const all = await tabs[0].call('POST', '/api/auth/logout/all', { token: tabTokens[0] });
+    const otherTab = await tabs[1].call('GET', '/api/user', { token: tabTokens[1] });
+    const otherRefresh = await tabs[1].call('POST', '/api/auth/refresh');
+    step('POST /api/auth/logout/all: both sessions end, the other tab\'s access token and refresh cookie are refused at once',
+      all.status === 200 && all.json?.sessions === 2 && otherTab.status === 401 && otherRefresh.status === 401,
+      `${brief(all)}; other tab /api/user ${otherTab.status}, refresh ${otherRefresh.status}`);
+    const relogin = await tabs[0].call('POST', '/api/auth/login', { body: { email: USER.username, password: USER.password } });
+    const eventPath = '/api/auth/custom-backend/events';
+    const event = JSON.stringify({ id: `e2e-${Date.now()}`, type: 'user.disabled', time: Date.now() / 1000, userId: mock.users.find((u) => u.username === USER.username)?.id });
+    const unsigned = await fetch(`${base}${eventPath}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: event });
+    const t = Math.floor(Date.now() / 1000);
+    const sig = crypto.createHmac('sha256', envVars.BACKEND_EVENTS_SECRET).update(`${t}.${event}`).digest('hex');
+    const signed = await fetch(`${base}${eventPath}`, { method: 'POST', body: event,
+      headers: { 'Content-Type': 'application/json', 'X-Custom-Backend-Signature': `t=${t},v1=${sig}` } });
+    const signedBody = await signed.json().catch(() => null);
+    const disabled = await tabs[0].call('GET', '/api/user', { token: relogin.json?.token });
+    step('backend event (mounted before express.json): unsigned 401; signed user.disabled applied, the session\'s token refused',
+      unsigned.status === 401 && signed.status === 200 && signedBody?.status === 'applied' && signedBody?.sessionsEnded === 1
+        && disabled.status === 401,
+      `unsigned ${unsigned.status}; signed ${signed.status} ${signedBody?.status}, ${signedBody?.sessionsEnded} ended; /api/user ${disabled.status}`);
     // Not a step: what LibreChat's own registration route does while the switch is on.
     const regOn = await call('POST', '/api/auth/register', { cookies: false, body: { name: 'Late Local', username: 'latelocal',
       email: 'late.local@example.net', password: LOCAL.password, confirm_password: LOCAL.password } });

@@ -155,7 +155,7 @@ async fn check_db_contents(
             }
         }
     }
-    out.extend(own_indexes::pending_state(db, &collections, timeout).await);
+    out.extend(own_indexes::own_state(db, &collections, timeout).await);
     out.extend(auto_index::cause(auto, required, newer));
     out
 }

@@ -1,6 +1,7 @@
 //! The package's own indexes: its unique index on `users` (one account per backend identity,
-//! `src/users.rs`) and the two of the pending 2FA logins (`src/sessions.rs`). The package creates
-//! them itself at first use, whatever `MONGO_AUTO_INDEX` says; `customBackendMeta` has only `_id`.
+//! `src/users.rs`) and those of its own collections (pending 2FA logins, revocations, backend
+//! events). The package creates them itself at first use, whatever `MONGO_AUTO_INDEX` says;
+//! `customBackendMeta` has only `_id`.
 
 use std::time::Duration;
 
@@ -103,21 +104,50 @@ pub async fn check_duplicate_identities(db: &mongodb::Database, timeout: Duratio
     }
 }
 
-/// The pending 2FA logins' collection: absent until the first login that waits for LibreChat's
-/// 2FA step, which creates it with its indexes. Present without them means their creation failed.
-pub fn check_pending_indexes(exists: bool, indexes: &[Document]) -> Vec<Finding> {
-    let collection = crate::sessions::PENDING_COLLECTION;
+/// One of the package's own collections, created with its indexes at first use.
+pub struct OwnCollection {
+    pub name: &'static str,
+    pub indexes: Vec<mongodb::IndexModel>,
+    /// What creates it (said while it does not exist yet).
+    pub created_by: &'static str,
+}
+
+/// The package's own collections with indexes: pending 2FA logins, revocations, backend events.
+pub fn own_collections() -> [OwnCollection; 3] {
+    [
+        OwnCollection {
+            name: crate::sessions::PENDING_COLLECTION,
+            indexes: crate::sessions::pending_indexes().to_vec(),
+            created_by: "the first login that waits for LibreChat's 2FA step",
+        },
+        OwnCollection {
+            name: crate::revocation::REVOCATIONS_COLLECTION,
+            indexes: crate::revocation::revocation_indexes().to_vec(),
+            created_by: "the first server that connects",
+        },
+        OwnCollection {
+            name: crate::events::EVENTS_COLLECTION,
+            indexes: crate::events::event_indexes().to_vec(),
+            created_by: "the first backend event",
+        },
+    ]
+}
+
+/// An own collection: absent until its first use, which creates it with its indexes. Present
+/// without them means their creation failed.
+pub fn check_own_indexes(own: &OwnCollection, exists: bool, indexes: &[Document]) -> Vec<Finding> {
+    let collection = own.name;
     if !exists {
         return vec![finding(
             INFO,
             collection,
-            "not created yet: the first login that waits for LibreChat's 2FA step creates it with its indexes",
+            format!(
+                "not created yet: {} creates it with its indexes",
+                own.created_by
+            ),
         )];
     }
-    let specs: Vec<IndexSpec> = crate::sessions::pending_indexes()
-        .iter()
-        .map(IndexSpec::from_model)
-        .collect();
+    let specs: Vec<IndexSpec> = own.indexes.iter().map(IndexSpec::from_model).collect();
     let missing: Vec<Finding> = specs
         .iter()
         .filter(|s| !indexes.iter().any(|ix| s.matches(ix)))
@@ -151,24 +181,28 @@ pub fn check_pending_indexes(exists: bool, indexes: &[Document]) -> Vec<Finding>
     )]
 }
 
-/// The pending 2FA collection's state, read from the database.
-pub async fn pending_state(
+/// The own collections' state, read from the database.
+pub async fn own_state(
     db: &mongodb::Database,
     collections: &[String],
     timeout: Duration,
 ) -> Vec<Finding> {
-    let name = crate::sessions::PENDING_COLLECTION;
-    if !collections.iter().any(|c| c == name) {
-        return check_pending_indexes(false, &[]);
+    let mut out = Vec::new();
+    for own in own_collections() {
+        if !collections.iter().any(|c| c == own.name) {
+            out.extend(check_own_indexes(&own, false, &[]));
+            continue;
+        }
+        match list_indexes(db, own.name).await {
+            Ok(ix) => out.extend(check_own_indexes(&own, true, &ix)),
+            Err(e) => out.push(finding(
+                PROBLEM,
+                own.name,
+                format!("cannot list the indexes ({})", db_reason(&e, timeout)),
+            )),
+        }
     }
-    match list_indexes(db, name).await {
-        Ok(ix) => check_pending_indexes(true, &ix),
-        Err(e) => vec![finding(
-            PROBLEM,
-            name,
-            format!("cannot list the indexes ({})", db_reason(&e, timeout)),
-        )],
-    }
+    out
 }
 
 #[cfg(test)]
@@ -204,6 +238,9 @@ mod tests {
 
     #[test]
     fn item_10_6_pending_2fa_indexes() {
+        let [pending, ..] = own_collections();
+        let check_pending_indexes =
+            |exists, ix: &[Document]| check_own_indexes(&pending, exists, ix);
         assert_eq!(check_pending_indexes(false, &[])[0].level, INFO);
         let f = check_pending_indexes(true, &[doc! {"key": {"_id": 1}, "name": "_id_"}]);
         assert_eq!(f.len(), 2);
@@ -219,5 +256,28 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].level, OK);
         assert!(f[0].detail.contains("user_1_createdAt_-1, expiresAt_1"));
+    }
+
+    #[test]
+    fn item_11_1_revocation_and_event_indexes() {
+        let [_, revocations, events] = own_collections();
+        let f = check_own_indexes(&revocations, false, &[]);
+        assert_eq!(f[0].level, INFO);
+        assert!(f[0].detail.contains("first server that connects"));
+        let f = check_own_indexes(
+            &revocations,
+            true,
+            &[doc! {"key": {"at": 1}, "name": "at_1"}],
+        );
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].level, PROBLEM);
+        assert!(f[0].detail.ends_with(
+            "create it: db.customBackendRevocations.createIndex({expiresAt: 1}, {expireAfterSeconds: 0})"
+        ));
+        let both = [
+            doc! {"key": {"userId": 1, "time": -1}, "name": "userId_1_time_-1"},
+            doc! {"key": {"expiresAt": 1}, "name": "expiresAt_1", "expireAfterSeconds": 0},
+        ];
+        assert_eq!(check_own_indexes(&events, true, &both)[0].level, OK);
     }
 }
