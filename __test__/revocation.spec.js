@@ -9,6 +9,7 @@ const crypto = require('crypto');
 const request = require('supertest');
 const { startHarness, parseSetCookies } = require('./support/harness');
 const { startInstance } = require('./support/instance');
+const { startTcpProxy } = require('./support/tcpProxy');
 const { EVENTS_SECRET, EVENTS_PATH, SIGNATURE_HEADER, backendEvent, signEvent, postEvent } = require('./support/events');
 
 const ALICE = { email: 'Alice', password: 'alice-password-1' }; // u-1001, roles: staff
@@ -271,6 +272,24 @@ describe('#11.1 backend events: effects', () => {
     const res = await postEvent(request, h.app, backendEvent('user.disabled', 'u-9999'));
     expect(res.status).toBe(200);
     expect(res.body.status).toBe('no_account');
+  });
+
+  test('#11.1 the per-request check reads no database: cut off from it, a cached user passes and a revoked one is refused', async () => {
+    const proxy = await startTcpProxy(h.vars.MONGO_URI);
+    try {
+      await h.reconfigure({ ...ENV, MONGO_URI: proxy.uri, MONGO_TIMEOUT_MS: '300' });
+      const a = await login(h);
+      const b = await login(h, BOB);
+      await h.service.logoutAll(b.user.id);
+      proxy.cut();
+      // Many requests, every one answered from memory: the user cache and the revocation table.
+      for (let i = 0; i < 20; i += 1) {
+        expect((await api(h, a.token)).status).toBe(200);
+        expect((await api(h, b.token)).status).toBe(401);
+      }
+    } finally {
+      await proxy.close();
+    }
   });
 
   test('#11.1 the database down: 503 with Retry-After (the backend retries; events are idempotent)', async () => {
