@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::error::AuthError;
 
 /// The `code` label: `ok` and every stable code of `AuthError::code()` (a test keeps them equal).
-pub const CODES: [&str; 18] = [
+pub const CODES: [&str; 19] = [
     "ok",
     "CONFIG_INVALID",
     "BAD_REQUEST",
@@ -22,6 +22,7 @@ pub const CODES: [&str; 18] = [
     "BACKEND_TIMEOUT",
     "BACKEND_BAD_RESPONSE",
     "BACKEND_RATE_LIMITED",
+    "BACKEND_CIRCUIT_OPEN",
     "TOKEN_INVALID",
     "TOKEN_EXPIRED",
     "TWO_FACTOR_REQUIRED",
@@ -314,6 +315,7 @@ mod tests {
             AuthError::BackendTimeout,
             AuthError::BackendBadResponse(String::new()),
             AuthError::BackendRateLimited,
+            AuthError::BackendCircuitOpen(String::new()),
             AuthError::TokenInvalid(String::new()),
             AuthError::TokenExpired,
             AuthError::TwoFactorRequired,
