@@ -63,8 +63,12 @@ describe('#11.3 circuit breaker', () => {
   });
 
   test.each([
-    ['answers 503', async () => h.mock.set({ login: { status: 503 } })],
-    ['hangs past BACKEND_TIMEOUT_MS', async () => h.mock.set({ login: { hang: true } })],
+    ['answers 503', async () => {
+      h.mock.set({ login: { status: 503 } });
+    }],
+    ['hangs past BACKEND_TIMEOUT_MS', async () => {
+      h.mock.set({ login: { hang: true } });
+    }],
     ['refuses connections', async () => ({ BACKEND_AUTH_URL: `http://127.0.0.1:${await closedPort()}/login` })],
   ])('#11.3 the breaker opens after BACKEND_BREAKER_FAILURES failures in a row: the backend %s', async (_name, provoke) => {
     const extra = await provoke();
