@@ -4,6 +4,8 @@
 //! Every label comes from a fixed table here, so no input can create a series; counting is one
 //! relaxed atomic add into a fixed array: no lock, no allocation on the hot path. `snapshot()`
 //! reads them for the JS side (`service.metrics()`, prom-client collectors).
+//! The circuit breakers' state and openings per backend host are kept by `breaker::Breakers` (one
+//! series per configured host) and read from there into the same snapshot (`lib.rs`).
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
