@@ -146,6 +146,15 @@ export interface MetricsBackendCalls {
   sumSeconds: number
 }
 
+/** One backend host's circuit breaker. */
+export interface MetricsBreaker {
+  /** `scheme://host:port` of configured backend URLs only. */
+  host: string
+  /** 0 closed, 1 half-open, 2 open. */
+  state: number
+  openings: number
+}
+
 export interface MetricsCache {
   cache: string
   hits: number
@@ -173,6 +182,7 @@ export interface MetricsSnapshot {
   singleFlightJoins: Array<MetricsFlightJoins>
   refreshLeaseWaits: number
   backendCallsInFlight: number
+  backendBreakers: Array<MetricsBreaker>
 }
 
 /** What `refresh` answers. */

@@ -65,6 +65,7 @@ export type ErrorCode =
   | 'ACCOUNT_CONFLICT'
   | 'BACKEND_UNAVAILABLE'
   | 'BACKEND_TIMEOUT'
+  | 'BACKEND_CIRCUIT_OPEN'
   | 'BACKEND_BAD_RESPONSE'
   | 'BACKEND_RATE_LIMITED'
   | 'TOKEN_INVALID'
@@ -173,6 +174,8 @@ export interface CustomBackendMetrics {
   singleFlightJoins: Record<'backend_token' | 'jwks', number>;
   refreshLeaseWaits: number;
   backendCallsInFlight: number;
+  /** The circuit breaker of each backend host (`scheme://host:port` of the configured URLs). */
+  backendBreakers: Array<{ host: string; state: 0 | 1 | 2; openings: number }>;
 }
 
 /** The part of a prom-client `Registry` the package uses. */

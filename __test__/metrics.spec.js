@@ -236,7 +236,7 @@ describe('#10.7 metrics', () => {
     await login(ALICE);
     const m = service.metrics();
     expect(Object.keys(m).sort()).toEqual(
-      ['backendCalls', 'backendCallsInFlight', 'bucketBoundsSeconds', 'cache', 'outcomes', 'refreshLeaseWaits', 'singleFlightJoins'].sort(),
+      ['backendBreakers', 'backendCalls', 'backendCallsInFlight', 'bucketBoundsSeconds', 'cache', 'outcomes', 'refreshLeaseWaits', 'singleFlightJoins'].sort(),
     );
     expect(Object.keys(m.outcomes).sort()).toEqual(['bearer', 'login', 'logout', 'refresh']);
     for (const flow of Object.values(m.outcomes)) expect(typeof flow.ok).toBe('number');
@@ -276,6 +276,7 @@ describe('#10.7 metrics', () => {
       cache: ['user', 'backend_token'],
       flight: ['backend_token', 'jwks'],
       le: ['0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '+Inf'],
+      host: [h.mock.url], // the breakers' (#11.3): the configured backend hosts only
     };
     await h.reconfigure({ BACKEND_BEARER_TOKENS: 'userinfo' });
     const junk = [];
@@ -291,8 +292,9 @@ describe('#10.7 metrics', () => {
         expect(allowed[label]).toContain(v);
       }
     }
-    // At most every flow x code, endpoint x outcome histogram (12 buckets, sum, count) and the rest.
-    expect(ours.length).toBeLessThanOrEqual(4 * 18 + 5 * 6 * 14 + 1 + 2 * 2 + 2 + 1);
+    // At most every flow x code, endpoint x outcome histogram (12 buckets, sum, count), the
+    // breaker's two series of the one backend host, and the rest.
+    expect(ours.length).toBeLessThanOrEqual(4 * 19 + 5 * 6 * 14 + 1 + 2 * 2 + 2 + 1 + 2);
     for (const t of junk) expect(res.text).not.toContain(t);
   });
 

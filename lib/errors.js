@@ -12,6 +12,8 @@ const STATUS_BY_CODE = Object.freeze({
   BACKEND_RATE_LIMITED: 429,
   BACKEND_BAD_RESPONSE: 502,
   BACKEND_UNAVAILABLE: 503,
+  // Not sent: the host's circuit breaker is open or its calls in flight are at their bound.
+  BACKEND_CIRCUIT_OPEN: 503,
   DB_UNAVAILABLE: 503,
   BACKEND_TIMEOUT: 504,
   TOKEN_INVALID: 401,
@@ -40,6 +42,7 @@ const LOGIN_STATUS_BY_CODE = Object.freeze({
   ACCESS_DENIED: 404,
   BACKEND_BAD_RESPONSE: 500,
   BACKEND_UNAVAILABLE: 500,
+  BACKEND_CIRCUIT_OPEN: 500,
   DB_UNAVAILABLE: 500,
   BACKEND_TIMEOUT: 500,
   // Not expected at login; never 401 there (an older client would start a refresh).
@@ -61,6 +64,7 @@ function loginStatusOf(code) {
 const OUTAGE_CODES = new Set([
   'BACKEND_UNAVAILABLE',
   'BACKEND_TIMEOUT',
+  'BACKEND_CIRCUIT_OPEN',
   'BACKEND_BAD_RESPONSE',
   'BACKEND_RATE_LIMITED',
   'DB_UNAVAILABLE',

@@ -20,7 +20,8 @@ const FLOW_FAMILIES = [
  * The native snapshot as the JS API gives it out:
  * `{ outcomes: { login: { ok, CODE… }, refresh, logout, bearer }, backendCalls: [{ endpoint, outcome,
  * count, sumSeconds, buckets: [{ le, count }] }], bucketBoundsSeconds, cache: { user: { hits, misses },
- * backend_token }, singleFlightJoins: { backend_token, jwks }, refreshLeaseWaits, backendCallsInFlight }`.
+ * backend_token }, singleFlightJoins: { backend_token, jwks }, refreshLeaseWaits, backendCallsInFlight,
+ * backendBreakers: [{ host, state (0 closed, 1 half-open, 2 open), openings }] }`.
  */
 function shapeSnapshot(raw) {
   const outcomes = { login: {}, refresh: {}, logout: {}, bearer: {} };
@@ -40,6 +41,7 @@ function shapeSnapshot(raw) {
     singleFlightJoins: Object.fromEntries(raw.singleFlightJoins.map((f) => [f.flight, f.joins])),
     refreshLeaseWaits: raw.refreshLeaseWaits,
     backendCallsInFlight: raw.backendCallsInFlight,
+    backendBreakers: raw.backendBreakers.map((b) => ({ host: b.host, state: b.state, openings: b.openings })),
   };
 }
 
@@ -96,6 +98,18 @@ function metricFamilies(read) {
     family('backend_calls_in_flight', 'Calls to the identity backend in flight now', 'gauge', (s) => [
       { labels: {}, value: s.backendCallsInFlight },
     ]),
+    family(
+      'backend_breaker_state',
+      'Circuit breaker of each backend host (scheme://host:port of the configured URLs): 0 closed, 1 half-open, 2 open',
+      'gauge',
+      (s) => s.backendBreakers.map((b) => ({ labels: { host: b.host }, value: b.state })),
+    ),
+    family(
+      'backend_breaker_openings_total',
+      'Times the circuit breaker of each backend host opened (failures in a row, or a failed probe)',
+      'counter',
+      (s) => s.backendBreakers.map((b) => ({ labels: { host: b.host }, value: b.openings })),
+    ),
     family('cache_hits_total', 'Per-request cache lookups answered from the cache, by cache (user, backend_token)', 'counter', (s) =>
       byLabel('cache', Object.entries(s.cache).map(([k, c]) => [k, c.hits])),
     ),

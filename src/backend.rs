@@ -10,6 +10,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::breaker::{Breakers, Outcome};
 use crate::config::{Config, Mapping};
 use crate::error::{AuthError, AuthResult};
 use crate::metrics::{call_outcome, Endpoint, Metrics};
@@ -116,6 +117,8 @@ pub struct Backend {
     mapping: Mapping,
     /// Latency, outcome and calls in flight of every call (shared with the service).
     metrics: Arc<Metrics>,
+    /// The circuit breaker and pending bound per backend host, in front of every call.
+    breakers: Arc<Breakers>,
 }
 
 /// The HTTP client for every backend call: no redirects followed (a redirect could carry the
@@ -153,7 +156,13 @@ impl Backend {
             refresh_url: cfg.refresh_url.clone(),
             mapping: cfg.mapping.clone(),
             metrics: Arc::default(),
+            breakers: Arc::new(Breakers::new(cfg.breaker, cfg.backend_urls())),
         })
+    }
+
+    /// The breakers of the backend hosts (their states; `set_listener` for transitions).
+    pub fn breakers(&self) -> &Arc<Breakers> {
+        &self.breakers
     }
 
     /// Counts into `metrics` (the service's) instead of a private set.
@@ -250,17 +259,25 @@ impl Backend {
         self.send_with(req, endpoint, &[]).await
     }
 
-    /// Sends a request, timed and counted per endpoint and outcome (a call dropped before it ends,
-    /// e.g. by a client gone away, leaves the in-flight gauge but is not timed).
+    /// Sends a request through its host's breaker (refused at once while it is open or its calls
+    /// in flight are at their bound: nothing is sent), timed and counted per endpoint and outcome
+    /// (a call dropped before it ends, e.g. by a client gone away, leaves the in-flight gauge but is
+    /// not timed).
     async fn send_with(
         &self,
         req: RequestBuilder,
         endpoint: Endpoint,
         refusals: &[StatusCode],
     ) -> AuthResult<Answer> {
+        let (client, req) = req.build_split();
+        let req = req.map_err(|e| transport_error(&e, endpoint.what()))?;
+        let permit = self.breakers.admit(req.url())?;
         let _in_flight = self.metrics.backend_call_started();
         let started = Instant::now();
-        let answer = self.exchange(req, endpoint.what(), refusals).await;
+        let answer = self
+            .exchange(client.execute(req), endpoint.what(), refusals)
+            .await;
+        permit.finish(Outcome::of(&answer));
         let outcome = call_outcome(match &answer {
             Ok(Answer::Json(_)) => Ok(true),
             Ok(Answer::Refused) => Ok(false),
@@ -275,11 +292,11 @@ impl Backend {
     /// besides 401/403.
     async fn exchange(
         &self,
-        req: RequestBuilder,
+        sent: impl std::future::Future<Output = reqwest::Result<reqwest::Response>>,
         what: &str,
         refusals: &[StatusCode],
     ) -> AuthResult<Answer> {
-        let mut resp = req.send().await.map_err(|e| transport_error(&e, what))?;
+        let mut resp = sent.await.map_err(|e| transport_error(&e, what))?;
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED
             || status == StatusCode::FORBIDDEN

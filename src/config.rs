@@ -28,6 +28,10 @@ const DEFAULT_EVENTS_TOLERANCE_SECS: u64 = 300;
 const DEFAULT_REVOCATION_POLL_MS: u64 = 1_000;
 /// HMAC-SHA256 keys shorter than this are guessable offline from one signed request.
 const MIN_EVENTS_SECRET_CHARS: usize = 32;
+const DEFAULT_BREAKER_FAILURES: u64 = 5;
+const DEFAULT_BREAKER_COOLDOWN_MS: u64 = 30_000;
+const DEFAULT_BREAKER_PROBES: u64 = 1;
+const DEFAULT_MAX_PENDING: u64 = 64;
 
 /// Upper bounds of the duration variables: far above any sane setting, far below what could
 /// overflow a clock (`Instant + Duration`) or a date.
@@ -74,6 +78,18 @@ pub struct UserinfoBudget {
     pub max_concurrent: usize,
     pub per_second: u32,
     pub burst: u32,
+}
+
+/// The circuit breaker per backend host and its bound on calls in flight (`src/breaker.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    /// Failures in a row that open it; 0 turns the breaker off (the pending bound stays).
+    pub failures: u32,
+    pub cooldown: Duration,
+    /// Calls let through at once while half-open.
+    pub probes: u32,
+    /// Calls in flight per host at most.
+    pub max_pending: usize,
 }
 
 /// Where the backend's answers keep their values. Paths are dot-separated; alternatives are tried
@@ -140,6 +156,7 @@ pub struct Config {
     pub token_cache_ttl: Duration,
     pub provision_on_bearer: bool,
     pub userinfo_budget: UserinfoBudget,
+    pub breaker: BreakerConfig,
     /// Extra trusted roots (PEM) for internal backends: `BACKEND_CA_CERT_PATH`.
     pub ca_cert_pem: Option<Vec<u8>>,
     /// `BACKEND_LOGIN_USES_USERNAME`: LibreChat's login page asks for a user name, not an email.
@@ -276,6 +293,15 @@ impl<'a> Vars<'a> {
 }
 
 impl Config {
+    /// Every backend URL the service may call: the breaker's hosts (and the metrics' labels) are
+    /// theirs. A new backend endpoint adds its URL here.
+    pub fn backend_urls(&self) -> Vec<&Url> {
+        let mut urls = vec![&self.auth_url, &self.userinfo_url, &self.refresh_url];
+        urls.extend(self.logout_url.as_ref());
+        urls.extend(self.jwks.as_ref().map(|j| &j.url));
+        urls
+    }
+
     pub fn from_vars(map: &HashMap<String, String>) -> AuthResult<Config> {
         let v = Vars(map);
         let auth_url = v.url("BACKEND_AUTH_URL")?;
@@ -510,6 +536,35 @@ impl Config {
                 )?)
                 .unwrap_or(1_000_000),
             },
+            breaker: BreakerConfig {
+                failures: u32::try_from(v.number_in(
+                    "BACKEND_BREAKER_FAILURES",
+                    DEFAULT_BREAKER_FAILURES,
+                    0,
+                    1_000,
+                )?)
+                .unwrap_or(1_000),
+                cooldown: Duration::from_millis(v.number_in(
+                    "BACKEND_BREAKER_COOLDOWN_MS",
+                    DEFAULT_BREAKER_COOLDOWN_MS,
+                    1,
+                    DAY_MS,
+                )?),
+                probes: u32::try_from(v.number_in(
+                    "BACKEND_BREAKER_PROBES",
+                    DEFAULT_BREAKER_PROBES,
+                    1,
+                    1_000,
+                )?)
+                .unwrap_or(1_000),
+                max_pending: usize::try_from(v.number_in(
+                    "BACKEND_MAX_PENDING",
+                    DEFAULT_MAX_PENDING,
+                    1,
+                    100_000,
+                )?)
+                .unwrap_or(100_000),
+            },
             auth_url,
             userinfo_url,
             refresh_url,
@@ -726,6 +781,15 @@ pub mod tests {
         assert_eq!(c.session_expiry_ms, 900_000);
         assert_eq!(c.refresh_token_expiry_ms, 604_800_000);
         assert_eq!(c.backend_timeout, Duration::from_secs(10));
+        assert_eq!(
+            c.breaker,
+            BreakerConfig {
+                failures: 5,
+                cooldown: Duration::from_secs(30),
+                probes: 1,
+                max_pending: 64,
+            }
+        );
         assert!(!c.balance_enabled);
         assert!(!c.secure_cookies);
         assert_eq!(c.mapping.access_token, vec!["token", "access_token"]);
@@ -851,6 +915,10 @@ pub mod tests {
             ("BACKEND_USERINFO_MAX_CONCURRENT", "100000", "100001"),
             ("BACKEND_USERINFO_RATE", "1000000", "0"),
             ("BACKEND_USERINFO_BURST", "1000000", "1000001"),
+            ("BACKEND_BREAKER_FAILURES", "1000", "1001"),
+            ("BACKEND_BREAKER_COOLDOWN_MS", "86400000", "86400001"),
+            ("BACKEND_BREAKER_PROBES", "1000", "1001"),
+            ("BACKEND_MAX_PENDING", "100000", "100001"),
         ];
         for (name, max, over) in cases {
             let mut vars = sample_vars();
@@ -896,7 +964,7 @@ pub mod tests {
     fn item_14_19_every_numeric_variable_refuses_zero_negative_fraction_huge_and_text() {
         type Read = fn(&Config) -> u128;
         // (variable, whether it needs JWKS mode, the smallest allowed value, how it is read back)
-        let table: [(&str, bool, u128, Read); 16] = [
+        let table: [(&str, bool, u128, Read); 20] = [
             ("SESSION_EXPIRY", false, 1, |c| {
                 u128::from(c.session_expiry_ms)
             }),
@@ -931,6 +999,18 @@ pub mod tests {
             }),
             ("REVOCATION_POLL_MS", false, 0, |c| {
                 c.revocation_poll.as_millis()
+            }),
+            ("BACKEND_BREAKER_FAILURES", false, 0, |c| {
+                u128::from(c.breaker.failures)
+            }),
+            ("BACKEND_BREAKER_COOLDOWN_MS", false, 1, |c| {
+                c.breaker.cooldown.as_millis()
+            }),
+            ("BACKEND_BREAKER_PROBES", false, 1, |c| {
+                u128::from(c.breaker.probes)
+            }),
+            ("BACKEND_MAX_PENDING", false, 1, |c| {
+                c.breaker.max_pending as u128
             }),
             ("BACKEND_JWKS_CACHE_TTL", true, 1, |c| {
                 u128::from(c.jwks.as_ref().unwrap().cache_ttl.as_secs())

@@ -24,6 +24,9 @@ pub enum AuthError {
     BackendBadResponse(String),
     /// The backend rate-limits us.
     BackendRateLimited,
+    /// Not sent: the host's circuit breaker is open (it kept failing) or its calls in flight are
+    /// at their bound (`BACKEND_MAX_PENDING`). An outage, like `BackendUnavailable`.
+    BackendCircuitOpen(String),
     /// A token that is malformed, forged, of the wrong kind or revoked.
     TokenInvalid(String),
     /// A token whose `exp` has passed.
@@ -59,6 +62,7 @@ impl AuthError {
             AuthError::BackendTimeout => "BACKEND_TIMEOUT",
             AuthError::BackendBadResponse(_) => "BACKEND_BAD_RESPONSE",
             AuthError::BackendRateLimited => "BACKEND_RATE_LIMITED",
+            AuthError::BackendCircuitOpen(_) => "BACKEND_CIRCUIT_OPEN",
             AuthError::TokenInvalid(_) => "TOKEN_INVALID",
             AuthError::TokenExpired => "TOKEN_EXPIRED",
             AuthError::TwoFactorRequired => "TWO_FACTOR_REQUIRED",
@@ -101,6 +105,10 @@ impl fmt::Display for AuthError {
             AuthError::BackendRateLimited => {
                 f.write_str("Too many requests to the authentication service. Please try again later.")
             }
+            AuthError::BackendCircuitOpen(m) => write!(
+                f,
+                "The authentication service is unavailable (not called: {m}). Please try again later."
+            ),
             AuthError::TokenInvalid(m) => write!(f, "Invalid token: {m}"),
             AuthError::TokenExpired => f.write_str("Token expired"),
             AuthError::TwoFactorRequired => f.write_str(

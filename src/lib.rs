@@ -6,6 +6,7 @@
 
 mod backend;
 mod bearer;
+mod breaker;
 mod cache;
 mod config;
 mod control;
@@ -112,6 +113,16 @@ pub struct MetricsFlightJoins {
     pub joins: f64,
 }
 
+/// One backend host's circuit breaker.
+#[napi(object)]
+pub struct MetricsBreaker {
+    /// `scheme://host:port` of configured backend URLs only.
+    pub host: String,
+    /// 0 closed, 1 half-open, 2 open.
+    pub state: u32,
+    pub openings: f64,
+}
+
 /// Everything the service counted since it was built (`metrics()`).
 #[napi(object)]
 pub struct MetricsSnapshot {
@@ -122,6 +133,7 @@ pub struct MetricsSnapshot {
     pub single_flight_joins: Vec<MetricsFlightJoins>,
     pub refresh_lease_waits: f64,
     pub backend_calls_in_flight: f64,
+    pub backend_breakers: Vec<MetricsBreaker>,
 }
 
 /// One session as `listSessions` shows it: nothing secret. Times in ms since the epoch.
@@ -440,6 +452,18 @@ impl CustomBackendAuthService {
                 .collect(),
             refresh_lease_waits: s.lease_waits as f64,
             backend_calls_in_flight: s.in_flight as f64,
+            backend_breakers: self
+                .inner
+                .backend
+                .breakers()
+                .states()
+                .into_iter()
+                .map(|b| MetricsBreaker {
+                    host: b.origin,
+                    state: b.state as u32,
+                    openings: b.openings as f64,
+                })
+                .collect(),
         }
     }
 

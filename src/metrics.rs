@@ -4,6 +4,8 @@
 //! Every label comes from a fixed table here, so no input can create a series; counting is one
 //! relaxed atomic add into a fixed array: no lock, no allocation on the hot path. `snapshot()`
 //! reads them for the JS side (`service.metrics()`, prom-client collectors).
+//! The circuit breakers' state and openings per backend host are kept by `breaker::Breakers` (one
+//! series per configured host) and read from there into the same snapshot (`lib.rs`).
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -11,7 +13,7 @@ use std::time::Duration;
 use crate::error::AuthError;
 
 /// The `code` label: `ok` and every stable code of `AuthError::code()` (a test keeps them equal).
-pub const CODES: [&str; 19] = [
+pub const CODES: [&str; 20] = [
     "ok",
     "CONFIG_INVALID",
     "BAD_REQUEST",
@@ -22,6 +24,7 @@ pub const CODES: [&str; 19] = [
     "BACKEND_TIMEOUT",
     "BACKEND_BAD_RESPONSE",
     "BACKEND_RATE_LIMITED",
+    "BACKEND_CIRCUIT_OPEN",
     "TOKEN_INVALID",
     "TOKEN_EXPIRED",
     "TWO_FACTOR_REQUIRED",
@@ -315,6 +318,7 @@ mod tests {
             AuthError::BackendTimeout,
             AuthError::BackendBadResponse(String::new()),
             AuthError::BackendRateLimited,
+            AuthError::BackendCircuitOpen(String::new()),
             AuthError::TokenInvalid(String::new()),
             AuthError::TokenExpired,
             AuthError::TwoFactorRequired,

@@ -257,6 +257,7 @@ impl Service {
         let outage = matches!(
             e,
             AuthError::BackendUnavailable(_)
+                | AuthError::BackendCircuitOpen(_)
                 | AuthError::BackendTimeout
                 | AuthError::BackendRateLimited
                 | AuthError::BackendBadResponse(_)

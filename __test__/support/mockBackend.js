@@ -8,6 +8,8 @@
  *   mock.urls.login                                   // http://127.0.0.1:PORT/api/auth/login
  *   mock.set({ latencyMs: 50, login: { status: 503 } });
  *   mock.calls.login                                  // requests seen (counted before switches)
+ *   mock.pending.login                                // requests seen and not answered yet (hanging included)
+ *   mock.answerHanging(503)                           // answers every hanging request with that status
  *   mock.reset();                                     // switches, counts, requests; reset({tokens:true}) too
  *   await mock.close();                               // also destroys hanging sockets
  *
@@ -136,6 +138,7 @@ async function startMockBackend(options = {}) {
     issuer: options.issuer || '',
     audience,
     calls: Object.fromEntries(ENDPOINTS.map((n) => [n, 0])),
+    pending: Object.fromEntries(ENDPOINTS.map((n) => [n, 0])),
     requests: [],
     lastLogout: undefined,
     reuseDetected: 0,
@@ -166,6 +169,13 @@ async function startMockBackend(options = {}) {
     if (resetKeys) keys.length = 0;
     if (mock.switches.jwtTokens) currentKey(mock.switches.jwtTokens);
     return mock;
+  };
+
+  // Requests kept open by the `hang` switch, until answerHanging() or close().
+  const hanging = new Set();
+  mock.answerHanging = (status = 503) => {
+    for (const res of hanging) if (!res.destroyed && !res.writableEnded) send(res, status, { message: 'forced error' });
+    hanging.clear();
   };
 
   function sw(name, key) {
@@ -515,6 +525,10 @@ async function startMockBackend(options = {}) {
     const name = byPath.get(pathname);
     if (!name) return send(res, 404, { message: 'Not found' });
     mock.calls[name] += 1;
+    mock.pending[name] += 1;
+    res.on('close', () => {
+      mock.pending[name] -= 1;
+    });
 
     const { raw, tooLarge, aborted } = await readBody(req);
     if (aborted) return undefined;
@@ -534,7 +548,10 @@ async function startMockBackend(options = {}) {
     const latency = sw(name, 'latencyMs');
     if (latency > 0) await delay(latency);
     if (closed) return undefined;
-    if (sw(name, 'hang')) return undefined; // keep the socket open; close() destroys it
+    if (sw(name, 'hang')) {
+      hanging.add(res); // keep the socket open; answerHanging() answers it, close() destroys it
+      return undefined;
+    }
     const status = sw(name, 'status');
     if (status) return send(res, status, sw(name, 'body') ?? { message: 'forced error' }, sw(name, 'headers') ?? undefined);
     if (sw(name, 'malformed')) return send(res, 200, '{"token": "abc"');

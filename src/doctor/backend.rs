@@ -7,14 +7,19 @@ use std::time::Duration;
 use reqwest::{header::LOCATION, Client, StatusCode, Url};
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use super::env::shown_url;
 use super::{finding, Finding, INFO, OK, PROBLEM};
+use crate::breaker::{Breakers, Outcome};
 use crate::config::Config;
 
 /// The largest key set read from `BACKEND_JWKS_URL`.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
-pub async fn check_backend(cfg: &Config) -> Vec<Finding> {
+/// Each probe goes through `breakers` as the service's calls do, so that their states after the
+/// probes can be shown (`breaker.rs`).
+pub async fn check_backend(cfg: &Config, breakers: &Arc<Breakers>) -> Vec<Finding> {
     let http = match crate::backend::http_client(cfg) {
         Ok(c) => c,
         Err(e) => return vec![finding(PROBLEM, "backend", format!("[{}] {}", e.code(), e))],
@@ -35,7 +40,22 @@ pub async fn check_backend(cfg: &Config) -> Vec<Finding> {
         .into_iter()
         .map(|(name, url, jwks)| {
             let http = http.clone();
-            tokio::spawn(async move { check_url(&http, name, &url, jwks, timeout).await })
+            let breakers = breakers.clone();
+            tokio::spawn(async move {
+                let permit = match breakers.admit(&url) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        return finding(
+                            PROBLEM,
+                            name,
+                            format!("{} not probed: {e}", shown_url(&url)),
+                        )
+                    }
+                };
+                let (f, outcome) = check_url(&http, name, &url, jwks, timeout).await;
+                permit.finish(outcome);
+                f
+            })
         })
         .collect();
     let mut out = Vec::new();
@@ -48,8 +68,33 @@ pub async fn check_backend(cfg: &Config) -> Vec<Finding> {
 }
 
 /// `GET url` without credentials or body. Any HTTP answer means the URL answers; 3xx and 5xx are
-/// problems (redirects are not followed by the service; a 5xx is the backend failing).
-async fn check_url(http: &Client, name: &str, url: &Url, jwks: bool, timeout: Duration) -> Finding {
+/// problems (redirects are not followed by the service; a 5xx is the backend failing). The outcome
+/// is the breaker's: no answer or a 5xx is a failure, as for the service's calls.
+async fn check_url(
+    http: &Client,
+    name: &str,
+    url: &Url,
+    jwks: bool,
+    timeout: Duration,
+) -> (Finding, Outcome) {
+    let f = check_answer(http, name, url, jwks, timeout).await;
+    let failed = f.level == PROBLEM
+        && (f.detail.starts_with("no answer from ") || f.detail.ends_with("(server error)"));
+    let outcome = if failed {
+        Outcome::Failed
+    } else {
+        Outcome::Answered
+    };
+    (f, outcome)
+}
+
+async fn check_answer(
+    http: &Client,
+    name: &str,
+    url: &Url,
+    jwks: bool,
+    timeout: Duration,
+) -> Finding {
     let shown = shown_url(url);
     let resp = match http.get(url.clone()).send().await {
         Ok(r) => r,
@@ -242,7 +287,7 @@ mod tests {
         let cfg = Config::from_vars(&sample_vars()).unwrap();
         let http = crate::backend::http_client(&cfg).unwrap();
         let url = Url::parse(&format!("http://127.0.0.1:{port}/refresh?secret=1")).unwrap();
-        let f = check_url(
+        let (f, outcome) = check_url(
             &http,
             "BACKEND_REFRESH_URL",
             &url,
@@ -250,6 +295,7 @@ mod tests {
             cfg.backend_timeout,
         )
         .await;
+        assert_eq!(outcome, Outcome::Failed);
         assert_eq!(f.level, PROBLEM);
         assert_eq!(
             f.detail,

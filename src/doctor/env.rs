@@ -112,6 +112,14 @@ const VARIABLES: &[(&str, Show, Unset)] = &[
     ),
     ("BACKEND_USERINFO_RATE", Show::Plain, Unset::Default("50")),
     ("BACKEND_USERINFO_BURST", Show::Plain, Unset::Default("100")),
+    ("BACKEND_BREAKER_FAILURES", Show::Plain, Unset::Default("5")),
+    (
+        "BACKEND_BREAKER_COOLDOWN_MS",
+        Show::Plain,
+        Unset::Default("30000"),
+    ),
+    ("BACKEND_BREAKER_PROBES", Show::Plain, Unset::Default("1")),
+    ("BACKEND_MAX_PENDING", Show::Plain, Unset::Default("64")),
     (
         "BACKEND_PROVISION_ON_BEARER",
         Show::Plain,
@@ -421,6 +429,14 @@ mod tests {
         );
         assert_eq!(def("BACKEND_USERINFO_RATE"), b.per_second.to_string());
         assert_eq!(def("BACKEND_USERINFO_BURST"), b.burst.to_string());
+        let br = Config::from_vars(&sample_vars()).unwrap().breaker;
+        assert_eq!(def("BACKEND_BREAKER_FAILURES"), br.failures.to_string());
+        assert_eq!(
+            def("BACKEND_BREAKER_COOLDOWN_MS"),
+            br.cooldown.as_millis().to_string()
+        );
+        assert_eq!(def("BACKEND_BREAKER_PROBES"), br.probes.to_string());
+        assert_eq!(def("BACKEND_MAX_PENDING"), br.max_pending.to_string());
         assert_eq!(def("BACKEND_JWT_ID_CLAIM"), j.id_claim);
     }
 

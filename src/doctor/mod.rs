@@ -1,6 +1,6 @@
 //! `librechat-custom-backend-auth doctor`: the effective configuration with secrets redacted
 //! (`env.rs`), then one file per check: `NODE_ENV` as LibreChat starts (`node_env.rs`), the
-//! backend URLs (`backend.rs`), the database (`database.rs`) with LibreChat's models' indexes
+//! backend URLs (`backend.rs`) and the circuit breaker's state after those probes (`breaker.rs`), the database (`database.rs`) with LibreChat's models' indexes
 //! (`librechat_indexes.rs`), the package's own (`own_indexes.rs`) and `MONGO_AUTO_INDEX`
 //! (`auto_index.rs`).
 //!
@@ -10,6 +10,7 @@
 mod accounts;
 mod auto_index;
 mod backend;
+mod breaker;
 mod database;
 mod env;
 mod index_spec;
@@ -18,7 +19,9 @@ mod node_env;
 mod own_indexes;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use crate::breaker::Breakers;
 use crate::config::Config;
 
 use env::effective_config;
@@ -64,9 +67,15 @@ pub async fn diagnose(vars: &HashMap<String, String>) -> (Vec<(String, String)>,
     (shown, findings)
 }
 
-/// The checks of a valid configuration: backend URLs and database, run concurrently.
+/// The checks of a valid configuration: backend URLs and database, run concurrently; then the
+/// breaker's state after the backend probes.
 async fn run(cfg: &Config, auto: &auto_index::AutoIndex) -> Vec<Finding> {
-    let (mut out, db) = tokio::join!(backend::check_backend(cfg), database::check_db(cfg, auto));
+    let breakers = Arc::new(Breakers::new(cfg.breaker, cfg.backend_urls()));
+    let (mut out, db) = tokio::join!(
+        backend::check_backend(cfg, &breakers),
+        database::check_db(cfg, auto)
+    );
+    out.extend(breaker::check(cfg, &breakers));
     out.extend(db);
     out
 }

@@ -1,0 +1,126 @@
+//! The circuit breaker: its configuration, how it relates to the user-info budget, and the state
+//! of each backend host's breaker after doctor's own probes of the backend URLs (`backend.rs`),
+//! which go through a breaker configured as the service's.
+
+use super::{finding, Finding, INFO, OK, PROBLEM};
+use crate::breaker::{BreakerState, Breakers};
+use crate::config::Config;
+
+pub fn check(cfg: &Config, breakers: &Breakers) -> Vec<Finding> {
+    let b = cfg.breaker;
+    let mut out = Vec::new();
+    if b.failures == 0 {
+        out.push(finding(
+            INFO,
+            "breaker",
+            format!(
+                "off (BACKEND_BREAKER_FAILURES=0): a failing backend still receives every call; at most {} calls in flight per host (BACKEND_MAX_PENDING)",
+                b.max_pending
+            ),
+        ));
+    } else {
+        out.push(finding(
+            OK,
+            "breaker",
+            format!(
+                "opens after {} failures in a row (timeouts, connection errors, 5xx), then answers at once for {} ms, then lets {} probe call(s) through at a time; at most {} calls in flight per host",
+                b.failures,
+                b.cooldown.as_millis(),
+                b.probes,
+                b.max_pending
+            ),
+        ));
+    }
+    if cfg.userinfo_budget.max_concurrent > b.max_pending {
+        out.push(finding(
+            INFO,
+            "BACKEND_USERINFO_MAX_CONCURRENT",
+            format!(
+                "{} is above BACKEND_MAX_PENDING ({}): user-info calls are held to BACKEND_MAX_PENDING first",
+                cfg.userinfo_budget.max_concurrent, b.max_pending
+            ),
+        ));
+    }
+    for h in breakers.states() {
+        let check = format!("breaker {}", h.origin);
+        let f = match h.state {
+            _ if b.failures == 0 => finding(INFO, &check, "off"),
+            BreakerState::Open => finding(
+                PROBLEM,
+                &check,
+                format!(
+                    "open after doctor's probes: the service would answer calls to this host at once (BACKEND_CIRCUIT_OPEN) for {} ms",
+                    b.cooldown.as_millis()
+                ),
+            ),
+            BreakerState::HalfOpen => finding(
+                INFO,
+                &check,
+                format!("{} after doctor's probes", h.state.name()),
+            ),
+            BreakerState::Closed if h.failures > 0 => finding(
+                INFO,
+                &check,
+                format!(
+                    "closed after doctor's probes, {} of {} failures in a row",
+                    h.failures, b.failures
+                ),
+            ),
+            BreakerState::Closed => finding(OK, &check, "closed after doctor's probes"),
+        };
+        out.push(f);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::breaker::Outcome;
+    use crate::config::tests::sample_vars;
+    use std::sync::Arc;
+
+    #[test]
+    fn item_11_3_doctor_shows_the_configuration_and_each_hosts_state() {
+        let mut vars = sample_vars();
+        vars.insert("BACKEND_BREAKER_FAILURES".into(), "2".into());
+        vars.insert("BACKEND_MAX_PENDING".into(), "10".into());
+        let cfg = Config::from_vars(&vars).unwrap();
+        let b = Arc::new(Breakers::new(cfg.breaker, cfg.backend_urls()));
+        let url = cfg.auth_url.clone();
+        let lines = |b: &Breakers| -> Vec<(String, String)> {
+            check(&cfg, b)
+                .into_iter()
+                .map(|f| (format!("{} {}", f.level, f.check), f.detail))
+                .collect()
+        };
+        let l = lines(&b);
+        assert!(
+            l[0].1.starts_with("opens after 2 failures in a row"),
+            "{l:?}"
+        );
+        assert_eq!(l[1].0, "info BACKEND_USERINFO_MAX_CONCURRENT");
+        assert_eq!(
+            l[2],
+            (
+                "ok breaker http://127.0.0.1:9".into(),
+                "closed after doctor's probes".into()
+            )
+        );
+        assert_eq!(l.len(), 3); // one host for the three URLs
+        b.admit(&url).unwrap().finish(Outcome::Failed);
+        assert_eq!(
+            lines(&b)[2].1,
+            "closed after doctor's probes, 1 of 2 failures in a row"
+        );
+        b.admit(&url).unwrap().finish(Outcome::Failed);
+        let l = lines(&b);
+        assert_eq!(l[2].0, "problem breaker http://127.0.0.1:9");
+        assert!(l[2].1.starts_with("open after doctor's probes"));
+        vars.insert("BACKEND_BREAKER_FAILURES".into(), "0".into());
+        let off = Config::from_vars(&vars).unwrap();
+        let f = check(&off, &Breakers::new(off.breaker, off.backend_urls()));
+        assert!(f[0].detail.starts_with("off (BACKEND_BREAKER_FAILURES=0)"));
+        assert_eq!(f.last().unwrap().detail, "off");
+    }
+}
