@@ -104,15 +104,15 @@ describe('token introspection (issue 11 section 5)', () => {
   });
 
   test.each([
-    ['aud of another client', (a) => ({ ...a, aud: 'another-client' }), 401],
-    ['no aud', ({ aud, ...a }) => a, 401], // eslint-disable-line no-unused-vars
-    ['aud as an array that holds ours', (a) => ({ ...a, aud: ['x', 'librechat'] }), 200],
-    ['another iss', (a) => ({ ...a, iss: 'https://evil.example' }), 401],
-    ['no iss', ({ iss, ...a }) => a, 401], // eslint-disable-line no-unused-vars
-    ['scope without the required one', (a) => ({ ...a, scope: 'openid chatty' }), 401],
-    ['no scope', ({ scope, ...a }) => a, 401], // eslint-disable-line no-unused-vars
-    ['nbf in the future', (a) => ({ ...a, nbf: nowSec() + 60 }), 401],
-  ])('#11.5 with audience, issuer and scope checked: %s is %i', async (_what, change, status) => {
+    ['aud of another client', 401, (a) => ({ ...a, aud: 'another-client' })],
+    ['no aud', 401, ({ aud, ...a }) => a], // eslint-disable-line no-unused-vars
+    ['aud as an array that holds ours', 200, (a) => ({ ...a, aud: ['x', 'librechat'] })],
+    ['another iss', 401, (a) => ({ ...a, iss: 'https://evil.example' })],
+    ['no iss', 401, ({ iss, ...a }) => a], // eslint-disable-line no-unused-vars
+    ['scope without the required one', 401, (a) => ({ ...a, scope: 'openid chatty' })],
+    ['no scope', 401, ({ scope, ...a }) => a], // eslint-disable-line no-unused-vars
+    ['nbf in the future', 401, (a) => ({ ...a, nbf: nowSec() + 60 })],
+  ])('#11.5 with audience, issuer and scope checked: %s is %i', async (_what, status, change) => {
     await h.reconfigure(introspectionEnv({
       BACKEND_INTROSPECTION_AUDIENCE: 'librechat',
       BACKEND_INTROSPECTION_ISSUER: h.mock.issuer,
@@ -178,14 +178,15 @@ describe('token introspection (issue 11 section 5)', () => {
   });
 
   describe('#11.5 failures of the introspection endpoint', () => {
+    // A 429 is the backend's rate limit, answered 503 and not logged per request (as in every mode).
     test.each([
-      ['wrong client credentials (401)', { BACKEND_INTROSPECTION_CLIENT_SECRET: `wrong-${crypto.randomBytes(8).toString('hex')}` }, {}, /introspection refused the client credentials/, 'refused'],
-      ['5xx', {}, { introspection: { status: 502 } }, /introspection answered 502/, 'unavailable'],
-      ['429', {}, { introspection: { status: 429 } }, /Too many requests/, 'rate_limited'],
-      ['a timeout', { BACKEND_TIMEOUT_MS: '400' }, { introspection: { hang: true } }, /introspection timed out/, 'timeout'],
-      ['garbage', {}, { introspection: { malformed: true } }, /introspection answer is not JSON/, 'bad_response'],
-      ['another 4xx', {}, { introspection: { status: 400 } }, /introspection answered 400/, 'bad_response'],
-    ])('#11.5 %s: 503, not cached, one log line that names the cause and holds no secret', async (_what, env, switches, message, outcome) => {
+      ['wrong client credentials (401)', { BACKEND_INTROSPECTION_CLIENT_SECRET: `wrong-${crypto.randomBytes(8).toString('hex')}` }, {}, /introspection refused the client credentials/, 'refused', true],
+      ['5xx', {}, { introspection: { status: 502 } }, /introspection answered 502/, 'unavailable', true],
+      ['a timeout', { BACKEND_TIMEOUT_MS: '400' }, { introspection: { hang: true } }, /introspection timed out/, 'timeout', true],
+      ['garbage', {}, { introspection: { malformed: true } }, /introspection answer is not JSON/, 'bad_response', true],
+      ['another 4xx', {}, { introspection: { status: 400 } }, /introspection answered 400/, 'bad_response', true],
+      ['429', {}, { introspection: { status: 429 } }, /Too many requests/, 'rate_limited', false],
+    ])('#11.5 %s: 503, not cached, a log line per request that names the cause, no secret logged', async (_what, env, switches, message, outcome, logs) => {
       await h.reconfigure(introspectionEnv(env));
       await login();
       h.mock.set(switches);
@@ -198,8 +199,8 @@ describe('token introspection (issue 11 section 5)', () => {
         expect(h.mock.calls.introspection).toBe(i);
       }
       const logged = h.logs.lines.slice(before).filter((l) => l.includes('[customBackendAuth] token check failed'));
-      expect(logged).toHaveLength(2);
-      expect(logged[0]).toMatch(message);
+      expect(logged).toHaveLength(logs ? 2 : 0);
+      if (logs) expect(logged[0]).toMatch(message);
       expect(calls('introspection', outcome)).toBe(2);
       h.assertNoSecretsLogged([t, h.mock.introspectionClient.secret, basicHeader().slice(6)]);
     });

@@ -952,7 +952,11 @@ pub mod tests {
             assert_eq!(invalid_var(&vars), name);
         }
         // The URL rules of the other backend URLs.
-        for bad in ["/introspect", "ftp://idp/introspect", "https://id:pw@idp/introspect"] {
+        for bad in [
+            "/introspect",
+            "ftp://idp/introspect",
+            "https://id:pw@idp/introspect",
+        ] {
             let vars = with(&introspection_vars(), "BACKEND_INTROSPECTION_URL", bad);
             assert_eq!(invalid_var(&vars), "BACKEND_INTROSPECTION_URL", "{bad}");
         }
@@ -973,9 +977,18 @@ pub mod tests {
         assert!(Config::from_vars(&prod).is_ok());
         // The optional checks, trimmed; scopes split at spaces and commas.
         let mut vars = introspection_vars();
-        vars.insert("BACKEND_INTROSPECTION_AUDIENCE".into(), " librechat ".into());
-        vars.insert("BACKEND_INTROSPECTION_ISSUER".into(), " https://idp ".into());
-        vars.insert("BACKEND_INTROSPECTION_SCOPE".into(), " chat  profile,api ".into());
+        vars.insert(
+            "BACKEND_INTROSPECTION_AUDIENCE".into(),
+            " librechat ".into(),
+        );
+        vars.insert(
+            "BACKEND_INTROSPECTION_ISSUER".into(),
+            " https://idp ".into(),
+        );
+        vars.insert(
+            "BACKEND_INTROSPECTION_SCOPE".into(),
+            " chat  profile,api ".into(),
+        );
         vars.insert("BACKEND_INTROSPECTION_ID_CLAIM".into(), " uid ".into());
         let i = Config::from_vars(&vars).unwrap().introspection.unwrap();
         assert_eq!(i.audience.as_deref(), Some("librechat"));
@@ -983,8 +996,12 @@ pub mod tests {
         assert_eq!(i.required_scopes, vec!["chat", "profile", "api"]);
         assert_eq!(i.id_claim, "uid");
         // In any case, like the other choices; not read in the other modes.
-        let c = Config::from_vars(&with(&introspection_vars(), "BACKEND_BEARER_TOKENS", " Introspection "))
-            .unwrap();
+        let c = Config::from_vars(&with(
+            &introspection_vars(),
+            "BACKEND_BEARER_TOKENS",
+            " Introspection ",
+        ))
+        .unwrap();
         assert_eq!(c.bearer_mode, BearerMode::Introspection);
         let mut other = with(&introspection_vars(), "BACKEND_BEARER_TOKENS", "userinfo");
         other.remove("BACKEND_INTROSPECTION_CLIENT_SECRET");

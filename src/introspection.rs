@@ -46,7 +46,11 @@ pub fn judge(
             None => return refused("invalid exp"),
         },
     };
-    match answer.get("nbf").filter(|v| !v.is_null()).map(Value::as_f64) {
+    match answer
+        .get("nbf")
+        .filter(|v| !v.is_null())
+        .map(Value::as_f64)
+    {
         None => {}
         Some(Some(nbf)) if now as f64 >= nbf => {}
         Some(_) => return refused("token not valid yet"),
@@ -138,8 +142,14 @@ mod tests {
         }
         let mut no_active = good.clone();
         no_active.as_object_mut().unwrap().remove("active");
-        assert_eq!(why(judge(&no_active, &cfg, &m, now)), "BACKEND_BAD_RESPONSE");
-        assert_eq!(why(judge(&json!([]), &cfg, &m, now)), "BACKEND_BAD_RESPONSE");
+        assert_eq!(
+            why(judge(&no_active, &cfg, &m, now)),
+            "BACKEND_BAD_RESPONSE"
+        );
+        assert_eq!(
+            why(judge(&json!([]), &cfg, &m, now)),
+            "BACKEND_BAD_RESPONSE"
+        );
         assert_eq!(
             with("active", json!(false)),
             "the backend reports the token inactive"
@@ -151,8 +161,14 @@ mod tests {
         assert_eq!(with("iss", json!("https://evil")), "wrong issuer");
         assert_eq!(with("aud", json!("other")), "wrong audience");
         assert_eq!(with("aud", json!(["a", "b"])), "wrong audience");
-        assert_eq!(with("scope", json!("openid chatter")), "a required scope is missing");
-        assert_eq!(with("token_type", json!("refresh_token")), "not an access token");
+        assert_eq!(
+            with("scope", json!("openid chatter")),
+            "a required scope is missing"
+        );
+        assert_eq!(
+            with("token_type", json!("refresh_token")),
+            "not an access token"
+        );
         assert_eq!(with("sub", json!(" u-1")), "token names no user");
         let mut bare = good.clone();
         for k in ["iss", "aud", "scope"] {

@@ -459,7 +459,10 @@ mod tests {
         vars.remove("JWT_REFRESH_SECRET");
         let shown: HashMap<String, String> = effective_config(&vars).into_iter().collect();
         assert_eq!(shown["JWT_SECRET"], "set (18 chars)");
-        assert_eq!(shown["BACKEND_INTROSPECTION_CLIENT_SECRET"], "set (19 chars)");
+        assert_eq!(
+            shown["BACKEND_INTROSPECTION_CLIENT_SECRET"],
+            "set (19 chars)"
+        );
         assert_eq!(shown["JWT_REFRESH_SECRET"], "NOT SET");
         assert_eq!(shown["BACKEND_TOKEN_ENCRYPTION_KEY"], "set (64 chars)");
         assert_eq!(
