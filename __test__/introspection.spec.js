@@ -259,6 +259,29 @@ describe('token introspection (issue 11 section 5)', () => {
     expect((await get(keep(h.mock.issueAccessToken('u-1001')))).status).toBe(401);
   });
 
+  test('#11.5 BACKEND_SESSION_MODE=backend: the browser\'s backend token needs no call where it was issued, one introspection call on another server', async () => {
+    await h.reconfigure(introspectionEnv({ BACKEND_SESSION_MODE: 'backend' }));
+    const { token, userId } = await login();
+    expect(h.mock.tokenInfo(token)).not.toBeNull(); // the backend's own access token
+    expect((await get(token)).status).toBe(200);
+    expect(h.mock.calls.introspection).toBe(0);
+    const other = h.makeService(introspectionEnv({ BACKEND_SESSION_MODE: 'backend' }));
+    try {
+      const user = await other.authenticateBackendToken(token);
+      expect(String(user.id)).toBe(userId);
+      expect(h.mock.calls.introspection).toBe(1);
+      h.mock.revokeToken(token);
+      const fresh = h.makeService(introspectionEnv({ BACKEND_SESSION_MODE: 'backend' }));
+      try {
+        await expect(fresh.authenticateBackendToken(token)).rejects.toMatchObject({ code: 'TOKEN_INVALID', status: 401 });
+      } finally {
+        await fresh.close();
+      }
+    } finally {
+      await other.close();
+    }
+  });
+
   test('#11.5 the configuration names the missing variable', () => {
     for (const name of ['BACKEND_INTROSPECTION_URL', 'BACKEND_INTROSPECTION_CLIENT_ID', 'BACKEND_INTROSPECTION_CLIENT_SECRET']) {
       const env = { ...introspectionEnv(), [name]: '' };
