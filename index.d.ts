@@ -161,7 +161,7 @@ export interface CustomBackendMetrics {
   outcomes: Record<'login' | 'refresh' | 'logout' | 'bearer', Partial<Record<OutcomeCode, number>>>;
   /** Latency of backend calls per endpoint and outcome, for every pair seen at least once. */
   backendCalls: Array<{
-    endpoint: 'login' | 'refresh' | 'userinfo' | 'jwks' | 'logout';
+    endpoint: 'login' | 'refresh' | 'userinfo' | 'jwks' | 'logout' | 'introspection';
     outcome: 'ok' | 'refused' | 'timeout' | 'unavailable' | 'rate_limited' | 'bad_response';
     count: number;
     sumSeconds: number;

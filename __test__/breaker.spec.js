@@ -162,7 +162,7 @@ describe('#11.3 circuit breaker', () => {
     h.mock.set({ login: { status: null, hang: true } });
     const probe = login();
     const probeDone = probe.then((r) => r);
-    await until(() => h.mock.pending.login === 1, 'the probe at the backend');
+    await until(() => h.mock.inFlight.login === 1, 'the probe at the backend');
     const others = await Promise.all([login(), login(), login()]);
     for (const r of others) expect(outage(r)).toBe('BACKEND_CIRCUIT_OPEN');
     expect(h.mock.calls.login).toBe(5);
@@ -179,7 +179,7 @@ describe('#11.3 circuit breaker', () => {
     h.mock.set({ login: { hang: true } });
     const answers = [];
     const all = Array.from({ length: 12 }, () => login().then((r) => answers.push(r)));
-    await until(() => answers.length === 8 && h.mock.pending.login === 4, '8 answers and 4 calls pending');
+    await until(() => answers.length === 8 && h.mock.inFlight.login === 4, '8 answers and 4 calls pending');
     for (const r of answers) expect(outage(r)).toBe('BACKEND_CIRCUIT_OPEN');
     expect(h.mock.calls.login).toBe(4);
     expect(h.service.metrics().backendCallsInFlight).toBe(4);
@@ -188,7 +188,7 @@ describe('#11.3 circuit breaker', () => {
     h.mock.answerHanging(503);
     await Promise.all(all);
     expect(answers.slice(8).map(outage)).toEqual(Array(4).fill('BACKEND_UNAVAILABLE'));
-    expect(h.mock.pending.login).toBe(0);
+    expect(h.mock.inFlight.login).toBe(0);
     expect(stateOf()).toBe(OPEN);
   });
 

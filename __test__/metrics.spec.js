@@ -271,7 +271,7 @@ describe('#10.7 metrics', () => {
     const { STATUS_BY_CODE } = require('..');
     const allowed = {
       code: ['ok', ...Object.keys(STATUS_BY_CODE)],
-      endpoint: ['login', 'refresh', 'userinfo', 'jwks', 'logout'],
+      endpoint: ['login', 'refresh', 'userinfo', 'jwks', 'logout', 'introspection'],
       outcome: ['ok', 'refused', 'timeout', 'unavailable', 'rate_limited', 'bad_response'],
       cache: ['user', 'backend_token'],
       flight: ['backend_token', 'jwks'],
@@ -294,7 +294,7 @@ describe('#10.7 metrics', () => {
     }
     // At most every flow x code, endpoint x outcome histogram (12 buckets, sum, count), the
     // breaker's two series of the one backend host, and the rest.
-    expect(ours.length).toBeLessThanOrEqual(4 * 19 + 5 * 6 * 14 + 1 + 2 * 2 + 2 + 1 + 2);
+    expect(ours.length).toBeLessThanOrEqual(4 * 20 + 6 * 6 * 14 + 1 + 2 * 2 + 2 + 1 + 2);
     for (const t of junk) expect(res.text).not.toContain(t);
   });
 

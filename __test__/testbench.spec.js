@@ -78,9 +78,40 @@ describe('mock backend', () => {
       refresh: `${mock.url}/api/auth/refresh`,
       logout: `${mock.url}/api/auth/logout`,
       jwks: `${mock.url}/.well-known/jwks.json`,
+      introspection: `${mock.url}/oauth/introspect`,
     });
     expect(mock.issuer).toBe(mock.url);
     expect(mock.users.map((u) => u.id)).toEqual(['u-1001', 'u-1002', 'u-1003']);
+  });
+
+  test('#11.5 introspection: client credentials checked (RFC 6749 2.3.1 encoding), active only for live tokens it issued', async () => {
+    const enc = (v) => new URLSearchParams({ v }).toString().slice(2);
+    const basic = (id, secret) => `Basic ${Buffer.from(`${enc(id)}:${enc(secret)}`).toString('base64')}`;
+    const { id, secret } = mock.introspectionClient;
+    const introspect = (token, auth = basic(id, secret)) => fetch(mock.urls.introspection, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Authorization: auth },
+      body: new URLSearchParams({ token, token_type_hint: 'access_token' }).toString(),
+    });
+    const t = mock.issueTokens('u-1001');
+    expect((await introspect(t.token, basic(id, 'wrong'))).status).toBe(401);
+    // Unencoded credentials (a client skipping 2.3.1) are wrong credentials: the secret has `:+/%&`.
+    expect((await introspect(t.token, `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`)).status).toBe(401);
+    expect((await introspect('')).status).toBe(400);
+    const active = await (await introspect(t.token)).json();
+    expect(active).toMatchObject({
+      active: true, sub: 'u-1001', username: 'Alice', email: 'Alice@Example.com', roles: ['staff'],
+      aud: mock.audience, iss: mock.issuer, token_type: 'Bearer', scope: expect.stringContaining('chat'),
+    });
+    expect(active.exp).toBe(Math.floor(mock.tokenInfo(t.token).exp / 1000));
+    expect(await (await introspect(t.refreshToken)).json()).toMatchObject({ active: true, token_type: 'refresh_token' });
+    expect(await (await introspect('at_unknown')).json()).toEqual({ active: false });
+    mock.revokeToken(t.token);
+    expect(await (await introspect(t.token)).json()).toEqual({ active: false });
+    mock.set({ introspectionAnswer: ({ active, ...rest }) => rest }); // eslint-disable-line no-unused-vars
+    expect((await (await introspect(mock.issueAccessToken('u-1002'))).json()).active).toBeUndefined();
+    expect(mock.calls.introspection).toBe(8);
+    mock.reset();
   });
 
   test('login -> userinfo -> refresh (rotation, reuse) -> logout', async () => {
@@ -127,7 +158,7 @@ describe('mock backend', () => {
     expect(mock.lastLogout).toEqual({ refreshToken: c.refreshToken });
     expect((await post(mock.urls.refresh, { refreshToken: c.refreshToken })).status).toBe(401);
     expect((await get(mock.urls.userinfo, c.token)).status).toBe(401);
-    expect(mock.calls).toEqual({ login: 2, userinfo: 7, refresh: 4, logout: 1, jwks: 0 });
+    expect(mock.calls).toEqual({ login: 2, userinfo: 7, refresh: 4, logout: 1, jwks: 0, introspection: 0 });
   });
 
   test('login errors: wrong password, unknown user, bad JSON, missing fields', async () => {

@@ -80,7 +80,7 @@ function metricFamilies(read) {
     ),
     family(
       'backend_call_duration_seconds',
-      'Calls to the identity backend: latency in seconds by endpoint (login, refresh, userinfo, jwks, logout) and outcome (ok, refused, timeout, unavailable, rate_limited, bad_response)',
+      'Calls to the identity backend: latency in seconds by endpoint (login, refresh, userinfo, jwks, logout, introspection) and outcome (ok, refused, timeout, unavailable, rate_limited, bad_response)',
       'histogram',
       (s) => {
         const name = `${PREFIX}backend_call_duration_seconds`;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::breaker::{Breakers, Outcome};
-use crate::config::{Config, Mapping};
+use crate::config::{Config, IntrospectionConfig, Mapping};
 use crate::error::{AuthError, AuthResult};
 use crate::metrics::{call_outcome, Endpoint, Metrics};
 
@@ -255,6 +255,30 @@ impl Backend {
         }
     }
 
+    /// `POST BACKEND_INTROSPECTION_URL` (RFC 7662 section 2.1): `token` and the hint as a form,
+    /// the client authenticated by HTTP Basic. The answer as raw JSON. A 401/403 is the endpoint
+    /// refusing our client credentials, not a verdict on the token: an error (503), never a 401.
+    pub async fn introspect(&self, cfg: &IntrospectionConfig, token: &str) -> AuthResult<Value> {
+        use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", token)
+            .append_pair("token_type_hint", "access_token")
+            .finish();
+        let req = self
+            .http
+            .post(cfg.url.clone())
+            .header(AUTHORIZATION, client_basic_auth(cfg)?)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(ACCEPT, "application/json")
+            .body(body);
+        match self.send(req, Endpoint::Introspection).await? {
+            Answer::Json(v) => Ok(v),
+            Answer::Refused => Err(AuthError::BackendUnavailable(
+                "introspection refused the client credentials".into(),
+            )),
+        }
+    }
+
     async fn send(&self, req: RequestBuilder, endpoint: Endpoint) -> AuthResult<Answer> {
         self.send_with(req, endpoint, &[]).await
     }
@@ -392,6 +416,23 @@ pub fn map_user(v: &Value, m: &Mapping) -> AuthResult<BackendUser> {
     })
 }
 
+/// `Basic base64(id:secret)` with id and secret form-urlencoded first (RFC 6749 section 2.3.1),
+/// marked sensitive so that no debug output of the request shows it.
+fn client_basic_auth(cfg: &IntrospectionConfig) -> AuthResult<reqwest::header::HeaderValue> {
+    use base64::Engine;
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let pair = format!(
+        "{}:{}",
+        enc(&cfg.client_id),
+        enc(cfg.client_secret.expose())
+    );
+    let b64 = base64::engine::general_purpose::STANDARD.encode(pair);
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("Basic {b64}"))
+        .map_err(|_| AuthError::Internal("cannot build the client authentication".into()))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
 fn transport_error(e: &reqwest::Error, what: &str) -> AuthError {
     if e.is_timeout() {
         AuthError::BackendTimeout
@@ -440,6 +481,28 @@ mod tests {
             vars.insert(k.to_string(), v.to_string());
         }
         Backend::new(&Config::from_vars(&vars).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn item_11_5_client_credentials_are_form_encoded_before_basic() {
+        use base64::Engine;
+        let mut vars = crate::config::tests::introspection_vars();
+        vars.insert("BACKEND_INTROSPECTION_CLIENT_ID".into(), "lib chat".into());
+        vars.insert(
+            "BACKEND_INTROSPECTION_CLIENT_SECRET".into(),
+            "p:w+%&é".into(),
+        );
+        let cfg = Config::from_vars(&vars).unwrap().introspection.unwrap();
+        let header = client_basic_auth(&cfg).unwrap();
+        assert!(header.is_sensitive());
+        let b64 = header.to_str().unwrap().strip_prefix("Basic ").unwrap();
+        let pair = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(pair).unwrap(),
+            "lib+chat:p%3Aw%2B%25%26%C3%A9"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Backend tokens presented as `Authorization: Bearer`: verified locally against the backend's
-//! JWKS, or by the user-info call, with the result cached under a SHA-256 of the token (never the
+//! JWKS, or by the user-info or introspection call, with the result cached under a SHA-256 of the token (never the
 //! token itself) and one backend call in flight per token.
 
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::backend::{map_id, map_roles, map_user, Backend, BackendUser};
 use crate::cache::{SingleFlight, TtlCache};
-use crate::config::{Config, JwksConfig, Mapping, UserinfoBudget};
+use crate::config::{Config, IntrospectionConfig, JwksConfig, Mapping, UserinfoBudget};
 use crate::error::{AuthError, AuthResult};
 use crate::tokens::{expired, now_secs};
 
@@ -231,6 +231,7 @@ pub struct Bearer {
     flights: SingleFlight<TokenKey, AuthResult<Verdict>>,
     positive_ttl: Duration,
     jwks: Option<JwksConfig>,
+    introspection: Option<IntrospectionConfig>,
     keys: Arc<JwksState>,
     budget: Budget,
     claims_mapping: Mapping,
@@ -238,13 +239,6 @@ pub struct Bearer {
 
 impl Bearer {
     pub fn new(cfg: &Config) -> Bearer {
-        let mut claims_mapping = cfg.mapping.clone();
-        if let Some(j) = &cfg.jwks {
-            claims_mapping.user_id = vec![j.id_claim.clone()];
-            claims_mapping
-                .user_username
-                .push("preferred_username".into());
-        }
         Bearer {
             positive: TtlCache::new(cfg.cache_max),
             negative: TtlCache::new(cfg.cache_max),
@@ -252,6 +246,7 @@ impl Bearer {
             flights: SingleFlight::new(),
             positive_ttl: cfg.token_cache_ttl,
             jwks: cfg.jwks.clone(),
+            introspection: cfg.introspection.clone(),
             keys: Arc::new(JwksState {
                 current: Mutex::new(None),
                 flight: SingleFlight::new(),
@@ -260,7 +255,7 @@ impl Bearer {
                 refreshing: AtomicBool::new(false),
             }),
             budget: Budget::new(cfg.userinfo_budget),
-            claims_mapping,
+            claims_mapping: claims_mapping(cfg),
         }
     }
 
@@ -322,8 +317,8 @@ impl Bearer {
         }
     }
 
-    /// Checks a backend token: from the cache, else by JWKS or user info (one call per token at a
-    /// time). Backend trouble is an error (503), a refusal is a `Verdict::Refused` (401).
+    /// Checks a backend token: from the cache, else by JWKS, introspection or user info (one call
+    /// per token at a time). Backend trouble is an error (503), a refusal a `Verdict::Refused` (401).
     pub async fn verify(&self, backend: &Backend, token: &str) -> AuthResult<Verdict> {
         let key = token_key(token);
         if let Some(v) = self.cached(&key) {
@@ -331,14 +326,21 @@ impl Bearer {
         }
         self.flights
             .run(key, || async {
-                let verdict = match self.jwks {
-                    Some(_) => self.verify_jwt(backend, token).await,
-                    None => self.verify_userinfo(backend, token).await,
+                // `exp` of an introspection answer bounds the cache entry like a JWT's own.
+                let (verdict, exp) = match (&self.jwks, &self.introspection) {
+                    (Some(_), _) => (self.verify_jwt(backend, token).await, None),
+                    (None, Some(cfg)) => {
+                        match self.verify_introspection(backend, cfg, token).await {
+                            Ok((v, exp)) => (Ok(v), exp),
+                            Err(e) => (Err(e), None),
+                        }
+                    }
+                    (None, None) => (self.verify_userinfo(backend, token).await, None),
                 };
                 match &verdict {
                     Ok(Verdict::Valid(u)) => {
                         self.positive
-                            .insert(key, u.clone(), self.ttl_for(token, None))
+                            .insert(key, u.clone(), self.ttl_for(token, exp))
                     }
                     Ok(Verdict::Refused(why)) => {
                         self.negative.insert(key, why.clone(), NEGATIVE_TTL)
@@ -366,6 +368,30 @@ impl Bearer {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// RFC 7662: one introspection call under the same budget as user-info calls.
+    async fn verify_introspection(
+        &self,
+        backend: &Backend,
+        cfg: &IntrospectionConfig,
+        token: &str,
+    ) -> AuthResult<(Verdict, Option<u64>)> {
+        let Some(_permit) = self.budget.try_take() else {
+            return Err(AuthError::BackendUnavailable(
+                "too many unknown tokens to check at once".into(),
+            ));
+        };
+        let answer = match backend.introspect(cfg, token).await {
+            Ok(a) => a,
+            Err(AuthError::BackendTimeout) => {
+                return Err(AuthError::BackendUnavailable(
+                    "introspection timed out".into(),
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+        crate::introspection::judge(&answer, cfg, &self.claims_mapping, now_secs())
     }
 
     async fn verify_jwt(&self, backend: &Backend, token: &str) -> AuthResult<Verdict> {
@@ -490,7 +516,24 @@ fn backend_claims(
     }
 }
 
-fn identity_from_claims(claims: &Value, mapping: &Mapping) -> AuthResult<Verdict> {
+/// The mapping for token claims (JWKS) and introspection answers: the configured id claim, and the
+/// standard user-name claim tried last.
+pub(crate) fn claims_mapping(cfg: &Config) -> Mapping {
+    let mut m = cfg.mapping.clone();
+    if let Some(j) = &cfg.jwks {
+        m.user_id = vec![j.id_claim.clone()];
+        m.user_username.push("preferred_username".into());
+    }
+    if let Some(i) = &cfg.introspection {
+        m.user_id = vec![i.id_claim.clone()];
+        if !m.user_username.iter().any(|p| p == "username") {
+            m.user_username.push("username".into());
+        }
+    }
+    m
+}
+
+pub(crate) fn identity_from_claims(claims: &Value, mapping: &Mapping) -> AuthResult<Verdict> {
     let Some(id) = map_id(claims, mapping) else {
         return Ok(Verdict::Refused("token names no user".into()));
     };

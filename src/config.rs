@@ -58,6 +58,40 @@ pub enum BearerMode {
     Off,
     Userinfo,
     Jwks,
+    /// RFC 7662 token introspection (`BACKEND_INTROSPECTION_URL`).
+    Introspection,
+}
+
+/// A secret kept out of `Debug` output (a `Config` may be printed while debugging).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// `BACKEND_BEARER_TOKENS=introspection`: where and as which client tokens are introspected, and
+/// what an active token's answer must also say.
+#[derive(Debug, Clone)]
+pub struct IntrospectionConfig {
+    pub url: Url,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// `aud` (a string or an array) must contain it when set.
+    pub audience: Option<String>,
+    /// `iss` must equal it when set.
+    pub issuer: Option<String>,
+    /// Every one of these must be in the space-separated `scope`.
+    pub required_scopes: Vec<String>,
+    pub id_claim: String,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +187,7 @@ pub struct Config {
     pub cache_max: usize,
     pub bearer_mode: BearerMode,
     pub jwks: Option<JwksConfig>,
+    pub introspection: Option<IntrospectionConfig>,
     pub token_cache_ttl: Duration,
     pub provision_on_bearer: bool,
     pub userinfo_budget: UserinfoBudget,
@@ -299,6 +334,7 @@ impl Config {
         let mut urls = vec![&self.auth_url, &self.userinfo_url, &self.refresh_url];
         urls.extend(self.logout_url.as_ref());
         urls.extend(self.jwks.as_ref().map(|j| &j.url));
+        urls.extend(self.introspection.as_ref().map(|i| &i.url));
         urls
     }
 
@@ -395,6 +431,7 @@ impl Config {
             &[
                 ("userinfo", BearerMode::Userinfo),
                 ("jwks", BearerMode::Jwks),
+                ("introspection", BearerMode::Introspection),
                 ("off", BearerMode::Off),
             ],
         )?;
@@ -435,6 +472,34 @@ impl Config {
             None
         };
 
+        let introspection = if bearer_mode == BearerMode::Introspection {
+            Some(IntrospectionConfig {
+                url: v.url("BACKEND_INTROSPECTION_URL")?,
+                client_id: v.required("BACKEND_INTROSPECTION_CLIENT_ID")?.to_string(),
+                client_secret: Secret(
+                    v.required("BACKEND_INTROSPECTION_CLIENT_SECRET")?
+                        .to_string(),
+                ),
+                audience: v.get("BACKEND_INTROSPECTION_AUDIENCE").map(str::to_string),
+                issuer: v.get("BACKEND_INTROSPECTION_ISSUER").map(str::to_string),
+                required_scopes: v
+                    .get("BACKEND_INTROSPECTION_SCOPE")
+                    .map(|s| {
+                        s.split([' ', ','])
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                id_claim: v
+                    .get("BACKEND_INTROSPECTION_ID_CLAIM")
+                    .unwrap_or("sub")
+                    .to_string(),
+            })
+        } else {
+            None
+        };
+
         let logout_url = v.optional_url("BACKEND_LOGOUT_URL")?;
         let production = v.get("NODE_ENV") == Some("production");
         let allow_insecure_http = v.flag("BACKEND_ALLOW_INSECURE_HTTP", false)?;
@@ -445,6 +510,10 @@ impl Config {
                 ("BACKEND_REFRESH_URL", Some(&refresh_url)),
                 ("BACKEND_LOGOUT_URL", logout_url.as_ref()),
                 ("BACKEND_JWKS_URL", jwks.as_ref().map(|j| &j.url)),
+                (
+                    "BACKEND_INTROSPECTION_URL",
+                    introspection.as_ref().map(|i| &i.url),
+                ),
             ];
             if let Some((name, _)) = urls
                 .iter()
@@ -506,6 +575,7 @@ impl Config {
                 .unwrap_or(usize::MAX),
             bearer_mode,
             jwks,
+            introspection,
             token_cache_ttl: Duration::from_secs(v.number_in(
                 "BACKEND_TOKEN_CACHE_TTL",
                 DEFAULT_TOKEN_CACHE_TTL_SECS,
@@ -944,6 +1014,105 @@ pub mod tests {
             vars.insert(name.to_string(), over.to_string());
             assert_eq!(invalid_var(&vars), name, "{name}={over}");
         }
+    }
+
+    pub fn introspection_vars() -> HashMap<String, String> {
+        let mut vars = sample_vars();
+        vars.insert("BACKEND_BEARER_TOKENS".into(), "introspection".into());
+        vars.insert(
+            "BACKEND_INTROSPECTION_URL".into(),
+            "http://127.0.0.1:9/introspect".into(),
+        );
+        vars.insert("BACKEND_INTROSPECTION_CLIENT_ID".into(), "librechat".into());
+        vars.insert(
+            "BACKEND_INTROSPECTION_CLIENT_SECRET".into(),
+            "client-secret-value".into(),
+        );
+        vars
+    }
+
+    #[test]
+    fn item_11_5_introspection_mode_names_each_missing_or_bad_variable() {
+        let c = Config::from_vars(&introspection_vars()).unwrap();
+        assert_eq!(c.bearer_mode, BearerMode::Introspection);
+        let i = c.introspection.clone().unwrap();
+        assert_eq!(i.url.as_str(), "http://127.0.0.1:9/introspect");
+        assert_eq!(i.client_id, "librechat");
+        assert_eq!(i.client_secret.expose(), "client-secret-value");
+        assert_eq!(
+            (i.audience, i.issuer, i.required_scopes.len()),
+            (None, None, 0)
+        );
+        assert_eq!(i.id_claim, "sub");
+        // The secret never shows in a debug print of the configuration.
+        assert!(!format!("{c:?}").contains("client-secret-value"));
+        // Each required variable, missing or blank, is named.
+        for name in [
+            "BACKEND_INTROSPECTION_URL",
+            "BACKEND_INTROSPECTION_CLIENT_ID",
+            "BACKEND_INTROSPECTION_CLIENT_SECRET",
+        ] {
+            let mut vars = introspection_vars();
+            vars.remove(name);
+            assert_eq!(invalid_var(&vars), name);
+            vars.insert(name.into(), "  ".into());
+            assert_eq!(invalid_var(&vars), name);
+        }
+        // The URL rules of the other backend URLs.
+        for bad in [
+            "/introspect",
+            "ftp://idp/introspect",
+            "https://id:pw@idp/introspect",
+        ] {
+            let vars = with(&introspection_vars(), "BACKEND_INTROSPECTION_URL", bad);
+            assert_eq!(invalid_var(&vars), "BACKEND_INTROSPECTION_URL", "{bad}");
+        }
+        let mut prod = introspection_vars();
+        prod.insert("NODE_ENV".into(), "production".into());
+        for (name, url) in [
+            ("BACKEND_AUTH_URL", "https://idp/login"),
+            ("BACKEND_USER_INFO_URL", "https://idp/userinfo"),
+            ("BACKEND_REFRESH_URL", "https://idp/refresh"),
+        ] {
+            prod.insert(name.into(), url.into());
+        }
+        assert_eq!(invalid_var(&prod), "BACKEND_INTROSPECTION_URL");
+        prod.insert(
+            "BACKEND_INTROSPECTION_URL".into(),
+            "https://idp/introspect".into(),
+        );
+        assert!(Config::from_vars(&prod).is_ok());
+        // The optional checks, trimmed; scopes split at spaces and commas.
+        let mut vars = introspection_vars();
+        vars.insert(
+            "BACKEND_INTROSPECTION_AUDIENCE".into(),
+            " librechat ".into(),
+        );
+        vars.insert(
+            "BACKEND_INTROSPECTION_ISSUER".into(),
+            " https://idp ".into(),
+        );
+        vars.insert(
+            "BACKEND_INTROSPECTION_SCOPE".into(),
+            " chat  profile,api ".into(),
+        );
+        vars.insert("BACKEND_INTROSPECTION_ID_CLAIM".into(), " uid ".into());
+        let i = Config::from_vars(&vars).unwrap().introspection.unwrap();
+        assert_eq!(i.audience.as_deref(), Some("librechat"));
+        assert_eq!(i.issuer.as_deref(), Some("https://idp"));
+        assert_eq!(i.required_scopes, vec!["chat", "profile", "api"]);
+        assert_eq!(i.id_claim, "uid");
+        // In any case, like the other choices; not read in the other modes.
+        let c = Config::from_vars(&with(
+            &introspection_vars(),
+            "BACKEND_BEARER_TOKENS",
+            " Introspection ",
+        ))
+        .unwrap();
+        assert_eq!(c.bearer_mode, BearerMode::Introspection);
+        let mut other = with(&introspection_vars(), "BACKEND_BEARER_TOKENS", "userinfo");
+        other.remove("BACKEND_INTROSPECTION_CLIENT_SECRET");
+        assert!(Config::from_vars(&other).unwrap().introspection.is_none());
     }
 
     fn jwks_vars() -> HashMap<String, String> {

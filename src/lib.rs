@@ -13,6 +13,7 @@ mod control;
 mod doctor;
 mod error;
 mod events;
+mod introspection;
 mod metrics;
 mod policy;
 mod refresh;

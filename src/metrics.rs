@@ -61,7 +61,14 @@ impl Flow {
 }
 
 /// The `endpoint` label of backend calls, in the order of `Endpoint`.
-pub const ENDPOINTS: [&str; 5] = ["login", "refresh", "userinfo", "jwks", "logout"];
+pub const ENDPOINTS: [&str; 6] = [
+    "login",
+    "refresh",
+    "userinfo",
+    "jwks",
+    "logout",
+    "introspection",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -70,6 +77,8 @@ pub enum Endpoint {
     Userinfo = 2,
     Jwks = 3,
     Logout = 4,
+    /// RFC 7662 token introspection (`BACKEND_BEARER_TOKENS=introspection`).
+    Introspection = 5,
 }
 
 impl Endpoint {
@@ -81,6 +90,7 @@ impl Endpoint {
             Endpoint::Userinfo => "user info",
             Endpoint::Jwks => "JWKS",
             Endpoint::Logout => "logout",
+            Endpoint::Introspection => "introspection",
         }
     }
 }

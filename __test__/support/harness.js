@@ -52,7 +52,7 @@ async function startHarness({ db, express = require('express'), version, env = {
   Object.assign(process.env, vars);
   const pkg = require('../..');
   // Secrets seen during the run: what must never appear in a log line (see assertNoSecretsLogged).
-  const secrets = new Set(mock.users.map((u) => u.password));
+  const secrets = new Set([...mock.users.map((u) => u.password), mock.introspectionClient.secret]);
   const keepConfigSecrets = (extra) => {
     for (const [name, value] of Object.entries(extra)) {
       if (typeof value !== 'string') continue;

@@ -8,7 +8,7 @@
  *   mock.urls.login                                   // http://127.0.0.1:PORT/api/auth/login
  *   mock.set({ latencyMs: 50, login: { status: 503 } });
  *   mock.calls.login                                  // requests seen (counted before switches)
- *   mock.pending.login                                // requests seen and not answered yet (hanging included)
+ *   mock.inFlight.login                               // requests seen and not answered yet (hanging included)
  *   mock.answerHanging(503)                           // answers every hanging request with that status
  *   mock.reset();                                     // switches, counts, requests; reset({tokens:true}) too
  *   await mock.close();                               // also destroys hanging sockets
@@ -19,6 +19,13 @@
  *   POST refresh  {refreshToken}          -> {token, refreshToken, expiresIn}; rotation, reuse detection
  *   POST logout   {refreshToken} / Bearer -> {ok: true}; revokes what was given
  *   GET  jwks                             -> {keys: [...]} public keys as JWK
+ *   POST introspection (RFC 7662) form token=…, HTTP Basic client id:secret (RFC 6749 2.3.1
+ *        encoding; options.introspectionClient, default a random secret) -> {active: true, sub,
+ *        exp, iat, scope, aud, iss, username, email, name, roles, token_type} for a live token it
+ *        issued (refresh tokens: token_type 'refresh_token'), {active: false} for anything else;
+ *        401 invalid_client for wrong client credentials, 400 for a body without a token
+ *
+ * mock.peakInFlight[name] is the most requests of an endpoint being handled at once (reset()).
  *
  * Switch beforeSend (async ({name, body, status, answer}) => {}) runs between an endpoint's work and
  * its answer. Options: host, port, paths, users, issuer (default: base URL), audience ('librechat'),
@@ -29,7 +36,7 @@
 const http = require('http');
 const crypto = require('crypto');
 
-const ENDPOINTS = ['login', 'userinfo', 'refresh', 'logout', 'jwks'];
+const ENDPOINTS = ['login', 'userinfo', 'refresh', 'logout', 'jwks', 'introspection'];
 
 const DEFAULT_PATHS = {
   login: '/api/auth/login',
@@ -37,9 +44,10 @@ const DEFAULT_PATHS = {
   refresh: '/api/auth/refresh',
   logout: '/api/auth/logout',
   jwks: '/.well-known/jwks.json',
+  introspection: '/oauth/introspect',
 };
 
-const METHODS = { login: 'POST', userinfo: 'GET', refresh: 'POST', logout: 'POST', jwks: 'GET' };
+const METHODS = { login: 'POST', userinfo: 'GET', refresh: 'POST', logout: 'POST', jwks: 'GET', introspection: 'POST' };
 
 const DEFAULT_SWITCHES = Object.freeze({
   latencyMs: 0,
@@ -60,6 +68,9 @@ const DEFAULT_SWITCHES = Object.freeze({
   jwtTokens: false, // false | 'RS256' | 'ES256' | 'EdDSA'
   accessTtlSec: 3600,
   loginUsernameField: 'username', // the body field login reads the username from
+  introspectionScope: 'openid profile email chat', // `scope` of an active introspection answer
+  // (answer, { token }) => object: what introspection answers instead (drop `active`, change aud…)
+  introspectionAnswer: null,
   // async ({ name, body, status, answer }) => {}: awaited after the endpoint did its work (tokens
   // minted, rotated, revoked) and before its answer is sent: the test acts in between (breaks the
   // database, logs out, ...). `answer` is the parsed JSON answer.
@@ -118,6 +129,12 @@ async function startMockBackend(options = {}) {
   const audience = options.audience || 'librechat';
   const refreshTtlSec = options.refreshTtlSec || 30 * 24 * 3600;
   const initialUsers = clone(options.users || DEFAULT_USERS);
+  // Characters that RFC 6749 2.3.1's form encoding must escape, so a client that skips it fails.
+  const introspectionClient = {
+    id: 'librechat app',
+    secret: `isecret:${crypto.randomBytes(12).toString('hex')}+/%&`,
+    ...(options.introspectionClient || {}),
+  };
   const defaultSwitches = mergeSwitches({ ...DEFAULT_SWITCHES },
     { ...splitSwitches(options), ...(options.switches || {}) });
 
@@ -138,7 +155,9 @@ async function startMockBackend(options = {}) {
     issuer: options.issuer || '',
     audience,
     calls: Object.fromEntries(ENDPOINTS.map((n) => [n, 0])),
-    pending: Object.fromEntries(ENDPOINTS.map((n) => [n, 0])),
+    inFlight: Object.fromEntries(ENDPOINTS.map((n) => [n, 0])),
+    peakInFlight: Object.fromEntries(ENDPOINTS.map((n) => [n, 0])),
+    introspectionClient,
     requests: [],
     lastLogout: undefined,
     reuseDetected: 0,
@@ -157,6 +176,7 @@ async function startMockBackend(options = {}) {
   mock.reset = ({ tokens = false, users = false, keys: resetKeys = false } = {}) => {
     mock.switches = mergeSwitches({}, defaultSwitches);
     for (const n of ENDPOINTS) mock.calls[n] = 0;
+    for (const n of ENDPOINTS) mock.peakInFlight[n] = 0;
     mock.requests.length = 0;
     mock.lastLogout = undefined;
     mock.reuseDetected = 0;
@@ -415,6 +435,53 @@ async function startMockBackend(options = {}) {
 
   const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
 
+  /** `Authorization: Basic` as RFC 6749 2.3.1 has it: { id, secret } form-decoded, or null. */
+  const basicClient = (req) => {
+    const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(req.headers.authorization || '');
+    if (!m) return null;
+    const pair = Buffer.from(m[1], 'base64').toString('utf8');
+    const i = pair.indexOf(':');
+    if (i < 0) return null;
+    const formDecode = (v) => {
+      try {
+        return decodeURIComponent(v.replace(/\+/g, ' '));
+      } catch {
+        return null;
+      }
+    };
+    return { id: formDecode(pair.slice(0, i)), secret: formDecode(pair.slice(i + 1)) };
+  };
+
+  function activeAnswer(u, expSec, tokenType) {
+    return {
+      ...publicUser('introspection', u),
+      active: true,
+      sub: u.id,
+      client_id: 'librechat-web',
+      token_type: tokenType,
+      scope: sw('introspection', 'introspectionScope'),
+      aud: audience,
+      iss: mock.issuer,
+      iat: nowSec(),
+      exp: expSec,
+    };
+  }
+
+  /** RFC 7662 section 2.2 for any token: active only for a live token this mock issued. */
+  mock.introspect = (token) => {
+    const inactive = { active: false };
+    const rec = access.get(token) || refresh.get(token);
+    if (rec) {
+      const u = findUser(rec.userId);
+      if (rec.revoked || familyRevoked(rec) || rec.exp <= Date.now() || !u) return inactive;
+      const isRefresh = refresh.has(token);
+      return activeAnswer(u, Math.floor(rec.exp / 1000), isRefresh ? 'refresh_token' : 'Bearer');
+    }
+    const claims = mock.verifyJwt(token);
+    const u = claims && typeof claims.exp === 'number' && typeof claims.sub === 'string' && findUser(claims.sub);
+    return u ? activeAnswer(u, claims.exp, 'Bearer') : inactive;
+  };
+
   const handlers = {
     login(req, res, body) {
       const field = sw('login', 'loginUsernameField');
@@ -478,6 +545,21 @@ async function startMockBackend(options = {}) {
       return send(res, 200, { ok: true });
     },
 
+    introspection(req, res, body) {
+      const c = basicClient(req);
+      if (!c || c.id !== introspectionClient.id || c.secret !== introspectionClient.secret) {
+        return send(res, 401, { error: 'invalid_client' }, { 'WWW-Authenticate': 'Basic realm="introspection"' });
+      }
+      if (!/^application\/x-www-form-urlencoded\b/i.test(req.headers['content-type'] || '') ||
+        !isObject(body) || typeof body.token !== 'string' || !body.token) {
+        return send(res, 400, { error: 'invalid_request' });
+      }
+      let answer = mock.introspect(body.token);
+      const fn = sw('introspection', 'introspectionAnswer');
+      if (typeof fn === 'function') answer = fn(clone(answer), { token: body.token });
+      return send(res, 200, answer);
+    },
+
     jwks(req, res) {
       if (mock.switches.jwtTokens) currentKey(mock.switches.jwtTokens);
       return send(res, 200, mock.jwks());
@@ -525,16 +607,19 @@ async function startMockBackend(options = {}) {
     const name = byPath.get(pathname);
     if (!name) return send(res, 404, { message: 'Not found' });
     mock.calls[name] += 1;
-    mock.pending[name] += 1;
-    res.on('close', () => {
-      mock.pending[name] -= 1;
+    mock.inFlight[name] += 1;
+    mock.peakInFlight[name] = Math.max(mock.peakInFlight[name], mock.inFlight[name]);
+    res.once('close', () => {
+      mock.inFlight[name] -= 1;
     });
 
     const { raw, tooLarge, aborted } = await readBody(req);
     if (aborted) return undefined;
     let body;
     let bodyError = false;
-    if (raw) {
+    if (raw && name === 'introspection') {
+      body = Object.fromEntries(new URLSearchParams(raw)); // RFC 7662: a form, not JSON
+    } else if (raw) {
       try {
         body = JSON.parse(raw);
       } catch {

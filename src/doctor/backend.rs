@@ -35,6 +35,10 @@ pub async fn check_backend(cfg: &Config, breakers: &Arc<Breakers>) -> Vec<Findin
     if let Some(j) = &cfg.jwks {
         urls.push(("BACKEND_JWKS_URL", j.url.clone(), true));
     }
+    if let Some(i) = &cfg.introspection {
+        // A bare GET, as for the others: no client credentials, no token.
+        urls.push(("BACKEND_INTROSPECTION_URL", i.url.clone(), false));
+    }
     let timeout = cfg.backend_timeout;
     let checks: Vec<_> = urls
         .into_iter()

@@ -1,6 +1,6 @@
 //! The effective configuration as `doctor` shows it: every variable the service reads, defaults
-//! where unset, secrets redacted (`JWT_SECRET`, `JWT_REFRESH_SECRET` and
-//! `BACKEND_TOKEN_ENCRYPTION_KEY` only as their length, `MONGO_URI` without its password, URLs
+//! where unset, secrets redacted (`JWT_SECRET`, `JWT_REFRESH_SECRET`,
+//! `BACKEND_INTROSPECTION_CLIENT_SECRET` and `BACKEND_TOKEN_ENCRYPTION_KEY` only as their length, `MONGO_URI` without its password, URLs
 //! without userinfo or query string).
 
 use std::collections::HashMap;
@@ -103,6 +103,37 @@ const VARIABLES: &[(&str, Show, Unset)] = &[
         "BACKEND_JWKS_MAX_STALE",
         Show::Plain,
         Unset::Default("86400"),
+    ),
+    ("BACKEND_INTROSPECTION_URL", Show::Url, Unset::Optional("")),
+    (
+        "BACKEND_INTROSPECTION_CLIENT_ID",
+        Show::Plain,
+        Unset::Optional(""),
+    ),
+    (
+        "BACKEND_INTROSPECTION_CLIENT_SECRET",
+        Show::Secret,
+        Unset::Optional(""),
+    ),
+    (
+        "BACKEND_INTROSPECTION_AUDIENCE",
+        Show::Plain,
+        Unset::Optional("audience not checked"),
+    ),
+    (
+        "BACKEND_INTROSPECTION_ISSUER",
+        Show::Plain,
+        Unset::Optional("issuer not checked"),
+    ),
+    (
+        "BACKEND_INTROSPECTION_SCOPE",
+        Show::Plain,
+        Unset::Optional("no scope required"),
+    ),
+    (
+        "BACKEND_INTROSPECTION_ID_CLAIM",
+        Show::Plain,
+        Unset::Default("sub"),
     ),
     ("BACKEND_TOKEN_CACHE_TTL", Show::Plain, Unset::Default("60")),
     (
@@ -438,6 +469,11 @@ mod tests {
         assert_eq!(def("BACKEND_BREAKER_PROBES"), br.probes.to_string());
         assert_eq!(def("BACKEND_MAX_PENDING"), br.max_pending.to_string());
         assert_eq!(def("BACKEND_JWT_ID_CLAIM"), j.id_claim);
+        let i = Config::from_vars(&crate::config::tests::introspection_vars())
+            .unwrap()
+            .introspection
+            .unwrap();
+        assert_eq!(def("BACKEND_INTROSPECTION_ID_CLAIM"), i.id_claim);
     }
 
     #[test]
@@ -445,12 +481,20 @@ mod tests {
         let mut vars = sample_vars();
         vars.insert("JWT_SECRET".into(), "super-secret-value".into());
         vars.insert(
+            "BACKEND_INTROSPECTION_CLIENT_SECRET".into(),
+            "super-secret-client".into(),
+        );
+        vars.insert(
             "MONGO_URI".into(),
             "mongodb://admin:p@ss/w?rd@db1:27017,db2/lc?authSource=admin&tlsCertificateKeyFilePassword=kp".into(),
         );
         vars.remove("JWT_REFRESH_SECRET");
         let shown: HashMap<String, String> = effective_config(&vars).into_iter().collect();
         assert_eq!(shown["JWT_SECRET"], "set (18 chars)");
+        assert_eq!(
+            shown["BACKEND_INTROSPECTION_CLIENT_SECRET"],
+            "set (19 chars)"
+        );
         assert_eq!(shown["JWT_REFRESH_SECRET"], "NOT SET");
         assert_eq!(shown["BACKEND_TOKEN_ENCRYPTION_KEY"], "set (64 chars)");
         assert_eq!(
