@@ -4,14 +4,14 @@
 //! one), applied at once on this server and, through revocations, on every other.
 
 use hmac::{Hmac, Mac};
-use mongodb::bson::{doc, DateTime, Document};
+use mongodb::bson::{doc, DateTime};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::IndexOptions;
-use mongodb::{Collection, Database, IndexModel};
+use mongodb::{Database, IndexModel};
 use serde_json::Value;
 use sha2::Sha256;
-use tokio::sync::OnceCell;
 
+use crate::collection::Indexed;
 use crate::control::TellBackend;
 use crate::error::{AuthError, AuthResult};
 use crate::revocation::{now_ms, Record};
@@ -231,8 +231,7 @@ pub fn parse(body: &[u8]) -> AuthResult<Event> {
 
 /// Events applied (for their ids and the per-user order), kept as long as revocations.
 pub struct EventStore {
-    events: Collection<Document>,
-    indexed: OnceCell<()>,
+    events: Indexed,
     retention_ms: i64,
 }
 
@@ -263,26 +262,16 @@ const STATE_KINDS: [&str; 3] = ["user.disabled", "user.deleted", "user.changed"]
 impl EventStore {
     pub fn new(db: &Database, retention_ms: i64) -> EventStore {
         EventStore {
-            events: db.collection(EVENTS_COLLECTION),
-            indexed: OnceCell::new(),
+            events: Indexed::new(db, EVENTS_COLLECTION, event_indexes),
             retention_ms,
         }
     }
 
-    async fn indexed(&self) -> AuthResult<()> {
-        self.indexed
-            .get_or_try_init(|| async {
-                self.events.create_indexes(event_indexes()).await?;
-                Ok(())
-            })
-            .await
-            .map(|_| ())
-    }
-
     async fn seen(&self, id: &str) -> AuthResult<bool> {
-        self.indexed().await?;
         Ok(self
             .events
+            .get()
+            .await?
             .find_one(doc! { "_id": id })
             .projection(doc! { "_id": 1 })
             .await?
@@ -293,6 +282,8 @@ impl EventStore {
     async fn latest_state(&self, user: &str) -> AuthResult<Option<i64>> {
         let d = self
             .events
+            .get()
+            .await?
             .find_one(doc! { "userId": user, "type": { "$in": STATE_KINDS.to_vec() } })
             .sort(doc! { "time": -1 })
             .await?;
@@ -303,6 +294,8 @@ impl EventStore {
         let now = now_ms();
         let r = self
             .events
+            .get()
+            .await?
             .insert_one(doc! {
                 "_id": &e.id,
                 "userId": &e.user,

@@ -8,6 +8,7 @@ mod backend;
 mod bearer;
 mod breaker;
 mod cache;
+mod collection;
 mod config;
 mod control;
 mod doctor;

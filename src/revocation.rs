@@ -9,9 +9,9 @@ use std::sync::{Mutex, MutexGuard, RwLock};
 
 use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
 use mongodb::options::IndexOptions;
-use mongodb::{Collection, Database, IndexModel};
-use tokio::sync::OnceCell;
+use mongodb::{Database, IndexModel};
 
+use crate::collection::Indexed;
 use crate::error::AuthResult;
 
 pub const REVOCATIONS_COLLECTION: &str = "customBackendRevocations";
@@ -162,8 +162,7 @@ impl NotBefore {
 
 /// The records in the database.
 pub struct RevocationStore {
-    records: Collection<Document>,
-    indexed: OnceCell<()>,
+    records: Indexed,
     retention_ms: i64,
 }
 
@@ -189,25 +188,15 @@ pub fn revocation_indexes() -> [IndexModel; 2] {
 impl RevocationStore {
     pub fn new(db: &Database, retention_ms: i64) -> RevocationStore {
         RevocationStore {
-            records: db.collection(REVOCATIONS_COLLECTION),
-            indexed: OnceCell::new(),
+            records: Indexed::new(db, REVOCATIONS_COLLECTION, revocation_indexes),
             retention_ms,
         }
     }
 
-    async fn indexed(&self) -> AuthResult<()> {
-        self.indexed
-            .get_or_try_init(|| async {
-                self.records.create_indexes(revocation_indexes()).await?;
-                Ok(())
-            })
-            .await
-            .map(|_| ())
-    }
-
     pub async fn insert(&self, r: &Record) -> AuthResult<()> {
-        self.indexed().await?;
         self.records
+            .get()
+            .await?
             .insert_one(r.to_document(self.retention_ms))
             .await?;
         Ok(())
@@ -215,9 +204,10 @@ impl RevocationStore {
 
     /// Records written at or after `since_ms` (by their writer's clock).
     pub async fn since(&self, since_ms: i64) -> AuthResult<Vec<Record>> {
-        self.indexed().await?;
         let mut cursor = self
             .records
+            .get()
+            .await?
             .find(doc! { "at": { "$gte": DateTime::from_millis(since_ms) } })
             .await?;
         let mut out = Vec::new();

@@ -1,0 +1,35 @@
+//! A collection of the package's own whose indexes it creates itself, once, at first use
+//! (whatever LibreChat's `MONGO_AUTO_INDEX` says); `doctor` checks them (`doctor/own_indexes.rs`).
+
+use mongodb::bson::Document;
+use mongodb::{Collection, Database, IndexModel};
+use tokio::sync::OnceCell;
+
+use crate::error::AuthResult;
+
+pub struct Indexed {
+    collection: Collection<Document>,
+    indexes: fn() -> [IndexModel; 2],
+    ready: OnceCell<()>,
+}
+
+impl Indexed {
+    pub fn new(db: &Database, name: &str, indexes: fn() -> [IndexModel; 2]) -> Indexed {
+        Indexed {
+            collection: db.collection(name),
+            indexes,
+            ready: OnceCell::new(),
+        }
+    }
+
+    /// The collection, its indexes created (retried at the next use if that failed).
+    pub async fn get(&self) -> AuthResult<&Collection<Document>> {
+        self.ready
+            .get_or_try_init(|| async {
+                self.collection.create_indexes((self.indexes)()).await?;
+                AuthResult::Ok(())
+            })
+            .await?;
+        Ok(&self.collection)
+    }
+}
