@@ -61,7 +61,12 @@ function tooLarge() {
  */
 async function customBackendEventsHandler(req, res) {
   if (!isCustomBackendAuthEnabled()) return res.status(404).json({ message: 'Not found' });
-  const service = getAuthService();
+  let service;
+  try {
+    service = getAuthService();
+  } catch (err) {
+    return sendError(res, toAuthError(err)); // a configuration error: 500, named at start-up already
+  }
   if (!service.eventsEnabled) return res.status(404).json({ message: 'Not found' });
   try {
     const body = await rawBody(req, MAX_EVENT_BYTES);
