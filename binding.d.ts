@@ -43,6 +43,19 @@ export declare class CustomBackendAuthService {
   /** Refreshes the session a LibreChat refresh token names. */
   refresh(refreshToken: string): Promise<RefreshResult>
   /**
+   * The user and session a refresh token names, if it is genuine (expired or not); null
+   * otherwise. For the audit of refreshes and logouts: identifiers only.
+   */
+  refreshSubject(refreshToken: string): RefreshSubject | null
+  /**
+   * Sets the listener of audit events without a request (README "Audit events"): called with
+   * one JSON string per event, from the event loop, never awaited. The listener does not keep
+   * Node's event loop alive (weak), and events beyond its queue are dropped and counted.
+   */
+  setAuditListener(listener: (arg: string) => unknown): void
+  /** Audit events dropped so far (no listener, its queue full, Node shutting down). */
+  get auditEventsDropped(): number
+  /**
    * Ends the session; resolves `true` when the backend logout call failed (it never fails the
    * logout).
    */
@@ -110,6 +123,8 @@ export interface LoginResult {
   refreshExpiresAt?: number
   /** LibreChat's 2FA temp token when `twoFAPending`. */
   tempToken?: string
+  /** The new session document's `_id` hex (absent while 2FA is pending): an audit reference. */
+  sessionId?: string
 }
 
 /** Backend calls of one endpoint with one outcome: a histogram of their latency. */
@@ -164,6 +179,19 @@ export interface RefreshResult {
    * presented and the cookies stay as they are.
    */
   outage: boolean
+  /** The backend failure an outage answer stood in for (its error code). */
+  outageCode?: string
+  /** The session document's `_id` hex: an audit reference. */
+  sessionId: string
+}
+
+/**
+ * Whom a genuine LibreChat refresh token names (its signature checked, its expiry not): the
+ * audit's references for a refresh or logout, never the token.
+ */
+export interface RefreshSubject {
+  userId: string
+  sessionId: string
 }
 
 /** A user as relaxed Extended JSON with its cache version. */

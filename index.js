@@ -19,6 +19,7 @@ const {
 } = require('./lib/controllers');
 const { customBackendStartupConfig } = require('./lib/startupConfig');
 const { registerCustomBackendMetrics, appendCustomBackendMetrics } = require('./lib/metrics');
+const { AUDIT_EVENTS, AUDIT_PREFIX } = require('./lib/audit');
 
 module.exports = {
   CustomBackendAuthService,
@@ -36,4 +37,6 @@ module.exports = {
   customBackendStartupConfig,
   registerCustomBackendMetrics,
   appendCustomBackendMetrics,
+  AUDIT_EVENTS,
+  AUDIT_PREFIX,
 };

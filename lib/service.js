@@ -7,6 +7,7 @@ const { EJSON } = require('bson');
 const native = require('../binding');
 const { CustomBackendAuthError, toAuthError } = require('./errors');
 const { shapeSnapshot } = require('./metrics');
+const { Auditor } = require('./audit');
 
 /** Bounds of the login form fields, in characters (the same as the native check's). */
 const MAX_USERNAME_CHARS = 256;
@@ -61,16 +62,18 @@ function defaultLogger() {
 
 /**
  * The authentication service. Options are environment-variable names (see README) and override
- * `process.env`; `logger` is taken apart. Throws `CONFIG_INVALID` naming the variable.
+ * `process.env`; `logger` and `onAuditEvent` are taken apart. Throws `CONFIG_INVALID` naming the
+ * variable.
  */
 class CustomBackendAuthService {
   #native;
+  #auditor;
   /** Parsed user objects by id, valid while the native cache reports the same version. */
   #parsed = new Map();
   #parsedMax;
 
   constructor(options = {}) {
-    const { logger, ...overrides } = options;
+    const { logger, onAuditEvent, ...overrides } = options;
     const vars = {};
     for (const [key, value] of Object.entries({ ...process.env, ...overrides })) {
       if (value !== undefined && value !== null) vars[key] = String(value);
@@ -81,6 +84,10 @@ class CustomBackendAuthService {
       throw toAuthError(err);
     }
     this.logger = logger ?? defaultLogger();
+    this.#auditor = new Auditor(this.logger, onAuditEvent);
+    // Events without a request (README "Audit events") come from the addon through this listener.
+    const auditor = this.#auditor;
+    this.#native.setAuditListener((json) => auditor.fromNative(json));
     this.#parsedMax = this.#native.cacheMaxEntries; // AUTH_CACHE_MAX_ENTRIES, as Rust parsed it
   }
 
@@ -111,7 +118,13 @@ class CustomBackendAuthService {
       const user = EJSON.parse(r.user);
       return r.twoFaPending
         ? { user, twoFAPending: true, tempToken: r.tempToken }
-        : { user, token: r.token, refreshToken: r.refreshToken, refreshExpiresAt: r.refreshExpiresAt };
+        : {
+            user,
+            token: r.token,
+            refreshToken: r.refreshToken,
+            refreshExpiresAt: r.refreshExpiresAt,
+            sessionId: r.sessionId,
+          };
     } catch (err) {
       throw toAuthError(err);
     }
@@ -173,6 +186,30 @@ class CustomBackendAuthService {
     } catch (err) {
       throw toAuthError(err);
     }
+  }
+
+  /** The user and session a genuine refresh token names (expired or not), else null: audit
+   * references, never the token. */
+  refreshSubject(refreshToken) {
+    if (typeof refreshToken !== 'string' || refreshToken === '') return null;
+    try {
+      return this.#native.refreshSubject(refreshToken);
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Emits an audit event (README "Audit events"): `event` from AUDIT_EVENTS, `fields` as
+   * `{ outcome, userId, backendId, session, req }`. Never throws, never waits.
+   */
+  audit(event, fields) {
+    this.#auditor.emit(event, fields);
+  }
+
+  /** Native audit events dropped so far (no listener, its queue full, Node shutting down). */
+  get auditEventsDropped() {
+    return this.#native.auditEventsDropped;
   }
 
   /** Forgets a cached user, e.g. after an administrator changed it. */
