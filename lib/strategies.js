@@ -20,9 +20,12 @@ class CustomBackendStrategy {
   authenticate(req) {
     const service = serviceOf(this._opts);
     const body = req.body !== null && typeof req.body === 'object' ? req.body : {};
+    // One audit event per login: a throw after the success event is not a second one.
+    let audited = false;
     service
       .login({ email: body.email, username: body.username, password: body.password })
       .then((result) => {
+        audited = true;
         const pending = result.twoFAPending === true;
         service.audit(pending ? AUDIT_EVENTS.LOGIN_2FA_PENDING : AUDIT_EVENTS.LOGIN_SUCCESS, {
           outcome: 'ok',
@@ -35,7 +38,7 @@ class CustomBackendStrategy {
       .catch((err) => {
         const authErr = toAuthError(err);
         logFailure(service, 'login', authErr);
-        service.audit(AUDIT_EVENTS.LOGIN_FAILURE, { outcome: authErr.code, req });
+        if (!audited) service.audit(AUDIT_EVENTS.LOGIN_FAILURE, { outcome: authErr.code, req });
         this.error(authErr);
       });
   }
