@@ -34,8 +34,6 @@ export declare class CustomBackendAuthService {
   checkBearer(token: string): BearerCheck
   /** Verifies a LibreChat access token (HS256, `JWT_SECRET`, `exp`, `id`): the user id or null. */
   verifyAccessToken(token: string): string | null
-  /** The session id a LibreChat refresh token of `user_id` names, when it verifies. */
-  sessionIdOf(refreshToken: string, userId: string): string | null
   /** The cached user document (relaxed Extended JSON), if cached. */
   cachedUser(id: string): UserRecord | null
   /** Loads a user by id as LibreChat's jwt strategy does; null when there is none. */
@@ -44,6 +42,19 @@ export declare class CustomBackendAuthService {
   authenticateBackendToken(token: string): Promise<UserRecord>
   /** Refreshes the session a LibreChat refresh token names. */
   refresh(refreshToken: string): Promise<RefreshResult>
+  /**
+   * The user and session a refresh token names, if it is genuine (expired or not); null
+   * otherwise. For the audit of refreshes and logouts: identifiers only.
+   */
+  refreshSubject(refreshToken: string): RefreshSubject | null
+  /**
+   * Sets the listener of audit events without a request (README "Audit events"): called with
+   * one JSON string per event, from the event loop, never awaited. The listener does not keep
+   * Node's event loop alive (weak), and events beyond its queue are dropped and counted.
+   */
+  setAuditListener(listener: (arg: string) => unknown): void
+  /** Audit events dropped so far (no listener, its queue full, Node shutting down). */
+  get auditEventsDropped(): number
   /**
    * Ends the session; resolves `true` when the backend logout call failed (it never fails the
    * logout).
@@ -134,6 +145,8 @@ export interface LoginResult {
   refreshExpiresAt?: number
   /** LibreChat's 2FA temp token when `twoFAPending`. */
   tempToken?: string
+  /** The new session document's `_id` hex (absent while 2FA is pending): an audit reference. */
+  sessionId?: string
 }
 
 /** Backend calls of one endpoint with one outcome: a histogram of their latency. */
@@ -198,6 +211,19 @@ export interface RefreshResult {
    * presented and the cookies stay as they are.
    */
   outage: boolean
+  /** The backend failure an outage answer stood in for (its error code). */
+  outageCode?: string
+  /** The session document's `_id` hex: an audit reference. */
+  sessionId: string
+}
+
+/**
+ * Whom a genuine LibreChat refresh token names (its signature checked, its expiry not): the
+ * audit's references for a refresh or logout, never the token.
+ */
+export interface RefreshSubject {
+  userId: string
+  sessionId: string
 }
 
 /** One session as `listSessions` shows it: nothing secret. Times in ms since the epoch. */

@@ -2,10 +2,70 @@
 
 import type { ObjectId } from 'bson';
 
-/** Options: environment-variable names (see README) overriding `process.env`, plus a logger. */
+/** Options: environment-variable names (see README) overriding `process.env`, plus a logger and
+ * an audit callback. */
 export interface CustomBackendAuthOptions {
-  [variable: string]: string | number | boolean | undefined | Logger;
+  [variable: string]: string | number | boolean | undefined | Logger | AuditCallback;
   logger?: Logger;
+  /** Receives every audit event (a copy), after the request's work; never awaited, its errors
+   * (thrown or rejected) are ignored (the first one is logged). */
+  onAuditEvent?: AuditCallback;
+}
+
+/** The audit event names (README "Audit events"), frozen. */
+export const AUDIT_EVENTS: Readonly<{
+  LOGIN_SUCCESS: 'login.success';
+  LOGIN_FAILURE: 'login.failure';
+  LOGIN_2FA_PENDING: 'login.2fa_pending';
+  REFRESH_SUCCESS: 'refresh.success';
+  REFRESH_OUTAGE: 'refresh.outage';
+  REFRESH_REFUSED: 'refresh.refused';
+  REFRESH_FAILURE: 'refresh.failure';
+  REFRESH_REUSE_DETECTED: 'refresh.reuse_detected';
+  LOGOUT: 'logout';
+  LOGOUT_ALL: 'logout.all';
+  BACKEND_EVENT_RECEIVED: 'backend_event.received';
+  BACKEND_EVENT_APPLIED: 'backend_event.applied';
+  BACKEND_SESSION_ENDED: 'backend_session.ended';
+  ACCESS_DENIED: 'access.denied';
+  BREAKER_OPENED: 'breaker.opened';
+  BREAKER_CLOSED: 'breaker.closed';
+}>;
+export type AuditEventName = (typeof AUDIT_EVENTS)[keyof typeof AUDIT_EVENTS];
+/** The prefix of every audit log line (`info`), followed by the event as JSON. */
+export const AUDIT_PREFIX: '[customBackendAuth:audit]';
+
+/** One audit event. Identifiers only: never a token, password, refresh token or token hash. */
+export interface AuditEvent {
+  /** ISO 8601, UTC. */
+  time: string;
+  event: AuditEventName;
+  /** `ok` or the error code. */
+  outcome: 'ok' | ErrorCode;
+  /** LibreChat user `_id` hex, when known. */
+  userId: string | null;
+  /** The backend's user id (`idOnTheSource`), when known. */
+  backendId: string | null;
+  /** The session document's `_id` hex (not the token), when known. */
+  session: string | null;
+  /** `req.ip` (the application's `trust proxy` applies); null without a request. */
+  ip: string | null;
+  /** LibreChat's `req.requestId`, `req.id`, or `X-Request-Id` / `X-Correlation-Id` (≤ 128 chars). */
+  requestId?: string;
+  /** The backend host (breaker events). */
+  host?: string;
+}
+export type AuditCallback = (event: AuditEvent) => unknown;
+
+/** What a caller knows of an audited action (`service.audit`). */
+export interface AuditFields {
+  outcome?: 'ok' | ErrorCode;
+  userId?: string | { toString(): string } | null;
+  backendId?: string | null;
+  session?: string | { toString(): string } | null;
+  host?: string | null;
+  /** The Express request: `ip` and `requestId` are taken from it. */
+  req?: unknown;
 }
 
 export interface Logger {
@@ -34,7 +94,7 @@ export interface LibreChatUser {
 }
 
 export type LoginResult =
-  | { user: LibreChatUser; token: string; refreshToken: string; refreshExpiresAt: number }
+  | { user: LibreChatUser; token: string; refreshToken: string; refreshExpiresAt: number; sessionId: string }
   | { user: LibreChatUser; twoFAPending: true; tempToken: string };
 
 export interface RefreshResult {
@@ -46,6 +106,10 @@ export interface RefreshResult {
   provider: string;  /** Answered during a backend outage without a backend refresh (README section 7): `refreshToken`
    * is the one presented, unchanged, and `token` expires no later than the one issued with it. */
   outage: boolean;
+  /** The backend failure an outage answer stood in for. */
+  outageCode?: ErrorCode;
+  /** The session document's `_id` hex (an audit reference). */
+  sessionId: string;
 }
 
 export interface BearerCheck {
@@ -82,6 +146,8 @@ export class CustomBackendAuthError extends Error {
   readonly code: ErrorCode;
   /** The HTTP status this error answers with. */
   readonly status: number;
+  /** Sets it apart from others of its code: `reuse` (a reused refresh token ended the session). */
+  readonly reason?: 'reuse';
 }
 
 export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>>;
@@ -113,13 +179,20 @@ export class CustomBackendAuthService {
   /** Checks a signed backend event (raw body, `X-Custom-Backend-Signature`) and applies it. */
   handleBackendEvent(body: Buffer, signature: string): Promise<BackendEventResult>;
   /** Log out everywhere: every session of the user (`_id` hex), on every server. */
-  logoutAll(userId: string): Promise<SessionsEnded>;
+  logoutAll(userId: string, opts?: { req?: unknown; backendId?: string | null }): Promise<SessionsEnded>;
   /** Ends one session of the user (`sessions` is 0 when it is not theirs or gone). */
-  endSession(userId: string, sessionId: string): Promise<SessionsEnded>;
+  endSession(userId: string, sessionId: string, opts?: { req?: unknown; backendId?: string | null }): Promise<SessionsEnded>;
   /** The user's live sessions, newest first. Nothing secret. */
   listSessions(userId: string): Promise<SessionInfo[]>;
   /** The session id a (verified) refresh token of `userId` names, else null. */
   sessionIdOf(refreshToken: string | null | undefined, userId: string): string | null;
+  /** The user and session a genuine refresh token names (expired or not), else null. */
+  refreshSubject(refreshToken: string | null | undefined): { userId: string; sessionId: string } | null;
+  /** Emits an audit event to the logger and `onAuditEvent`; never throws, never waits. Unknown
+   * names are dropped (logged as an error). */
+  audit(event: AuditEventName, fields?: AuditFields): void;
+  /** Audit events from the addon (no request) dropped so far. */
+  readonly auditEventsDropped: number;
   /** The package's own metrics since the service was built (README, "Metrics"). */
   metrics(): CustomBackendMetrics;
   close(): Promise<void>;

@@ -23,6 +23,7 @@ const {
 const { customBackendEventsHandler } = require('./lib/events');
 const { customBackendStartupConfig } = require('./lib/startupConfig');
 const { registerCustomBackendMetrics, appendCustomBackendMetrics } = require('./lib/metrics');
+const { AUDIT_EVENTS, AUDIT_PREFIX } = require('./lib/audit');
 
 module.exports = {
   CustomBackendAuthService,
@@ -44,4 +45,6 @@ module.exports = {
   customBackendStartupConfig,
   registerCustomBackendMetrics,
   appendCustomBackendMetrics,
+  AUDIT_EVENTS,
+  AUDIT_PREFIX,
 };

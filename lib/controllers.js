@@ -5,6 +5,7 @@
 const { CustomBackendAuthError, toAuthError, loginStatusOf } = require('./errors');
 const { getAuthService } = require('./service');
 const { hostModule } = require('./host');
+const { AUDIT_EVENTS } = require('./audit');
 const {
   PROVIDER,
   RETRY_AFTER_SECONDS,
@@ -61,8 +62,17 @@ async function customRefreshController(req, res) {
   const service = getAuthService();
   const refreshToken = readCookie(req, 'refreshToken');
   if (!refreshToken) return res.status(200).send('Refresh token not provided');
+  // Identifiers of the session the token names (checked signature), for the audit of a refusal.
+  const subject = () => service.refreshSubject(refreshToken);
   try {
     const r = await service.refresh(refreshToken);
+    service.audit(r.outage ? AUDIT_EVENTS.REFRESH_OUTAGE : AUDIT_EVENTS.REFRESH_SUCCESS, {
+      outcome: r.outage ? (r.outageCode ?? 'BACKEND_UNAVAILABLE') : 'ok',
+      userId: r.user?._id,
+      backendId: r.user?.idOnTheSource,
+      session: r.sessionId,
+      req,
+    });
     if (r.outage) {
       // The backend could not refresh: an access token from the session, the cookies unchanged.
       service.logger.warn('[customBackendAuth] refresh: backend unavailable; access token re-issued without rotation');
@@ -73,6 +83,11 @@ async function customRefreshController(req, res) {
   } catch (err) {
     const authErr = toAuthError(err);
     logFailure(service, 'refresh', authErr);
+    const s = subject();
+    let event = AUDIT_EVENTS.REFRESH_FAILURE; // could not decide now (backend, database): retry
+    if (authErr.reason === 'reuse') event = AUDIT_EVENTS.REFRESH_REUSE_DETECTED;
+    else if (authErr.status < 500) event = AUDIT_EVENTS.REFRESH_REFUSED;
+    service.audit(event, { outcome: authErr.code, userId: s?.userId, session: s?.sessionId, req });
     // The session is gone: make the browser forget it too. Otherwise (backend down) keep it.
     if (authErr.status === 401) clearSessionCookies(res);
     if (authErr.status === 503) res.set('Retry-After', RETRY_AFTER_SECONDS);
@@ -84,8 +99,18 @@ async function customRefreshController(req, res) {
 async function customLogoutController(req, res) {
   const service = getAuthService();
   const userId = req.user?.id ?? req.user?._id?.toString() ?? null;
+  const refreshToken = readCookie(req, 'refreshToken') ?? null;
+  const subject = service.refreshSubject(refreshToken);
+  const audited = (outcome) => ({
+    outcome,
+    userId,
+    backendId: req.user?.idOnTheSource,
+    // Only a session of this user: another user's refresh cookie ends nothing.
+    session: subject?.userId === userId ? subject.sessionId : null,
+    req,
+  });
   try {
-    const backendFailed = await service.logout(readCookie(req, 'refreshToken') ?? null, userId);
+    const backendFailed = await service.logout(refreshToken, userId);
     if (backendFailed) {
       service.logger.warn(`[customBackendAuth] backend logout failed for user ${userId}; the LibreChat session was ended`);
     }
@@ -93,9 +118,11 @@ async function customLogoutController(req, res) {
     // Nothing was ended (the database failed first): the cookies stay, so that a retry can.
     const failure = toAuthError(err);
     logFailure(service, 'logout', failure);
+    service.audit(AUDIT_EVENTS.LOGOUT, audited(failure.code));
     if (failure.status === 503) res.set('Retry-After', RETRY_AFTER_SECONDS);
     return sendError(res, failure);
   }
+  service.audit(AUDIT_EVENTS.LOGOUT, audited('ok'));
   clearSessionCookies(res);
   return res.status(200).send({ message: 'Logout successful' });
 }
@@ -121,7 +148,7 @@ async function customLogoutAllController(req, res) {
   const userId = userIdOf(req);
   if (!userId) return res.status(401).json({ message: 'Unauthorized' });
   try {
-    const r = await service.logoutAll(userId);
+    const r = await service.logoutAll(userId, { req, backendId: req.user?.idOnTheSource });
     if (r.backendFailures > 0) {
       service.logger.warn(`[customBackendAuth] backend logout failed for ${r.backendFailures} session(s) of user ${userId}; the LibreChat sessions were ended`);
     }
@@ -160,7 +187,7 @@ async function customEndSessionController(req, res) {
   if (!userId) return res.status(401).json({ message: 'Unauthorized' });
   const sessionId = String(req.params?.sessionId ?? '');
   try {
-    const r = await service.endSession(userId, sessionId);
+    const r = await service.endSession(userId, sessionId, { req, backendId: req.user?.idOnTheSource });
     if (r.sessions === 0) return res.status(404).json({ message: 'Session not found' });
     if (service.sessionIdOf(readCookie(req, 'refreshToken'), userId) === sessionId) clearSessionCookies(res);
     return res.status(200).json({ message: 'Session ended', sessions: r.sessions, backendFailures: r.backendFailures });

@@ -73,19 +73,21 @@ const OUTAGE_CODES = new Set([
 /** `Retry-After` of a refresh or logout answered 503: retrying at once is the remedy. */
 /** An error of this package: `code` is stable, `status` the HTTP status it answers with. */
 class CustomBackendAuthError extends Error {
-  constructor(code, message) {
+  constructor(code, message, reason) {
     super(message);
     this.name = 'CustomBackendAuthError';
     this.code = code;
     this.status = STATUS_BY_CODE[code] ?? 500;
+    // What sets it apart from others of its code (`reuse`: a refresh token reused), for the audit.
+    if (reason) this.reason = reason;
   }
 }
 
-/** Native errors carry their code as a `[CODE] ` prefix (see src/error.rs). */
+/** Native errors carry their code as a `[CODE] ` or `[CODE:reason] ` prefix (see src/error.rs). */
 function toAuthError(err) {
   if (err instanceof CustomBackendAuthError) return err;
-  const match = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(err?.message ?? '');
-  if (match) return new CustomBackendAuthError(match[1], match[2]);
+  const match = /^\[([A-Z_]+)(?::([a-z_]+))?\] ([\s\S]*)$/.exec(err?.message ?? '');
+  if (match) return new CustomBackendAuthError(match[1], match[3], match[2]);
   return new CustomBackendAuthError('INTERNAL', 'Internal error');
 }
 

@@ -8,6 +8,7 @@ const { CustomBackendAuthError, toAuthError } = require('./errors');
 const { isCustomBackendAuthEnabled } = require('./switches');
 const { getAuthService } = require('./service');
 const { RETRY_AFTER_SECONDS, logFailure, sendError } = require('./http');
+const { AUDIT_EVENTS } = require('./audit');
 
 /** The request header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`. */
 const SIGNATURE_HEADER = 'x-custom-backend-signature';
@@ -72,6 +73,9 @@ async function customBackendEventsHandler(req, res) {
     const body = await rawBody(req, MAX_EVENT_BYTES);
     const signature = req.headers[SIGNATURE_HEADER];
     const r = await service.handleBackendEvent(body, typeof signature === 'string' ? signature : '');
+    const who = { userId: r.userId, backendId: r.backendId, req };
+    service.audit(AUDIT_EVENTS.BACKEND_EVENT_RECEIVED, { outcome: 'ok', ...who });
+    if (r.status === 'applied') service.audit(AUDIT_EVENTS.BACKEND_EVENT_APPLIED, { outcome: 'ok', ...who });
     service.logger.info(
       `[customBackendAuth] backend event ${r.id} (${r.type}) for backend user ${r.backendId}: ${r.status}` +
         (r.status === 'applied' ? `, ${r.sessionsEnded} session(s) ended` : ''),
@@ -79,6 +83,8 @@ async function customBackendEventsHandler(req, res) {
     return res.status(200).json({ status: r.status, id: r.id, type: r.type, sessionsEnded: r.sessionsEnded });
   } catch (err) {
     const failure = toAuthError(err);
+    // Refused (signature, malformed, too large) or not applied (database): received, with its code.
+    service.audit(AUDIT_EVENTS.BACKEND_EVENT_RECEIVED, { outcome: failure.code, req });
     logFailure(service, 'backend event', failure);
     if (failure.status === 503) res.set('Retry-After', RETRY_AFTER_SECONDS);
     return sendError(res, failure);

@@ -7,6 +7,7 @@ const { EJSON } = require('bson');
 const native = require('../binding');
 const { CustomBackendAuthError, toAuthError } = require('./errors');
 const { shapeSnapshot } = require('./metrics');
+const { Auditor, AUDIT_EVENTS } = require('./audit');
 
 /** Bounds of the login form fields, in characters (the same as the native check's). */
 const MAX_USERNAME_CHARS = 256;
@@ -61,16 +62,18 @@ function defaultLogger() {
 
 /**
  * The authentication service. Options are environment-variable names (see README) and override
- * `process.env`; `logger` is taken apart. Throws `CONFIG_INVALID` naming the variable.
+ * `process.env`; `logger` and `onAuditEvent` are taken apart. Throws `CONFIG_INVALID` naming the
+ * variable.
  */
 class CustomBackendAuthService {
   #native;
+  #auditor;
   /** Parsed user objects by id, valid while the native cache reports the same version. */
   #parsed = new Map();
   #parsedMax;
 
   constructor(options = {}) {
-    const { logger, ...overrides } = options;
+    const { logger, onAuditEvent, ...overrides } = options;
     const vars = {};
     for (const [key, value] of Object.entries({ ...process.env, ...overrides })) {
       if (value !== undefined && value !== null) vars[key] = String(value);
@@ -81,6 +84,10 @@ class CustomBackendAuthService {
       throw toAuthError(err);
     }
     this.logger = logger ?? defaultLogger();
+    this.#auditor = new Auditor(this.logger, onAuditEvent);
+    // Events without a request (README "Audit events") come from the addon through this listener.
+    const auditor = this.#auditor;
+    this.#native.setAuditListener((json) => auditor.fromNative(json));
     this.#parsedMax = this.#native.cacheMaxEntries; // AUTH_CACHE_MAX_ENTRIES, as Rust parsed it
   }
 
@@ -111,7 +118,13 @@ class CustomBackendAuthService {
       const user = EJSON.parse(r.user);
       return r.twoFaPending
         ? { user, twoFAPending: true, tempToken: r.tempToken }
-        : { user, token: r.token, refreshToken: r.refreshToken, refreshExpiresAt: r.refreshExpiresAt };
+        : {
+            user,
+            token: r.token,
+            refreshToken: r.refreshToken,
+            refreshExpiresAt: r.refreshExpiresAt,
+            sessionId: r.sessionId,
+          };
     } catch (err) {
       throw toAuthError(err);
     }
@@ -200,24 +213,34 @@ class CustomBackendAuthService {
   /**
    * Log out everywhere: ends every session of the user (`_id` hex) on every server, tells the
    * backend for each (when `BACKEND_LOGOUT_URL` is set), and refuses the user's tokens issued
-   * before now. Resolves `{sessions, backendFailures}`.
+   * before now. Resolves `{sessions, backendFailures}`. Audited as `logout.all` (`req` and
+   * `backendId` of `opts` go into the event).
    */
-  async logoutAll(userId) {
-    this.#parsed.delete(userId);
-    try {
-      return await this.#native.logoutAll(String(userId));
-    } catch (err) {
-      throw toAuthError(err);
-    }
+  async logoutAll(userId, opts = {}) {
+    return this.#endSessions(AUDIT_EVENTS.LOGOUT_ALL, userId, null, opts, () => this.#native.logoutAll(String(userId)));
   }
 
-  /** Ends one session of the user (by the session id `listSessions` shows): `{sessions, backendFailures}`. */
-  async endSession(userId, sessionId) {
-    this.#parsed.delete(userId);
+  /**
+   * Ends one session of the user (by the session id `listSessions` shows): `{sessions,
+   * backendFailures}`, `sessions` 0 when it is not theirs. Audited as `logout` when one ended.
+   */
+  async endSession(userId, sessionId, opts = {}) {
+    return this.#endSessions(AUDIT_EVENTS.LOGOUT, userId, String(sessionId), opts, () =>
+      this.#native.endSession(String(userId), String(sessionId)),
+    );
+  }
+
+  async #endSessions(event, userId, session, { req, backendId } = {}, call) {
+    this.#parsed.delete(String(userId));
+    const fields = { userId: String(userId), backendId, session, req };
     try {
-      return await this.#native.endSession(String(userId), String(sessionId));
+      const r = await call();
+      if (event === AUDIT_EVENTS.LOGOUT_ALL || r.sessions > 0) this.audit(event, { ...fields, outcome: 'ok' });
+      return r;
     } catch (err) {
-      throw toAuthError(err);
+      const failure = toAuthError(err);
+      this.audit(event, { ...fields, outcome: failure.code });
+      throw failure;
     }
   }
 
@@ -240,10 +263,34 @@ class CustomBackendAuthService {
     }
   }
 
-  /** The session id a refresh token of `userId` names (verified), else null. */
+  /** The user and session a genuine refresh token names (expired or not), else null: audit
+   * references, never the token. */
+  refreshSubject(refreshToken) {
+    if (typeof refreshToken !== 'string' || refreshToken === '') return null;
+    try {
+      return this.#native.refreshSubject(refreshToken);
+    } catch {
+      return null;
+    }
+  }
+
+  /** The session id a genuine refresh token of `userId` names, else null. */
   sessionIdOf(refreshToken, userId) {
-    if (typeof refreshToken !== 'string' || !refreshToken) return null;
-    return this.#native.sessionIdOf(refreshToken, String(userId)) ?? null;
+    const subject = this.refreshSubject(refreshToken);
+    return subject && subject.userId === String(userId) ? subject.sessionId : null;
+  }
+
+  /**
+   * Emits an audit event (README "Audit events"): `event` from AUDIT_EVENTS, `fields` as
+   * `{ outcome, userId, backendId, session, req }`. Never throws, never waits.
+   */
+  audit(event, fields) {
+    this.#auditor.emit(event, fields);
+  }
+
+  /** Native audit events dropped so far (no listener, its queue full, Node shutting down). */
+  get auditEventsDropped() {
+    return this.#native.auditEventsDropped;
   }
 
   /** Forgets a cached user, e.g. after an administrator changed it. */

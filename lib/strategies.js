@@ -5,6 +5,10 @@
 const { OUTAGE_CODES, toAuthError } = require('./errors');
 const { serviceOf } = require('./service');
 const { PROVIDER, logFailure, bearerToken } = require('./http');
+const { AUDIT_EVENTS } = require('./audit');
+
+/** The audit fields of a user document. */
+const whoIs = (user) => ({ userId: user?._id, backendId: user?.idOnTheSource });
 
 /** The passport strategy `custom-backend`: logs in against the backend and starts the session. */
 class CustomBackendStrategy {
@@ -16,12 +20,25 @@ class CustomBackendStrategy {
   authenticate(req) {
     const service = serviceOf(this._opts);
     const body = req.body !== null && typeof req.body === 'object' ? req.body : {};
+    // One audit event per login: a throw after the success event is not a second one.
+    let audited = false;
     service
       .login({ email: body.email, username: body.username, password: body.password })
-      .then((result) => this.success(result.user, { customBackend: result, service }))
+      .then((result) => {
+        audited = true;
+        const pending = result.twoFAPending === true;
+        service.audit(pending ? AUDIT_EVENTS.LOGIN_2FA_PENDING : AUDIT_EVENTS.LOGIN_SUCCESS, {
+          outcome: 'ok',
+          ...whoIs(result.user),
+          session: pending ? null : result.sessionId,
+          req,
+        });
+        this.success(result.user, { customBackend: result, service });
+      })
       .catch((err) => {
         const authErr = toAuthError(err);
         logFailure(service, 'login', authErr);
+        if (!audited) service.audit(AUDIT_EVENTS.LOGIN_FAILURE, { outcome: authErr.code, req });
         this.error(authErr);
       });
   }
@@ -54,15 +71,15 @@ class CustomJwtStrategy {
       if (user) return this.success(withLibreChatDefaults(user));
     }
     if (check.kind === 'user' || check.kind === 'load') {
-      return this.settle(service, service.loadUser(check.id, check.issuedAt));
+      return this.settle(service, service.loadUser(check.id, check.issuedAt), req);
     }
     if (check.kind === 'backend') {
-      return this.settle(service, service.authenticateBackendToken(token));
+      return this.settle(service, service.authenticateBackendToken(token), req);
     }
     return this.fail({ message: 'Unauthorized' }, 401);
   }
 
-  settle(service, promise) {
+  settle(service, promise, req) {
     promise.then(
       (user) => (user ? this.success(withLibreChatDefaults(user)) : this.fail({ message: 'Unauthorized' }, 401)),
       (err) => {
@@ -71,6 +88,9 @@ class CustomJwtStrategy {
         if (authErr.code === 'TWO_FACTOR_REQUIRED') return this.fail({ message: authErr.message }, 401);
         if (authErr.status === 401) return this.fail({ message: 'Unauthorized' }, 401);
         if (OUTAGE_CODES.has(authErr.code)) return this.fail({ message: authErr.message }, 503);
+        if (authErr.code === 'ACCESS_DENIED') {
+          service.audit(AUDIT_EVENTS.ACCESS_DENIED, { outcome: authErr.code, req });
+        }
         // A refusal such as an account conflict (409) or a missing role (403) keeps its status.
         if (authErr.status < 500) return this.fail({ message: authErr.message }, authErr.status);
         return this.error(authErr);

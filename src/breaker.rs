@@ -140,9 +140,7 @@ impl Breakers {
         b
     }
 
-    /// Replaces the transition listener: the audit events' hook (attached by the audit work; until
-    /// then only the tests attach one).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// Replaces the transition listener: the audit events' hook (`Service::new`).
     pub fn set_listener(&self, listener: Listener) {
         *self.listener.write().unwrap_or_else(|p| p.into_inner()) = Some(listener);
     }

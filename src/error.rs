@@ -36,6 +36,9 @@ pub enum AuthError {
     TwoFactorRequired,
     /// A session that does not exist (any more) or was revoked.
     SessionInvalid(String),
+    /// A superseded refresh token came back when no honest client could hold it: the session was
+    /// ended. Code `SESSION_INVALID` like any ended session; told apart for the audit (`reason`).
+    RefreshReuse,
     /// The user the token names does not exist.
     UserNotFound,
     /// MongoDB could not be reached.
@@ -66,12 +69,21 @@ impl AuthError {
             AuthError::TokenInvalid(_) => "TOKEN_INVALID",
             AuthError::TokenExpired => "TOKEN_EXPIRED",
             AuthError::TwoFactorRequired => "TWO_FACTOR_REQUIRED",
-            AuthError::SessionInvalid(_) => "SESSION_INVALID",
+            AuthError::SessionInvalid(_) | AuthError::RefreshReuse => "SESSION_INVALID",
             AuthError::UserNotFound => "USER_NOT_FOUND",
             AuthError::DbUnavailable => "DB_UNAVAILABLE",
             AuthError::DbError => "DB_ERROR",
             AuthError::SignatureInvalid(_) => "SIGNATURE_INVALID",
             AuthError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// What tells this error apart from others of its code, for the audit: crosses to JS as
+    /// `[CODE:reason]` and becomes `err.reason`.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            AuthError::RefreshReuse => Some("reuse"),
+            _ => None,
         }
     }
 
@@ -115,6 +127,9 @@ impl fmt::Display for AuthError {
                 "Two-factor authentication is required: sign in through LibreChat to use this account.",
             ),
             AuthError::SessionInvalid(m) => f.write_str(m),
+            AuthError::RefreshReuse => {
+                f.write_str("Refresh token reuse detected; the session was ended")
+            }
             AuthError::UserNotFound => f.write_str("User not found"),
             AuthError::DbUnavailable => {
                 f.write_str("The database is unavailable. Please try again later.")
@@ -129,13 +144,15 @@ impl fmt::Display for AuthError {
 impl std::error::Error for AuthError {}
 
 /// The one place where our errors become JS errors. The async bridge of napi only keeps a message,
-/// so the stable code travels as a `[CODE] ` prefix that `index.js` turns back into `err.code`.
+/// so the stable code travels as a `[CODE] ` (or `[CODE:reason] `) prefix that `lib/errors.js`
+/// turns back into `err.code` (and `err.reason`).
 impl From<AuthError> for napi::Error {
     fn from(e: AuthError) -> Self {
-        napi::Error::new(
-            napi::Status::GenericFailure,
-            format!("[{}] {}", e.code(), e),
-        )
+        let message = match e.reason() {
+            Some(r) => format!("[{}:{r}] {e}", e.code()),
+            None => format!("[{}] {e}", e.code()),
+        };
+        napi::Error::new(napi::Status::GenericFailure, message)
     }
 }
 

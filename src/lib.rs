@@ -4,6 +4,7 @@
 // Nothing that comes from input, the network or the database may panic; tests may unwrap.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod audit;
 mod backend;
 mod bearer;
 mod breaker;
@@ -27,12 +28,16 @@ mod users;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::Buffer;
+use napi::bindgen_prelude::{Buffer, Function, Unknown};
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 
 use crate::metrics::{code_index, Flow};
 use crate::refresh::Refreshed;
 use crate::service::{user_ejson, LoginOutcome, Service, SyncAuth};
+
+/// Audit events waiting for the event loop at most; more are dropped (and counted).
+const AUDIT_QUEUE: usize = 1024;
 
 /// What `login` answers. `user` is relaxed Extended JSON (the shim restores ObjectIds and Dates).
 #[napi(object)]
@@ -47,6 +52,8 @@ pub struct LoginResult {
     pub refresh_expires_at: Option<f64>,
     /// LibreChat's 2FA temp token when `twoFAPending`.
     pub temp_token: Option<String>,
+    /// The new session document's `_id` hex (absent while 2FA is pending): an audit reference.
+    pub session_id: Option<String>,
 }
 
 /// The synchronous verdict on a bearer token. `kind`: `user` (verified, user cached at `version`),
@@ -81,6 +88,18 @@ pub struct RefreshResult {
     /// Answered during a backend outage without a backend refresh: `refresh_token` is the one
     /// presented and the cookies stay as they are.
     pub outage: bool,
+    /// The backend failure an outage answer stood in for (its error code).
+    pub outage_code: Option<String>,
+    /// The session document's `_id` hex: an audit reference.
+    pub session_id: String,
+}
+
+/// Whom a genuine LibreChat refresh token names (its signature checked, its expiry not): the
+/// audit's references for a refresh or logout, never the token.
+#[napi(object)]
+pub struct RefreshSubject {
+    pub user_id: String,
+    pub session_id: String,
 }
 
 /// Requests of one flow ended with one code (`ok` or an error code).
@@ -254,6 +273,7 @@ impl CustomBackendAuthService {
                 token,
                 refresh_token,
                 refresh_expires_at_ms,
+                session,
             } => LoginResult {
                 user: user_ejson(user)?,
                 two_fa_pending: false,
@@ -261,6 +281,7 @@ impl CustomBackendAuthService {
                 refresh_token: Some(refresh_token),
                 refresh_expires_at: Some(refresh_expires_at_ms as f64),
                 temp_token: None,
+                session_id: Some(session.to_hex()),
             },
             LoginOutcome::TwoFactorPending { user, temp_token } => LoginResult {
                 user: user_ejson(user)?,
@@ -269,6 +290,7 @@ impl CustomBackendAuthService {
                 refresh_token: None,
                 refresh_expires_at: None,
                 temp_token: Some(temp_token),
+                session_id: None,
             },
         };
         Ok(result)
@@ -312,13 +334,6 @@ impl CustomBackendAuthService {
     #[napi(catch_unwind)]
     pub fn verify_access_token(&self, token: String) -> Option<String> {
         self.inner.verify_access(&token).ok()
-    }
-
-    /// The session id a LibreChat refresh token of `user_id` names, when it verifies.
-    #[napi(catch_unwind)]
-    pub fn session_id_of(&self, refresh_token: String, user_id: String) -> Option<String> {
-        let claims = self.inner.tokens.verify_refresh(&refresh_token).ok()?;
-        (claims.id == user_id).then_some(claims.session_id)
     }
 
     /// The cached user document (relaxed Extended JSON), if cached.
@@ -373,7 +388,51 @@ impl CustomBackendAuthService {
             refresh_expires_at: r.refresh_expires_at_ms as f64,
             provider: r.provider.to_string(),
             outage: r.outage.is_some(),
+            outage_code: r.outage.as_ref().map(|e| e.code().to_string()),
+            session_id: r.session.to_hex(),
         })
+    }
+
+    /// The user and session a refresh token names, if it is genuine (expired or not); null
+    /// otherwise. For the audit of refreshes and logouts: identifiers only.
+    #[napi(catch_unwind)]
+    pub fn refresh_subject(&self, refresh_token: String) -> Option<RefreshSubject> {
+        // Time 0: the expiry is not checked, an expired token still names its session.
+        let claims = self
+            .inner
+            .tokens
+            .verify_refresh_at(&refresh_token, 0)
+            .ok()?;
+        Some(RefreshSubject {
+            user_id: claims.id,
+            session_id: claims.session_id,
+        })
+    }
+
+    /// Sets the listener of audit events without a request (README "Audit events"): called with
+    /// one JSON string per event, from the event loop, never awaited. The listener does not keep
+    /// Node's event loop alive (weak), and events beyond its queue are dropped and counted.
+    #[napi]
+    pub fn set_audit_listener(
+        &self,
+        listener: Function<String, Unknown<'static>>,
+    ) -> napi::Result<()> {
+        let tsfn = listener
+            .build_threadsafe_function()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .max_queue_size::<AUDIT_QUEUE>()
+            .build()?;
+        self.inner.audit.listen(Box::new(move |json| {
+            tsfn.call(json, ThreadsafeFunctionCallMode::NonBlocking) == napi::Status::Ok
+        }));
+        Ok(())
+    }
+
+    /// Audit events dropped so far (no listener, its queue full, Node shutting down).
+    #[napi(getter)]
+    pub fn audit_events_dropped(&self) -> f64 {
+        self.inner.audit.dropped() as f64
     }
 
     /// Ends the session; resolves `true` when the backend logout call failed (it never fails the

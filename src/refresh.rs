@@ -48,6 +48,8 @@ pub struct Refreshed {
     /// `refresh_token` is the one presented, unchanged, and the cookies need not be set again.
     /// The backend's failure it answered in place of (counted as the refresh's outcome).
     pub outage: Option<AuthError>,
+    /// The session document's `_id` (an audit reference, not a secret).
+    pub session: ObjectId,
 }
 
 fn duration_ms(d: Duration) -> i64 {
@@ -182,9 +184,7 @@ impl Service {
                 self.backend_logout(&t).await;
             }
         }
-        Err(AuthError::SessionInvalid(
-            "Refresh token reuse detected; the session was ended".into(),
-        ))
+        Err(AuthError::RefreshReuse)
     }
 
     /// Deletes the session as it is when deleted: returns that state (whose backend tokens died
@@ -293,6 +293,7 @@ impl Service {
             refresh_expires_at_ms: s.expiration_ms,
             provider: PROVIDER,
             outage: Some(e),
+            session: s.id,
         })
     }
 
@@ -559,6 +560,7 @@ impl Service {
             refresh_expires_at_ms: s.expiration_ms,
             provider,
             outage: None,
+            session: s.id,
         })
     }
 

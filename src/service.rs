@@ -11,6 +11,7 @@ use mongodb::options::ClientOptions;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
+use crate::audit::{events, Audit, AuditEvent};
 use crate::backend::{Backend, BackendTokens, BackendUser, LoginAnswer};
 use crate::bearer::{token_key, Bearer, Verdict};
 use crate::cache::TtlCache;
@@ -64,6 +65,8 @@ pub struct Service {
     /// The service itself, for its background poll (which must not keep it alive).
     pub(crate) me: OnceLock<Weak<Service>>,
     closed: AtomicBool,
+    /// Audit events without a request, to the shim's listener (README "Audit events").
+    pub audit: Audit,
 }
 
 /// What the synchronous check of a bearer token decided.
@@ -87,9 +90,25 @@ pub enum LoginOutcome {
         token: String,
         refresh_token: String,
         refresh_expires_at_ms: i64,
+        /// The session document's `_id` (an audit reference, not a secret).
+        session: ObjectId,
     },
     /// The user has 2FA: LibreChat's second step takes over with the temp token.
     TwoFactorPending { user: Document, temp_token: String },
+}
+
+/// The breaker's transitions as audit events: opened, and closed again (half-open is a step).
+fn breaker_audit(audit: Audit) -> crate::breaker::Listener {
+    Arc::new(move |host: &str, state: crate::breaker::BreakerState| {
+        let name = match state {
+            crate::breaker::BreakerState::Open => events::BREAKER_OPENED,
+            crate::breaker::BreakerState::Closed => events::BREAKER_CLOSED,
+            crate::breaker::BreakerState::HalfOpen => return,
+        };
+        let mut e = AuditEvent::new(name, "ok");
+        e.host = Some(host.to_string());
+        audit.emit(e);
+    })
 }
 
 /// A token issued before a revocation of its user (README section "Revocation").
@@ -161,9 +180,15 @@ impl Service {
     pub fn new(vars: &HashMap<String, String>) -> AuthResult<Service> {
         let config = Config::from_vars(vars)?;
         let metrics = Arc::new(Metrics::default());
+        let audit = Audit::default();
+        let backend = Backend::new(&config)?.with_metrics(metrics.clone());
+        backend
+            .breakers()
+            .set_listener(breaker_audit(audit.clone()));
         Ok(Service {
-            backend: Backend::new(&config)?.with_metrics(metrics.clone()),
+            backend,
             metrics,
+            audit,
             bearer: Bearer::new(&config),
             users_cache: TtlCache::new(config.cache_max),
             source_ids: TtlCache::new(config.cache_max),
@@ -270,10 +295,11 @@ impl Service {
         let (username, password) = login_fields(body)?;
         let answer = self.backend.login(&username, &password).await?;
         let tokens = answer.tokens.clone();
+        let backend_id = answer.user.as_ref().map(|u| u.id.clone());
         let outcome = self.start_session(answer).await;
         if outcome.is_err() {
             // The backend issued tokens that no session will hold: end its session too.
-            self.abandon_backend_session(tokens);
+            self.abandon_backend_session(tokens, backend_id);
         }
         outcome
     }
@@ -310,13 +336,15 @@ impl Service {
             token,
             refresh_token: session.refresh_token,
             refresh_expires_at_ms: session.expires_at_ms,
+            session: session.session_id,
         })
     }
 
     /// Tells `BACKEND_LOGOUT_URL` (when set) about tokens of a login that failed after the backend
     /// issued them. Best effort, in the background, so the error answer does not wait for it; the
     /// call is bounded by `BACKEND_TIMEOUT_MS` like every backend call.
-    fn abandon_backend_session(&self, tokens: BackendTokens) {
+    /// Its end is audited (`backend_session.ended`): it happens after the request was answered.
+    fn abandon_backend_session(&self, tokens: BackendTokens, backend_id: Option<String>) {
         let Some(url) = self.config.logout_url.clone() else {
             return;
         };
@@ -324,10 +352,15 @@ impl Service {
             return;
         };
         let backend = self.backend.clone();
+        let audit = self.audit.clone();
         runtime.spawn(async move {
-            let _ = backend
+            let ended = backend
                 .logout(&url, &tokens.access_token, tokens.refresh_token.as_deref())
                 .await;
+            let outcome = ended.as_ref().map_or_else(AuthError::code, |_| "ok");
+            let mut event = AuditEvent::new(events::BACKEND_SESSION_ENDED, outcome);
+            event.backend_id = backend_id;
+            audit.emit(event);
         });
     }
 

@@ -144,6 +144,7 @@ impl TokenCipher {
 /// A started session: what the controller puts into the cookies.
 #[derive(Debug)]
 pub struct NewSession {
+    pub session_id: ObjectId,
     pub refresh_token: String,
     pub expires_at_ms: i64,
 }
@@ -507,6 +508,7 @@ impl Sessions {
         };
         self.sessions.insert_one(session).await?;
         Ok(NewSession {
+            session_id,
             refresh_token,
             expires_at_ms,
         })
