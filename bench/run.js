@@ -32,7 +32,7 @@ const { spawn, spawnSync, execFileSync } = require('child_process');
 
 const REPO = path.resolve(__dirname, '..');
 const { startMockBackend, DEFAULT_USERS } = require('../__test__/support/mockBackend');
-const { formatMicro } = require('./micro');
+const { formatMicro, formatJwks } = require('./micro');
 
 const DURATION = Number(process.env.BENCH_DURATION) || 5;
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
@@ -40,8 +40,11 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS) || 50;
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 5);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS) || 2);
 const RESULTS_FILE = path.join(__dirname, 'results', 'latest.json');
+const PROFILE = (process.env.BENCH_PROFILE || '').split(',').map((x) => x.trim()).filter(Boolean);
+const PROFILE_DIR = path.join(__dirname, 'results', 'profiles');
 const MANY_USERS = Math.max(2, Number(process.env.BENCH_USERS) || 10000);
 
+const JWT_ALGS = ['RS256', 'ES256', 'EdDSA'];
 const STACKS = [
   { key: 'a', label: '(a) no authentication (the limit)', token: 'librechat' },
   { key: 'b', label: '(b) LibreChat stock: passport-jwt + jsonwebtoken, string JWT_SECRET, getUserById', token: 'librechat' },
@@ -50,20 +53,33 @@ const STACKS = [
   { key: 'd0', label: '(d0) ours, LibreChat token, USER_CACHE_TTL=0 (no user cache)', token: 'librechat', ours: true, env: { USER_CACHE_TTL: '0' } },
   { key: 'e', label: `(e) seed design: backend userinfo on every request (${LATENCY_MS} ms backend), findUser`, token: 'backend' },
   { key: 'f', label: '(f) ours, backend token, BACKEND_BEARER_TOKENS=userinfo', token: 'backend', ours: true, env: { BACKEND_BEARER_TOKENS: 'userinfo' } },
+  // Backend JWTs verified locally against the mock's JWKS, one row per algorithm, the same token on
+  // every request (its verdict cached after the first).
+  ...JWT_ALGS.map((alg) => ({
+    key: `g${alg}`, label: `(g${alg}) ours, backend JWT (${alg}), BACKEND_BEARER_TOKENS=jwks`, token: `jwks:${alg}`, ours: true, server: 'g',
+    env: { BACKEND_BEARER_TOKENS: 'jwks' }, jwks: true,
+  })),
   // Cache-unfriendly: every request another user and token, round-robin over MANY_USERS.
   { key: 'bN', label: `(bN) as (b), ${MANY_USERS} users round-robin, a token each`, token: 'many', server: 'b' },
   { key: 'dN', label: `(dN) as (d), ${MANY_USERS} users round-robin, a token each`, token: 'many', server: 'd', ours: true },
 ];
 
+// Targets are closeness to the limit (a): d/b can never exceed a/b, so it is shown, not a target.
 const RATIOS = [
-  { name: 'd/b', num: 'd', den: 'b', target: 8, what: 'ours vs LibreChat stock' },
-  { name: 'd/c', num: 'd', den: 'c', target: 1.5, what: 'ours vs stock with a KeyObject secret' },
+  { name: 'd/a', num: 'd', den: 'a', target: 0.95, what: 'ours (LibreChat token, cached user) vs no authentication' },
+  { name: 'f/a', num: 'f', den: 'a', target: 0.95, what: 'ours (cached backend token, userinfo) vs no authentication' },
+  ...JWT_ALGS.map((alg) => ({ name: `g${alg}/a`, num: `g${alg}`, den: 'a', target: null, what: `ours (backend JWT ${alg}, JWKS, cached) vs no authentication` })),
+  { name: 'a/b', num: 'a', den: 'b', target: null, what: 'the ceiling of d/b on this machine' },
+  { name: 'd/b', num: 'd', den: 'b', target: null, what: 'ours vs LibreChat stock' },
+  { name: 'd/c', num: 'd', den: 'c', target: null, what: 'ours vs stock with a KeyObject secret' },
   { name: 'd0/c', num: 'd0', den: 'c', target: null, what: 'ours without user cache vs stock with KeyObject' },
-  { name: 'd/a', num: 'd', den: 'a', target: null, what: 'ours vs no authentication' },
-  { name: 'f/e', num: 'f', den: 'e', target: 10, what: 'ours (backend tokens) vs the seed design' },
+  { name: 'f/e', num: 'f', den: 'e', target: null, what: 'ours (backend tokens) vs the seed design' },
   { name: 'dN/bN', num: 'dN', den: 'bN', target: null, what: `ours vs LibreChat stock, ${MANY_USERS} users round-robin` },
 ];
 const VERIFY_TARGET_US = 2;
+const JWKS_RS256_TARGET_US = 30;
+// Distinct backend JWTs per algorithm for the first-sight rows of the micro-benchmark.
+const JWKS_TOKENS = Number(process.env.BENCH_JWKS_TOKENS ?? 1000);
 
 const silent = { info() {}, debug() {}, warn() {}, error() {} };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -83,8 +99,8 @@ function pinPid(pid, core) {
 }
 
 /** Spawns `node script` with IPC, pinned to `core` when possible. */
-function spawnNode(script, { core, env }) {
-  const nodeArgs = [script];
+function spawnNode(script, { core, env, nodeArgs: extra = [] }) {
+  const nodeArgs = [...extra, script];
   const [cmd, args] = HAS_TASKSET
     ? ['taskset', ['-c', String(core), process.execPath, ...nodeArgs]]
     : [process.execPath, nodeArgs];
@@ -266,6 +282,13 @@ async function prepareUser(pkg, vars, mock) {
     await service?.close?.().catch(() => {});
   }
   out.backendToken = mock.issueAccessToken(alice.id, { ttlSec: 3600 });
+  // One backend JWT per algorithm, signed by the mock's published keys (its JWKS holds them all).
+  out.jwtTokens = {};
+  for (const alg of JWT_ALGS) {
+    mock.set({ jwtTokens: alg });
+    out.jwtTokens[alg] = mock.issueAccessToken(alice.id, { ttlSec: 3600 });
+  }
+  mock.set({ jwtTokens: false });
   return out;
 }
 
@@ -331,7 +354,10 @@ async function runStack(stack, ctx) {
     return res;
   }
   const many = stack.token === 'many';
-  const token = many ? ctx.many.tokens[0] : stack.token === 'backend' ? ctx.user.backendToken : ctx.user.librechatToken;
+  const token = many ? ctx.many.tokens[0]
+    : stack.token === 'backend' ? ctx.user.backendToken
+      : stack.token.startsWith('jwks:') ? ctx.user.jwtTokens[stack.token.slice(5)]
+        : ctx.user.librechatToken;
   const expectedId = many ? ctx.many.ids[0] : ctx.user.userId;
   const loadWith = many ? ctx.many.tokens : token;
   const env = {
@@ -341,7 +367,11 @@ async function runStack(stack, ctx) {
     BENCH_STACK: stack.server ?? stack.key,
     BENCH_USER_ID: ctx.user.userId,
   };
-  const server = spawnNode(path.join(__dirname, 'server.js'), { core: SERVER_CORE, env });
+  // BENCH_PROFILE=d,f: that stack's server runs under `node --cpu-prof` (a profile per round in
+  // bench/results/profiles/, summarised by `node bench/profile.js <file>`).
+  const profiled = PROFILE.includes(stack.key);
+  const nodeArgs = profiled ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${stack.key}-${Date.now()}.cpuprofile`] : [];
+  const server = spawnNode(path.join(__dirname, 'server.js'), { core: SERVER_CORE, env, nodeArgs });
   try {
     const ready = await nextMessage(server, (m) => m?.type === 'ready' || m?.type === 'failed', 60_000);
     if (ready.type === 'failed') {
@@ -502,12 +532,31 @@ function aggregate(stack, runs) {
   };
 }
 
+/** Distinct backend JWTs of the bench user per algorithm, as the mock mints them, for micro.js. */
+function mintJwksTokens(mock, backendUserId) {
+  const alice = DEFAULT_USERS.find((u) => u.id === backendUserId);
+  const tokens = {};
+  for (const alg of JWT_ALGS) {
+    const iat = Math.floor(Date.now() / 1000);
+    tokens[alg] = Array.from({ length: JWKS_TOKENS }, () => mock.signJwt({
+      sub: alice.id, iss: mock.issuer, aud: 'librechat', email: alice.email, name: alice.name,
+      preferred_username: alice.username, roles: alice.roles ?? [], iat, exp: iat + 3600,
+      jti: crypto.randomBytes(12).toString('hex'),
+    }, { alg }));
+  }
+  const file = path.join(os.tmpdir(), `lcbench-jwks-${process.pid}.json`);
+  fs.writeFileSync(file, JSON.stringify({ issuer: mock.issuer, audience: 'librechat', sub: alice.id, tokens }));
+  return file;
+}
+
 async function runMicroChild(ctx) {
+  const jwksFile = JWKS_TOKENS > 51 ? mintJwksTokens(ctx.mock, ctx.user.backendUserId) : null;
   const env = {
     ...process.env,
     ...ctx.vars,
     BENCH_TOKEN: ctx.user.librechatToken,
     BENCH_USER_ID: ctx.user.userId,
+    ...(jwksFile ? { BENCH_JWKS_FILE: jwksFile } : {}),
   };
   const child = spawnNode(path.join(__dirname, 'micro.js'), { core: SERVER_CORE, env });
   try {
@@ -516,6 +565,7 @@ async function runMicroChild(ctx) {
     return m.micro;
   } finally {
     await stopChild(child);
+    if (jwksFile) fs.rmSync(jwksFile, { force: true });
   }
 }
 
@@ -626,6 +676,10 @@ async function main() {
       BACKEND_AUTH_URL: mock.urls.login,
       BACKEND_USER_INFO_URL: mock.urls.userinfo,
       BACKEND_REFRESH_URL: mock.urls.refresh,
+      // Read only by the rows with BACKEND_BEARER_TOKENS=jwks.
+      BACKEND_JWKS_URL: mock.urls.jwks,
+      BACKEND_JWT_ISSUER: mock.issuer,
+      BACKEND_JWT_AUDIENCE: 'librechat',
       JWT_SECRET: crypto.randomBytes(24).toString('base64url'),
       JWT_REFRESH_SECRET: crypto.randomBytes(24).toString('base64url'),
       BACKEND_TOKEN_ENCRYPTION_KEY: crypto.randomBytes(32).toString('hex'),
@@ -681,6 +735,8 @@ async function main() {
     const ratios = computeRatios(results);
     const oursVerify = micro?.results?.find((r) => r.key === 'ours');
     const verifyUs = oursVerify?.nsPerCall != null ? oursVerify.nsPerCall / 1000 : null;
+    const rs256 = micro?.jwks?.results?.find((r) => r.key === 'ours' && r.alg === 'RS256');
+    const rs256Us = rs256?.firstSightUs ?? null;
     const targets = [
       ...ratios.filter((r) => r.target != null).map((r) => ({
         name: `${r.name} >= ${r.target}`, value: r.value, met: r.met, note: r.note,
@@ -691,13 +747,31 @@ async function main() {
         met: verifyUs == null ? null : verifyUs <= VERIFY_TARGET_US,
         note: verifyUs == null ? (oursVerify?.unavailable ?? oursVerify?.error ?? 'not measured') : undefined,
       },
+      {
+        name: `JWKS RS256 first sight <= ${JWKS_RS256_TARGET_US} us`,
+        value: rs256Us,
+        met: rs256Us == null ? null : rs256Us <= JWKS_RS256_TARGET_US,
+        note: rs256Us == null ? (micro?.jwks?.error ?? rs256?.error ?? 'not measured') : undefined,
+      },
     ];
+    const cpuModel = os.cpus()[0]?.model ?? 'unknown CPU';
+    const aRow = results.find((r) => r.key === 'a' && (r.status === 'ok' || r.status === 'flagged'));
+    // The machine a target was judged on: the ratios travel, the speed (a's req/s) says which machine.
+    const machineLine = `${os.cpus().length} x ${cpuModel}, a = ${aRow ? `${fmt(aRow.rps)} req/s` : 'not run'}` +
+      `, busy before ${busyBefore == null ? '?' : `${busyBefore.toFixed(0)} %`}` +
+      `, foreign max ${(() => {
+        const f = results.map((r) => r.foreignCpuPct).filter((v) => v != null);
+        return f.length ? `${Math.max(...f).toFixed(0)} %` : '?';
+      })()}`;
+    for (const t of targets) t.machine = machineLine;
     const expressVersion = results.find((r) => r.express)?.express ?? require('express/package.json').version;
     const report = {
       date: new Date().toISOString(),
       machine: {
         cpus: os.cpus().length,
         cpuModel: os.cpus()[0]?.model,
+        speedReqPerSecA: aRow ? aRow.rps : null,
+        summary: machineLine,
         node: process.version,
         express: expressVersion,
         pinned: HAS_TASKSET ? { server: SERVER_CORE, loadGeneratorMockAndDb: OTHER_CORE } : false,
@@ -742,23 +816,24 @@ async function main() {
       out.push(`  ${missing}: not available yet`);
     }
     out.push('');
-    out.push('ratios (req/s):');
+    out.push(`ratios (req/s, one run; machine: ${machineLine}):`);
     for (const r of ratios) {
       const v = r.value == null ? `n/a (${r.note})` : `${r.value.toFixed(2)}${r.note ? `  (${r.note})` : ''}`;
-      out.push(`  ${r.name.padEnd(5)} ${v.padEnd(10)}  ${r.what}${r.target != null ? `; target >= ${r.target}` : ''}`);
+      out.push(`  ${r.name.padEnd(9)} ${v.padEnd(10)}  ${r.what}${r.target != null ? `; target >= ${r.target}` : ''}`);
     }
     out.push('');
     if (micro?.error) out.push(`micro-benchmark FAILED: ${micro.error}`);
     else if (micro) {
       out.push(`verify one LibreChat access token (HS256, ${micro.tokenLength} chars), single process, core ${HAS_TASKSET ? SERVER_CORE : '-'}:`);
       out.push(formatMicro(micro));
+      if (micro.jwks) out.push(formatJwks(micro.jwks));
     }
     out.push('');
-    out.push('targets:');
+    out.push(`targets (on ${machineLine}):`);
     for (const t of targets) {
       const state = t.met == null ? 'n/a' : t.met ? 'met' : 'NOT MET';
       const v = t.value == null ? '' : ` (${t.value.toFixed(2)})`;
-      out.push(`  ${t.name.padEnd(28)} ${state}${v}${t.note ? `  ${t.note}` : ''}`);
+      out.push(`  ${t.name.padEnd(34)} ${`${state}${v}`.padEnd(16)}${t.note ? `  ${t.note}` : ''}`);
     }
     out.push('');
     out.push(`results: ${path.relative(process.cwd(), RESULTS_FILE) || RESULTS_FILE}  (${report.elapsedSec.toFixed(0)} s)`);

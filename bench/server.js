@@ -18,6 +18,8 @@
  *   e    the seed's design for backend tokens: backend userinfo (global fetch) on every request,
  *        then findUser by email
  *   f    ours with BACKEND_BEARER_TOKENS=userinfo (run.js sets it)
+ *   g    ours with BACKEND_BEARER_TOKENS=jwks (run.js sets it; the rows gRS256/gES256/gEdDSA differ
+ *        only in the token's algorithm)
  *
  * IPC (process.send): sends {type:'ready', port, express} once listening; answers
  * {type:'cpu'} with {type:'cpu', usage: process.cpuUsage(), rss} and exits on {type:'stop'}.
@@ -79,6 +81,7 @@ function ourServiceOptions() {
     'BACKEND_AUTH_URL', 'BACKEND_USER_INFO_URL', 'BACKEND_REFRESH_URL', 'JWT_SECRET',
     'JWT_REFRESH_SECRET', 'MONGO_URI', 'BACKEND_TOKEN_ENCRYPTION_KEY', 'USER_CACHE_TTL',
     'BACKEND_BEARER_TOKENS', 'BACKEND_TOKEN_CACHE_TTL', 'SESSION_EXPIRY', 'REFRESH_TOKEN_EXPIRY',
+    'BACKEND_JWKS_URL', 'BACKEND_JWT_ISSUER', 'BACKEND_JWT_AUDIENCE', 'AUTH_CACHE_MAX_ENTRIES',
   ];
   const out = {};
   for (const n of names) if (process.env[n] !== undefined) out[n] = process.env[n];
@@ -117,7 +120,8 @@ async function buildStack() {
     }
     case 'd':
     case 'd0':
-    case 'f': {
+    case 'f':
+    case 'g': {
       const pkg = require('..');
       if (typeof pkg.customJwtStrategy !== 'function') {
         throw new Error('customJwtStrategy is not exported by librechat-custom-backend-auth (yet)');
