@@ -11,8 +11,15 @@
  * database server (when started here) share core 1.
  *
  * Environment:
- *   BENCH_DURATION     measured seconds per stack (default 5)
- *   BENCH_WARMUP       warm-up seconds per stack (default 2)
+ *   BENCH_DURATION     measured seconds per stack (default 4)
+ *   BENCH_NEW_DURATION measured seconds of the JWKS and login rows (default 2: all rows fit in five minutes)
+ *   BENCH_WARMUP       warm-up seconds per stack (default 1)
+ *   BENCH_REFRESHES    refreshes per refresh row and round (default 600), each with its own session
+ *   BENCH_FLOW_LATENCY_MS  the mock backend's login and refresh latency (default 20)
+ *   BENCH_JWKS_TOKENS  distinct backend JWTs per algorithm for the micro-benchmark (default 1000)
+ *   BENCH_PROBES       one-shot rows (default singleflight,cold,memory); BENCH_MEMORY_SIZES (default
+ *                      10000,100000), BENCH_FLOOD (default 100000), BENCH_COLD_RUNS (default 3)
+ *   BENCH_PROFILE      stacks whose server runs under --cpu-prof (see bench/profile.js)
  *   BENCH_CONNECTIONS  concurrent connections (default 50)
  *   BENCH_ROUNDS       rounds over all stacks, in ABBA order (default 2); figures are their means
  *   BENCH_LATENCY_MS   mock backend latency in ms (default 5)
@@ -34,22 +41,23 @@ const REPO = path.resolve(__dirname, '..');
 const { startMockBackend, DEFAULT_USERS } = require('../__test__/support/mockBackend');
 const { formatMicro, formatJwks } = require('./micro');
 
-const DURATION = Number(process.env.BENCH_DURATION) || 5;
-const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
+const DURATION = Number(process.env.BENCH_DURATION) || 4;
+const NEW_DURATION = Number(process.env.BENCH_NEW_DURATION ?? process.env.BENCH_DURATION) || 2;
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 1);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS) || 50;
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 5);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS) || 2);
-const RESULTS_FILE = path.join(__dirname, 'results', 'latest.json');
+const RESULTS_FILE = process.env.BENCH_RESULTS_FILE || path.join(__dirname, 'results', 'latest.json');
 const PROFILE = (process.env.BENCH_PROFILE || '').split(',').map((x) => x.trim()).filter(Boolean);
 const PROFILE_DIR = path.join(__dirname, 'results', 'profiles');
 const MANY_USERS = Math.max(2, Number(process.env.BENCH_USERS) || 10000);
 
 // Login and refresh rows: the backend answers login and refresh after FLOW_LATENCY_MS.
 const FLOW_LATENCY_MS = Number(process.env.BENCH_FLOW_LATENCY_MS ?? 20);
-const FLOW_DURATION = Number(process.env.BENCH_FLOW_DURATION) || DURATION;
-const REFRESHES = Number(process.env.BENCH_REFRESHES) || 1500;
+const FLOW_DURATION = NEW_DURATION;
+const REFRESHES = Number(process.env.BENCH_REFRESHES) || 600;
 const REFRESH_WARMUP = 100;
-const LOW_LOAD_SEC = Number(process.env.BENCH_LOW_LOAD_SEC) || 2;
+const LOW_LOAD_SEC = Number(process.env.BENCH_LOW_LOAD_SEC) || 1.5;
 const LOW_LOAD_REFRESHES = 40;
 const SINGLE_FLIGHT_TABS = [1, 5, 20, 50];
 const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS) || 3;
@@ -472,7 +480,7 @@ async function runStack(stack, ctx) {
     }
 
     if (WARMUP > 0) await load(ctx.loadChild, url, loadWith, WARMUP);
-    return await measure(res, stack, ctx, server, { url, loadWith, duration: DURATION });
+    return await measure(res, stack, ctx, server, { url, loadWith, duration: stack.jwks ? NEW_DURATION : DURATION });
   } catch (err) {
     res.status = 'failed';
     res.reason = err.message;
@@ -1034,7 +1042,7 @@ async function main() {
       for (const stack of order) {
         const previous = runsByKey.get(stack.key);
         if (previous.some((r) => r.status === 'unavailable' || r.status === 'failed')) continue;
-        log(`[round ${round + 1}/${ROUNDS}] ${stack.label}: ${WARMUP} s warm-up + ${DURATION} s, ${CONNECTIONS} connections...`);
+        log(`[round ${round + 1}/${ROUNDS}] ${stack.label}: ${WARMUP} s warm-up + ${stack.jwks || stack.flow ? NEW_DURATION : DURATION} s, ${CONNECTIONS} connections...`);
         const r = await runStack(stack, ctx);
         if (r.status === 'ok' || r.status === 'flagged') {
           log(`  ${fmt(r.rps)} req/s, p99 ${fmt(r.latencyMs.p99, 1)} ms, server CPU ${fmt(r.serverCpuUsPerReq)} us/req` +
@@ -1190,10 +1198,14 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    process.stderr.write(`bench failed: ${err.stack ?? err.message}\n`);
-    process.exit(1);
-  },
-);
+module.exports = { STACKS, RATIOS, JWT_ALGS, VERIFY_TARGET_US, JWKS_RS256_TARGET_US };
+
+if (require.main === module) {
+  main().then(
+    () => process.exit(0),
+    (err) => {
+      process.stderr.write(`bench failed: ${err.stack ?? err.message}\n`);
+      process.exit(1);
+    },
+  );
+}
