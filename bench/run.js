@@ -732,7 +732,8 @@ async function runMicroChild(ctx) {
     BENCH_USER_ID: ctx.user.userId,
     ...(jwksFile ? { BENCH_JWKS_FILE: jwksFile } : {}),
   };
-  const child = spawnNode(path.join(__dirname, 'micro.js'), { core: SERVER_CORE, env });
+  const nodeArgs = PROFILE.includes('micro') ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=micro-${Date.now()}.cpuprofile`] : [];
+  const child = spawnNode(path.join(__dirname, 'micro.js'), { core: SERVER_CORE, env, nodeArgs });
   try {
     const m = await nextMessage(child, (x) => x?.type === 'micro', 300_000);
     if (m.error) throw new Error(m.error);
