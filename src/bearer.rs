@@ -238,6 +238,7 @@ pub struct Bearer {
 
 impl Bearer {
     pub fn new(cfg: &Config) -> Bearer {
+        crate::jwt_crypto::install();
         let mut claims_mapping = cfg.mapping.clone();
         if let Some(j) = &cfg.jwks {
             claims_mapping.user_id = vec![j.id_claim.clone()];

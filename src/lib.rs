@@ -10,6 +10,7 @@ mod cache;
 mod config;
 mod doctor;
 mod error;
+mod jwt_crypto;
 mod metrics;
 mod policy;
 mod refresh;
