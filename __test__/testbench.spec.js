@@ -261,6 +261,16 @@ describe('mock backend', () => {
     expect((await get(mock.urls.userinfo, a.token)).status).toBe(200);
   });
 
+  test('signingKey: another process can sign tokens the published JWKS verifies', async () => {
+    const k = mock.signingKey('EdDSA');
+    expect(k).toEqual({ kid: expect.any(String), alg: 'EdDSA', privateKeyPem: expect.stringMatching(/^-----BEGIN PRIVATE KEY-----/) });
+    const header = Buffer.from(JSON.stringify({ alg: 'EdDSA', typ: 'JWT', kid: k.kid })).toString('base64url');
+    const body = Buffer.from(JSON.stringify({ sub: 'u-1001' })).toString('base64url');
+    const sig = crypto.sign(null, Buffer.from(`${header}.${body}`), crypto.createPrivateKey(k.privateKeyPem)).toString('base64url');
+    const jwks = await (await get(mock.urls.jwks)).json();
+    expect(verifyWithJwks(`${header}.${body}.${sig}`, jwks)).toMatchObject({ ok: true, header: { kid: k.kid } });
+  });
+
   test('rotateKeys and forged tokens', async () => {
     mock.set({ jwtTokens: 'RS256' });
     const oldKid = verifyWithJwks(mock.issueAccessToken('u-1001'), mock.jwks()).header.kid;
