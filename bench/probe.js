@@ -5,13 +5,15 @@
  * core, with `--expose-gc`, and reads the result over IPC):
  *
  *   BENCH_PROBE=memory  RSS and heap per cached user and per cached backend-token verdict at each
- *                       size of BENCH_MEMORY_SIZES (default 10000,100000), and RSS before and after
+ *                       size of BENCH_MEMORY_SIZES (default 10000,30000;
+ *                       10000,100000 adds minutes: the five-minute budget of the whole bench), and RSS before and after
  *                       a flood of BENCH_FLOOD (100000) distinct bogus backend tokens at the default
  *                       AUTH_CACHE_MAX_ENTRIES (10000): is it bounded?
  *   BENCH_PROBE=cold    time from require() of the package to the first authenticated answer
  *                       (service construction, Express app, first database connection, user load)
  *
- * Memory is read after two forced garbage collections. RSS includes the addon's native caches, the
+ * Memory: BENCH_MEMORY_PHASE=users|verdicts|flood, one phase per process (memory an earlier phase
+ * freed would be reused by the next and hide its growth); read after two forced garbage collections. RSS includes the addon's native caches, the
  * heap only the shim's objects (its memo of parsed users). The users are written straight into the
  * database (a copy of the bench user's LibreChat document, new _id/email/username each), the tokens
  * are EdDSA JWTs signed here with the mock backend's published key (BENCH_PROBE_FILE).
@@ -22,6 +24,8 @@ const crypto = require('crypto');
 const { performance } = require('perf_hooks');
 
 const t0 = performance.now();
+// Calls in flight while filling a cache (BENCH_MEMORY_WIDTH).
+const WIDTH = Number(process.env.BENCH_MEMORY_WIDTH) || 32;
 const quiet = { info() {}, debug() {}, warn() {}, error() {} };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -101,21 +105,25 @@ async function insertUsers(spec, n) {
 async function memory() {
   const pkg = require('..');
   const spec = JSON.parse(fs.readFileSync(process.env.BENCH_PROBE_FILE, 'utf8'));
-  const sizes = (process.env.BENCH_MEMORY_SIZES || '10000,100000').split(',').map(Number).filter((n) => n > 0).sort((a, b) => a - b);
+  const sizes = (process.env.BENCH_MEMORY_SIZES || '10000,30000').split(',').map(Number).filter((n) => n > 0).sort((a, b) => a - b);
   const floodN = Number(process.env.BENCH_FLOOD ?? 100000);
   const max = sizes[sizes.length - 1];
   const sign = signer(spec);
-  const out = { sizes, users: [], verdicts: [], flood: null };
+  const phase = process.env.BENCH_MEMORY_PHASE || 'users';
+  const out = { phase, sizes };
   const started = performance.now();
+  if (phase === 'verdicts') return verdicts(pkg, spec, sizes, max, sign, out, started);
+  if (phase === 'flood') return flood(pkg, sign, floodN, out, started);
 
   // Users: loadUser of `max` distinct users, measured at each size.
+  out.users = [];
   const ids = await insertUsers(spec, max);
   out.insertSec = (performance.now() - started) / 1000;
-  let service = new pkg.CustomBackendAuthService({
+  const service = new pkg.CustomBackendAuthService({
     AUTH_CACHE_MAX_ENTRIES: String(max + 1000), USER_CACHE_TTL: '3600', logger: quiet,
   });
   await service.loadUser(spec.userId);
-  let base = await snapshot();
+  const base = await snapshot();
   let done = 0;
   for (const size of sizes) {
     await pool(done, size, 32, async (i) => {
@@ -124,45 +132,58 @@ async function memory() {
     done = size;
     out.users.push({ entries: size, ...delta(base, await snapshot(), size) });
   }
-  const m = service.metrics();
-  out.userCache = m.cache?.user ?? null;
   await service.close();
-  service = null;
+  out.elapsedSec = (performance.now() - started) / 1000;
+  return out;
+}
 
-  // Verdicts: `max` distinct backend JWTs of one user (JWKS, EdDSA), each verified once and cached.
-  service = new pkg.CustomBackendAuthService({
+/** `max` distinct backend JWTs of one user (JWKS, EdDSA), each verified once and cached. */
+async function verdicts(pkg, spec, sizes, max, sign, out, started) {
+  out.verdicts = [];
+  const service = new pkg.CustomBackendAuthService({
     BACKEND_BEARER_TOKENS: 'jwks', AUTH_CACHE_MAX_ENTRIES: String(max + 1000), BACKEND_TOKEN_CACHE_TTL: '3600', logger: quiet,
   });
   await service.authenticateBackendToken(sign.good(-1));
-  base = await snapshot();
-  done = 0;
+  const base = await snapshot();
+  let done = 0;
   for (const size of sizes) {
-    await pool(done, size, 32, async (i) => {
+    await pool(done, size, WIDTH, async (i) => {
       await service.authenticateBackendToken(sign.good(i));
     });
     done = size;
     out.verdicts.push({ entries: size, ...delta(base, await snapshot(), size) });
   }
   await service.close();
-  service = null;
+  out.elapsedSec = (performance.now() - started) / 1000;
+  return out;
+}
 
-  // Flood: distinct bogus tokens at the default cache bound, through the strategy's two calls.
-  service = new pkg.CustomBackendAuthService({
+/** Distinct bogus tokens at the default cache bound, through the strategy's two calls. */
+async function flood(pkg, sign, floodN, out, started) {
+  const service = new pkg.CustomBackendAuthService({
     BACKEND_BEARER_TOKENS: 'jwks', AUTH_CACHE_MAX_ENTRIES: process.env.BENCH_FLOOD_CACHE_MAX || '10000', logger: quiet,
   });
   await service.authenticateBackendToken(sign.good(-2));
   const before = await snapshot();
   let refused = 0;
-  await pool(0, floodN, 32, async (i) => {
+  const wave = (from) => pool(from, from + floodN, 32, async (i) => {
     const t = sign.bogus(i);
     if (service.checkBearer(t).kind !== 'backend') return;
     await service.authenticateBackendToken(t).then(() => {}, () => { refused += 1; });
   });
-  const after = await snapshot();
+  // Several floods of as many other tokens each: a bounded cache stops adding after the first.
+  const waves = Math.max(1, Number(process.env.BENCH_FLOOD_WAVES) || 3);
+  const rssAfterMB = [];
+  const heapAfterMB = [];
+  for (let w = 0; w < waves; w++) {
+    await wave(w * floodN);
+    const m = await snapshot();
+    rssAfterMB.push(m.rss / 2 ** 20);
+    heapAfterMB.push(m.heapUsed / 2 ** 20);
+  }
   out.flood = {
-    tokens: floodN, refused, cacheMaxEntries: Number(process.env.BENCH_FLOOD_CACHE_MAX || 10000),
-    rssBeforeMB: before.rss / 2 ** 20, rssAfterMB: after.rss / 2 ** 20,
-    heapBeforeMB: before.heapUsed / 2 ** 20, heapAfterMB: after.heapUsed / 2 ** 20,
+    tokens: floodN, waves, refused, cacheMaxEntries: Number(process.env.BENCH_FLOOD_CACHE_MAX || 10000),
+    rssBeforeMB: before.rss / 2 ** 20, rssAfterMB, heapBeforeMB: before.heapUsed / 2 ** 20, heapAfterMB,
   };
   await service.close();
   out.elapsedSec = (performance.now() - started) / 1000;

@@ -18,7 +18,8 @@
  *   BENCH_FLOW_LATENCY_MS  the mock backend's login and refresh latency (default 20)
  *   BENCH_JWKS_TOKENS  distinct backend JWTs per algorithm for the micro-benchmark (default 1000)
  *   BENCH_PROBES       one-shot rows (default singleflight,cold,memory); BENCH_MEMORY_SIZES (default
- *                      10000,100000), BENCH_FLOOD (default 100000), BENCH_COLD_RUNS (default 3)
+ *                      10000,30000; 10000,100000 adds minutes), BENCH_FLOOD (default 100000, per
+ *                      wave), BENCH_FLOOD_WAVES (default 3), BENCH_COLD_RUNS (default 3)
  *   BENCH_PROFILE      stacks whose server runs under --cpu-prof (see bench/profile.js)
  *   BENCH_CONNECTIONS  concurrent connections (default 50)
  *   BENCH_ROUNDS       rounds over all stacks, in ABBA order (default 2); figures are their means
@@ -783,7 +784,16 @@ async function memoryProbe(ctx) {
     email: alice.email, name: alice.name, username: alice.username, roles: alice.roles ?? [], userId: ctx.user.userId,
   }));
   try {
-    return await runProbe('memory', ctx, { BENCH_PROBE_FILE: file }, ['--expose-gc']);
+    // One process per phase: memory freed by one phase would be reused by the next.
+    const out = { phaseSec: {} };
+    for (const phase of ['users', 'verdicts', 'flood']) {
+      const r = await runProbe('memory', ctx, { BENCH_PROBE_FILE: file, BENCH_MEMORY_PHASE: phase }, ['--expose-gc']);
+      out[phase] = r[phase];
+      out.sizes = r.sizes;
+      out.phaseSec[phase] = r.elapsedSec;
+      if (r.insertSec != null) out.insertSec = r.insertSec;
+    }
+    return out;
   } finally {
     fs.rmSync(file, { force: true });
   }
@@ -915,8 +925,9 @@ function formatProbes(p) {
       for (const r of m.users) lines.push(`  users    ${String(r.entries).padStart(7)}: ${fmt(r.rssBytesPerEntry)} B RSS, ${fmt(r.heapBytesPerEntry)} B heap per cached user (RSS ${fmt(r.rssMB, 0)} MB)`);
       for (const r of m.verdicts) lines.push(`  verdicts ${String(r.entries).padStart(7)}: ${fmt(r.rssBytesPerEntry)} B RSS, ${fmt(r.heapBytesPerEntry)} B heap per cached backend-token verdict (RSS ${fmt(r.rssMB, 0)} MB)`);
       const f = m.flood;
-      lines.push(`  flood of ${f.tokens} distinct bogus backend tokens (AUTH_CACHE_MAX_ENTRIES ${f.cacheMaxEntries}, ${f.refused} refused): ` +
-        `RSS ${fmt(f.rssBeforeMB, 1)} -> ${fmt(f.rssAfterMB, 1)} MB, heap ${fmt(f.heapBeforeMB, 1)} -> ${fmt(f.heapAfterMB, 1)} MB`);
+      const mbs = (v) => v.map((x) => fmt(x, 1)).join(' -> ');
+      lines.push(`  ${f.waves} floods of ${f.tokens} distinct bogus backend tokens each (AUTH_CACHE_MAX_ENTRIES ${f.cacheMaxEntries}, ${f.refused} refused): ` +
+        `RSS ${fmt(f.rssBeforeMB, 1)} -> ${mbs(f.rssAfterMB)} MB, heap ${fmt(f.heapBeforeMB, 1)} -> ${mbs(f.heapAfterMB)} MB`);
     }
   }
   return lines.join('\n');
