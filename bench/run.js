@@ -14,7 +14,7 @@
  *   BENCH_DURATION     measured seconds per stack (default 4)
  *   BENCH_NEW_DURATION measured seconds of the JWKS and login rows (default 2: all rows fit in five minutes)
  *   BENCH_WARMUP       warm-up seconds per stack (default 1)
- *   BENCH_REFRESHES    refreshes per refresh row and round (default 600), each with its own session
+ *   BENCH_REFRESHES    refreshes per refresh row and round (default 300), each with its own session
  *   BENCH_FLOW_LATENCY_MS  the mock backend's login and refresh latency (default 20)
  *   BENCH_JWKS_TOKENS  distinct backend JWTs per algorithm for the micro-benchmark (default 1000)
  *   BENCH_PROBES       one-shot rows (default singleflight,cold,memory); BENCH_MEMORY_SIZES (default
@@ -56,10 +56,10 @@ const MANY_USERS = Math.max(2, Number(process.env.BENCH_USERS) || 10000);
 // Login and refresh rows: the backend answers login and refresh after FLOW_LATENCY_MS.
 const FLOW_LATENCY_MS = Number(process.env.BENCH_FLOW_LATENCY_MS ?? 20);
 const FLOW_DURATION = NEW_DURATION;
-const REFRESHES = Number(process.env.BENCH_REFRESHES) || 600;
-const REFRESH_WARMUP = 100;
+const REFRESHES = Number(process.env.BENCH_REFRESHES) || 300;
+const REFRESH_WARMUP = 50;
 const LOW_LOAD_SEC = Number(process.env.BENCH_LOW_LOAD_SEC) || 1.5;
-const LOW_LOAD_REFRESHES = 40;
+const LOW_LOAD_REFRESHES = 20;
 const SINGLE_FLIGHT_TABS = [1, 5, 20, 50];
 const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS) || 3;
 // One-shot rows, all by default: BENCH_PROBES=singleflight,cold,memory (or none: BENCH_PROBES=).
@@ -369,6 +369,7 @@ async function prepareFlows(pkg, vars, user, needed) {
   let service;
   try {
     const lc = { email: 'lc-local@example.com', password: 'lc-local-password-1' };
+    // (needed: { ours, lc } sessions)
     const id = await methods.createUser({
       provider: 'local', email: lc.email, username: 'lc-local', name: 'LibreChat Local', emailVerified: true,
       role: 'USER', password: bcrypt.hashSync(lc.password, bcrypt.genSaltSync(10)),
@@ -383,15 +384,18 @@ async function prepareFlows(pkg, vars, user, needed) {
         }
       }));
     };
-    await parallel(needed, async () => {
-      const { refreshToken } = await methods.createSession(lc.userId, { expiresIn: 7 * 24 * 3600 * 1000 });
-      pools.lc.push(refreshToken);
-    });
+    // Both pools at once: the database is the bound (the sessions' writes).
     service = pkg.configureCustomBackendAuth({ ...vars, logger: silent });
-    await parallel(needed, async () => {
-      const r = await service.login({ email: user.email, password: user.password });
-      pools.ours.push(r.refreshToken);
-    });
+    await Promise.all([
+      parallel(needed.lc, async () => {
+        const { refreshToken } = await methods.createSession(lc.userId, { expiresIn: 7 * 24 * 3600 * 1000 });
+        pools.lc.push(refreshToken);
+      }),
+      parallel(needed.ours, async () => {
+        const r = await service.login({ email: user.email, password: user.password });
+        pools.ours.push(r.refreshToken);
+      }),
+    ]);
     return { lc, pools };
   } finally {
     for (const [k, v] of Object.entries(saved)) {
@@ -1039,9 +1043,14 @@ async function main() {
     let flowPrep = { lc: null, pools: { ours: [], lc: [] } };
     if (flows.length || PROBES.includes('singleflight')) {
       const perRound = 1 + (WARMUP > 0 ? REFRESH_WARMUP : 0) + REFRESHES + LOW_LOAD_REFRESHES;
-      const needed = (flows.some((s) => s.flow === 'refresh') ? perRound * ROUNDS : 0) +
-        (PROBES.includes('singleflight') ? SINGLE_FLIGHT_TABS.length : 0) + 10;
-      log(`login/refresh rows: a LibreChat local user and ${needed} sessions each for the refresh rows...`);
+      // Only what the selected rows spend: each refresh row's rounds, and one session per N of the
+      // single-flight row (ours).
+      const rows = (key) => (stacks.some((s) => s.key === key) ? perRound * ROUNDS : 0);
+      const needed = {
+        ours: rows('refresh') + (PROBES.includes('singleflight') ? SINGLE_FLIGHT_TABS.length : 0) + 2,
+        lc: rows('refreshLC') + 2,
+      };
+      log(`login/refresh rows: a LibreChat local user, ${needed.ours} sessions of ours and ${needed.lc} of LibreChat's...`);
       flowPrep = await prepareFlows(pkg, vars, user, needed);
       mock.reset();
     }
