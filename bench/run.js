@@ -11,12 +11,12 @@
  * database server (when started here) share core 1.
  *
  * Environment:
- *   BENCH_DURATION     measured seconds per stack (default 4)
+ *   BENCH_DURATION     measured seconds per stack (default 3)
  *   BENCH_NEW_DURATION measured seconds of the JWKS and login rows (default 2: all rows fit in five minutes)
  *   BENCH_WARMUP       warm-up seconds per stack (default 1)
  *   BENCH_REFRESHES    refreshes per refresh row and round (default 300), each with its own session
  *   BENCH_FLOW_LATENCY_MS  the mock backend's login and refresh latency (default 20)
- *   BENCH_JWKS_TOKENS  distinct backend JWTs per algorithm for the micro-benchmark (default 1000)
+ *   BENCH_JWKS_TOKENS  distinct backend JWTs per algorithm for the micro-benchmark (default 500)
  *   BENCH_PROBES       one-shot rows (default singleflight,cold,memory); BENCH_MEMORY_SIZES (default
  *                      10000,30000; 10000,100000 adds minutes), BENCH_FLOOD (default 100000, per
  *                      wave), BENCH_FLOOD_WAVES (default 3), BENCH_COLD_RUNS (default 3)
@@ -42,7 +42,7 @@ const REPO = path.resolve(__dirname, '..');
 const { startMockBackend, DEFAULT_USERS } = require('../__test__/support/mockBackend');
 const { formatMicro, formatJwks } = require('./micro');
 
-const DURATION = Number(process.env.BENCH_DURATION) || 4;
+const DURATION = Number(process.env.BENCH_DURATION) || 3;
 const NEW_DURATION = Number(process.env.BENCH_NEW_DURATION ?? process.env.BENCH_DURATION) || 2;
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 1);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS) || 50;
@@ -104,7 +104,7 @@ const RATIOS = [
 const VERIFY_TARGET_US = 2;
 const JWKS_RS256_TARGET_US = 30;
 // Distinct backend JWTs per algorithm for the first-sight rows of the micro-benchmark.
-const JWKS_TOKENS = Number(process.env.BENCH_JWKS_TOKENS ?? 1000);
+const JWKS_TOKENS = Number(process.env.BENCH_JWKS_TOKENS ?? 500);
 
 const silent = { info() {}, debug() {}, warn() {}, error() {} };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
