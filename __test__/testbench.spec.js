@@ -294,6 +294,16 @@ describe('mock backend', () => {
     expect((await get(mock.urls.userinfo, a.token)).status).toBe(200);
   });
 
+  test('signingKey: another process can sign tokens the published JWKS verifies', async () => {
+    const k = mock.signingKey('EdDSA');
+    expect(k).toEqual({ kid: expect.any(String), alg: 'EdDSA', privateKeyPem: expect.stringMatching(/^-----BEGIN PRIVATE KEY-----/) });
+    const header = Buffer.from(JSON.stringify({ alg: 'EdDSA', typ: 'JWT', kid: k.kid })).toString('base64url');
+    const body = Buffer.from(JSON.stringify({ sub: 'u-1001' })).toString('base64url');
+    const sig = crypto.sign(null, Buffer.from(`${header}.${body}`), crypto.createPrivateKey(k.privateKeyPem)).toString('base64url');
+    const jwks = await (await get(mock.urls.jwks)).json();
+    expect(verifyWithJwks(`${header}.${body}.${sig}`, jwks)).toMatchObject({ ok: true, header: { kid: k.kid } });
+  });
+
   test('rotateKeys and forged tokens', async () => {
     mock.set({ jwtTokens: 'RS256' });
     const oldKid = verifyWithJwks(mock.issueAccessToken('u-1001'), mock.jwks()).header.kid;
@@ -316,4 +326,65 @@ describe('mock backend', () => {
     expect(verifyWithJwks(forged, jwks).ok).toBe(false);
     expect((await get(mock.urls.userinfo, forged)).status).toBe(401);
   });
+});
+
+describe('npm run bench (structure only: no figure is checked)', () => {
+  const bench = require('../bench/run');
+  const path = require('path');
+  const os = require('os');
+  const fs = require('fs');
+  const { spawn } = require('child_process');
+
+  test('#12.1 targets are closeness to the limit: d/a and f/a >= 0.95; d/b, a/b and f/e shown, not targets', () => {
+    const byName = Object.fromEntries(bench.RATIOS.map((r) => [r.name, r]));
+    expect(byName['d/a']).toMatchObject({ num: 'd', den: 'a', target: 0.95 });
+    expect(byName['f/a']).toMatchObject({ num: 'f', den: 'a', target: 0.95 });
+    for (const n of ['d/b', 'a/b', 'f/e', 'gRS256/a', 'gES256/a', 'gEdDSA/a']) expect(byName[n]?.target).toBeNull();
+    expect(bench.JWKS_RS256_TARGET_US).toBe(30);
+  });
+
+  test('#12.3 every row is there: JWKS per algorithm, login and refresh against LibreChat\'s own', () => {
+    expect(bench.STACKS.map((s) => s.key)).toEqual([
+      'a', 'b', 'c', 'd', 'd0', 'e', 'f', 'gRS256', 'gES256', 'gEdDSA', 'login', 'loginLC', 'refresh', 'refreshLC', 'bN', 'dN',
+    ]);
+    expect(bench.STACKS.filter((s) => s.jwks).map((s) => s.env.BACKEND_BEARER_TOKENS)).toEqual(['jwks', 'jwks', 'jwks']);
+  });
+
+  // One short round of every row, against the test database: each stack must pass its smoke check
+  // and every one-shot row must answer. Timings are not looked at.
+  test('#12.4 a smoke run of one short round of every row writes every row, the machine and the targets', async () => {
+    const out = path.join(os.tmpdir(), `lcbench-smoke-${process.pid}.json`);
+    const env = {
+      ...process.env,
+      MONGO_URI: mongoUri('bench_smoke'),
+      BENCH_RESULTS_FILE: out,
+      BENCH_ROUNDS: '1', BENCH_DURATION: '0.3', BENCH_NEW_DURATION: '0.3', BENCH_WARMUP: '0', BENCH_LOW_LOAD_SEC: '0.3',
+      BENCH_CONNECTIONS: '4', BENCH_USERS: '20', BENCH_REFRESHES: '10', BENCH_MICRO_MS: '20', BENCH_MICRO_ITERS: '200',
+      BENCH_JWKS_TOKENS: '60', BENCH_MEMORY_SIZES: '50,100', BENCH_FLOOD: '100', BENCH_COLD_RUNS: '1', BENCH_PIN: '0',
+    };
+    const child = spawn(process.execPath, [path.join(__dirname, '..', 'bench', 'run.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    child.stdout.on('data', (d) => { text += d; });
+    child.stderr.on('data', (d) => { text += d; });
+    const code = await new Promise((r) => child.on('exit', r));
+    expect({ code, tail: code === 0 ? '' : text.slice(-2000) }).toEqual({ code: 0, tail: '' });
+    const report = JSON.parse(fs.readFileSync(out, 'utf8'));
+    fs.rmSync(out, { force: true });
+    const states = Object.fromEntries(report.stacks.map((s) => [s.key, s.status === 'failed' ? `failed: ${s.reason}` : 'ran']));
+    expect(states).toEqual(Object.fromEntries(bench.STACKS.map((s) => [s.key, 'ran'])));
+    expect(report.machine).toMatchObject({ cpuModel: expect.any(String), speedReqPerSecA: expect.any(Number), summary: expect.any(String) });
+    expect(report.targets.map((t) => t.name)).toEqual(expect.arrayContaining(['d/a >= 0.95', 'f/a >= 0.95', 'JWKS RS256 first sight <= 30 us']));
+    for (const t of report.targets) expect(t.machine).toBe(report.machine.summary);
+    expect(text).toMatch(/d\/a >= 0\.95\s+(met|NOT MET)/);
+    expect(report.micro.jwks.results.filter((r) => r.error)).toEqual([]);
+    expect(report.micro.jwks.results.map((r) => `${r.key} ${r.alg}`)).toEqual(expect.arrayContaining(
+      ['RS256', 'ES256', 'EdDSA'].flatMap((a) => [`ours ${a}`, `jose ${a}`, `fastJwt ${a}`]),
+    ));
+    expect(report.flows.login.ours.lowLoad.backendMs).toBe(20);
+    expect(report.flows.refresh.librechat).not.toBeNull();
+    expect(report.probes.singleflight.map((r) => [r.tabs, r.backendCalls])).toEqual([[1, 1], [5, 1], [20, 1], [50, 1]]);
+    expect(report.probes.cold.fromRequireToFirstAnswerMs).toBeGreaterThan(0);
+    expect(report.probes.memory.users.map((r) => r.entries)).toEqual([50, 100]);
+    expect(report.probes.memory.flood).toMatchObject({ waves: 3, refused: 300, rssAfterMB: [expect.any(Number), expect.any(Number), expect.any(Number)] });
+  }, 240000);
 });

@@ -14,24 +14,34 @@
 
 const autocannon = require('autocannon');
 
-function roundRobin(tokens) {
+function roundRobin(tokens, tokenIn) {
   let next = 0;
   return [{
     setupRequest(req) {
       const token = tokens[next];
       next = (next + 1) % tokens.length;
-      return { ...req, headers: { ...req.headers, authorization: `Bearer ${token}` } };
+      const header = tokenIn === 'cookie' ? { cookie: `refreshToken=${token}` } : { authorization: `Bearer ${token}` };
+      return { ...req, headers: { ...req.headers, ...header } };
     },
   }];
 }
 
-function runOnce({ url, headers, tokens, connections, duration }) {
+/**
+ * One run. `method`/`body` for POSTs (the login and refresh rows); `tokenIn: 'cookie'` sends each
+ * token as the refreshToken cookie; `amount` stops after that many requests instead of `duration`
+ * (the refresh rows: each refresh token is good for one rotation).
+ */
+function runOnce({ url, headers, tokens, tokenIn, connections, duration, amount, method, body }) {
   return new Promise((resolve, reject) => {
-    const requests = tokens ? roundRobin(tokens) : undefined;
-    autocannon({ url, headers, requests, connections, duration, pipelining: 1 }, (err, result) => {
+    const requests = tokens ? roundRobin(tokens, tokenIn) : undefined;
+    const opts = { url, headers, requests, connections, pipelining: 1, method: method ?? 'GET', body };
+    if (amount) opts.amount = amount;
+    else opts.duration = duration;
+    autocannon(opts, (err, result) => {
       if (err) return reject(err);
       resolve({
         duration: result.duration, // seconds (measured by autocannon)
+        amount: amount ?? null,
         total: result.requests.total,
         rps: result.requests.average,
         rpsStddev: result.requests.stddev,

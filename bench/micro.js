@@ -52,7 +52,9 @@ function ourVerify(secret) {
     MONGO_URI: 'mongodb://127.0.0.1:9/lcbench',
     BACKEND_TOKEN_ENCRYPTION_KEY: crypto.createHash('sha256').update(secret).digest('hex'),
   };
-  const options = { JWT_SECRET: secret, logger: { info() {}, debug() {}, warn() {}, error() {} } };
+  // The user cache must outlive the whole micro-benchmark (the default 5 s would expire it between
+  // rows, and the hot-path rows would then measure a cache miss).
+  const options = { JWT_SECRET: secret, USER_CACHE_TTL: '3600', logger: { info() {}, debug() {}, warn() {}, error() {} } };
   for (const [k, v] of Object.entries(placeholders)) if (process.env[k] === undefined) options[k] = v;
   let service;
   try {
@@ -131,11 +133,18 @@ async function runMicro() {
       unavailable: ours.unavailable,
     },
     {
+      name: 'ours: checkBearer alone (native verify + cache lookup + result object)',
+      key: 'oursCheckBearer',
+      fn: ours.service?.checkBearer ? (t) => ours.service.checkBearer(t).id : undefined,
+      unavailable: ours.unavailable ?? (ours.service?.checkBearer ? undefined : 'service.checkBearer is not available'),
+    },
+    {
       name: 'ours: checkBearer + cachedUser (strategy hot path)',
       key: 'oursHotPath',
       fn: ours.hotPath,
       unavailable: ours.unavailable ?? (ours.hotPath ? undefined : 'service.checkBearer is not available'),
     },
+    ...passportRows(ours, token),
     { name: 'jsonwebtoken.verify, string secret (LibreChat)', key: 'jsonwebtokenString', fn: (t) => jsonwebtoken.verify(t, secret).id },
     { name: 'jsonwebtoken.verify, KeyObject', key: 'jsonwebtokenKeyObject', fn: (t) => jsonwebtoken.verify(t, keyObject).id },
     { name: 'fast-jwt createVerifier, cache off', key: 'fastJwtNoCache', fn: (t) => fastNoCache(t).id },
@@ -162,7 +171,160 @@ async function runMicro() {
     results.push({ key: c.key, name: c.name, ...measure(c.fn, token) });
   }
   ours.service?.close?.().catch(() => {});
-  return { tokenLength: token.length, budgetMs: BUDGET_MS, maxIterations: MAX_ITERS, userCacheWarmed: warmUser, results };
+  let jwks = null;
+  if (process.env.BENCH_JWKS_FILE) {
+    try {
+      jwks = await runJwks(JSON.parse(require('fs').readFileSync(process.env.BENCH_JWKS_FILE, 'utf8')), userId);
+    } catch (err) {
+      jwks = { error: err.message };
+    }
+  }
+  return { tokenLength: token.length, budgetMs: BUDGET_MS, maxIterations: MAX_ITERS, userCacheWarmed: warmUser, results, jwks };
+}
+
+/**
+ * The per-request JS path alone, without HTTP: passport's `authenticate('jwt', {session:false})`
+ * middleware (after `initialize()`) on a bare request object, (1) with our strategy, (2) with a
+ * strategy that succeeds at once with a constant user: passport's own cost. Both finish
+ * synchronously for a cached user, so they are timed like the verify rows.
+ */
+function passportRows(ours, token) {
+  if (!ours.service || typeof ours.hotPath !== 'function') return [];
+  const { Passport } = require('passport');
+  const pkg = require('..');
+  const build = (strategy) => {
+    const p = new Passport();
+    p.use('jwt', strategy);
+    const init = p.initialize();
+    const auth = p.authenticate('jwt', { session: false });
+    return (t) => {
+      const req = { headers: { authorization: `Bearer ${t}` } };
+      let id = null;
+      init(req, {}, () => auth(req, {}, (err) => {
+        id = err ? `error ${err.message}` : req.user?.id;
+      }));
+      return id;
+    };
+  };
+  const userId = process.env.BENCH_USER_ID || '65f0c0ffee0000000000abcd';
+  class Constant {
+    constructor() {
+      this.name = 'jwt';
+    }
+
+    authenticate() {
+      this.success({ id: userId });
+    }
+  }
+  return [
+    {
+      name: 'passport.authenticate + customJwtStrategy (JS path, no HTTP)',
+      key: 'passportOurs',
+      fn: build(pkg.customJwtStrategy({ service: ours.service })),
+    },
+    {
+      name: 'passport.authenticate + constant success() (passport alone)',
+      key: 'passportFloor',
+      fn: build(new Constant()),
+    },
+  ];
+}
+
+/** Runs the async fn over `tokens` in turn (each once); ns per call. */
+async function measureAsync(fn, tokens) {
+  const start = process.hrtime.bigint();
+  for (const t of tokens) await fn(t);
+  return Number(process.hrtime.bigint() - start) / tokens.length;
+}
+
+/**
+ * First-sight verification of backend JWTs (JWKS) per algorithm: `tokens[alg]` are distinct tokens
+ * of the same user, never seen before. Ours: `service.authenticateBackendToken` (async: the napi
+ * call, the native verify, the verdict cached, the user from the cache), minus the same call with
+ * one repeated token (answered from the verdict cache) = the verify's own cost. jose `jwtVerify`
+ * (async, a local JWK set) and fast-jwt `createVerifier` (sync, cache off) on the same tokens.
+ */
+async function runJwks(spec, userId) {
+  const pkg = require('..');
+  const jose = require('jose');
+  const { createVerifier } = require('fast-jwt');
+  const jwkSet = await (await fetch(process.env.BACKEND_JWKS_URL)).json();
+  const quiet = { info() {}, debug() {}, warn() {}, error() {} };
+  const results = [];
+  for (const [alg, tokens] of Object.entries(spec.tokens)) {
+    const service = new pkg.CustomBackendAuthService({
+      BACKEND_BEARER_TOKENS: 'jwks',
+      AUTH_CACHE_MAX_ENTRIES: String(tokens.length * 2 + 100),
+      logger: quiet,
+    });
+    try {
+      const check = async (t) => {
+        const u = await service.authenticateBackendToken(t);
+        if (u?.id !== userId) throw new Error(`ours answered ${JSON.stringify(u?.id)}, expected ${userId}`);
+      };
+      // The first call fetches the key set and loads the user: not measured.
+      await check(tokens[0]);
+      const [warm, fresh] = [tokens.slice(1, 51), tokens.slice(51)];
+      for (const t of warm) await check(t);
+      const firstNs = await measureAsync(check, fresh);
+      const repeatNs = await measureAsync(check, fresh.map(() => tokens[0]));
+      results.push({
+        key: 'ours', alg, calls: fresh.length, firstSightNs: firstNs, repeatNs,
+        firstSightUs: (firstNs - repeatNs) / 1000,
+      });
+    } catch (err) {
+      results.push({ key: 'ours', alg, error: err.message });
+    } finally {
+      await service.close().catch(() => {});
+    }
+    const claims = { issuer: spec.issuer, audience: spec.audience, algorithms: [alg] };
+    try {
+      const keySet = jose.createLocalJWKSet(jwkSet);
+      const check = async (t) => {
+        const { payload } = await jose.jwtVerify(t, keySet, claims);
+        if (payload.sub !== spec.sub) throw new Error('jose: wrong sub');
+      };
+      for (const t of tokens.slice(0, 50)) await check(t);
+      const ns = await measureAsync(check, tokens.slice(51));
+      results.push({ key: 'jose', alg, calls: tokens.length - 51, firstSightNs: ns, firstSightUs: ns / 1000 });
+    } catch (err) {
+      results.push({ key: 'jose', alg, error: err.message });
+    }
+    try {
+      const header = JSON.parse(Buffer.from(tokens[0].split('.')[0], 'base64url'));
+      const jwk = jwkSet.keys.find((k) => k.kid === header.kid);
+      const pem = require('crypto').createPublicKey({ key: jwk, format: 'jwk' }).export({ type: 'spki', format: 'pem' });
+      const verify = createVerifier({
+        key: pem, algorithms: [alg], allowedIss: spec.issuer, allowedAud: spec.audience, cache: false,
+      });
+      const check = (t) => {
+        if (verify(t).sub !== spec.sub) throw new Error('fast-jwt: wrong sub');
+      };
+      for (const t of tokens.slice(0, 50)) check(t);
+      const start = process.hrtime.bigint();
+      for (const t of tokens.slice(51)) check(t);
+      const ns = Number(process.hrtime.bigint() - start) / (tokens.length - 51);
+      results.push({ key: 'fastJwt', alg, calls: tokens.length - 51, firstSightNs: ns, firstSightUs: ns / 1000 });
+    } catch (err) {
+      results.push({ key: 'fastJwt', alg, error: err.message });
+    }
+  }
+  return { tokensPerAlg: Object.values(spec.tokens)[0]?.length ?? 0, results };
+}
+
+function formatJwks(jwks) {
+  if (!jwks) return '';
+  if (jwks.error) return `  JWKS first sight: FAILED: ${jwks.error}`;
+  const lines = [`backend JWT first sight (JWKS), ${jwks.tokensPerAlg} distinct tokens per algorithm, us per token:`];
+  const by = (key, alg) => jwks.results.find((r) => r.key === key && r.alg === alg);
+  const f = (r, field = 'firstSightUs') => (!r ? '-' : r.error ? `ERROR: ${r.error}` : r[field].toFixed(1));
+  lines.push('  alg      ours (verify)  ours async call: first / repeat   jose jwtVerify   fast-jwt (cache off)');
+  for (const alg of [...new Set(jwks.results.map((r) => r.alg))]) {
+    const o = by('ours', alg);
+    const call = o && !o.error ? `${(o.firstSightNs / 1000).toFixed(1)} / ${(o.repeatNs / 1000).toFixed(1)}` : '-';
+    lines.push(`  ${alg.padEnd(7)}  ${f(o).padStart(13)}  ${call.padStart(31)}  ${f(by('jose', alg)).padStart(15)}  ${f(by('fastJwt', alg)).padStart(20)}`);
+  }
+  return lines.join('\n');
 }
 
 function formatMicro(micro) {
@@ -182,7 +344,7 @@ function formatMicro(micro) {
   return lines.join('\n');
 }
 
-module.exports = { runMicro, formatMicro };
+module.exports = { runMicro, formatMicro, formatJwks };
 
 if (require.main === module) {
   runMicro().then(
@@ -192,6 +354,7 @@ if (require.main === module) {
       } else {
         console.log(`verify one HS256 LibreChat token (${micro.tokenLength} chars):`);
         console.log(formatMicro(micro));
+        if (micro.jwks) console.log(formatJwks(micro.jwks));
         process.exit(0);
       }
     },

@@ -18,6 +18,11 @@
  *   e    the seed's design for backend tokens: backend userinfo (global fetch) on every request,
  *        then findUser by email
  *   f    ours with BACKEND_BEARER_TOKENS=userinfo (run.js sets it)
+ *   L    ours: POST /api/auth/login (requireCustomBackendAuth + customBackendLoginController) and
+ *        POST /api/auth/refresh (customRefreshController)
+ *   Llc  LibreChat's own local login and refresh (stand-ins below, from its published packages)
+ *   g    ours with BACKEND_BEARER_TOKENS=jwks (run.js sets it; the rows gRS256/gES256/gEdDSA differ
+ *        only in the token's algorithm)
  *
  * IPC (process.send): sends {type:'ready', port, express} once listening; answers
  * {type:'cpu'} with {type:'cpu', usage: process.cpuUsage(), rss} and exits on {type:'stop'}.
@@ -73,12 +78,106 @@ function seedUserinfoStrategy(methods, userInfoUrl) {
   return strategy;
 }
 
+/* ------------------------------------------------------------------------------------------------
+ * Stand-ins for LibreChat's own login and refresh (LibreChat v0.8.8-rc1, commit 0ab3414c), built
+ * from LibreChat's published packages as LibreChat wires them: passport-local with
+ * { usernameField: 'email', passReqToCallback: true } and bcryptjs.compare against the stored hash
+ * (api/strategies/localStrategy.js: findUser with '+password', comparePassword); loginController
+ * (api/server/controllers/auth/LoginController.js) and setAuthTokens (api/server/services/
+ * AuthService.js: createSession, getUserById, generateToken, refreshToken + token_provider cookies);
+ * refreshController's non-OpenID branch (api/server/controllers/AuthController.js: jwt.verify with
+ * JWT_REFRESH_SECRET, getUserById, findSession, setAuthTokens with the session = rotation). The
+ * zod check of the login form, the logger lines and CloudFront cookies are left out (cheap or off).
+ * ---------------------------------------------------------------------------------------------- */
+const DAY_MS = 24 * 60 * 60 * 1000;
+const AUTH_REFRESH_USER_PROJECTION = '-password -__v -totpSecret -backupCodes -federatedTokens';
+
+function libreChatAuthFlows(methods) {
+  const bcrypt = require('bcryptjs');
+  const jsonwebtoken = require('jsonwebtoken');
+  const { Strategy: LocalStrategy } = require('passport-local');
+  const math = (v, d) => (v && Number.isFinite(Number(v)) ? Number(v) : d);
+
+  passport.use('local', new LocalStrategy(
+    { usernameField: 'email', passwordField: 'password', session: false, passReqToCallback: true },
+    async (req, email, password, done) => {
+      try {
+        const user = await methods.findUser({ email: email.trim() }, '+password');
+        if (!user || !user.password) return done(null, false, { message: 'Email does not exist.' });
+        if (!(await bcrypt.compare(password, user.password))) return done(null, false, { message: 'Incorrect password.' });
+        if (!user.emailVerified) return done(null, user, { message: 'Email not verified.' });
+        return done(null, user);
+      } catch (err) {
+        return done(err);
+      }
+    },
+  ));
+
+  async function setAuthTokens(userId, res, existing) {
+    let session = existing;
+    let refreshToken;
+    if (session && session._id && session.expiration != null) {
+      refreshToken = await methods.generateRefreshToken(session);
+    } else {
+      const result = await methods.createSession(userId, { expiresIn: math(process.env.REFRESH_TOKEN_EXPIRY, 7 * DAY_MS) });
+      ({ session, refreshToken } = result);
+    }
+    const expires = new Date(session.expiration.getTime());
+    const user = await methods.getUserById(userId);
+    const token = await methods.generateToken(user, math(process.env.SESSION_EXPIRY, 15 * 60 * 1000));
+    res.cookie('refreshToken', refreshToken, { expires, httpOnly: true, secure: false, sameSite: 'strict' });
+    res.cookie('token_provider', 'librechat', { expires, httpOnly: true, secure: false, sameSite: 'strict' });
+    return token;
+  }
+
+  // requireLocalAuth (api/server/middleware/requireLocalAuth.js)
+  const requireLocalAuth = (req, res, next) => {
+    passport.authenticate('local', (err, user, info) => {
+      if (err) return next(err);
+      if (!user) return res.status(404).send(info);
+      if (info && info.message === 'Email not verified.') return res.status(422).send({ message: info.message });
+      req.user = user;
+      return next();
+    })(req, res, next);
+  };
+  const loginController = async (req, res) => {
+    try {
+      if (!req.user) return res.status(400).json({ message: 'Invalid credentials' });
+      const { password: _p, totpSecret: _t, __v, ...user } = req.user; // eslint-disable-line no-unused-vars
+      user.id = user._id.toString();
+      const token = await setAuthTokens(req.user._id, res, null);
+      return res.status(200).send({ token, user });
+    } catch {
+      return res.status(500).json({ message: 'Something went wrong' });
+    }
+  };
+  const refreshController = async (req, res) => {
+    const refreshToken = req.cookies?.refreshToken;
+    if (!refreshToken) return res.status(200).send('Refresh token not provided');
+    try {
+      const payload = jsonwebtoken.verify(refreshToken, process.env.JWT_REFRESH_SECRET);
+      const user = await methods.getUserById(payload.id, AUTH_REFRESH_USER_PROJECTION);
+      if (!user) return res.status(401).redirect('/login');
+      const session = await methods.findSession({ userId: payload.id, refreshToken }, { lean: false });
+      if (session && session.expiration > new Date()) {
+        const token = await setAuthTokens(payload.id, res, session);
+        return res.status(200).send({ token, user });
+      }
+      return res.status(401).send('Refresh token expired or not found for this user');
+    } catch {
+      return res.status(403).send('Invalid refresh token');
+    }
+  };
+  return { login: [requireLocalAuth, loginController], refresh: [refreshController] };
+}
+
 /** The parts of process.env our package reads (run.js passes them in the child's environment). */
 function ourServiceOptions() {
   const names = [
     'BACKEND_AUTH_URL', 'BACKEND_USER_INFO_URL', 'BACKEND_REFRESH_URL', 'JWT_SECRET',
     'JWT_REFRESH_SECRET', 'MONGO_URI', 'BACKEND_TOKEN_ENCRYPTION_KEY', 'USER_CACHE_TTL',
     'BACKEND_BEARER_TOKENS', 'BACKEND_TOKEN_CACHE_TTL', 'SESSION_EXPIRY', 'REFRESH_TOKEN_EXPIRY',
+    'BACKEND_JWKS_URL', 'BACKEND_JWT_ISSUER', 'BACKEND_JWT_AUDIENCE', 'AUTH_CACHE_MAX_ENTRIES',
   ];
   const out = {};
   for (const n of names) if (process.env[n] !== undefined) out[n] = process.env[n];
@@ -98,7 +197,27 @@ async function connectLibreChatModels() {
 async function buildStack() {
   const closers = [];
   let strategy = null;
+  let flows = null;
   switch (STACK) {
+    case 'Llc': {
+      const db = await connectLibreChatModels();
+      closers.push(db.close);
+      flows = libreChatAuthFlows(db.methods);
+      break;
+    }
+    case 'L': {
+      // Ours: the login route and the refresh route as the wiring of README section 3 mounts them.
+      const pkg = require('..');
+      const quiet = { info() {}, debug() {}, warn() {}, error: console.error };
+      const service = pkg.configureCustomBackendAuth({ ...ourServiceOptions(), logger: quiet });
+      closers.push(() => service.close?.());
+      passport.use('custom-backend', pkg.customBackendStrategy({ service }));
+      flows = {
+        login: [pkg.requireCustomBackendAuth, pkg.customBackendLoginController],
+        refresh: [pkg.customRefreshController],
+      };
+      break;
+    }
     case 'a':
       break;
     case 'b':
@@ -117,7 +236,8 @@ async function buildStack() {
     }
     case 'd':
     case 'd0':
-    case 'f': {
+    case 'f':
+    case 'g': {
       const pkg = require('..');
       if (typeof pkg.customJwtStrategy !== 'function') {
         throw new Error('customJwtStrategy is not exported by librechat-custom-backend-auth (yet)');
@@ -131,11 +251,11 @@ async function buildStack() {
     default:
       throw new Error(`unknown BENCH_STACK ${JSON.stringify(STACK)}`);
   }
-  return { strategy, close: () => Promise.allSettled(closers.map((c) => c())) };
+  return { strategy, flows, close: () => Promise.allSettled(closers.map((c) => c())) };
 }
 
 async function main() {
-  const { strategy, close } = await buildStack();
+  const { strategy, flows, close } = await buildStack();
 
   const app = express();
   app.disable('x-powered-by');
@@ -146,7 +266,10 @@ async function main() {
   app.use(cookieParser());
   app.use(passport.initialize());
 
-  if (strategy) {
+  if (flows) {
+    app.post('/api/auth/login', ...flows.login);
+    app.post('/api/auth/refresh', ...flows.refresh);
+  } else if (strategy) {
     passport.use('jwt', strategy);
     // requireJwtAuth (the token_provider=openid branch is off: no OPENID_REUSE_TOKENS).
     const requireJwtAuth = passport.authenticate('jwt', { session: false });

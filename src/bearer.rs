@@ -239,6 +239,7 @@ pub struct Bearer {
 
 impl Bearer {
     pub fn new(cfg: &Config) -> Bearer {
+        crate::jwt_crypto::install();
         Bearer {
             positive: TtlCache::new(cfg.cache_max),
             negative: TtlCache::new(cfg.cache_max),

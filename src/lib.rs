@@ -16,6 +16,7 @@ mod doctor;
 mod error;
 mod events;
 mod introspection;
+mod jwt_crypto;
 mod metrics;
 mod policy;
 mod refresh;

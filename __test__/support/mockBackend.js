@@ -253,6 +253,15 @@ async function startMockBackend(options = {}) {
     return k;
   }
 
+  /**
+   * The published key that signs `alg` now, as { kid, alg, privateKeyPem }: for a process of its
+   * own (bench/probe.js) that mints many tokens the mock's JWKS verifies, without this process.
+   */
+  mock.signingKey = (alg = 'RS256') => {
+    const k = currentKey(alg);
+    return { kid: k.kid, alg, privateKeyPem: k.privateKey.export({ type: 'pkcs8', format: 'pem' }) };
+  };
+
   /** A key pair that is NOT published (for forging): { kid, alg, privateKey, publicKey, jwk }. */
   mock.newKey = (alg = 'RS256', kid) => newKey(alg, kid);
 
