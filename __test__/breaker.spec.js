@@ -192,6 +192,14 @@ describe('#11.3 circuit breaker', () => {
     expect(stateOf()).toBe(OPEN);
   });
 
+  test('#11.3 a login storm (100 at once, backend answering in 20 ms) is not shed by the default bound', async () => {
+    await h.reconfigure({ BACKEND_TIMEOUT_MS: '5000' }); // the defaults: BACKEND_MAX_PENDING 256
+    h.mock.set({ latencyMs: 20 });
+    const answers = await Promise.all(Array.from({ length: 100 }, () => login()));
+    expect(answers.filter((r) => r.status !== 200).map((r) => r.body.code)).toEqual([]);
+    expect(stateOf()).toBe(CLOSED);
+  });
+
   test('#11.3 metrics: a state gauge and an openings counter per configured backend host', async () => {
     const registry = registerCustomBackendMetrics(new Registry(), { service: h.service });
     const host = h.mock.url;
@@ -264,7 +272,7 @@ describe('#11.3 doctor', () => {
     expect(out).toMatch(/^ {2}BACKEND_BREAKER_FAILURES +\= \(default\) 5$/m);
     expect(out).toMatch(/^ {2}BACKEND_BREAKER_COOLDOWN_MS +\= \(default\) 30000$/m);
     expect(out).toMatch(/^ {2}BACKEND_BREAKER_PROBES +\= \(default\) 1$/m);
-    expect(out).toMatch(/^ {2}BACKEND_MAX_PENDING +\= \(default\) 64$/m);
+    expect(out).toMatch(/^ {2}BACKEND_MAX_PENDING +\= \(default\) 256$/m);
     expect(out).toContain('OK       breaker: opens after 5 failures in a row');
     expect(out).toContain(`INFO     breaker ${mock.url}: closed after doctor's probes, 3 of 5 failures in a row`);
     out = await run({ BACKEND_BREAKER_FAILURES: '2' });

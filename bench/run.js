@@ -26,6 +26,8 @@
  *   BENCH_LATENCY_MS   mock backend latency in ms (default 5)
  *   BENCH_STACKS       comma list of stacks to run (default a,b,c,d,d0,e,f,bN,dN)
  *   BENCH_USERS        users of the many-users rows bN and dN, each with its own token (default 10000)
+ *   BENCH_REVOKED      revocations of other users in force (default 1000): every server of ours
+ *                      loads them, so each request's revocation check looks its user up (0: none)
  *   BENCH_MICRO=0      skip the micro-benchmark; BENCH_MICRO_MS / BENCH_MICRO_ITERS: see micro.js
  *   BENCH_PIN=0        do not pin processes to cores
  *   MONGO_URI          use this server instead of starting secantusdb (a fresh database is created
@@ -52,6 +54,7 @@ const RESULTS_FILE = process.env.BENCH_RESULTS_FILE || path.join(__dirname, 'res
 const PROFILE = (process.env.BENCH_PROFILE || '').split(',').map((x) => x.trim()).filter(Boolean);
 const PROFILE_DIR = path.join(__dirname, 'results', 'profiles');
 const MANY_USERS = Math.max(2, Number(process.env.BENCH_USERS) || 10000);
+const REVOKED = Math.max(0, Number(process.env.BENCH_REVOKED ?? 1000) || 0);
 
 // Login and refresh rows: the backend answers login and refresh after FLOW_LATENCY_MS.
 const FLOW_LATENCY_MS = Number(process.env.BENCH_FLOW_LATENCY_MS ?? 20);
@@ -242,6 +245,27 @@ async function describeServer(uri) {
       maxWireVersion: hello.maxWireVersion,
       setName: hello.setName,
     };
+  } finally {
+    await client.close().catch(() => {});
+  }
+}
+
+/** Revocations of `n` other users (README section 8), as the package records them. */
+async function plantRevocations(uri, n) {
+  const { MongoClient, ObjectId } = require('mongodb');
+  const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
+  try {
+    await client.connect();
+    const now = Date.now();
+    const docs = Array.from({ length: n }, () => ({
+      _id: new ObjectId(),
+      user: new ObjectId(),
+      notBefore: new Date(now),
+      reason: 'bench',
+      at: new Date(now),
+      expiresAt: new Date(now + 86_400_000),
+    }));
+    await client.db().collection('customBackendRevocations').insertMany(docs);
   } finally {
     await client.close().catch(() => {});
   }
@@ -1031,6 +1055,10 @@ async function main() {
     for (const n of user.notes) log(`note: ${n}`);
     log(`user ${user.userId} (backend ${user.backendUserId}) via ${user.via}`);
     mock.reset();
+    if (REVOKED > 0) {
+      await plantRevocations(mongoUri, REVOKED);
+      log(`${REVOKED} revocations of other users in force (BENCH_REVOKED): the revocation check of every request looks its user up`);
+    }
 
     /* Load generator on core 1 */
     const loadChild = spawnNode(path.join(__dirname, 'load.js'), { core: OTHER_CORE, env: process.env });

@@ -31,7 +31,7 @@ const MIN_EVENTS_SECRET_CHARS: usize = 32;
 const DEFAULT_BREAKER_FAILURES: u64 = 5;
 const DEFAULT_BREAKER_COOLDOWN_MS: u64 = 30_000;
 const DEFAULT_BREAKER_PROBES: u64 = 1;
-const DEFAULT_MAX_PENDING: u64 = 64;
+const DEFAULT_MAX_PENDING: u64 = 256;
 
 /// Upper bounds of the duration variables: far above any sane setting, far below what could
 /// overflow a clock (`Instant + Duration`) or a date.

@@ -150,7 +150,7 @@ const VARIABLES: &[(&str, Show, Unset)] = &[
         Unset::Default("30000"),
     ),
     ("BACKEND_BREAKER_PROBES", Show::Plain, Unset::Default("1")),
-    ("BACKEND_MAX_PENDING", Show::Plain, Unset::Default("64")),
+    ("BACKEND_MAX_PENDING", Show::Plain, Unset::Default("256")),
     (
         "BACKEND_PROVISION_ON_BEARER",
         Show::Plain,
