@@ -857,7 +857,7 @@ pub mod tests {
                 failures: 5,
                 cooldown: Duration::from_secs(30),
                 probes: 1,
-                max_pending: 64,
+                max_pending: 256,
             }
         );
         assert!(!c.balance_enabled);
