@@ -29,9 +29,13 @@ export declare class CustomBackendAuthService {
   login(credentials: any): Promise<LoginResult>
   /**
    * The hot path of every request, synchronous (no Promise): classifies the bearer token,
-   * verifies a LibreChat token natively and answers from the caches.
+   * verifies a LibreChat token natively and answers from the caches. The verdict comes packed
+   * in one string, which `lib/service.js` unpacks: a JS object built here costs a runtime
+   * property store per field on every request (measured in the bench server: about 3 us of a
+   * 11 us call). `u<version>:<id>` (verified, user cached at `version`), `l<iat>:<id>`
+   * (verified, load the user; `iat` may be empty), `b` (a backend token), `i<reason>`.
    */
-  checkBearer(token: string): BearerCheck
+  checkBearer(token: string): string
   /** Verifies a LibreChat access token (HS256, `JWT_SECRET`, `exp`, `id`): the user id or null. */
   verifyAccessToken(token: string): string | null
   /** The cached user document (relaxed Extended JSON), if cached. */
@@ -89,19 +93,6 @@ export declare class CustomBackendAuthService {
    * invalid).
    */
   static doctor(vars: Record<string, string>): Promise<DoctorReport>
-}
-
-/**
- * The synchronous verdict on a bearer token. `kind`: `user` (verified, user cached at `version`),
- * `load` (verified, call `loadUser(id)`), `backend` (call `authenticateBackendToken`), `invalid`.
- */
-export interface BearerCheck {
-  kind: string
-  id?: string
-  version?: number
-  reason?: string
-  /** `load`: the token's `iat`, for `loadUser` to check against revocations. */
-  issuedAt?: number
 }
 
 /** One line of the effective configuration (`doctor`): secrets are shown only as their length. */

@@ -86,6 +86,30 @@ describe('customJwtStrategy', () => {
       }
     });
 
+    test('#12.1 checkBearer answers one shape for every kind (the native verdict comes packed in a string)', async () => {
+      const { token, user } = await login();
+      const id = user._id.toHexString();
+      const iat = jwt.decode(token).iat;
+      h.service.evictUser(id);
+      const shape = (kind, rest) => ({ kind, id: undefined, version: undefined, reason: undefined, issuedAt: undefined, ...rest });
+      expect(h.service.checkBearer(token)).toStrictEqual(shape('load', { id, issuedAt: iat }));
+      // Without `iat` a token is still LibreChat's (its own jwt strategy does not require one).
+      const noIat = jwt.sign({ id, username: 'alice', provider: 'custom-backend', email: 'alice@example.com' }, h.vars.JWT_SECRET, { expiresIn: 60, noTimestamp: true });
+      seen.push(noIat);
+      expect(h.service.checkBearer(noIat)).toStrictEqual(shape('load', { id }));
+      await h.service.loadUser(id);
+      const cached = h.service.checkBearer(token);
+      expect(cached).toStrictEqual(shape('user', { id, version: expect.any(Number) }));
+      expect(h.service.cachedUser(cached.id, cached.version)._id.toHexString()).toBe(id);
+      expect(h.service.checkBearer('opaque-backend-token-0123456789')).toStrictEqual(shape(h.vars.BACKEND_BEARER_TOKENS === 'off' ? 'invalid' : 'backend', {}));
+      const expired = jwt.sign({ id, exp: Math.floor(Date.now() / 1000) - 60 }, h.vars.JWT_SECRET);
+      seen.push(expired);
+      expect(h.service.checkBearer(expired)).toStrictEqual(shape('invalid', { reason: expect.stringMatching(/expired/i) }));
+      const forged = jwt.sign({ id, exp: Math.floor(Date.now() / 1000) + 60 }, 'another-secret-of-32-characters!!');
+      seen.push(forged);
+      expect(h.service.checkBearer(forged)).toStrictEqual(shape('invalid', { reason: 'Invalid token: bad signature' }));
+    });
+
     test('a missing role becomes USER and is saved, as LibreChat does', async () => {
       const { token, user } = await login(BOB); // first user: ADMIN
       await login(ALICE);

@@ -105,6 +105,19 @@ describe('#11.1 backend events: authenticity', () => {
     expect(big.status).toBe(413);
   });
 
+  test('#11.1 mounted after express.json(): 500 naming the mistake, and nothing is done', async () => {
+    const express = require('express');
+    const { customBackendEventsHandler } = require('..');
+    const a = await login(h);
+    const wrong = express();
+    wrong.use(express.json());
+    wrong.post(EVENTS_PATH, customBackendEventsHandler);
+    const res = await postEvent(request, wrong, backendEvent('user.disabled', 'u-1001'));
+    expect(res.status).toBe(500);
+    expect(res.body.message).toMatch(/before express\.json\(\)/);
+    expect((await api(h, a.token)).status).toBe(200);
+  });
+
   test('#11.1 a replay of a signed request changes nothing the second time', async () => {
     const a = await login(h, BOB);
     const event = backendEvent('user.disabled', 'u-1002');

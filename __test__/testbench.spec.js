@@ -339,13 +339,16 @@ describe('npm run bench (structure only: no figure is checked)', () => {
     const byName = Object.fromEntries(bench.RATIOS.map((r) => [r.name, r]));
     expect(byName['d/a']).toMatchObject({ num: 'd', den: 'a', target: 0.95 });
     expect(byName['f/a']).toMatchObject({ num: 'f', den: 'a', target: 0.95 });
-    for (const n of ['d/b', 'a/b', 'f/e', 'gRS256/a', 'gES256/a', 'gEdDSA/a']) expect(byName[n]?.target).toBeNull();
+    for (const n of ['d/b', 'a/b', 'f/e', 'gRS256/a', 'gES256/a', 'gEdDSA/a', 'p/a', 'd/p', 'f/p']) expect(byName[n]?.target).toBeNull();
+    // Passport alone (p) is the ceiling of d/a and f/a: measured in the same run.
+    expect(byName['p/a']).toMatchObject({ num: 'p', den: 'a' });
+    expect(byName['d/p']).toMatchObject({ num: 'd', den: 'p' });
     expect(bench.JWKS_RS256_TARGET_US).toBe(30);
   });
 
   test('#12.3 every row is there: JWKS per algorithm, login and refresh against LibreChat\'s own', () => {
     expect(bench.STACKS.map((s) => s.key)).toEqual([
-      'a', 'b', 'c', 'd', 'd0', 'e', 'f', 'gRS256', 'gES256', 'gEdDSA', 'login', 'loginLC', 'refresh', 'refreshLC', 'bN', 'dN',
+      'a', 'p', 'b', 'c', 'd', 'd0', 'e', 'f', 'gRS256', 'gES256', 'gEdDSA', 'login', 'loginLC', 'refresh', 'refreshLC', 'bN', 'dN',
     ]);
     expect(bench.STACKS.filter((s) => s.jwks).map((s) => s.env.BACKEND_BEARER_TOKENS)).toEqual(['jwks', 'jwks', 'jwks']);
   });
@@ -376,6 +379,7 @@ describe('npm run bench (structure only: no figure is checked)', () => {
     expect(report.targets.map((t) => t.name)).toEqual(expect.arrayContaining(['d/a >= 0.95', 'f/a >= 0.95', 'JWKS RS256 first sight <= 30 us']));
     for (const t of report.targets) expect(t.machine).toBe(report.machine.summary);
     expect(text).toMatch(/d\/a >= 0\.95\s+(met|NOT MET)/);
+    expect(report.targets.find((t) => t.name === 'd/a >= 0.95').note).toMatch(/^ceiling p\/a \d\.\d\d \(passport alone\)$/);
     expect(report.micro.jwks.results.filter((r) => r.error)).toEqual([]);
     expect(report.micro.jwks.results.map((r) => `${r.key} ${r.alg}`)).toEqual(expect.arrayContaining(
       ['RS256', 'ES256', 'EdDSA'].flatMap((a) => [`ours ${a}`, `jose ${a}`, `fastJwt ${a}`]),

@@ -10,6 +10,8 @@
  *
  * Stacks (BENCH_STACK):
  *   a    no authentication (the limit): same app and middleware, no passport.authenticate
+ *   p    passport alone: requireJwtAuth with a strategy whose authenticate() succeeds at once with
+ *        a constant user (the floor of any passport strategy, ours included)
  *   b    LibreChat's stock `jwt` strategy: passport-jwt + jsonwebtoken with the string JWT_SECRET,
  *        getUserById from @librechat/data-schemas per request
  *   c    the same with the secret as a crypto.createSecretKey KeyObject
@@ -194,6 +196,34 @@ async function connectLibreChatModels() {
   return { methods, close: () => mongoose.disconnect() };
 }
 
+/**
+ * BENCH_TIMING=1: the wall time of our per-request calls inside the server under load, where the
+ * CPU's caches are cold from the rest of the request (bench/micro.js times them in a hot loop).
+ * Printed to stderr when the server stops; the timing itself costs about 0.1 us per call.
+ */
+const timings = {};
+function timeCalls(target, names) {
+  for (const name of names) {
+    const fn = target[name].bind(target);
+    const t = (timings[name] = { calls: 0, ns: 0n });
+    target[name] = (...args) => {
+      const start = process.hrtime.bigint();
+      try {
+        return fn(...args);
+      } finally {
+        t.ns += process.hrtime.bigint() - start;
+        t.calls += 1;
+      }
+    };
+  }
+}
+
+function printTimings() {
+  const parts = Object.entries(timings).filter(([, t]) => t.calls > 0)
+    .map(([name, t]) => `${name} ${(Number(t.ns) / t.calls / 1000).toFixed(2)} us (${t.calls} calls)`);
+  if (parts.length) process.stderr.write(`[bench server ${STACK}] in-server time per call: ${parts.join(', ')}\n`);
+}
+
 async function buildStack() {
   const closers = [];
   let strategy = null;
@@ -220,6 +250,11 @@ async function buildStack() {
     }
     case 'a':
       break;
+    case 'p': {
+      const user = { id: process.env.BENCH_USER_ID };
+      strategy = { name: 'jwt', authenticate() { this.success(user); } };
+      break;
+    }
     case 'b':
     case 'c': {
       const db = await connectLibreChatModels();
@@ -245,6 +280,7 @@ async function buildStack() {
       const quiet = { info() {}, debug() {}, warn: console.warn, error: console.error };
       const service = pkg.configureCustomBackendAuth({ ...ourServiceOptions(), logger: quiet });
       closers.push(() => service.close?.());
+      if (process.env.BENCH_TIMING === '1') timeCalls(service, ['checkBearer', 'cachedUser']);
       strategy = pkg.customJwtStrategy({ service });
       break;
     }
@@ -302,6 +338,7 @@ async function main() {
     if (msg?.type === 'cpu') {
       process.send({ type: 'cpu', usage: process.cpuUsage(), rss: process.memoryUsage.rss() });
     } else if (msg?.type === 'stop') {
+      printTimings();
       server.closeAllConnections?.();
       server.close();
       await close();

@@ -21,8 +21,9 @@ function rawBody(req, max) {
     if (req.body.length > max) return Promise.reject(tooLarge());
     return Promise.resolve(req.body);
   }
-  if (req._body) {
-    // A JSON parser took the body first: its bytes, which the signature covers, are gone.
+  if (req._body || req.readableEnded || (req.body !== undefined && req.body !== null)) {
+    // A body parser took the body first: its bytes, which the signature covers, are gone. (body-parser
+    // 1 marks `_body`; 2, Express 5's, only leaves the stream read to its end and `req.body` set.)
     return Promise.reject(
       new CustomBackendAuthError('INTERNAL', 'The backend events handler must be mounted before express.json().'),
     );

@@ -130,9 +130,9 @@ class CustomBackendAuthService {
     }
   }
 
-  /** Synchronous hot path: `{kind: 'user'|'load'|'backend'|'invalid', id, version, reason}`. */
+  /** Synchronous hot path: `{kind: 'user'|'load'|'backend'|'invalid', id, version, reason, issuedAt}`. */
   checkBearer(token) {
-    return this.#native.checkBearer(token);
+    return unpackCheck(this.#native.checkBearer(token));
   }
 
   /** Verifies a LibreChat access token synchronously: the user id, or null. */
@@ -316,6 +316,28 @@ class CustomBackendAuthService {
   async close() {
     await this.#native.close();
   }
+}
+
+/**
+ * The native verdict comes packed in one string (src/lib.rs `check_bearer`): `u<version>:<id>`,
+ * `l<iat>:<id>` (`iat` may be empty), `b`, `i<reason>`. One object shape for every kind.
+ */
+function unpackCheck(packed) {
+  const tag = packed[0];
+  if (tag === 'u' || tag === 'l') {
+    const colon = packed.indexOf(':', 1);
+    const n = colon > 1 ? Number(packed.slice(1, colon)) : undefined;
+    const user = tag === 'u';
+    return {
+      kind: user ? 'user' : 'load',
+      id: packed.slice(colon + 1),
+      version: user ? n : undefined,
+      reason: undefined,
+      issuedAt: user ? undefined : n,
+    };
+  }
+  if (tag === 'b') return { kind: 'backend', id: undefined, version: undefined, reason: undefined, issuedAt: undefined };
+  return { kind: 'invalid', id: undefined, version: undefined, reason: packed.slice(1), issuedAt: undefined };
 }
 
 /** The top-level keys of a user whose values are mutable containers (objects, arrays, dates). */

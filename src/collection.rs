@@ -1,7 +1,8 @@
 //! A collection of the package's own whose indexes it creates itself, once, at first use
 //! (whatever LibreChat's `MONGO_AUTO_INDEX` says); `doctor` checks them (`doctor/own_indexes.rs`).
 
-use mongodb::bson::Document;
+use mongodb::bson::{doc, Document};
+use mongodb::options::IndexOptions;
 use mongodb::{Collection, Database, IndexModel};
 use tokio::sync::OnceCell;
 
@@ -32,4 +33,18 @@ impl Indexed {
             .await?;
         Ok(&self.collection)
     }
+}
+
+/// The TTL index of a collection whose documents carry their own `expiresAt` (MongoDB deletes each
+/// at that time). Named as MongoDB would name it, so that an index created without a name matches.
+pub fn expiry_index() -> IndexModel {
+    IndexModel::builder()
+        .keys(doc! { "expiresAt": 1 })
+        .options(
+            IndexOptions::builder()
+                .name("expiresAt_1".to_string())
+                .expire_after(std::time::Duration::ZERO)
+                .build(),
+        )
+        .build()
 }

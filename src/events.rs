@@ -11,7 +11,7 @@ use mongodb::{Database, IndexModel};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::collection::Indexed;
+use crate::collection::{expiry_index, Indexed};
 use crate::control::TellBackend;
 use crate::error::{AuthError, AuthResult};
 use crate::revocation::{now_ms, Record};
@@ -245,15 +245,7 @@ pub fn event_indexes() -> [IndexModel; 2] {
                     .build(),
             )
             .build(),
-        IndexModel::builder()
-            .keys(doc! { "expiresAt": 1 })
-            .options(
-                IndexOptions::builder()
-                    .name("expiresAt_1".to_string())
-                    .expire_after(std::time::Duration::ZERO)
-                    .build(),
-            )
-            .build(),
+        expiry_index(),
     ]
 }
 

@@ -57,18 +57,6 @@ pub struct LoginResult {
     pub session_id: Option<String>,
 }
 
-/// The synchronous verdict on a bearer token. `kind`: `user` (verified, user cached at `version`),
-/// `load` (verified, call `loadUser(id)`), `backend` (call `authenticateBackendToken`), `invalid`.
-#[napi(object)]
-pub struct BearerCheck {
-    pub kind: String,
-    pub id: Option<String>,
-    pub version: Option<u32>,
-    pub reason: Option<String>,
-    /// `load`: the token's `iat`, for `loadUser` to check against revocations.
-    pub issued_at: Option<i64>,
-}
-
 /// A user as relaxed Extended JSON with its cache version.
 #[napi(object)]
 pub struct UserRecord {
@@ -298,36 +286,32 @@ impl CustomBackendAuthService {
     }
 
     /// The hot path of every request, synchronous (no Promise): classifies the bearer token,
-    /// verifies a LibreChat token natively and answers from the caches.
+    /// verifies a LibreChat token natively and answers from the caches. The verdict comes packed
+    /// in one string, which `lib/service.js` unpacks: a JS object built here costs a runtime
+    /// property store per field on every request (measured in the bench server: about 3 us of a
+    /// 11 us call). `u<version>:<id>` (verified, user cached at `version`), `l<iat>:<id>`
+    /// (verified, load the user; `iat` may be empty), `b` (a backend token), `i<reason>`.
     #[napi(catch_unwind)]
-    pub fn check_bearer(&self, token: String) -> BearerCheck {
+    pub fn check_bearer(&self, token: String) -> String {
         // A verdict here ends the check (counted); `load` and `backend` are counted by the call
         // that finishes them.
         let metrics = &self.inner.metrics;
-        let mut issued_at = None;
-        let (kind, id, version, reason) = match self.inner.authenticate_sync(&token) {
+        match self.inner.authenticate_sync(&token) {
             SyncAuth::User { id, version } => {
                 metrics.ok(Flow::Bearer);
-                ("user", Some(id), Some(version), None)
+                format!("u{version}:{id}")
             }
-            SyncAuth::Load { id, iat } => {
-                issued_at = iat.and_then(|i| i64::try_from(i).ok());
-                ("load", Some(id), None, None)
-            }
-            SyncAuth::Backend => ("backend", None, None, None),
+            SyncAuth::Load { id, iat } => match iat.and_then(|i| i64::try_from(i).ok()) {
+                Some(iat) => format!("l{iat}:{id}"),
+                None => format!("l:{id}"),
+            },
+            SyncAuth::Backend => "b".to_string(),
             SyncAuth::Invalid(code, reason) => {
                 if let Some(i) = code_index(code) {
                     metrics.outcome(Flow::Bearer, i);
                 }
-                ("invalid", None, None, Some(reason))
+                format!("i{reason}")
             }
-        };
-        BearerCheck {
-            kind: kind.to_string(),
-            id,
-            version,
-            reason,
-            issued_at,
         }
     }
 

@@ -11,7 +11,7 @@ use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
 use mongodb::options::IndexOptions;
 use mongodb::{Database, IndexModel};
 
-use crate::collection::Indexed;
+use crate::collection::{expiry_index, Indexed};
 use crate::error::AuthResult;
 
 pub const REVOCATIONS_COLLECTION: &str = "customBackendRevocations";
@@ -173,15 +173,7 @@ pub fn revocation_indexes() -> [IndexModel; 2] {
             .keys(doc! { "at": 1 })
             .options(IndexOptions::builder().name("at_1".to_string()).build())
             .build(),
-        IndexModel::builder()
-            .keys(doc! { "expiresAt": 1 })
-            .options(
-                IndexOptions::builder()
-                    .name("expiresAt_1".to_string())
-                    .expire_after(std::time::Duration::ZERO)
-                    .build(),
-            )
-            .build(),
+        expiry_index(),
     ]
 }
 

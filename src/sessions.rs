@@ -5,12 +5,12 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
-use mongodb::options::IndexOptions;
 use mongodb::{Collection, Database, IndexModel};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::backend::BackendTokens;
+use crate::collection::expiry_index;
 use crate::error::{AuthError, AuthResult};
 use crate::refresh::rules::{claim_bounds, claim_until};
 use crate::tokens::Tokens;
@@ -617,15 +617,7 @@ pub fn pending_indexes() -> [IndexModel; 2] {
     let by_user = IndexModel::builder()
         .keys(doc! { "user": 1, "createdAt": -1 })
         .build();
-    let ttl = IndexModel::builder()
-        .keys(doc! { "expiresAt": 1 })
-        .options(
-            IndexOptions::builder()
-                .expire_after(std::time::Duration::ZERO)
-                .build(),
-        )
-        .build();
-    [by_user, ttl]
+    [by_user, expiry_index()]
 }
 
 /// A 2FA login's backend tokens, waiting for the session LibreChat's second step creates.
