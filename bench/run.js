@@ -14,7 +14,7 @@
  *   BENCH_DURATION     measured seconds per stack (default 3)
  *   BENCH_NEW_DURATION measured seconds of the JWKS and login rows (default 2: all rows fit in five minutes)
  *   BENCH_WARMUP       warm-up seconds per stack (default 1)
- *   BENCH_REFRESHES    refreshes per refresh row and round (default 300), each with its own session
+ *   BENCH_REFRESHES    refreshes per refresh row and round (default 150), each with its own session
  *   BENCH_FLOW_LATENCY_MS  the mock backend's login and refresh latency (default 20)
  *   BENCH_JWKS_TOKENS  distinct backend JWTs per algorithm for the micro-benchmark (default 500)
  *   BENCH_PROBES       one-shot rows (default singleflight,cold,memory); BENCH_MEMORY_SIZES (default
@@ -59,8 +59,10 @@ const REVOKED = Math.max(0, Number(process.env.BENCH_REVOKED ?? 1000) || 0);
 // Login and refresh rows: the backend answers login and refresh after FLOW_LATENCY_MS.
 const FLOW_LATENCY_MS = Number(process.env.BENCH_FLOW_LATENCY_MS ?? 20);
 const FLOW_DURATION = NEW_DURATION;
-const REFRESHES = Number(process.env.BENCH_REFRESHES) || 300;
-const REFRESH_WARMUP = 50;
+// 150 refreshes (each its own session, prepared beforehand) take 4-8 s per row and round here.
+const REFRESHES = Number(process.env.BENCH_REFRESHES) || 150;
+const REFRESH_WARMUP = 20;
+const FLOW_WARMUP_CONNECTIONS = 5;
 const LOW_LOAD_SEC = Number(process.env.BENCH_LOW_LOAD_SEC) || 1.5;
 const LOW_LOAD_REFRESHES = 20;
 const SINGLE_FLIGHT_TABS = [1, 5, 20, 50];
@@ -610,7 +612,9 @@ async function runFlow(stack, ctx, base, res, server) {
     };
   };
   if (stack.flow === 'login') {
-    if (WARMUP > 0) await load(ctx.loadChild, url, request, WARMUP);
+    // A few connections warm the code up as well as 50, and leave few logins in hand to wait for
+    // (LibreChat's: a bcrypt compare each, 50 of them were seconds of settle per round).
+    if (WARMUP > 0) await load(ctx.loadChild, url, request, WARMUP, { connections: Math.min(CONNECTIONS, FLOW_WARMUP_CONNECTIONS) });
     await settle(server);
     return { url, loadWith: request, duration: FLOW_DURATION, after: lowLoad };
   }
@@ -894,23 +898,24 @@ async function memoryUsers(ctx) {
 }
 
 async function memoryProbe(ctx) {
-  const early = ctx.memUsers ? await ctx.memUsers : null;
-  if (early?.error) throw new Error(`memory users: ${early.error}`);
   const file = writeProbeSpec(ctx, 'memory');
   try {
-    // One process per phase: memory freed by one phase would be reused by the next.
-    const out = { phaseSec: {}, insertSec: early?.insertSec ?? null };
-    if (early) {
-      Object.assign(out, { users: early.users, sizes: early.sizes, usersDuringMicro: true });
-      out.phaseSec.users = early.phaseSec;
-    }
-    for (const phase of early ? ['verdicts', 'flood'] : ['users', 'verdicts', 'flood']) {
+    // One process per phase: memory freed by one phase would be reused by the next. The users
+    // phase runs beside these (memoryUsers, on core 1) when it was started early.
+    const out = { phaseSec: {}, insertSec: null };
+    for (const phase of ctx.memUsers ? ['verdicts', 'flood'] : ['users', 'verdicts', 'flood']) {
       const env = { BENCH_PROBE_FILE: file, BENCH_MEMORY_PHASE: phase, BENCH_MEMORY_SIZES: MEMORY_SIZES.join(',') };
       const r = await runProbe('memory', ctx, env, ['--expose-gc']);
       out[phase] = r[phase];
       out.sizes = r.sizes;
       out.phaseSec[phase] = r.elapsedSec;
       if (r.insertSec != null) out.insertSec = r.insertSec;
+    }
+    if (ctx.memUsers) {
+      const early = await ctx.memUsers;
+      if (early.error) throw new Error(`memory users: ${early.error}`);
+      Object.assign(out, { users: early.users, insertSec: early.insertSec, usersOnCore1: true });
+      out.phaseSec.users = early.phaseSec;
     }
     return out;
   } finally {
@@ -1024,8 +1029,10 @@ function formatPhases(p) {
   return [
     `time (s): total ${f(p.totalSec)} = setup ${f(p.setupSec)} + rows ${f(rowSum)} + micro ${f(p.microSec)}` +
       ` + probes ${f(Object.values(p.probes).reduce((a, v) => a + v, 0))} (+ reporting)`,
+    `  setup: database, bench user and load generator ${f(p.setup.databaseUserLoadGeneratorSec)}, many users ${f(p.setup.manyUsersSec)}, ` +
+      `login/refresh accounts and sessions ${f(p.setup.flowsSec)}`,
     `  rows, all rounds (server start, smoke check, warm-up, measured run, low-load run): ${rows || '-'}`,
-    `  probes: ${probes || '-'}${p.memoryUsersSec != null ? `; the memory users (written, then loaded: the users phase) ran on core 1 from the start of the micro-benchmark, ${f(p.memoryUsersSec)}` : ''}`,
+    `  probes: ${probes || '-'}${p.memoryUsersSec != null ? `; memory users (written, then the users phase) on core 1 from the micro-benchmark's start: ${f(p.memoryUsersSec)}` : ''}`,
   ].join('\n');
 }
 
@@ -1094,7 +1101,7 @@ function computeRatios(stacks) {
 async function main() {
   const started = Date.now();
   // Where the run's time goes (seconds): printed with the report, kept in the results file.
-  const phases = { setupSec: null, rows: {}, microSec: null, probes: {}, totalSec: null };
+  const phases = { setupSec: null, setup: {}, rows: {}, microSec: null, probes: {}, totalSec: null };
   const loadBefore = os.loadavg();
   const selected = (process.env.BENCH_STACKS || STACKS.map((s) => s.key).join(','))
     .split(',').map((s) => s.trim()).filter(Boolean);
@@ -1177,7 +1184,11 @@ async function main() {
     cleanups.push(() => stopChild(loadChild));
     await nextMessage(loadChild, (m) => m?.type === 'ready');
 
+    phases.setup.databaseUserLoadGeneratorSec = since(started);
+    let t = Date.now();
     const many = stacks.some((s) => s.token === 'many') ? await prepareManyUsers(vars) : null;
+    phases.setup.manyUsersSec = since(t);
+    t = Date.now();
     if (many) log(`${many.ids.length} more users with a token each, for the many-users rows`);
     const flows = stacks.filter((s) => s.flow);
     let flowPrep = { lc: null, pools: { ours: [], lc: [] }, ours: { userId: null } };
@@ -1201,6 +1212,7 @@ async function main() {
       pkg, vars, flowVars, mock, user, many, loadChild, dbPid, lc: flowPrep.lc, refreshPools: flowPrep.pools,
       flowUserId: flowPrep.ours.userId, memUri,
     };
+    phases.setup.flowsSec = since(t);
     phases.setupSec = since(started);
     // Rounds in ABBA order (a..f, then f..a, ...): drift of the machine's speed during the run hits
     // every stack alike instead of the last ones; each stack's figure is the mean of its rounds.
@@ -1225,9 +1237,27 @@ async function main() {
     }
     const results = stacks.map((stack) => aggregate(stack, runsByKey.get(stack.key)));
 
-    // The memory probe's users go into its database while the micro-benchmark runs: it runs on
-    // core 0 alone, so core 1 (this process and the database) would otherwise idle. Never during a
-    // per-request row.
+    const probes = {};
+    const probe = async (name, fn) => {
+      if (!PROBES.includes(name)) return;
+      log(`${name}...`);
+      const t = Date.now();
+      try {
+        probes[name] = await fn(ctx);
+      } catch (err) {
+        probes[name] = { error: err.message };
+        log(`  ${name} FAILED: ${err.message}`);
+      }
+      phases.probes[name] = since(t);
+    };
+    // Single flight and cold start first: both time database work (a refresh's lease wait, the
+    // first connection), so the database must be idle.
+    await probe('singleflight', singleFlight);
+    await probe('cold', coldStart);
+
+    // From here core 1 would idle (the micro-benchmark and the memory probe's verdict and flood
+    // phases run on core 0 alone): the memory probe's users are written and loaded there meanwhile,
+    // in a process pinned to core 1 beside the database. Never during a per-request row.
     if (PROBES.includes('memory')) {
       ctx.memUsers = memoryUsers(ctx).catch((err) => ({ error: err.message }));
     }
@@ -1242,23 +1272,7 @@ async function main() {
       }
       phases.microSec = since(t);
     }
-
-    const probes = {};
-    for (const [name, fn] of [['singleflight', singleFlight], ['cold', coldStart], ['memory', memoryProbe]]) {
-      if (!PROBES.includes(name)) continue;
-      // Cold start and memory time a database connection and lookups: the memory users' writes
-      // (started with the micro-benchmark) must be done first. Single flight only counts calls.
-      if (name !== 'singleflight' && ctx.memUsers) await ctx.memUsers;
-      log(`${name}...`);
-      const t = Date.now();
-      try {
-        probes[name] = await fn(ctx);
-      } catch (err) {
-        probes[name] = { error: err.message };
-        log(`  ${name} FAILED: ${err.message}`);
-      }
-      phases.probes[name] = since(t);
-    }
+    await probe('memory', memoryProbe);
     if (ctx.memUsers) phases.memoryUsersSec = (await ctx.memUsers).wallSec ?? null;
     phases.totalSec = since(started);
 
