@@ -618,7 +618,9 @@ async function runFlow(stack, ctx, base, res, server) {
     await settle(server);
     return { url, loadWith: request, duration: FLOW_DURATION, after: lowLoad };
   }
-  if (WARMUP > 0) await load(ctx.loadChild, url, request(REFRESH_WARMUP), WARMUP, { amount: REFRESH_WARMUP });
+  if (WARMUP > 0) {
+    await load(ctx.loadChild, url, request(REFRESH_WARMUP), WARMUP, { amount: REFRESH_WARMUP, connections: Math.min(CONNECTIONS, REFRESH_WARMUP) });
+  }
   await settle(server);
   return { url, loadWith: { ...request(REFRESHES), amount: REFRESHES }, duration: FLOW_DURATION, after: lowLoad };
 }
