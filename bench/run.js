@@ -1177,7 +1177,8 @@ async function main() {
     log(`user ${user.userId} (backend ${user.backendUserId}) via ${user.via}`);
     mock.reset();
     if (REVOKED > 0) {
-      await plantRevocations(mongoUri, REVOKED);
+      // In the login and refresh rows' database too: every server of ours loads them.
+      await Promise.all([plantRevocations(mongoUri, REVOKED), plantRevocations(flowUri, REVOKED)]);
       log(`${REVOKED} revocations of other users in force (BENCH_REVOKED): the revocation check of every request looks its user up`);
     }
 
