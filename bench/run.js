@@ -70,7 +70,8 @@ const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS) || 3;
 const MEMORY_SIZES = (process.env.BENCH_MEMORY_SIZES || '10000,100000').split(',').map(Number).filter((n) => n > 0).sort((a, b) => a - b);
 // The whole-bench target is judged on a run with the default settings only.
 const FULL_RUN = ['BENCH_STACKS', 'BENCH_ROUNDS', 'BENCH_MICRO', 'BENCH_PROBES', 'BENCH_DURATION', 'BENCH_NEW_DURATION',
-  'BENCH_WARMUP', 'BENCH_USERS', 'BENCH_REFRESHES', 'BENCH_MEMORY_SIZES', 'BENCH_FLOOD', 'BENCH_FLOOD_WAVES', 'BENCH_PROFILE']
+  'BENCH_WARMUP', 'BENCH_USERS', 'BENCH_REFRESHES', 'BENCH_MEMORY_SIZES', 'BENCH_FLOOD', 'BENCH_FLOOD_WAVES', 'BENCH_PROFILE',
+  'BENCH_CONNECTIONS', 'BENCH_LOW_LOAD_SEC', 'BENCH_JWKS_TOKENS', 'BENCH_MICRO_MS', 'BENCH_MICRO_ITERS', 'BENCH_COLD_RUNS']
   .every((k) => process.env[k] === undefined);
 // One-shot rows, all by default: BENCH_PROBES=singleflight,cold,memory (or none: BENCH_PROBES=).
 const PROBES = (process.env.BENCH_PROBES ?? 'singleflight,cold,memory').split(',').map((x) => x.trim()).filter(Boolean);
