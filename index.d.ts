@@ -244,7 +244,7 @@ export interface CustomBackendMetrics {
   /** The fixed histogram bounds, in seconds. */
   bucketBoundsSeconds: number[];
   cache: Record<'user' | 'backend_token', { hits: number; misses: number }>;
-  singleFlightJoins: Record<'backend_token' | 'jwks', number>;
+  singleFlightJoins: Record<'backend_token' | 'backend_user' | 'jwks', number>;
   refreshLeaseWaits: number;
   backendCallsInFlight: number;
   /** The circuit breaker of each backend host (`scheme://host:port` of the configured URLs). */

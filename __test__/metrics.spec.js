@@ -217,6 +217,25 @@ describe('#10.7 metrics', () => {
     expect(value(s, `${P}backend_calls_in_flight`)).toBe(0);
   });
 
+  test('#12 backend tokens of one user whose LibreChat id is not cached share one database lookup (backend_user joins)', async () => {
+    // Every USER_CACHE_TTL the user and its backend id expire together, and every request of that
+    // user in flight then missed both: each looked the user up by { provider, idOnTheSource } on its
+    // own (on secantusdb a collection scan each: the bench's 100k verdict fill took 140-300 s).
+    const service = await h.reconfigure({ BACKEND_BEARER_TOKENS: 'userinfo' });
+    await login(ALICE);
+    const N = 8;
+    // N distinct tokens of one backend user: N user-info calls, answered together once all arrived,
+    // so that the N verdicts reach the user lookup at once.
+    const tokens = Array.from({ length: N }, () => h.mock.issueAccessToken('u-1001'));
+    h.mock.set({ userinfo: { beforeSend: () => until(() => h.mock.calls.userinfo >= N, 'all user-info calls') } });
+    const base = service.metrics().singleFlightJoins.backend_user;
+    expect(base).toBe(0);
+    const users = await Promise.all(tokens.map((t) => service.authenticateBackendToken(t)));
+    expect(new Set(users.map((u) => String(u._id))).size).toBe(1);
+    expect(h.mock.calls.userinfo).toBe(N);
+    expect(service.metrics().singleFlightJoins.backend_user).toBeGreaterThanOrEqual(1);
+  });
+
   test('#10.7 a refresh that waits for another refresh\'s lease is counted', async () => {
     const service = await h.reconfigure();
     const { refreshToken } = await login(ALICE);
@@ -247,7 +266,7 @@ describe('#10.7 metrics', () => {
     expect(loginOk.buckets.map((b) => b.le)).toEqual(m.bucketBoundsSeconds);
     expect(loginOk.buckets[loginOk.buckets.length - 1].count).toBeLessThanOrEqual(loginOk.count);
     expect(Object.keys(m.cache).sort()).toEqual(['backend_token', 'user']);
-    expect(Object.keys(m.singleFlightJoins).sort()).toEqual(['backend_token', 'jwks']);
+    expect(Object.keys(m.singleFlightJoins).sort()).toEqual(['backend_token', 'backend_user', 'jwks']);
     expect(m.backendCallsInFlight).toBe(0);
     // A snapshot is a copy: later counts do not change it.
     const loginsBefore = m.outcomes.login.ok;
@@ -274,7 +293,7 @@ describe('#10.7 metrics', () => {
       endpoint: ['login', 'refresh', 'userinfo', 'jwks', 'logout', 'introspection'],
       outcome: ['ok', 'refused', 'timeout', 'unavailable', 'rate_limited', 'bad_response'],
       cache: ['user', 'backend_token'],
-      flight: ['backend_token', 'jwks'],
+      flight: ['backend_token', 'backend_user', 'jwks'],
       le: ['0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '+Inf'],
       host: [h.mock.url], // the breakers' (#11.3): the configured backend hosts only
     };
@@ -294,7 +313,7 @@ describe('#10.7 metrics', () => {
     }
     // At most every flow x code, endpoint x outcome histogram (12 buckets, sum, count), the
     // breaker's two series of the one backend host, and the rest.
-    expect(ours.length).toBeLessThanOrEqual(4 * 20 + 6 * 6 * 14 + 1 + 2 * 2 + 2 + 1 + 2);
+    expect(ours.length).toBeLessThanOrEqual(4 * 20 + 6 * 6 * 14 + 1 + 2 * 2 + 3 + 1 + 2);
     for (const t of junk) expect(res.text).not.toContain(t);
   });
 

@@ -390,5 +390,15 @@ describe('npm run bench (structure only: no figure is checked)', () => {
     expect(report.probes.cold.fromRequireToFirstAnswerMs).toBeGreaterThan(0);
     expect(report.probes.memory.users.map((r) => r.entries)).toEqual([50, 100]);
     expect(report.probes.memory.flood).toMatchObject({ waves: 3, refused: 300, rssAfterMB: [expect.any(Number), expect.any(Number), expect.any(Number)] });
+    // Where the time goes: every phase in seconds, and the five-minute target (judged on a
+    // full run only: this one changes the settings).
+    expect(report.phases).toMatchObject({
+      setupSec: expect.any(Number), microSec: expect.any(Number), totalSec: expect.any(Number), memoryUsersSec: expect.any(Number),
+      rows: Object.fromEntries(bench.STACKS.map((st) => [st.key, expect.any(Number)])),
+      probes: { singleflight: expect.any(Number), cold: expect.any(Number), memory: expect.any(Number) },
+    });
+    expect(report.targets.find((t) => t.name === 'whole bench <= 300 s')).toMatchObject({ value: report.phases.totalSec, met: null });
+    expect(text).toMatch(/time \(s\): total [\d.]+ = setup [\d.]+ \+ rows [\d.]+ \+ micro [\d.]+ \+ probes [\d.]+/);
+    expect(text).toMatch(/whole bench <= 300 s\s+n\/a/);
   }, 240000);
 });

@@ -20,7 +20,7 @@ const FLOW_FAMILIES = [
  * The native snapshot as the JS API gives it out:
  * `{ outcomes: { login: { ok, CODE… }, refresh, logout, bearer }, backendCalls: [{ endpoint, outcome,
  * count, sumSeconds, buckets: [{ le, count }] }], bucketBoundsSeconds, cache: { user: { hits, misses },
- * backend_token }, singleFlightJoins: { backend_token, jwks }, refreshLeaseWaits, backendCallsInFlight,
+ * backend_token }, singleFlightJoins: { backend_token, backend_user, jwks }, refreshLeaseWaits, backendCallsInFlight,
  * backendBreakers: [{ host, state (0 closed, 1 half-open, 2 open), openings }] }`.
  */
 function shapeSnapshot(raw) {
@@ -118,7 +118,7 @@ function metricFamilies(read) {
     ),
     family(
       'single_flight_joins_total',
-      'Callers that shared a backend call already in flight instead of making their own, by flight (backend_token, jwks)',
+      'Callers that shared a backend call or user lookup already in flight instead of making their own, by flight (backend_token, backend_user, jwks)',
       'counter',
       (s) => byLabel('flight', Object.entries(s.singleFlightJoins)),
     ),

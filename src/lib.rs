@@ -453,10 +453,9 @@ impl CustomBackendAuthService {
     /// The package's own metrics so far (README, "Metrics").
     #[napi(catch_unwind)]
     pub fn metrics(&self) -> MetricsSnapshot {
-        let s = self
-            .inner
-            .metrics
-            .snapshot(self.inner.bearer.flight_joins());
+        let [token, jwks] = self.inner.bearer.flight_joins();
+        let user = ("backend_user", self.inner.source_lookups.joins());
+        let s = self.inner.metrics.snapshot(&[token, jwks, user]);
         MetricsSnapshot {
             outcomes: s
                 .outcomes

@@ -14,7 +14,7 @@ use tokio::sync::OnceCell;
 use crate::audit::{events, Audit, AuditEvent};
 use crate::backend::{Backend, BackendTokens, BackendUser, LoginAnswer};
 use crate::bearer::{token_key, Bearer, Verdict};
-use crate::cache::TtlCache;
+use crate::cache::{SingleFlight, TtlCache};
 use crate::config::{BearerMode, Config, SessionMode};
 use crate::error::{AuthError, AuthResult};
 use crate::metrics::{Cache, Metrics};
@@ -55,6 +55,9 @@ pub struct Service {
     users_cache: TtlCache<String, CachedUser>,
     /// LibreChat `_id` hex by backend id, for backend bearer tokens.
     source_ids: TtlCache<String, String>,
+    /// The user of a backend id when `source_ids` has none: concurrent requests of one backend
+    /// user (every `USER_CACHE_TTL`, all requests in flight miss at once) share one lookup.
+    pub(crate) source_lookups: SingleFlight<String, AuthResult<Option<Document>>>,
     versions: AtomicU32,
     /// Backend tokens from refreshes whose answer the database refused to store.
     pub(crate) unsaved: crate::refresh::Unsaved,
@@ -192,6 +195,7 @@ impl Service {
             bearer: Bearer::new(&config),
             users_cache: TtlCache::new(config.cache_max),
             source_ids: TtlCache::new(config.cache_max),
+            source_lookups: SingleFlight::new(),
             versions: AtomicU32::new(1),
             unsaved: Default::default(),
             tokens: Tokens::new(
@@ -575,8 +579,17 @@ impl Service {
             }
         }
         let db = self.db().await?;
-        let user = match db.users.find_id_by_source(&identity.id).await? {
-            Some(oid) => db.users.find_public(oid).await?,
+        let found = self
+            .source_lookups
+            .run(identity.id.clone(), || async {
+                match db.users.find_id_by_source(&identity.id).await? {
+                    Some(oid) => db.users.find_public(oid).await,
+                    None => Ok(None),
+                }
+            })
+            .await?;
+        let user = match found {
+            Some(user) => Some(user),
             None if self.config.provision_on_bearer => {
                 if identity.email.is_empty() {
                     return Err(AuthError::TokenInvalid(
