@@ -18,6 +18,7 @@
 //! and the provider's verifier factory hands it out when asked about that very `DecodingKey`.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 
 use jsonwebtoken::crypto::{rust_crypto, CryptoProvider, JwtVerifier, KeyUtils};
@@ -206,6 +207,8 @@ fn verifier_factory(
             .map(|(_, _, check)| check.clone())
     });
     if let Some(check) = prepared {
+        #[cfg(test)]
+        tests::PREPARED_USES.with(|n| n.set(n.get() + 1));
         return Ok(Box::new(Prepared(check, *alg)));
     }
     if *alg == Algorithm::RS256 {
@@ -236,12 +239,17 @@ static PROVIDER: CryptoProvider = CryptoProvider {
 };
 
 /// Installs the provider once per process, before the first token is verified. Another provider
-/// installed first (by a library sharing this process) is left in place.
-pub fn install() {
+/// installed first (by a library sharing this process, or jsonwebtoken's own default taken by a
+/// token signed or verified earlier) is left in place; then everything is RustCrypto, per token.
+/// Whether ours is the one in place.
+pub fn install() -> bool {
     static ONCE: Once = Once::new();
+    static OURS: AtomicBool = AtomicBool::new(false);
     ONCE.call_once(|| {
-        let _ = PROVIDER.install_default();
+        // The error carries our own provider back, not the one in place.
+        OURS.store(PROVIDER.install_default().is_ok(), Ordering::SeqCst);
     });
+    OURS.load(Ordering::SeqCst)
 }
 
 /// Keys and tokens for the tests of this module and the timing of `bearer.rs`.
@@ -340,6 +348,11 @@ pub(crate) mod test_keys {
 mod tests {
     use super::*;
 
+    thread_local! {
+        /// Verifiers handed out from a prepared key on this thread (the tests run one per thread).
+        pub(super) static PREPARED_USES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
     /// An RS256 token of a fresh 2048-bit key verifies through the installed provider (ring), a
     /// tampered one does not, and a 1024-bit key still verifies (RustCrypto, as before).
     #[test]
@@ -431,16 +444,28 @@ mod tests {
     /// A valid token, its signature and its claims tampered with, a token of another key with the
     /// same kid: each judged through `decode_prepared` as RustCrypto judges it.
     fn judge_like_rust_crypto(s: &Signer, prepared_expected: bool) {
-        install();
+        // Another test of this process may have used jsonwebtoken first (its default provider
+        // then stays): the prepared check itself is compared below either way.
+        let ours = install();
         let key = PreparedKey::new(s.decoding_key(), s.alg);
         assert_eq!(key.is_prepared(), prepared_expected, "{:?}", s.alg);
         let v = validation(s.alg);
         let claims =
             serde_json::json!({"sub": "u-1", "iss": "https://idp", "exp": 4_000_000_000u64});
         let good = s.token(&claims);
+        let uses = PREPARED_USES.with(|n| n.get());
         let ok = decode_prepared::<serde_json::Value>(&good, &key, &v).unwrap();
         assert_eq!(ok.claims["sub"], "u-1");
+        // The prepared check verified it (ring, or the decompressed Ed25519 key), not a fallback.
+        let used = PREPARED_USES.with(|n| n.get()) - uses;
+        assert_eq!(used, usize::from(ours && prepared_expected), "{:?}", s.alg);
         assert!(rust_crypto_accepts(&good, &key.key, s.alg));
+        if let Some(check) = &key.check {
+            let (message, sig) = good.rsplit_once('.').unwrap();
+            assert!(check
+                .verify(message.as_bytes(), &B64E.decode(sig).unwrap())
+                .is_ok());
+        }
 
         let (message, sig) = good.rsplit_once('.').unwrap();
         let mut bad_sig = sig.as_bytes().to_vec();
@@ -469,6 +494,16 @@ mod tests {
                 sig_ok,
                 "{name}"
             );
+            let (message, sig) = token.rsplit_once('.').unwrap();
+            // (A signature that is not base64 never reaches a verifier.)
+            if let (Some(check), Ok(sig)) = (&key.check, B64E.decode(sig)) {
+                // The prepared check alone (no provider involved): RustCrypto's verdict.
+                assert_eq!(
+                    check.verify(message.as_bytes(), &sig).is_ok(),
+                    sig_ok,
+                    "{name}"
+                );
+            }
             assert_eq!(
                 format!("{:?}", got.unwrap_err().kind()),
                 format!("{:?}", before.unwrap_err().kind()),
@@ -525,6 +560,12 @@ mod tests {
         }
         let flipped = format!("{message}.{}", B64E.encode(&sig));
         assert!(rust_crypto_accepts(&flipped, &key.key, Algorithm::ES256));
+        assert!(key
+            .check
+            .as_ref()
+            .unwrap()
+            .verify(message.as_bytes(), &sig)
+            .is_ok());
         assert!(decode_prepared::<serde_json::Value>(
             &flipped,
             &key,
