@@ -749,7 +749,7 @@ mod timing {
             }
             let r_key = per_call(n, |i| token_key(t(i)));
             let r_header = per_call(n, |i| decode_header(t(i)).unwrap());
-            let r_keyclone = per_call(n, |i| keys.get("k1").map(|k| k.clone()).map(|_| i));
+            let r_keyclone = per_call(n, |_| keys.get("k1").cloned());
             let r_claims = per_call(n, |i| backend_claims(t(i), &pk, &v, now).unwrap());
             let r_decode_old = per_call(n, |i| {
                 jsonwebtoken::decode::<Value>(t(i), &key, &v).unwrap()
@@ -766,7 +766,7 @@ mod timing {
             let installed = |i: usize| {
                 let tk = t(i);
                 let dot = tk.rfind('.').unwrap();
-                jsonwebtoken::crypto::verify(&tk[dot + 1..], tk[..dot].as_bytes(), &key, alg)
+                jsonwebtoken::crypto::verify(&tk[dot + 1..], &tk.as_bytes()[..dot], &key, alg)
                     .unwrap()
             };
             assert!(installed(0));

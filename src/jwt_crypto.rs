@@ -262,10 +262,12 @@ pub(crate) mod test_keys {
     use ring::signature::{self as rs, KeyPair};
     use serde_json::Value;
 
+    type Sign = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+
     pub(crate) struct Signer {
         pub alg: Algorithm,
         pub jwk: Value,
-        sign: Box<dyn Fn(&[u8]) -> Vec<u8>>,
+        sign: Sign,
     }
 
     pub(crate) fn signer(alg: Algorithm, kid: &str) -> Signer {
