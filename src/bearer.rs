@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
-use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{decode_header, Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -16,6 +16,7 @@ use crate::backend::{map_id, map_roles, map_user, Backend, BackendUser};
 use crate::cache::{SingleFlight, TtlCache};
 use crate::config::{Config, IntrospectionConfig, JwksConfig, Mapping, UserinfoBudget};
 use crate::error::{AuthError, AuthResult};
+use crate::jwt_crypto::{decode_prepared, PreparedKey};
 use crate::tokens::{expired, now_secs};
 
 /// How long a "no" from the backend is remembered: long enough to absorb a burst of retries,
@@ -46,7 +47,8 @@ pub enum Verdict {
     Refused(String),
 }
 
-type Keys = HashMap<String, (DecodingKey, Algorithm)>;
+/// Keys by `kid`, each prepared once for its algorithm (src/jwt_crypto.rs).
+type Keys = HashMap<String, Arc<PreparedKey>>;
 
 /// A key set as fetched; replaced whole (never mutated), so readers hold it without a lock.
 struct KeySet {
@@ -216,7 +218,7 @@ pub(crate) fn parse_key_set(v: &Value) -> Keys {
             continue;
         };
         if let Ok(key) = DecodingKey::from_jwk(&jwk) {
-            out.insert(kid, (key, alg));
+            out.insert(kid, Arc::new(PreparedKey::new(key, alg)));
         }
     }
     out
@@ -231,6 +233,8 @@ pub struct Bearer {
     flights: SingleFlight<TokenKey, AuthResult<Verdict>>,
     positive_ttl: Duration,
     jwks: Option<JwksConfig>,
+    /// The claim checks of backend JWTs per algorithm, built once.
+    jwt_validations: Vec<(Algorithm, Validation)>,
     introspection: Option<IntrospectionConfig>,
     keys: Arc<JwksState>,
     budget: Budget,
@@ -247,6 +251,14 @@ impl Bearer {
             flights: SingleFlight::new(),
             positive_ttl: cfg.token_cache_ttl,
             jwks: cfg.jwks.clone(),
+            jwt_validations: cfg
+                .jwks
+                .iter()
+                .flat_map(|j| {
+                    [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA]
+                        .map(|alg| (alg, jwt_validation(alg, j)))
+                })
+                .collect(),
             introspection: cfg.introspection.clone(),
             keys: Arc::new(JwksState {
                 current: Mutex::new(None),
@@ -329,7 +341,10 @@ impl Bearer {
             .run(key, || async {
                 // `exp` of an introspection answer bounds the cache entry like a JWT's own.
                 let (verdict, exp) = match (&self.jwks, &self.introspection) {
-                    (Some(_), _) => (self.verify_jwt(backend, token).await, None),
+                    (Some(_), _) => match self.verify_jwt(backend, token).await {
+                        Ok((v, exp)) => (Ok(v), exp),
+                        Err(e) => (Err(e), None),
+                    },
                     (None, Some(cfg)) => {
                         match self.verify_introspection(backend, cfg, token).await {
                             Ok((v, exp)) => (Ok(v), exp),
@@ -395,33 +410,39 @@ impl Bearer {
         crate::introspection::judge(&answer, cfg, &self.claims_mapping, now_secs())
     }
 
-    async fn verify_jwt(&self, backend: &Backend, token: &str) -> AuthResult<Verdict> {
+    /// The verdict on a backend JWT, with the `exp` of a verified one (it bounds the cache entry).
+    async fn verify_jwt(
+        &self,
+        backend: &Backend,
+        token: &str,
+    ) -> AuthResult<(Verdict, Option<u64>)> {
+        let refused = |why: &str| Ok((Verdict::Refused(why.into()), None));
         let Some(cfg) = &self.jwks else {
-            return Ok(Verdict::Refused("JWKS not configured".into()));
+            return refused("JWKS not configured");
         };
         let Ok(header) = decode_header(token) else {
-            return Ok(Verdict::Refused("not a JWT".into()));
+            return refused("not a JWT");
         };
-        if !matches!(
-            header.alg,
-            Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA
-        ) {
-            return Ok(Verdict::Refused("algorithm not allowed".into()));
-        }
+        let Some((_, validation)) = self.jwt_validations.iter().find(|(a, _)| *a == header.alg)
+        else {
+            return refused("algorithm not allowed");
+        };
         let Some(kid) = header.kid else {
-            return Ok(Verdict::Refused("token has no key id".into()));
+            return refused("token has no key id");
         };
-        let Some((key, alg)) = self.key_for(backend, cfg, &kid).await? else {
-            return Ok(Verdict::Refused("unknown signing key".into()));
+        let Some(key) = self.key_for(backend, cfg, &kid).await? else {
+            return refused("unknown signing key");
         };
-        if alg != header.alg {
-            return Ok(Verdict::Refused("algorithm does not match the key".into()));
+        if key.algorithm() != header.alg {
+            return refused("algorithm does not match the key");
         }
-        let claims = match backend_claims(token, &key, alg, cfg, now_secs()) {
+        let claims = match backend_claims(token, &key, validation, now_secs()) {
             Ok(c) => c,
-            Err(why) => return Ok(Verdict::Refused(why.into())),
+            Err(why) => return refused(why),
         };
-        identity_from_claims(&claims, &self.claims_mapping)
+        // The same `exp` `unverified_exp` would read from this payload.
+        let exp = claims.get("exp").and_then(Value::as_u64);
+        Ok((identity_from_claims(&claims, &self.claims_mapping)?, exp))
     }
 
     /// The key for `kid`. A fresh key set answers at once. A stale one still answers for a known
@@ -434,7 +455,7 @@ impl Bearer {
         backend: &Backend,
         cfg: &JwksConfig,
         kid: &str,
-    ) -> AuthResult<Option<(DecodingKey, Algorithm)>> {
+    ) -> AuthResult<Option<Arc<PreparedKey>>> {
         let current = lock(&self.keys.current).clone();
         if let Some(set) = &current {
             let age = set.fetched.elapsed();
@@ -479,15 +500,9 @@ impl Bearer {
     }
 }
 
-/// A backend JWT's claims, verified against `key` at time `now`: signature, `iss`, `aud` when
-/// configured, `exp` required and `exp <= now` expired (0 s leeway). The reason is safe to show.
-fn backend_claims(
-    token: &str,
-    key: &DecodingKey,
-    alg: Algorithm,
-    cfg: &JwksConfig,
-    now: u64,
-) -> Result<Value, &'static str> {
+/// The claim checks of a backend JWT signed with `alg`: `iss`, `aud` when configured, `exp` and
+/// `iss` required, 0 s leeway (`exp` itself is compared by `backend_claims`).
+fn jwt_validation(alg: Algorithm, cfg: &JwksConfig) -> Validation {
     let mut validation = Validation::new(alg);
     validation.leeway = 0;
     // jsonwebtoken accepts `exp == now`; `exp` is compared below instead.
@@ -498,7 +513,18 @@ fn backend_claims(
         None => validation.validate_aud = false,
     }
     validation.required_spec_claims = ["exp", "iss"].iter().map(|s| s.to_string()).collect();
-    let claims = match decode::<Value>(token, key, &validation) {
+    validation
+}
+
+/// A backend JWT's claims, verified against `key` at time `now`: signature, the checks of
+/// `validation` (`jwt_validation`), `exp <= now` expired. The reason is safe to show.
+fn backend_claims(
+    token: &str,
+    key: &PreparedKey,
+    validation: &Validation,
+    now: u64,
+) -> Result<Value, &'static str> {
+    let claims = match decode_prepared::<Value>(token, key, validation) {
         Ok(d) => d.claims,
         Err(e) => {
             return Err(match e.kind() {
@@ -595,11 +621,11 @@ mod tests {
             &jsonwebtoken::EncodingKey::from_secret(b"k"),
         )
         .unwrap();
-        let key = DecodingKey::from_secret(b"k");
-        let cfg = jwks_config();
-        assert!(backend_claims(&token, &key, Algorithm::HS256, &cfg, exp - 1).is_ok());
+        let key = PreparedKey::new(DecodingKey::from_secret(b"k"), Algorithm::HS256);
+        let cfg = jwt_validation(Algorithm::HS256, &jwks_config());
+        assert!(backend_claims(&token, &key, &cfg, exp - 1).is_ok());
         assert_eq!(
-            backend_claims(&token, &key, Algorithm::HS256, &cfg, exp).err(),
+            backend_claims(&token, &key, &cfg, exp).err(),
             Some("token expired")
         );
         let other_iss = jsonwebtoken::encode(
@@ -609,7 +635,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            backend_claims(&other_iss, &key, Algorithm::HS256, &cfg, exp - 1).err(),
+            backend_claims(&other_iss, &key, &cfg, exp - 1).err(),
             Some("wrong issuer")
         );
     }
@@ -641,6 +667,185 @@ mod tests {
         ]});
         let keys = parse_key_set(&set);
         assert_eq!(keys.len(), 1);
-        assert_eq!(keys.get("e").map(|k| k.1), Some(Algorithm::EdDSA));
+        assert_eq!(keys.get("e").map(|k| k.algorithm()), Some(Algorithm::EdDSA));
+    }
+}
+
+/// Where a first-sight JWKS verify spends its time, per algorithm (no thresholds: a measurement).
+/// `cargo test --release --features noop jwks_first_sight_breakdown -- --ignored --nocapture`
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use crate::jwt_crypto::test_keys::signer;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use base64::Engine;
+    use ring::signature as rs;
+    use std::time::Instant;
+
+    /// Microseconds per call of `f(0..n)`, the best of three rounds (the machine is shared).
+    fn per_call<T>(n: usize, mut f: impl FnMut(usize) -> T) -> f64 {
+        (0..3)
+            .map(|round| {
+                let start = Instant::now();
+                for i in 0..n {
+                    std::hint::black_box(f(round * n + i));
+                }
+                start.elapsed().as_nanos() as f64 / n as f64 / 1000.0
+            })
+            .fold(f64::MAX, f64::min)
+    }
+
+    #[test]
+    #[ignore]
+    fn jwks_first_sight_breakdown() {
+        crate::jwt_crypto::install();
+        let n = 400;
+        let mut vars = crate::config::tests::sample_vars();
+        vars.insert("BACKEND_BEARER_TOKENS".into(), "jwks".into());
+        vars.insert("BACKEND_JWKS_URL".into(), "http://127.0.0.1:9/jwks".into());
+        vars.insert("BACKEND_JWT_ISSUER".into(), "https://idp".into());
+        vars.insert("AUTH_CACHE_MAX_ENTRIES".into(), "100000".into());
+        let cfg = Config::from_vars(&vars).unwrap();
+        let backend = Backend::new(&cfg).unwrap();
+        let jcfg = cfg.jwks.clone().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for alg in [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA] {
+            let s = signer(alg, "k1");
+            let keys = parse_key_set(&serde_json::json!({"keys": [s.jwk.clone()]}));
+            let pk = keys.get("k1").unwrap().clone();
+            let key = DecodingKey::from_jwk(&serde_json::from_value::<Jwk>(s.jwk.clone()).unwrap())
+                .unwrap();
+            let v = jwt_validation(alg, &jcfg);
+            let now = now_secs();
+            let tokens: Vec<String> = (0..n * 3)
+                .map(|i| {
+                    s.token(
+                        &serde_json::json!({"sub": "u-1", "iss": "https://idp", "aud": "lc",
+                        "email": "a@b.c", "name": "A", "preferred_username": "a", "roles": [],
+                        "iat": now, "exp": now + 900, "jti": format!("j{i}")}),
+                    )
+                })
+                .collect();
+            let t = |i: usize| tokens[i % n].as_str();
+            let fresh: Vec<String> = (0..n * 6)
+                .map(|i| {
+                    s.token(
+                        &serde_json::json!({"sub": "u-1", "iss": "https://idp", "aud": "lc",
+                        "email": "a@b.c", "name": "A", "preferred_username": "a", "roles": [],
+                        "iat": now, "exp": now + 900, "jti": format!("f{i}")}),
+                    )
+                })
+                .collect();
+            let parts = |i: usize| {
+                let tk = t(i);
+                let dot = tk.rfind('.').unwrap();
+                (&tk[..dot], B64.decode(&tk[dot + 1..]).unwrap())
+            };
+            // Warm-up.
+            for i in 0..50 {
+                let _ = backend_claims(t(i), &pk, &v, now);
+            }
+            let r_key = per_call(n, |i| token_key(t(i)));
+            let r_header = per_call(n, |i| decode_header(t(i)).unwrap());
+            let r_keyclone = per_call(n, |_| keys.get("k1").cloned());
+            let r_claims = per_call(n, |i| backend_claims(t(i), &pk, &v, now).unwrap());
+            let r_decode_old = per_call(n, |i| {
+                jsonwebtoken::decode::<Value>(t(i), &key, &v).unwrap()
+            });
+            let r_validation = per_call(n, |_| jwt_validation(alg, &jcfg));
+            let r_rc_fresh = per_call(n, |i| {
+                let (m, sig) = parts(i);
+                let v = (jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.verifier_factory)(
+                    &alg, &key,
+                )
+                .unwrap();
+                v.verify(m.as_bytes(), &sig).is_ok()
+            });
+            let installed = |i: usize| {
+                let tk = t(i);
+                let dot = tk.rfind('.').unwrap();
+                jsonwebtoken::crypto::verify(&tk[dot + 1..], &tk.as_bytes()[..dot], &key, alg)
+                    .unwrap()
+            };
+            assert!(installed(0));
+            let r_installed = per_call(n, installed);
+            let ring_alg: &dyn rs::VerificationAlgorithm = match alg {
+                Algorithm::RS256 => &rs::RSA_PKCS1_2048_8192_SHA256,
+                Algorithm::ES256 => &rs::ECDSA_P256_SHA256_FIXED,
+                _ => &rs::ED25519,
+            };
+            let r_ring_parse = match key.kind() {
+                jsonwebtoken::DecodingKeyKind::RsaModulusExponent { n: kn, e } => {
+                    per_call(n, |i| {
+                        let (m, _) = parts(i);
+                        rs::RsaPublicKeyComponents { n: kn, e }
+                            .verify(&rs::RSA_PKCS1_2048_8192_SHA256, m.as_bytes(), &[1])
+                            .is_ok()
+                    })
+                }
+                _ => 0.0,
+            };
+            let r_ring = match key.kind() {
+                jsonwebtoken::DecodingKeyKind::RsaModulusExponent { n: kn, e } => {
+                    per_call(n, |i| {
+                        let (m, sig) = parts(i);
+                        rs::RsaPublicKeyComponents { n: kn, e }
+                            .verify(&rs::RSA_PKCS1_2048_8192_SHA256, m.as_bytes(), &sig)
+                            .is_ok()
+                    })
+                }
+                jsonwebtoken::DecodingKeyKind::SecretOrDer(b) => per_call(n, |i| {
+                    let (m, sig) = parts(i);
+                    let ok = rs::UnparsedPublicKey::new(ring_alg, b)
+                        .verify(m.as_bytes(), &sig)
+                        .is_ok();
+                    assert!(ok);
+                    ok
+                }),
+            };
+            let r_parts = per_call(n, parts);
+            let claims = backend_claims(t(0), &pk, &v, now).unwrap();
+            let mapping = claims_mapping(&cfg);
+            let r_ident = per_call(n, |_| identity_from_claims(&claims, &mapping).unwrap());
+            let r_exp = per_call(n, |i| unverified_exp(t(i)));
+            // The whole first sight through Bearer::verify, key set in place.
+            let b = Bearer::new(&cfg);
+            *lock(&b.keys.current) = Some(Arc::new(KeySet {
+                keys: keys.clone(),
+                fetched: Instant::now(),
+            }));
+            let r_jwt = per_call(n, |i| rt.block_on(b.verify_jwt(&backend, t(i))).unwrap());
+            let r_miss = per_call(n, |i| b.cached(&token_key(&fresh[i])));
+            let user = match identity_from_claims(&claims, &mapping).unwrap() {
+                Verdict::Valid(u) => u,
+                _ => unreachable!(),
+            };
+            let r_insert = per_call(n, |i| {
+                b.positive.insert(
+                    token_key(&fresh[3 * n + i]),
+                    user.clone(),
+                    Duration::from_secs(60),
+                )
+            });
+            let r_flight = per_call(n, |i| {
+                rt.block_on(b.flights.run(token_key(&fresh[i]), || async {
+                    Ok(Verdict::Valid(user.clone()))
+                }))
+            });
+            let r_full = per_call(n, |i| rt.block_on(b.verify(&backend, &tokens[i])).unwrap());
+            let r_repeat = per_call(n, |i| rt.block_on(b.verify(&backend, &tokens[i])).unwrap());
+            println!(
+                "{alg:?} us/call: Bearer::verify first {r_full:.2} repeat {r_repeat:.2} \
+                 (verify_jwt {r_jwt:.2}, cache miss {r_miss:.2}, insert {r_insert:.2}, \
+                 single flight {r_flight:.2}) | \
+                 backend_claims {r_claims:.2} (decode, per-token verifier {r_decode_old:.2}, \
+                 Validation {r_validation:.2}, ring RSA key parse {r_ring_parse:.2}, installed provider verify incl. b64 {r_installed:.2}, \
+                 RustCrypto verifier new+verify {r_rc_fresh:.2}, ring verify {r_ring:.2}, split+b64 sig {r_parts:.2}) | \
+                 decode_header {r_header:.2} key clone {r_keyclone:.2} token_key {r_key:.2} \
+                 identity {r_ident:.2} unverified_exp {r_exp:.2}"
+            );
+        }
     }
 }
