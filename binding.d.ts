@@ -31,8 +31,8 @@ export declare class CustomBackendAuthService {
    * The hot path of every request, synchronous (no Promise): classifies the bearer token,
    * verifies a LibreChat token natively and answers from the caches. The verdict comes packed
    * in one string, which `lib/service.js` unpacks: a JS object built here costs a runtime
-   * property store per field on every request (measured in the bench server: about 3 us of a
-   * 11 us call). `u<version>:<id>` (verified, user cached at `version`), `l<iat>:<id>`
+   * property store per field on every request (measured in the bench server: the call went from
+   * 8.6 to 7.2 us). `u<version>:<id>` (verified, user cached at `version`), `l<iat>:<id>`
    * (verified, load the user; `iat` may be empty), `b` (a backend token), `i<reason>`.
    */
   checkBearer(token: string): string
