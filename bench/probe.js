@@ -21,6 +21,7 @@
 const fs = require('fs');
 const crypto = require('crypto');
 const { performance } = require('perf_hooks');
+const { insertUserCopies } = require('./users');
 
 const t0 = performance.now();
 // Calls in flight while filling a cache (BENCH_MEMORY_WIDTH).
@@ -85,17 +86,7 @@ async function insertUsers(spec, n) {
     const users = client.db().collection('users');
     const template = await users.findOne({ _id: new ObjectId(spec.userId) });
     if (!template) throw new Error('the bench user is not in the database');
-    const ids = [];
-    for (let i = 0; i < n; i += 5000) {
-      const docs = [];
-      for (let j = i; j < Math.min(n, i + 5000); j++) {
-        const _id = new ObjectId();
-        ids.push(_id.toHexString());
-        docs.push({ ...template, _id, email: `mem-${j}@example.com`, username: `mem-${j}`, idOnTheSource: `mem-${j}` });
-      }
-      await users.insertMany(docs, { ordered: false });
-    }
-    return ids;
+    return await insertUserCopies(users, template, n);
   } finally {
     await client.close();
   }

@@ -44,6 +44,7 @@ const { spawn, spawnSync, execFileSync } = require('child_process');
 const REPO = path.resolve(__dirname, '..');
 const { startMockBackend, DEFAULT_USERS } = require('../__test__/support/mockBackend');
 const { formatMicro, formatJwks } = require('./micro');
+const { insertUserCopies } = require('./users');
 
 const DURATION = Number(process.env.BENCH_DURATION) || 3;
 const NEW_DURATION = Number(process.env.BENCH_NEW_DURATION ?? process.env.BENCH_DURATION) || 2;
@@ -854,16 +855,7 @@ async function prepareMemoryUsers(memUri, mainUri, userId) {
     if (!template) throw new Error('the bench user is not in the database');
     const users = mem.db().collection('users');
     await users.insertOne(template);
-    const ids = [];
-    for (let i = 0; i < n; i += 5000) {
-      const docs = [];
-      for (let j = i; j < Math.min(n, i + 5000); j++) {
-        const _id = new ObjectId();
-        ids.push(_id.toHexString());
-        docs.push({ ...template, _id, email: `mem-${j}@example.com`, username: `mem-${j}`, idOnTheSource: `mem-${j}` });
-      }
-      await users.insertMany(docs, { ordered: false });
-    }
+    const ids = await insertUserCopies(users, template, n);
     const file = path.join(os.tmpdir(), `lcbench-mem-ids-${process.pid}.json`);
     fs.writeFileSync(file, JSON.stringify(ids));
     return { file, n };

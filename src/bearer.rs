@@ -719,25 +719,20 @@ mod timing {
                 .unwrap();
             let v = jwt_validation(alg, &jcfg);
             let now = now_secs();
-            let tokens: Vec<String> = (0..n * 3)
-                .map(|i| {
-                    s.token(
-                        &serde_json::json!({"sub": "u-1", "iss": "https://idp", "aud": "lc",
-                        "email": "a@b.c", "name": "A", "preferred_username": "a", "roles": [],
-                        "iat": now, "exp": now + 900, "jti": format!("j{i}")}),
-                    )
-                })
-                .collect();
+            let mint = |count: usize, prefix: &str| -> Vec<String> {
+                (0..count)
+                    .map(|i| {
+                        s.token(
+                            &serde_json::json!({"sub": "u-1", "iss": "https://idp", "aud": "lc",
+                            "email": "a@b.c", "name": "A", "preferred_username": "a", "roles": [],
+                            "iat": now, "exp": now + 900, "jti": format!("{prefix}{i}")}),
+                        )
+                    })
+                    .collect()
+            };
+            let tokens = mint(n * 3, "j");
             let t = |i: usize| tokens[i % n].as_str();
-            let fresh: Vec<String> = (0..n * 6)
-                .map(|i| {
-                    s.token(
-                        &serde_json::json!({"sub": "u-1", "iss": "https://idp", "aud": "lc",
-                        "email": "a@b.c", "name": "A", "preferred_username": "a", "roles": [],
-                        "iat": now, "exp": now + 900, "jti": format!("f{i}")}),
-                    )
-                })
-                .collect();
+            let fresh = mint(n * 6, "f");
             let parts = |i: usize| {
                 let tk = t(i);
                 let dot = tk.rfind('.').unwrap();
