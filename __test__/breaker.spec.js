@@ -8,6 +8,7 @@ const crypto = require('crypto');
 const { execFile } = require('child_process');
 const request = require('supertest');
 const { Registry } = require('prom-client');
+const { until } = require('./support/until');
 const { startHarness, parseSetCookies } = require('./support/harness');
 const { startMockBackend } = require('./support/mockBackend');
 const { mongoUri } = require('./support/mongoUri');
@@ -17,19 +18,9 @@ const { registerCustomBackendMetrics } = require('..');
 const ALICE = { email: 'Alice', password: 'alice-password-1' };
 const WRONG = { email: 'Alice', password: 'not-the-password' };
 const CLI = path.join(__dirname, '..', 'bin', 'cli.js');
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const CLOSED = 0;
 const HALF_OPEN = 1;
 const OPEN = 2;
-
-/** Waits until `cond()` holds (the test's own progress, not a timing bound). */
-async function until(cond, what, ms = 20000) {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 describe('#11.3 circuit breaker', () => {
   let h;

@@ -4,10 +4,13 @@
  * Network helpers for tests. `closedPort()`: a TCP port with nothing listening.
  *
  * `startTcpProxy(uri)`: a TCP proxy in front of the test database, for tests that need the database to go away after a
- * service has warmed up through it: `cut()` drops every connection and refuses new ones.
+ * service has warmed up through it (`cut()` drops every connection and refuses new ones), or to answer late (`hold()`
+ * keeps the database's replies until `release()`: requests that must overlap in flight then do, whatever the machine's
+ * load).
  *
  *   const proxy = await startTcpProxy(mongoUri('db'));
  *   proxy.uri   // the same URI through the proxy
+ *   proxy.hold(); ...; proxy.release();
  *   proxy.cut();
  *   await proxy.close();
  */
@@ -26,6 +29,7 @@ async function startTcpProxy(uri) {
   const target = new URL(uri);
   const sockets = new Set();
   let open = true;
+  let held = null; // [socket, chunk] replies kept while held
   const server = net.createServer((client) => {
     if (!open) return client.destroy();
     const upstream = net.connect(Number(target.port), target.hostname);
@@ -34,7 +38,8 @@ async function startTcpProxy(uri) {
       s.on('error', () => {});
       s.on('close', () => sockets.delete(s));
     }
-    client.pipe(upstream).pipe(client);
+    client.pipe(upstream);
+    upstream.on('data', (chunk) => (held ? held.push([client, chunk]) : client.write(chunk)));
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
@@ -45,6 +50,14 @@ async function startTcpProxy(uri) {
   proxied.searchParams.set('directConnection', 'true');
   return {
     uri: proxied.toString(),
+    hold() {
+      held = held || [];
+    },
+    release() {
+      const kept = held || [];
+      held = null;
+      for (const [socket, chunk] of kept) if (!socket.destroyed) socket.write(chunk);
+    },
     cut() {
       open = false;
       for (const s of sockets) s.destroy();
