@@ -395,6 +395,32 @@ describe('customJwtStrategy', () => {
       expect(h.mock.calls.jwks).toBe(2);
     });
 
+    test('#12 a first sight whose key is in the fresh key set is judged by checkBearer itself; an unknown kid or a stale set go the async way', async () => {
+      const service = await h.reconfigure({ ...jwksEnv(), BACKEND_JWKS_CACHE_TTL: '1' });
+      h.mock.set({ jwtTokens: 'RS256' });
+      // The first token fetches the key set and maps the user: the async path.
+      const first = h.mock.issueAccessToken('u-1001');
+      expect(service.checkBearer(first).kind).toBe('backend');
+      expect((await get(first)).status).toBe(200);
+      const known = service.checkBearer(first);
+      expect(known.kind).toBe('user');
+      // A token never seen, of the same user: no hop to the runtime, the same answer as the cached one.
+      const fresh = h.mock.issueAccessToken('u-1001');
+      expect(service.checkBearer(fresh)).toStrictEqual(known);
+      const forged = `${fresh.slice(0, fresh.lastIndexOf('.'))}.${Buffer.alloc(256, 7).toString('base64url')}`;
+      expect(service.checkBearer(forged)).toMatchObject({ kind: 'invalid', reason: 'bad signature' });
+      const now = Math.floor(Date.now() / 1000);
+      const claims = { sub: 'u-1001', iss: h.mock.issuer, aud: 'librechat', exp: now + 60 };
+      const unknownKid = h.mock.signJwt(claims, { alg: 'RS256', kid: 'not-published', key: h.mock.newKey('RS256').privateKey });
+      expect(service.checkBearer(unknownKid).kind).toBe('backend');
+      // Past BACKEND_JWKS_CACHE_TTL the set is refreshed by the async path first.
+      await new Promise((r) => setTimeout(r, 1100));
+      const late = h.mock.issueAccessToken('u-1001');
+      expect(service.checkBearer(late).kind).toBe('backend');
+      expect((await get(late)).status).toBe(200);
+      expect(h.mock.calls.userinfo).toBe(0);
+    });
+
     test('JWKS endpoint down: 503', async () => {
       await h.reconfigure({ ...jwksEnv(), BACKEND_TIMEOUT_MS: '1000' });
       h.mock.set({ jwtTokens: 'RS256', jwks: { status: 500 } });

@@ -353,19 +353,43 @@ impl Bearer {
                     }
                     (None, None) => (self.verify_userinfo(backend, token).await, None),
                 };
-                match &verdict {
-                    Ok(Verdict::Valid(u)) => {
-                        self.positive
-                            .insert(key, u.clone(), self.ttl_for(token, exp))
-                    }
-                    Ok(Verdict::Refused(why)) => {
-                        self.negative.insert(key, why.clone(), NEGATIVE_TTL)
-                    }
-                    Err(_) => {}
+                if let Ok(v) = &verdict {
+                    self.keep(key, token, v, exp);
                 }
                 verdict
             })
             .await
+    }
+
+    /// The verdict on a backend JWT when nothing has to be waited for: JWKS mode, a fresh key set
+    /// holding the token's key. `None` leaves the token to `verify` (a key set to fetch or refresh,
+    /// an unknown `kid`, claims that do not map). Cached as `verify` caches it. Decided on the
+    /// caller's thread: a first sight then costs the verify alone, not a hop to the runtime and back.
+    pub fn verify_now(&self, token: &str, key: TokenKey) -> Option<Verdict> {
+        let cfg = self.jwks.as_ref()?;
+        let (verdict, exp) = match self.jwt_header(token) {
+            Err(why) => (Verdict::Refused(why.into()), None),
+            Ok((alg, validation, kid)) => {
+                let set = lock(&self.keys.current).clone()?;
+                if set.fetched.elapsed() > cfg.cache_ttl {
+                    return None;
+                }
+                let prepared = set.keys.get(&kid)?;
+                self.jwt_verdict(token, alg, validation, prepared).ok()?
+            }
+        };
+        self.keep(key, token, &verdict, exp);
+        Some(verdict)
+    }
+
+    /// Caches a verdict: a good one until the token's (or the answer's) `exp`, bounded by the TTL.
+    fn keep(&self, key: TokenKey, token: &str, verdict: &Verdict, exp: Option<u64>) {
+        match verdict {
+            Verdict::Valid(u) => self
+                .positive
+                .insert(key, u.clone(), self.ttl_for(token, exp)),
+            Verdict::Refused(why) => self.negative.insert(key, why.clone(), NEGATIVE_TTL),
+        }
     }
 
     async fn verify_userinfo(&self, backend: &Backend, token: &str) -> AuthResult<Verdict> {
@@ -420,23 +444,42 @@ impl Bearer {
         let Some(cfg) = &self.jwks else {
             return refused("JWKS not configured");
         };
-        let Ok(header) = decode_header(token) else {
-            return refused("not a JWT");
+        let (alg, validation, kid) = match self.jwt_header(token) {
+            Ok(parts) => parts,
+            Err(why) => return refused(why),
         };
-        let Some((_, validation)) = self.jwt_validations.iter().find(|(a, _)| *a == header.alg)
-        else {
-            return refused("algorithm not allowed");
-        };
-        let Some(kid) = header.kid else {
-            return refused("token has no key id");
-        };
-        let Some(key) = self.key_for(backend, cfg, &kid).await? else {
-            return refused("unknown signing key");
-        };
-        if key.algorithm() != header.alg {
+        match self.key_for(backend, cfg, &kid).await? {
+            Some(prepared) => self.jwt_verdict(token, alg, validation, &prepared),
+            None => refused("unknown signing key"),
+        }
+    }
+
+    /// What a backend JWT's header decides before its key is looked up: its algorithm (one that
+    /// is allowed, with that algorithm's claim checks) and its `kid`.
+    fn jwt_header(&self, token: &str) -> Result<(Algorithm, &Validation, String), &'static str> {
+        let header = decode_header(token).map_err(|_| "not a JWT")?;
+        let (_, validation) = self
+            .jwt_validations
+            .iter()
+            .find(|(a, _)| *a == header.alg)
+            .ok_or("algorithm not allowed")?;
+        let kid = header.kid.ok_or("token has no key id")?;
+        Ok((header.alg, validation, kid))
+    }
+
+    /// The verdict on a backend JWT signed with `alg` against the key its `kid` names.
+    fn jwt_verdict(
+        &self,
+        token: &str,
+        alg: Algorithm,
+        validation: &Validation,
+        key: &PreparedKey,
+    ) -> AuthResult<(Verdict, Option<u64>)> {
+        let refused = |why: &str| Ok((Verdict::Refused(why.into()), None));
+        if key.algorithm() != alg {
             return refused("algorithm does not match the key");
         }
-        let claims = match backend_claims(token, &key, validation, now_secs()) {
+        let claims = match backend_claims(token, key, validation, now_secs()) {
             Ok(c) => c,
             Err(why) => return refused(why),
         };

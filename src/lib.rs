@@ -286,7 +286,8 @@ impl CustomBackendAuthService {
     }
 
     /// The hot path of every request, synchronous (no Promise): classifies the bearer token,
-    /// verifies a LibreChat token natively and answers from the caches. The verdict comes packed
+    /// verifies a LibreChat token natively and answers from the caches; a backend JWT whose key
+    /// the fresh JWKS set holds is verified here too (no hop to the runtime). The verdict comes packed
     /// in one string, which `lib/service.js` unpacks: a JS object built here costs a runtime
     /// property store per field on every request (measured in the bench server: the call went from
     /// 8.6 to 7.2 us). `u<version>:<id>` (verified, user cached at `version`), `l<iat>:<id>`

@@ -487,7 +487,7 @@ impl Service {
                 let key = token_key(token);
                 let verdict = self.bearer.cached(&key);
                 self.metrics.cache(Cache::BackendToken, verdict.is_some());
-                match verdict {
+                match verdict.or_else(|| self.bearer.verify_now(token, key)) {
                     Some(Verdict::Refused(why)) => SyncAuth::Invalid("TOKEN_INVALID", why),
                     // The policy holds on the cached path too; the slow path answers its 403.
                     Some(Verdict::Valid(identity))
