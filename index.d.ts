@@ -148,6 +148,8 @@ export class CustomBackendAuthError extends Error {
   readonly status: number;
   /** Sets it apart from others of its code: `reuse` (a reused refresh token ended the session). */
   readonly reason?: 'reuse';
+  /** The backend id of the user it is about, where known (`ACCESS_DENIED`): for the audit. */
+  readonly backendId?: string;
 }
 
 export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>>;

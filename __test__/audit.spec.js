@@ -121,7 +121,7 @@ describe('#11.4 audit events', () => {
     // Two sources, so either may come first.
     const list = [...(await emitted(2))].sort((a, b) => a.event.localeCompare(b.event));
     expect(names(list)).toEqual(['backend_session.ended', 'login.failure']);
-    expect(list[1]).toMatchObject({ outcome: 'ACCESS_DENIED', requestId: 'req-refused' });
+    expect(list[1]).toMatchObject({ outcome: 'ACCESS_DENIED', userId: null, backendId: 'u-1003', requestId: 'req-refused' });
     // From the addon's background task: no request, so no ip and no request id.
     expect(list[0]).toEqual({
       time: expect.any(String),
@@ -288,7 +288,7 @@ describe('#11.4 audit events', () => {
     expect((await request(h.app).get('/api/user').set('Authorization', `Bearer ${ok}`)).status).toBe(200);
     expect((await request(h.app).get('/api/user').set('Authorization', `Bearer ${refused}`)).status).toBe(403);
     const list = await emitted(1);
-    expect(list.map((e) => [e.event, e.outcome])).toEqual([['access.denied', 'ACCESS_DENIED']]);
+    expect(list.map((e) => [e.event, e.outcome, e.backendId])).toEqual([['access.denied', 'ACCESS_DENIED', 'u-1003']]);
   });
 
   test('#11.4 ip is req.ip: X-Forwarded-For counts only when the application trusts the proxy', async () => {

@@ -73,22 +73,37 @@ const OUTAGE_CODES = new Set([
 /** `Retry-After` of a refresh or logout answered 503: retrying at once is the remedy. */
 /** An error of this package: `code` is stable, `status` the HTTP status it answers with. */
 class CustomBackendAuthError extends Error {
-  constructor(code, message, reason) {
+  constructor(code, message, reason, backendId) {
     super(message);
     this.name = 'CustomBackendAuthError';
     this.code = code;
     this.status = STATUS_BY_CODE[code] ?? 500;
     // What sets it apart from others of its code (`reuse`: a refresh token reused), for the audit.
     if (reason) this.reason = reason;
+    // Who it is about, where the addon knows it (a policy refusal): for the audit, never the answer.
+    if (backendId != null) this.backendId = backendId;
   }
 }
 
-/** Native errors carry their code as a `[CODE] ` or `[CODE:reason] ` prefix (see src/error.rs). */
+/**
+ * Native errors carry their code as a `[CODE] ` or `[CODE:reason] ` prefix, and a backend id as
+ * `@` and a JSON string after it (see src/error.rs).
+ */
 function toAuthError(err) {
   if (err instanceof CustomBackendAuthError) return err;
-  const match = /^\[([A-Z_]+)(?::([a-z_]+))?\] ([\s\S]*)$/.exec(err?.message ?? '');
-  if (match) return new CustomBackendAuthError(match[1], match[3], match[2]);
-  return new CustomBackendAuthError('INTERNAL', 'Internal error');
+  const match = /^\[([A-Z_]+)(?::([a-z_]+))?(?:@("(?:[^"\\]|\\.)*"))?\] ([\s\S]*)$/.exec(err?.message ?? '');
+  if (!match) return new CustomBackendAuthError('INTERNAL', 'Internal error');
+  return new CustomBackendAuthError(match[1], match[4], match[2], match[3] ? jsonString(match[3]) : undefined);
+}
+
+/** The string a JSON string literal holds; undefined if it is not one (this must never throw). */
+function jsonString(text) {
+  try {
+    const value = JSON.parse(text);
+    return typeof value === 'string' ? value : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 module.exports = {

@@ -38,7 +38,9 @@ class CustomBackendStrategy {
       .catch((err) => {
         const authErr = toAuthError(err);
         logFailure(service, 'login', authErr);
-        if (!audited) service.audit(AUDIT_EVENTS.LOGIN_FAILURE, { outcome: authErr.code, req });
+        if (!audited) {
+          service.audit(AUDIT_EVENTS.LOGIN_FAILURE, { outcome: authErr.code, backendId: authErr.backendId, req });
+        }
         this.error(authErr);
       });
   }
@@ -89,7 +91,7 @@ class CustomJwtStrategy {
         if (authErr.status === 401) return this.fail({ message: 'Unauthorized' }, 401);
         if (OUTAGE_CODES.has(authErr.code)) return this.fail({ message: authErr.message }, 503);
         if (authErr.code === 'ACCESS_DENIED') {
-          service.audit(AUDIT_EVENTS.ACCESS_DENIED, { outcome: authErr.code, req });
+          service.audit(AUDIT_EVENTS.ACCESS_DENIED, { outcome: authErr.code, backendId: authErr.backendId, req });
         }
         // A refusal such as an account conflict (409) or a missing role (403) keeps its status.
         if (authErr.status < 500) return this.fail({ message: authErr.message }, authErr.status);

@@ -13,7 +13,11 @@ pub enum AuthError {
     /// The backend refused the credentials.
     InvalidCredentials,
     /// The backend accepted the user but the configuration refuses them (role, email domain).
-    AccessDenied(String),
+    /// `backend_id`: who, for the audit (crosses to JS as `err.backendId`, never into the message).
+    AccessDenied {
+        message: String,
+        backend_id: Option<String>,
+    },
     /// Another LibreChat account already owns this email.
     AccountConflict,
     /// The backend could not be reached, or answered 5xx.
@@ -59,7 +63,7 @@ impl AuthError {
             AuthError::ConfigInvalid { .. } => "CONFIG_INVALID",
             AuthError::BadRequest(_) => "BAD_REQUEST",
             AuthError::InvalidCredentials => "INVALID_CREDENTIALS",
-            AuthError::AccessDenied(_) => "ACCESS_DENIED",
+            AuthError::AccessDenied { .. } => "ACCESS_DENIED",
             AuthError::AccountConflict => "ACCOUNT_CONFLICT",
             AuthError::BackendUnavailable(_) => "BACKEND_UNAVAILABLE",
             AuthError::BackendTimeout => "BACKEND_TIMEOUT",
@@ -87,6 +91,14 @@ impl AuthError {
         }
     }
 
+    /// The backend id of the user this error is about, where the error knows it: for the audit.
+    pub fn backend_id(&self) -> Option<&str> {
+        match self {
+            AuthError::AccessDenied { backend_id, .. } => backend_id.as_deref(),
+            _ => None,
+        }
+    }
+
     pub fn config(var: &'static str, expected: impl Into<String>) -> Self {
         AuthError::ConfigInvalid {
             var,
@@ -101,7 +113,7 @@ impl fmt::Display for AuthError {
             AuthError::ConfigInvalid { var, expected } => write!(f, "{var}: {expected}"),
             AuthError::BadRequest(m) => f.write_str(m),
             AuthError::InvalidCredentials => f.write_str("Invalid username or password."),
-            AuthError::AccessDenied(m) => f.write_str(m),
+            AuthError::AccessDenied { message, .. } => f.write_str(message),
             AuthError::AccountConflict => f.write_str(
                 "An account with this email already exists and is not linked to your organisation's login. Ask an administrator to link or remove it.",
             ),
@@ -145,13 +157,18 @@ impl std::error::Error for AuthError {}
 
 /// The one place where our errors become JS errors. The async bridge of napi only keeps a message,
 /// so the stable code travels as a `[CODE] ` (or `[CODE:reason] `) prefix that `lib/errors.js`
-/// turns back into `err.code` (and `err.reason`).
+/// turns back into `err.code` (and `err.reason`); a backend id follows the code as `@` and a JSON
+/// string (`[ACCESS_DENIED@"u-42"] `), which becomes `err.backendId`.
 impl From<AuthError> for napi::Error {
     fn from(e: AuthError) -> Self {
-        let message = match e.reason() {
-            Some(r) => format!("[{}:{r}] {e}", e.code()),
-            None => format!("[{}] {e}", e.code()),
-        };
+        let reason = e.reason().map(|r| format!(":{r}")).unwrap_or_default();
+        // A JSON string cannot end the prefix early: `"` and `\` inside it are escaped.
+        let who = e
+            .backend_id()
+            .and_then(|id| serde_json::to_string(id).ok())
+            .map(|id| format!("@{id}"))
+            .unwrap_or_default();
+        let message = format!("[{}{reason}{who}] {e}", e.code());
         napi::Error::new(napi::Status::GenericFailure, message)
     }
 }
@@ -230,6 +247,26 @@ mod tests {
         assert_eq!(e.reason, "[CONFIG_INVALID] JWT_SECRET: must be set");
         let e: napi::Error = AuthError::InvalidCredentials.into();
         assert!(e.reason.starts_with("[INVALID_CREDENTIALS] "));
+        let e: napi::Error = AuthError::RefreshReuse.into();
+        assert!(e.reason.starts_with("[SESSION_INVALID:reuse] "));
+    }
+
+    #[test]
+    fn a_backend_id_travels_as_a_json_string_after_the_code() {
+        let denied = |id: Option<&str>| -> napi::Error {
+            AuthError::AccessDenied {
+                message: "No.".into(),
+                backend_id: id.map(str::to_string),
+            }
+            .into()
+        };
+        assert_eq!(denied(Some("u-42")).reason, r#"[ACCESS_DENIED@"u-42"] No."#);
+        // A `"`, `\` or `]` in the id cannot end the prefix early.
+        assert_eq!(
+            denied(Some(r#"a"]\b"#)).reason,
+            r#"[ACCESS_DENIED@"a\"]\\b"] No."#
+        );
+        assert_eq!(denied(None).reason, "[ACCESS_DENIED] No.");
     }
 
     fn command_error(code: i32, name: &str) -> mongodb::error::Error {

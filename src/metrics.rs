@@ -322,7 +322,10 @@ mod tests {
             AuthError::config("X", "y"),
             AuthError::BadRequest(String::new()),
             AuthError::InvalidCredentials,
-            AuthError::AccessDenied(String::new()),
+            AuthError::AccessDenied {
+                message: String::new(),
+                backend_id: None,
+            },
             AuthError::AccountConflict,
             AuthError::BackendUnavailable(String::new()),
             AuthError::BackendTimeout,

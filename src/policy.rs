@@ -13,16 +13,18 @@ impl Policy {
             let email = fold_case(&u.email);
             let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
             if !self.allowed_email_domains.iter().any(|d| d == domain) {
-                return Err(AuthError::AccessDenied(
-                    "The email domain of your account is not allowed to use this LibreChat.".into(),
+                return Err(denied(
+                    u,
+                    "The email domain of your account is not allowed to use this LibreChat.",
                 ));
             }
         }
         if !self.required_roles.is_empty()
             && !u.roles.iter().any(|r| self.required_roles.contains(r))
         {
-            return Err(AuthError::AccessDenied(
-                "Your account does not have a role required to use this LibreChat.".into(),
+            return Err(denied(
+                u,
+                "Your account does not have a role required to use this LibreChat.",
             ));
         }
         Ok(())
@@ -39,6 +41,13 @@ impl Policy {
         } else {
             ROLE_USER
         })
+    }
+}
+
+fn denied(u: &BackendUser, message: &str) -> AuthError {
+    AuthError::AccessDenied {
+        message: message.into(),
+        backend_id: Some(u.id.clone()),
     }
 }
 
