@@ -34,7 +34,7 @@ function roundRobin(tokens, tokenIn) {
 function runOnce({ url, headers, tokens, tokenIn, connections, duration, amount, method, body }) {
   return new Promise((resolve, reject) => {
     const requests = tokens ? roundRobin(tokens, tokenIn) : undefined;
-    // 30 s per request: 50 of LibreChat's bcrypt logins at once take 3.5-7 s (autocannon's default: 10).
+    // 30 s per request: 50 of LibreChat's bcrypt logins at once take about 3.5 s here (autocannon's default: 10).
     const opts = { url, headers, requests, connections, pipelining: 1, method: method ?? 'GET', body, timeout: 30 };
     if (amount) opts.amount = amount;
     else opts.duration = duration;

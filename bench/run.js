@@ -627,8 +627,8 @@ async function runFlow(stack, ctx, base, res, server) {
     // (LibreChat's: a bcrypt compare each, 50 of them were seconds of settle per round).
     if (WARMUP > 0) await load(ctx.loadChild, url, request, WARMUP, { connections: Math.min(CONNECTIONS, FLOW_WARMUP_CONNECTIONS) });
     await settle(server);
-    // LibreChat's logins spend 70-130 ms of CPU each in bcryptjs, which interleaves them: 50 at
-    // once all finish after seconds, past a 2 s window, which then counted none (or only the few
+    // LibreChat's logins spend about 70 ms of CPU each in bcryptjs, which interleaves them: 50 at
+    // once all finish after about 3.5 s, past a 2 s window, which then counted none (or only the few
     // that started first). So each of its connections sends one login, and the rate is the logins
     // over the time they took, with the latencies of 50 users logging in at once.
     const loadWith = lc ? { ...request, amount: CONNECTIONS } : request;
