@@ -151,10 +151,12 @@ export interface MetricsBackendCalls {
   sumSeconds: number
 }
 
-/** One backend host's circuit breaker. */
+/** One lane of a backend host's circuit breaker. */
 export interface MetricsBreaker {
   /** `scheme://host:port` of configured backend URLs only. */
   host: string
+  /** `login`, `token`, `session` or `keys`. */
+  lane: string
   /** 0 closed, 1 half-open, 2 open. */
   state: number
   openings: number
@@ -235,6 +237,12 @@ export interface SessionsEnded {
   /** Backend logout calls that failed (the sessions ended all the same). */
   backendFailures: number
 }
+
+/**
+ * The id of the sources this binary was built from (`scripts/source-id.js`), or `unknown` for a
+ * build that was not given one.
+ */
+export declare function sourceId(): string
 
 /** A user as relaxed Extended JSON with its cache version. */
 export interface UserRecord {

@@ -54,6 +54,8 @@ export interface AuditEvent {
   requestId?: string;
   /** The backend host (breaker events). */
   host?: string;
+  /** The breaker lane (breaker events): whose calls it carries. */
+  lane?: 'login' | 'token' | 'session' | 'keys';
 }
 export type AuditCallback = (event: AuditEvent) => unknown;
 
@@ -249,8 +251,8 @@ export interface CustomBackendMetrics {
   singleFlightJoins: Record<'backend_token' | 'backend_user' | 'jwks', number>;
   refreshLeaseWaits: number;
   backendCallsInFlight: number;
-  /** The circuit breaker of each backend host (`scheme://host:port` of the configured URLs). */
-  backendBreakers: Array<{ host: string; state: 0 | 1 | 2; openings: number }>;
+  /** The circuit breaker of each backend host (`scheme://host:port` of the configured URLs), lane by lane. */
+  backendBreakers: Array<{ host: string; lane: 'login' | 'token' | 'session' | 'keys'; state: 0 | 1 | 2; openings: number }>;
 }
 
 /** The part of a prom-client `Registry` the package uses. */

@@ -261,7 +261,7 @@ describe('#11.4 audit events', () => {
     ]);
   });
 
-  test('#11.4 the breaker: breaker.opened and breaker.closed from the addon, with the backend host', async () => {
+  test('#11.4 the breaker: breaker.opened and breaker.closed from the addon, with the backend host and lane', async () => {
     await h.reconfigure({ onAuditEvent, BACKEND_BREAKER_FAILURES: '2', BACKEND_BREAKER_COOLDOWN_MS: '200' });
     h.mock.set({ login: { status: 503 } });
     for (let i = 0; i < 2; i++) await login();
@@ -271,8 +271,8 @@ describe('#11.4 audit events', () => {
     const list = await emitted(6);
     const host = new URL(h.mock.urls.login).origin;
     expect(list.filter((e) => e.event.startsWith('breaker.'))).toEqual([
-      { time: expect.any(String), event: 'breaker.opened', outcome: 'ok', userId: null, backendId: null, session: null, ip: null, host },
-      { time: expect.any(String), event: 'breaker.closed', outcome: 'ok', userId: null, backendId: null, session: null, ip: null, host },
+      { time: expect.any(String), event: 'breaker.opened', outcome: 'ok', userId: null, backendId: null, session: null, ip: null, host, lane: 'login' },
+      { time: expect.any(String), event: 'breaker.closed', outcome: 'ok', userId: null, backendId: null, session: null, ip: null, host, lane: 'login' },
     ]);
   });
 

@@ -1,7 +1,7 @@
 'use strict';
 
-// Issue 11 section 3: the circuit breaker per backend host, over HTTP against the LibreChat-shaped
-// app and the mock backend. States are waited for (metrics), never timed.
+// Issue 11 section 3 and issue 21 item 1: the circuit breaker per backend host and lane, over HTTP
+// against the LibreChat-shaped app and the mock backend. States are waited for (metrics), never timed.
 
 const path = require('path');
 const crypto = require('crypto');
@@ -12,7 +12,7 @@ const { until } = require('./support/until');
 const { startHarness, parseSetCookies } = require('./support/harness');
 const { startMockBackend } = require('./support/mockBackend');
 const { mongoUri } = require('./support/mongoUri');
-const { closedPort } = require('./support/tcpProxy');
+const { closedPort, startTcpProxy } = require('./support/tcpProxy');
 const { registerCustomBackendMetrics } = require('..');
 
 const ALICE = { email: 'Alice', password: 'alice-password-1' };
@@ -30,9 +30,29 @@ describe('#11.3 circuit breaker', () => {
   const login = (body = ALICE) => request(h.app).post('/api/auth/login').send(body);
   const refresh = (cookie) => request(h.app).post('/api/auth/refresh').set('Cookie', cookie);
   const cookieOf = (res) => Object.entries(parseSetCookies(res)).map(([k, c]) => `${k}=${c.value}`).join('; ');
-  const breaker = (host = h.mock.url) => h.service.metrics().backendBreakers.find((b) => b.host === host);
-  const stateOf = (host) => breaker(host)?.state;
+  const breaker = (host = h.mock.url, lane = 'login') => h.service.metrics().backendBreakers.find((b) => b.host === host && b.lane === lane);
+  const stateOf = (host, lane) => breaker(host, lane)?.state;
   const waitFor = (state, host) => until(() => stateOf(host) === state, `breaker state ${state}`);
+  const sentCalls = () => h.service.metrics().backendCalls.reduce((n, c) => n + c.count, 0);
+  // The backend's URLs through a TCP proxy whose refuse() makes the host unreachable.
+  const throughProxy = async (extra = {}) => {
+    const proxy = await startTcpProxy(h.mock.url);
+    const via = (u) => u.replace(h.mock.url, `http://127.0.0.1:${proxy.port}`);
+    await h.reconfigure({
+      ...BREAKER,
+      BACKEND_AUTH_URL: via(h.mock.urls.login),
+      BACKEND_USER_INFO_URL: via(h.mock.urls.userinfo),
+      BACKEND_REFRESH_URL: via(h.mock.urls.refresh),
+      BACKEND_LOGOUT_URL: via(h.mock.urls.logout),
+      ...extra,
+    });
+    proxies.push(proxy);
+    return { proxy, host: `http://127.0.0.1:${proxy.port}` };
+  };
+  const proxies = [];
+  afterEach(async () => {
+    await Promise.all(proxies.splice(0).map((p) => p.close()));
+  });
   const outage = (res) => {
     expect(res.status).toBe(500); // LibreChat's "please wait and try again", as for BACKEND_UNAVAILABLE
     return res.body.code;
@@ -93,17 +113,18 @@ describe('#11.3 circuit breaker', () => {
     expect(h.mock.calls.login).toBe(18);
   });
 
-  test('#11.3 while open: no backend call; login 500, backend bearer token 503, refresh 200 from the session, logout ok; LibreChat tokens keep working', async () => {
-    await h.reconfigure({ ...BREAKER, BACKEND_LOGOUT_URL: h.mock.urls.logout });
+  test('#11.3 the backend unreachable: every lane open, no backend call; login 500, backend bearer token 503, refresh 200 from the session, logout ok; LibreChat tokens keep working', async () => {
+    const { proxy, host } = await throughProxy();
     const session = await login();
     expect(session.status).toBe(200);
     const backendToken = h.mock.issueAccessToken('u-1002'); // not known to the service yet
-    h.mock.set({ status: 503 }); // every endpoint
+    await proxy.refuse();
     for (let i = 0; i < 3; i += 1) outage(await login());
-    expect(stateOf()).toBe(OPEN);
-    const before = { ...h.mock.calls };
+    for (const lane of ['login', 'token', 'session', 'keys']) expect(stateOf(host, lane)).toBe(OPEN);
+    const before = sentCalls();
 
-    expect(outage(await login())).toBe('BACKEND_CIRCUIT_OPEN');
+    // bob never signed in here (Alice's login would probe the open lane: #21.1).
+    expect(outage(await login({ email: 'bob', password: 'bob-password-2' }))).toBe('BACKEND_CIRCUIT_OPEN');
     const api = await request(h.app).get('/api/user').set('Authorization', `Bearer ${session.body.token}`);
     expect(api.status).toBe(200);
     expect(api.body.email).toBe('alice@example.com');
@@ -117,17 +138,17 @@ describe('#11.3 circuit breaker', () => {
       .set('Authorization', `Bearer ${session.body.token}`);
     expect(out.status).toBe(200);
     expect(await h.db.collection('sessions').countDocuments({})).toBe(0);
-    expect(h.mock.calls).toEqual(before); // login, user info, refresh and logout: none was sent
+    expect(sentCalls()).toBe(before); // login, user info, refresh and logout: none was sent
     expect(h.logs.lines.some((l) => l.includes('backend logout failed for user'))).toBe(true);
     expect(h.service.metrics().outcomes.login.BACKEND_CIRCUIT_OPEN).toBe(1);
   });
 
   test('#11.3 refresh and logout answer 503 with Retry-After when the outage answer cannot help (backend session mode)', async () => {
-    await h.reconfigure({ ...BREAKER, BACKEND_SESSION_MODE: 'backend' });
+    const { proxy, host } = await throughProxy({ BACKEND_SESSION_MODE: 'backend' });
     const session = await login();
-    h.mock.set({ login: { status: 503 } });
+    await proxy.refuse();
     for (let i = 0; i < 3; i += 1) outage(await login());
-    expect(stateOf()).toBe(OPEN);
+    expect(stateOf(host, 'session')).toBe(OPEN);
     const res = await refresh(cookieOf(session));
     expect(res.status).toBe(503);
     expect(res.body.message).toMatch(/not called/);
@@ -196,16 +217,20 @@ describe('#11.3 circuit breaker', () => {
     const host = h.mock.url;
     const scrape = async () => registry.metrics();
     let text = await scrape();
-    expect(text).toContain(`librechat_custom_backend_backend_breaker_state{host="${host}"} 0`);
-    expect(text).toContain(`librechat_custom_backend_backend_breaker_openings_total{host="${host}"} 0`);
+    const labels = (lane) => `{host="${host}",lane="${lane}"}`;
+    for (const lane of ['login', 'token', 'session', 'keys']) {
+      expect(text).toContain(`librechat_custom_backend_backend_breaker_state${labels(lane)} 0`);
+      expect(text).toContain(`librechat_custom_backend_backend_breaker_openings_total${labels(lane)} 0`);
+    }
     h.mock.set({ login: { status: 503 } });
     for (let i = 0; i < 3; i += 1) await login();
     text = await scrape();
-    expect(text).toContain(`librechat_custom_backend_backend_breaker_state{host="${host}"} 2`);
-    expect(text).toContain(`librechat_custom_backend_backend_breaker_openings_total{host="${host}"} 1`);
-    await until(async () => (await scrape()).includes(`breaker_state{host="${host}"} 1`), 'half-open in the scrape');
-    // Only configured hosts are labels (one here: every URL is on the mock).
-    expect(text.match(/backend_breaker_state\{/g)).toHaveLength(1);
+    expect(text).toContain(`librechat_custom_backend_backend_breaker_state${labels('login')} 2`);
+    expect(text).toContain(`librechat_custom_backend_backend_breaker_openings_total${labels('login')} 1`);
+    expect(text).toContain(`librechat_custom_backend_backend_breaker_state${labels('session')} 0`);
+    await until(async () => (await scrape()).includes(`breaker_state${labels('login')} 1`), 'half-open in the scrape');
+    // Only configured hosts are labels (one here: every URL is on the mock), one series per lane.
+    expect(text.match(/backend_breaker_state\{/g)).toHaveLength(4);
     expect(text).toContain('librechat_custom_backend_logins_total{code="BACKEND_UNAVAILABLE"} 3');
   });
 
@@ -228,6 +253,117 @@ describe('#11.3 circuit breaker', () => {
     ['BACKEND_MAX_PENDING', 'lots'],
   ])('#11.3 %s=%s is CONFIG_INVALID', (name, value) => {
     expect(() => h.makeService({ [name]: value })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(name) }));
+  });
+});
+
+describe('#21.1 the breaker is no lever on everyone\'s login', () => {
+  let h;
+  // The defaults (5 failures, a 30 s cool-down: an opened lane stays open for the whole test); the
+  // calls the backend hangs on time out after a second.
+  const ENV = {
+    BACKEND_BREAKER_FAILURES: '5', BACKEND_BREAKER_COOLDOWN_MS: '30000', BACKEND_BREAKER_PROBES: '1', BACKEND_TIMEOUT_MS: '1000',
+  };
+  const USERS = [
+    { email: 'Alice', password: 'alice-password-1' },
+    { email: 'bob', password: 'bob-password-2' },
+    { email: 'carol', password: 'carol-password-3' },
+  ];
+  const login = (body) => request(h.app).post('/api/auth/login').send(body);
+  const lanes = () => Object.fromEntries(h.service.metrics().backendBreakers
+    .filter((b) => b.host === h.mock.url).map((b) => [b.lane, b.state]));
+  // The attacker's input: user names the backend hangs on, tokens whose user info it answers 503
+  // for or never answers. Nothing of it needs an account.
+  const attack = (n) => Promise.all(Array.from({ length: n }, (_, i) => [
+    login({ email: `slow-${crypto.randomUUID()}`, password: 'x' }),
+    request(h.app).get('/api/user').set('Authorization', `Bearer junk-${i % 2 ? 'hang' : 'fail'}-${crypto.randomUUID()}`),
+  ]).flat());
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'breaker-21-1', env: ENV });
+  });
+  beforeEach(async () => {
+    await h.reconfigure(ENV);
+    h.mock.reset();
+    h.mock.set({
+      decide: ({ name, body, headers }) => {
+        if (name === 'login' && String(body?.username).startsWith('slow-')) return { hang: true };
+        const auth = String(headers.authorization ?? '');
+        if (name === 'userinfo' && auth.startsWith('Bearer junk-hang-')) return { hang: true };
+        if (name === 'userinfo' && auth.startsWith('Bearer junk-fail-')) return { status: 503 };
+        return undefined;
+      },
+    });
+  });
+  afterEach(() => h.mock.answerHanging(503));
+  afterAll(async () => {
+    await h?.clear();
+    await h?.close();
+  });
+
+  test('#21.1 junk tokens and slow logins: real users keep logging in, the attacker opens only what his own calls use', async () => {
+    for (const u of USERS.slice(0, 2)) expect((await login(u)).status).toBe(200); // Alice and bob signed in before
+
+    // 12 junk tokens and 12 slow logins at once, nothing else answered in between: the token lane
+    // and the login lane open (an idle deployment's worst case).
+    const first = await attack(12);
+    expect(first.filter((r) => r.req.method === 'POST').map((r) => r.status)).toContain(500);
+    expect(lanes()).toEqual({ login: OPEN, token: OPEN, session: CLOSED, keys: CLOSED });
+
+    // A returning user's login probes the open lane at once; its answer closes it; then everyone,
+    // a first-time user too, logs in.
+    const real = [];
+    real.push(await login(USERS[0]));
+    expect(lanes().login).toBe(CLOSED);
+    real.push(await login(USERS[2]), await login(USERS[1]));
+
+    // The attacker goes on (4 slow logins and 4 junk tokens a round, far above 0.5/s) while real
+    // users log in between the rounds: every real login succeeds.
+    for (let round = 0; round < 6; round += 1) {
+      const rounds = attack(4);
+      real.push(await login(USERS[round % 3]));
+      await rounds;
+      real.push(await login(USERS[(round + 1) % 3]));
+    }
+    expect(real.map((r) => [r.status, r.body.code])).toEqual(real.map(() => [200, undefined]));
+    expect(lanes().session).toBe(CLOSED);
+    // Sessions of real users are untouched: a refresh goes to the backend and rotates.
+    const cookie = Object.entries(parseSetCookies(real.at(-1))).map(([k, c]) => `${k}=${c.value}`).join('; ');
+    const refreshed = await request(h.app).post('/api/auth/refresh').set('Cookie', cookie);
+    expect(refreshed.status).toBe(200);
+    expect(refreshed.headers['set-cookie']).toBeDefined();
+  });
+
+  test('#21.1 a real outage still opens the login lane after BACKEND_BREAKER_FAILURES failures, as before', async () => {
+    expect((await login(USERS[0])).status).toBe(200); // a known user: its failures count the same
+    h.mock.set({ status: 503 }); // every endpoint
+    for (let i = 0; i < 5; i += 1) {
+      expect(lanes().login).toBe(CLOSED);
+      expect((await login(USERS[i % 2 ? 1 : 0])).body.code).toBe('BACKEND_UNAVAILABLE');
+    }
+    expect(lanes().login).toBe(OPEN);
+    const sent = h.mock.calls.login;
+    expect((await login(USERS[2])).body.code).toBe('BACKEND_CIRCUIT_OPEN');
+    expect(h.mock.calls.login).toBe(sent);
+  });
+
+  test('#21.1 a host that cannot be reached: five failures of any calls open every lane, as before', async () => {
+    const proxy = await startTcpProxy(h.mock.url);
+    try {
+      const via = (u) => u.replace(h.mock.url, `http://127.0.0.1:${proxy.port}`);
+      await h.reconfigure({ ...ENV, BACKEND_AUTH_URL: via(h.mock.urls.login), BACKEND_USER_INFO_URL: via(h.mock.urls.userinfo), BACKEND_REFRESH_URL: via(h.mock.urls.refresh) });
+      const host = `http://127.0.0.1:${proxy.port}`;
+      const state = () => Object.fromEntries(h.service.metrics().backendBreakers
+        .filter((b) => b.host === host).map((b) => [b.lane, b.state]));
+      expect((await login(USERS[0])).status).toBe(200);
+      await proxy.refuse();
+      const tokens = [h.mock.issueAccessToken('u-1002'), h.mock.issueAccessToken('u-1003')];
+      for (const t of tokens) expect((await request(h.app).get('/api/user').set('Authorization', `Bearer ${t}`)).status).toBe(503);
+      for (let i = 0; i < 3; i += 1) expect((await login(USERS[2])).body.code).toBe('BACKEND_UNAVAILABLE');
+      expect(state()).toEqual({ login: OPEN, token: OPEN, session: OPEN, keys: OPEN });
+      expect((await login(USERS[2])).body.code).toBe('BACKEND_CIRCUIT_OPEN');
+    } finally {
+      await proxy.close();
+    }
   });
 });
 
@@ -264,10 +400,12 @@ describe('#11.3 doctor', () => {
     expect(out).toMatch(/^ {2}BACKEND_BREAKER_COOLDOWN_MS +\= \(default\) 30000$/m);
     expect(out).toMatch(/^ {2}BACKEND_BREAKER_PROBES +\= \(default\) 1$/m);
     expect(out).toMatch(/^ {2}BACKEND_MAX_PENDING +\= \(default\) 256$/m);
-    expect(out).toContain('OK       breaker: opens after 5 failures in a row');
-    expect(out).toContain(`INFO     breaker ${mock.url}: closed after doctor's probes, 3 of 5 failures in a row`);
-    out = await run({ BACKEND_BREAKER_FAILURES: '2' });
-    expect(out).toContain(`PROBLEM  breaker ${mock.url}: open after doctor's probes`);
+    expect(out).toContain('OK       breaker: each lane (login, token, session, keys) opens after 5 failures in a row');
+    for (const lane of ['login', 'token', 'session']) {
+      expect(out).toContain(`INFO     breaker ${mock.url} ${lane}: closed after doctor's probes, 1 of 5 failures in a row`);
+    }
+    out = await run({ BACKEND_BREAKER_FAILURES: '1' });
+    expect(out).toContain(`PROBLEM  breaker ${mock.url} login: open after doctor's probes`);
     out = await run({ BACKEND_BREAKER_FAILURES: '0' });
     expect(out).toContain('INFO     breaker: off (BACKEND_BREAKER_FAILURES=0)');
     expect(out).toContain(`INFO     breaker ${mock.url}: off`);

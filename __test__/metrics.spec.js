@@ -300,6 +300,7 @@ describe('#10.7 metrics', () => {
       flight: ['backend_token', 'backend_user', 'jwks'],
       le: ['0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '+Inf'],
       host: [h.mock.url], // the breakers' (#11.3): the configured backend hosts only
+      lane: ['login', 'token', 'session', 'keys'], // and their lanes (#21.1)
     };
     await h.reconfigure({ BACKEND_BEARER_TOKENS: 'userinfo' });
     const junk = [];
@@ -316,8 +317,8 @@ describe('#10.7 metrics', () => {
       }
     }
     // At most every flow x code, endpoint x outcome histogram (12 buckets, sum, count), the
-    // breaker's two series of the one backend host, and the rest.
-    expect(ours.length).toBeLessThanOrEqual(4 * 20 + 6 * 6 * 14 + 1 + 2 * 2 + 3 + 1 + 2);
+    // breaker's two series per lane of the one backend host, and the rest.
+    expect(ours.length).toBeLessThanOrEqual(4 * 20 + 6 * 6 * 14 + 1 + 2 * 2 + 3 + 1 + 2 * 4);
     for (const t of junk) expect(res.text).not.toContain(t);
   });
 

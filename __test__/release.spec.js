@@ -15,6 +15,7 @@ const yaml = require('js-yaml');
 const { startMockBackend } = require('./support/mockBackend');
 const { mongoUri } = require('./support/mongoUri');
 const { problems, inspect, compareVersions, shippedPlatforms, GLIBC_FLOOR, PLATFORMS } = require('../scripts/check-binary');
+const { sourceId, embeddedSourceId } = require('../scripts/source-id');
 
 jest.setTimeout(240000);
 
@@ -136,12 +137,22 @@ describe('#9.1 binaries: what ships is stripped and loads where LibreChat runs',
   });
 
   test('the checks refuse a binary linked against this machine\'s glibc, and a glibc binary as musl', () => {
-    // The developer build (`npm run build`, linked on Debian 12) asks for more than 2.28.
-    const local = path.join(REPO, `${NAME}.linux-x64-gnu.node`);
+    // Anything linked here (Debian 12's glibc 2.36), as `npm run build` links the developer build,
+    // asks for more than 2.28: a program built by this machine's gcc does.
+    const local = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lcba-glibc-')), 'local.so');
+    execFileSync('gcc', ['-x', 'c', '-shared', '-fPIC', '-o', local, '-'], {
+      input: '#include <pthread.h>\nint f(pthread_t *t, void *(*g)(void *)) { return pthread_create(t, 0, g, 0); }\n',
+    });
     const facts = inspect(local);
     expect(compareVersions(facts.glibcMax, GLIBC_FLOOR)).toBeGreaterThan(0);
     expect(problems('linux-x64-gnu', local).join('\n')).toMatch(/newer than Node's floor/);
     expect(problems('linux-x64-musl', packedBinary('linux-x64-gnu')).join('\n')).toMatch(/libc\.so\.6/);
+  });
+});
+
+describe('#23 the binaries were built from this checkout (no stale build from the build cache)', () => {
+  test.each(SHIPPED)('%s carries the source id of the checkout it ships from', (platform) => {
+    expect(embeddedSourceId(packedBinary(platform))).toBe(sourceId());
   });
 });
 

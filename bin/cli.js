@@ -130,7 +130,7 @@ async function doctor(envFile, out) {
     return 1;
   }
 
-  out.log(`${NAME} doctor`);
+  out.log(`${NAME} doctor (binary built from sources ${native.sourceId().slice(0, 12)})`);
   out.log(`Env file: ${loaded.file ?? '(none in this folder or its parent; process environment only)'}`);
   const report = await native.CustomBackendAuthService.doctor(loaded.vars);
 

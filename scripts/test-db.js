@@ -14,32 +14,49 @@
  *   node scripts/test-db.js install      only creates the venv (e.g. in CI before jest)
  *   node scripts/test-db.js stop PID     stops a server started elsewhere, waits until it is gone
  *
- * The first use creates <repo>/.venv-testdb (python3 -m venv) and pip-installs secantusdb into it;
- * a lock directory keeps concurrent callers from installing at the same time. Server logs go to
+ * The first use creates a venv in the build cache (scripts/cache.sh: venv-testdb-<key>, keyed by
+ * the pip spec and the python; shared by every checkout) and pip-installs secantusdb into it; a lock
+ * directory keeps concurrent callers from installing at the same time. Server logs go to
  * <repo>/.testdb/. Environment overrides: TESTDB_PYTHON (python used to create the venv),
- * TESTDB_PIP_SPEC (what pip installs), TESTDB_START_TIMEOUT_MS (default 60000).
+ * TESTDB_PIP_SPEC (what pip installs), TESTDB_START_TIMEOUT_MS (default 60000), LCBA_CACHE_DIR.
  */
 
+const crypto = require('crypto');
 const fs = require('fs');
 const net = require('net');
+const os = require('os');
 const path = require('path');
-const { spawn } = require('child_process');
+const { spawn, execFileSync } = require('child_process');
 
 const REPO = path.resolve(__dirname, '..');
-const VENV = path.join(REPO, '.venv-testdb');
-const SERVER_BIN = path.join(VENV, 'bin', 'secantusd-py');
-const STATE_DIR = path.join(REPO, '.testdb');
-const LOCK_DIR = path.join(STATE_DIR, 'install.lock');
-const INSTALL_LOG = path.join(STATE_DIR, 'install.log');
-const RUN_DIR = path.join(STATE_DIR, 'run');
 const PIP_SPEC = process.env.TESTDB_PIP_SPEC || 'secantusdb==0.7.0b3';
 const PYTHON = process.env.TESTDB_PYTHON || 'python3';
+// The same folder as scripts/cache.sh's LCBA_CACHE_DIR.
+const CACHE_DIR = process.env.LCBA_CACHE_DIR
+  || path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'librechat-custom-backend-auth');
+const VENV = path.join(CACHE_DIR, `venv-testdb-${venvKey()}`);
+const SERVER_BIN = path.join(VENV, 'bin', 'secantusd-py');
+const LOCK_DIR = `${VENV}.lock`;
+const STATE_DIR = path.join(REPO, '.testdb');
+const INSTALL_LOG = path.join(STATE_DIR, 'install.log');
+const RUN_DIR = path.join(STATE_DIR, 'run');
 const START_TIMEOUT_MS = Number(process.env.TESTDB_START_TIMEOUT_MS) || 60_000;
 const STOP_KILL_AFTER_MS = 15_000;
 const LOCK_STALE_MS = 15 * 60_000;
 const KEEP_LOGS = 10;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** What the venv is made of: another spec or python gets a venv of its own. */
+function venvKey() {
+  let python = PYTHON;
+  try {
+    python += execFileSync(PYTHON, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch {
+    /* no python: installing will say so */
+  }
+  return crypto.createHash('sha256').update(`${PIP_SPEC}\n${python}`).digest('hex').slice(0, 16);
+}
 
 // Servers this process started, by pid: a bare pid given to stopTestDb must still be waited for
 // until Node has reaped it, or kill(pid, 0) keeps answering for the zombie.
@@ -105,6 +122,7 @@ function lockIsStale() {
 
 async function withInstallLock(fn) {
   fs.mkdirSync(STATE_DIR, { recursive: true });
+  fs.mkdirSync(CACHE_DIR, { recursive: true });
   const deadline = Date.now() + LOCK_STALE_MS;
   for (;;) {
     try {
@@ -128,13 +146,13 @@ async function withInstallLock(fn) {
   }
 }
 
-/** Makes sure .venv-testdb/bin/secantusd-py exists; returns its path. */
+/** Makes sure the venv's bin/secantusd-py exists; returns its path. */
 async function ensureInstalled({ log } = {}) {
   if (fs.existsSync(SERVER_BIN)) return SERVER_BIN;
   return withInstallLock(async () => {
     if (fs.existsSync(SERVER_BIN)) return SERVER_BIN; // someone else installed while we waited
     const started = Date.now();
-    note(log, `installing ${PIP_SPEC} into ${path.relative(REPO, VENV)} (first run only, about a minute)...`);
+    note(log, `installing ${PIP_SPEC} into ${VENV} (first run only, about a minute)...`);
     const fd = fs.openSync(INSTALL_LOG, 'w');
     try {
       if (!fs.existsSync(path.join(VENV, 'bin', 'python'))) {

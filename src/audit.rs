@@ -13,9 +13,10 @@ pub mod events {
     /// A backend session the package ended in the background (a login refused after the backend
     /// issued tokens): `outcome` is `ok` or the logout call's error code.
     pub const BACKEND_SESSION_ENDED: &str = "backend_session.ended";
-    /// A backend host's circuit breaker opened (failures in a row, or a failed probe): `host`.
+    /// A lane of a backend host's circuit breaker opened (failures in a row, or a failed probe):
+    /// `host`, `lane`.
     pub const BREAKER_OPENED: &str = "breaker.opened";
-    /// It closed again (a probe got an answer): `host`.
+    /// It closed again (a probe got an answer): `host`, `lane`.
     pub const BREAKER_CLOSED: &str = "breaker.closed";
 }
 
@@ -34,6 +35,8 @@ pub struct AuditEvent {
     pub session: Option<String>,
     /// The backend host concerned (breaker events).
     pub host: Option<String>,
+    /// The breaker lane concerned (breaker events): `login`, `token`, `session` or `keys`.
+    pub lane: Option<&'static str>,
     /// When it happened, ms since the epoch (the shim writes it as an ISO string).
     pub time_ms: i64,
 }
@@ -48,6 +51,7 @@ impl AuditEvent {
             backend_id: None,
             session: None,
             host: None,
+            lane: None,
             time_ms: mongodb::bson::DateTime::now().timestamp_millis(),
         }
     }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::breaker::{Breakers, Outcome};
+use crate::breaker::{Breakers, KnownNames, Lane, Outcome};
 use crate::config::{Config, IntrospectionConfig, Mapping};
 use crate::error::{AuthError, AuthResult};
 use crate::metrics::{call_outcome, Endpoint, Metrics};
@@ -119,6 +119,8 @@ pub struct Backend {
     metrics: Arc<Metrics>,
     /// The circuit breaker and pending bound per backend host, in front of every call.
     breakers: Arc<Breakers>,
+    /// User names whose login the backend accepted: they may probe an open login lane.
+    known_names: Arc<KnownNames>,
 }
 
 /// The HTTP client for every backend call: no redirects followed (a redirect could carry the
@@ -157,6 +159,7 @@ impl Backend {
             mapping: cfg.mapping.clone(),
             metrics: Arc::default(),
             breakers: Arc::new(Breakers::new(cfg.breaker, cfg.backend_urls())),
+            known_names: Arc::default(),
         })
     }
 
@@ -180,23 +183,34 @@ impl Backend {
         );
         body.insert("password".into(), Value::String(password.to_string()));
         let req = self.http.post(self.auth_url.clone()).json(&body);
-        match self.send(req, Endpoint::Login).await? {
+        let known = self.known_names.contains(username);
+        match self
+            .send_with(req, Endpoint::Login, Lane::Login, known, &[])
+            .await?
+        {
             Answer::Refused => Err(AuthError::InvalidCredentials),
             Answer::Json(v) => {
                 let tokens = self.tokens(&v, "login")?;
                 let user = v.get("user").and_then(|u| self.user_from(u).ok());
+                self.known_names.insert(username);
                 Ok(LoginAnswer { tokens, user })
             }
         }
     }
 
     /// `GET BACKEND_USER_INFO_URL` with the access token. `Ok(None)` when the backend refuses it.
-    pub async fn userinfo(&self, access_token: &str) -> AuthResult<Option<BackendUser>> {
+    /// `lane`: `Token` for a bearer token the service has not seen valid, `Session` for the access
+    /// token of a login or refresh the backend just accepted.
+    pub async fn userinfo(
+        &self,
+        access_token: &str,
+        lane: Lane,
+    ) -> AuthResult<Option<BackendUser>> {
         let req = self
             .http
             .get(self.userinfo_url.clone())
             .bearer_auth(access_token);
-        match self.send(req, Endpoint::Userinfo).await? {
+        match self.send(req, Endpoint::Userinfo, lane).await? {
             Answer::Refused => Ok(None),
             Answer::Json(v) => {
                 // Accept `{user:{...}}` and the bare user object.
@@ -217,7 +231,13 @@ impl Backend {
             .post(self.refresh_url.clone())
             .json(&serde_json::json!({ "refreshToken": refresh_token }));
         match self
-            .send_with(req, Endpoint::Refresh, &[StatusCode::BAD_REQUEST])
+            .send_with(
+                req,
+                Endpoint::Refresh,
+                Lane::Session,
+                false,
+                &[StatusCode::BAD_REQUEST],
+            )
             .await?
         {
             Answer::Refused => Ok(None),
@@ -241,13 +261,15 @@ impl Backend {
             .post(url.clone())
             .bearer_auth(access)
             .json(&serde_json::json!({ "refreshToken": refresh }));
-        self.send_with(req, Endpoint::Logout, &[]).await.map(|_| ())
+        self.send(req, Endpoint::Logout, Lane::Session)
+            .await
+            .map(|_| ())
     }
 
     /// `GET BACKEND_JWKS_URL`: the key set as raw JSON.
     pub async fn jwks(&self, url: &Url) -> AuthResult<Value> {
         match self
-            .send(self.http.get(url.clone()), Endpoint::Jwks)
+            .send(self.http.get(url.clone()), Endpoint::Jwks, Lane::Keys)
             .await?
         {
             Answer::Json(v) => Ok(v),
@@ -271,7 +293,7 @@ impl Backend {
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(ACCEPT, "application/json")
             .body(body);
-        match self.send(req, Endpoint::Introspection).await? {
+        match self.send(req, Endpoint::Introspection, Lane::Token).await? {
             Answer::Json(v) => Ok(v),
             Answer::Refused => Err(AuthError::BackendUnavailable(
                 "introspection refused the client credentials".into(),
@@ -279,29 +301,40 @@ impl Backend {
         }
     }
 
-    async fn send(&self, req: RequestBuilder, endpoint: Endpoint) -> AuthResult<Answer> {
-        self.send_with(req, endpoint, &[]).await
+    async fn send(
+        &self,
+        req: RequestBuilder,
+        endpoint: Endpoint,
+        lane: Lane,
+    ) -> AuthResult<Answer> {
+        self.send_with(req, endpoint, lane, false, &[]).await
     }
 
-    /// Sends a request through its host's breaker (refused at once while it is open or its calls
-    /// in flight are at their bound: nothing is sent), timed and counted per endpoint and outcome
-    /// (a call dropped before it ends, e.g. by a client gone away, leaves the in-flight gauge but is
-    /// not timed).
+    /// Sends a request through its host's breaker lane (refused at once while it is open or its
+    /// calls in flight are at their bound: nothing is sent; `vouched` may probe an open lane),
+    /// timed and counted per endpoint and outcome (a call dropped before it ends, e.g. by a client
+    /// gone away, leaves the in-flight gauge but is not timed).
     async fn send_with(
         &self,
         req: RequestBuilder,
         endpoint: Endpoint,
+        lane: Lane,
+        vouched: bool,
         refusals: &[StatusCode],
     ) -> AuthResult<Answer> {
         let (client, req) = req.build_split();
         let req = req.map_err(|e| transport_error(&e, endpoint.what()))?;
-        let permit = self.breakers.admit(req.url())?;
+        let permit = self.breakers.admit(req.url(), lane, vouched)?;
         let _in_flight = self.metrics.backend_call_started();
         let started = Instant::now();
-        let answer = self
-            .exchange(client.execute(req), endpoint.what(), refusals)
-            .await;
-        permit.finish(Outcome::of(&answer));
+        let sent = client.execute(req).await;
+        let unreachable = matches!(&sent, Err(e) if e.is_connect());
+        let answer = self.exchange(sent, endpoint.what(), refusals).await;
+        permit.finish(if unreachable {
+            Outcome::Unreachable
+        } else {
+            Outcome::of(&answer)
+        });
         let outcome = call_outcome(match &answer {
             Ok(Answer::Json(_)) => Ok(true),
             Ok(Answer::Refused) => Ok(false),
@@ -312,15 +345,15 @@ impl Backend {
         answer
     }
 
-    /// One request and its answer; `refusals` are statuses that count as the backend's "no"
-    /// besides 401/403.
+    /// One request's answer; `refusals` are statuses that count as the backend's "no" besides
+    /// 401/403.
     async fn exchange(
         &self,
-        sent: impl std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+        sent: reqwest::Result<reqwest::Response>,
         what: &str,
         refusals: &[StatusCode],
     ) -> AuthResult<Answer> {
-        let mut resp = sent.await.map_err(|e| transport_error(&e, what))?;
+        let mut resp = sent.map_err(|e| transport_error(&e, what))?;
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED
             || status == StatusCode::FORBIDDEN

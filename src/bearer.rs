@@ -13,6 +13,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::backend::{map_id, map_roles, map_user, Backend, BackendUser};
+use crate::breaker::Lane;
 use crate::cache::{SingleFlight, TtlCache};
 use crate::config::{Config, IntrospectionConfig, JwksConfig, Mapping, UserinfoBudget};
 use crate::error::{AuthError, AuthResult};
@@ -399,7 +400,7 @@ impl Bearer {
                 "too many unknown tokens to check at once".into(),
             ));
         };
-        match backend.userinfo(token).await {
+        match backend.userinfo(token, Lane::Token).await {
             Ok(Some(user)) => Ok(Verdict::Valid(user)),
             Ok(None) => Ok(Verdict::Refused("the backend refused the token".into())),
             // A slow backend is an outage here, not a bad token: 503, never 401.

@@ -1,11 +1,26 @@
-//! The circuit breaker in front of the backend: one per backend host (scheme, host and port of the
-//! configured URLs), shared by every backend call to that host. After `failures` failures in a row
-//! (timeouts, connection errors, 5xx) the host is open: calls fail at once for `cooldown`, then at
-//! most `probes` calls at a time go through (half-open); a probe that gets an answer closes it, a
-//! probe that fails opens it for another cool-down. Independently, at most `max_pending` calls per
-//! host are in flight: a slow backend cannot tie up more, the rest fail at once. LibreChat tokens
-//! never come here (only backend calls do).
+//! The circuit breaker in front of the backend. Per backend host (scheme, host and port of the
+//! configured URLs), its calls are split into lanes by whose input they carry, and each lane has its
+//! own failure count, state, cool-down, probes and bound on calls in flight, so that input anyone can
+//! send cannot stop the calls of users the backend already accepted (README, "The circuit breaker"):
+//!
+//! - `login`: logins, whoever types the credentials;
+//! - `token`: user info and introspection of a bearer token the service has not seen valid;
+//! - `session`: refresh, logout, and user info for a login or refresh the backend just accepted;
+//! - `keys`: the JWKS key set, the service's own call.
+//!
+//! A lane opens after `failures` failures in a row (timeouts, connection errors, 5xx) with no answer
+//! from the host in between, in any lane: while anything from the host answers, failures are about
+//! their input, not an outage. A host that cannot be reached (the connection fails) counts in every
+//! lane, since no input causes that. An open lane refuses its calls at once for `cooldown`, then lets
+//! at most `probes` calls through at a time (half-open): a probe that gets an answer closes it, one
+//! that fails opens it for another cool-down. Real traffic probes sooner: while the login lane is
+//! open, the login of a user name that signed in through this service before is let through as a
+//! probe (at most `probes` at a time), and its answer closes the lane. LibreChat tokens never come
+//! here (only backend calls do).
 
+use std::collections::hash_map::RandomState;
+use std::collections::{HashSet, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 #[cfg(test)]
@@ -17,7 +32,7 @@ use reqwest::Url;
 use crate::config::BreakerConfig;
 use crate::error::AuthError;
 
-/// The state of one host's breaker; the number is the metrics gauge's value.
+/// The state of one lane; the number is the metrics gauge's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
     Closed = 0,
@@ -35,8 +50,32 @@ impl BreakerState {
     }
 }
 
-/// Told of every transition (host, new state), outside any lock. For the audit events.
-pub type Listener = Arc<dyn Fn(&str, BreakerState) + Send + Sync>;
+/// Which failure budget a backend call spends: by whose input it carries (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Login = 0,
+    Token = 1,
+    Session = 2,
+    Keys = 3,
+}
+
+/// Every lane, in the order of `Lane`'s values.
+pub const LANES: [Lane; 4] = [Lane::Login, Lane::Token, Lane::Session, Lane::Keys];
+
+impl Lane {
+    /// The metrics label and the audit events' `lane`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lane::Login => "login",
+            Lane::Token => "token",
+            Lane::Session => "session",
+            Lane::Keys => "keys",
+        }
+    }
+}
+
+/// Told of every transition (host, lane, new state), outside any lock. For the audit events.
+pub type Listener = Arc<dyn Fn(&str, Lane, BreakerState) + Send + Sync>;
 
 /// The clock, injected so that the state machine is tested without sleeping.
 pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
@@ -46,8 +85,11 @@ pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 pub enum Outcome {
     /// The backend answered (2xx, 4xx, 429, an unusable body): it is up.
     Answered,
-    /// Timeout, connection error or 5xx.
+    /// A 5xx, or no answer in time on an open connection: may be about this call's input.
     Failed,
+    /// The connection could not be made (refused, unresolvable, TLS, connect timeout): the host
+    /// is down for every caller.
+    Unreachable,
 }
 
 impl Outcome {
@@ -65,19 +107,33 @@ struct Inner {
     state: BreakerState,
     /// Failures in a row while closed.
     failures: u32,
+    /// The host's answer count when the run of failures began: another answer since ends the run.
+    streak_answers: u64,
     /// When it last opened (the cool-down's start).
     opened_at: Instant,
-    /// Probes in flight while half-open.
+    /// Probes in flight (half-open, or real-traffic probes while open).
     probes: u32,
     /// Changes at each transition: outcomes of calls admitted under an earlier state are ignored.
     generation: u64,
 }
 
-struct Host {
-    origin: String,
+struct LaneState {
     inner: Mutex<Inner>,
     pending: AtomicUsize,
     openings: AtomicU64,
+}
+
+struct Host {
+    origin: String,
+    lanes: [LaneState; 4],
+    /// Calls the host answered, in any lane.
+    answers: AtomicU64,
+}
+
+impl Host {
+    fn lane(&self, lane: Lane) -> &LaneState {
+        &self.lanes[lane as usize]
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -96,15 +152,17 @@ pub struct Breakers {
 pub struct Permit {
     breakers: Arc<Breakers>,
     host: Arc<Host>,
+    lane: Lane,
     generation: u64,
     probe: bool,
     finished: bool,
 }
 
-/// One host's state for the metrics and `doctor`.
+/// One lane's state for the metrics and `doctor`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostState {
     pub origin: String,
+    pub lane: Lane,
     pub state: BreakerState,
     /// Failures in a row so far (while closed).
     pub failures: u32,
@@ -156,23 +214,29 @@ impl Breakers {
         if let Some(h) = write.iter().find(|h| h.origin == origin) {
             return h.clone();
         }
-        let h = Arc::new(Host {
-            origin: origin.to_string(),
+        let now = (self.clock)();
+        let lane = || LaneState {
             inner: Mutex::new(Inner {
                 state: BreakerState::Closed,
                 failures: 0,
-                opened_at: (self.clock)(),
+                streak_answers: 0,
+                opened_at: now,
                 probes: 0,
                 generation: 0,
             }),
             pending: AtomicUsize::new(0),
             openings: AtomicU64::new(0),
+        };
+        let h = Arc::new(Host {
+            origin: origin.to_string(),
+            lanes: [lane(), lane(), lane(), lane()],
+            answers: AtomicU64::new(0),
         });
         write.push(h.clone());
         h
     }
 
-    fn notify(&self, origin: &str, state: BreakerState) {
+    fn notify(&self, origin: &str, lane: Lane, state: BreakerState) {
         let listener = self
             .listener
             .read()
@@ -180,7 +244,8 @@ impl Breakers {
             .clone();
         if let Some(l) = listener {
             // The listener is someone else's code: its panic must not reach a backend call.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| l(origin, state)));
+            let _ =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| l(origin, lane, state)));
         }
     }
 
@@ -197,11 +262,19 @@ impl Breakers {
         false
     }
 
-    /// Lets a call to `url` through, or refuses it at once (`BackendCircuitOpen`).
-    pub fn admit(self: &Arc<Self>, url: &Url) -> Result<Permit, AuthError> {
+    /// Lets a call to `url` in `lane` through, or refuses it at once (`BackendCircuitOpen`).
+    /// `vouched`: its input was good before (a user name that signed in), so it may probe an open
+    /// lane before the cool-down ends.
+    pub fn admit(
+        self: &Arc<Self>,
+        url: &Url,
+        lane: Lane,
+        vouched: bool,
+    ) -> Result<Permit, AuthError> {
         let host = self.host(&origin(url));
-        if host.pending.fetch_add(1, Ordering::SeqCst) >= self.cfg.max_pending {
-            host.pending.fetch_sub(1, Ordering::SeqCst);
+        let ls = host.lane(lane);
+        if ls.pending.fetch_add(1, Ordering::SeqCst) >= self.cfg.max_pending {
+            ls.pending.fetch_sub(1, Ordering::SeqCst);
             return Err(AuthError::BackendCircuitOpen(
                 "too many calls to it in flight".into(),
             ));
@@ -209,6 +282,7 @@ impl Breakers {
         let mut permit = Permit {
             breakers: self.clone(),
             host: host.clone(),
+            lane,
             generation: 0,
             probe: false,
             finished: true,
@@ -217,21 +291,22 @@ impl Breakers {
             permit.finished = false;
             return Ok(permit);
         }
-        let mut inner = lock(&host.inner);
+        let mut inner = lock(&ls.inner);
         let cooled = self.cool(&mut inner);
         let admitted = match inner.state {
             BreakerState::Closed => true,
-            BreakerState::HalfOpen if inner.probes < self.cfg.probes => {
-                inner.probes += 1;
-                permit.probe = true;
-                true
-            }
+            BreakerState::HalfOpen if inner.probes < self.cfg.probes => true,
+            BreakerState::Open if vouched && inner.probes < self.cfg.probes => true,
             _ => false,
         };
+        if admitted && inner.state != BreakerState::Closed {
+            inner.probes += 1;
+            permit.probe = true;
+        }
         permit.generation = inner.generation;
         drop(inner);
         if cooled {
-            self.notify(&host.origin, BreakerState::HalfOpen);
+            self.notify(&host.origin, lane, BreakerState::HalfOpen);
         }
         if !admitted {
             // `permit` drops with `finished`: only its pending place is given back.
@@ -243,65 +318,113 @@ impl Breakers {
         Ok(permit)
     }
 
-    /// Every host's state (a cool-down that ended shows as half-open).
+    /// Every lane's state, host by host (a cool-down that ended shows as half-open).
     pub fn states(&self) -> Vec<HostState> {
         let hosts = self.hosts.read().unwrap_or_else(|p| p.into_inner()).clone();
-        hosts
-            .iter()
-            .map(|h| {
-                let mut inner = lock(&h.inner);
+        let mut out = Vec::with_capacity(hosts.len() * LANES.len());
+        for h in &hosts {
+            for lane in LANES {
+                let ls = h.lane(lane);
+                let mut inner = lock(&ls.inner);
                 let cooled = self.cfg.failures > 0 && self.cool(&mut inner);
-                let s = HostState {
+                out.push(HostState {
                     origin: h.origin.clone(),
+                    lane,
                     state: inner.state,
                     failures: inner.failures,
-                    openings: h.openings.load(Ordering::Relaxed),
-                    pending: h.pending.load(Ordering::Relaxed),
-                };
+                    openings: ls.openings.load(Ordering::Relaxed),
+                    pending: ls.pending.load(Ordering::Relaxed),
+                });
                 drop(inner);
                 if cooled {
-                    self.notify(&h.origin, BreakerState::HalfOpen);
+                    self.notify(&h.origin, lane, BreakerState::HalfOpen);
                 }
-                s
-            })
-            .collect()
+            }
+        }
+        out
     }
 
     fn settle(&self, p: &Permit, outcome: Outcome) {
         if self.cfg.failures == 0 {
             return;
         }
-        let mut inner = lock(&p.host.inner);
-        if p.probe && inner.state == BreakerState::HalfOpen && inner.generation == p.generation {
-            inner.probes = inner.probes.saturating_sub(1);
+        if outcome == Outcome::Answered {
+            p.host.answers.fetch_add(1, Ordering::SeqCst);
         }
-        if inner.generation != p.generation {
-            return; // admitted under an earlier state: its news is stale
+        let mut changed = Vec::new();
+        if let Some(next) = self.settle_lane(&p.host, p.lane, Some(p), outcome) {
+            changed.push((p.lane, next));
         }
-        let next = match (inner.state, outcome) {
-            (BreakerState::Closed, Outcome::Answered) => {
+        if outcome == Outcome::Unreachable {
+            // No input makes a host unreachable: every lane of it counts the failure.
+            for lane in LANES.into_iter().filter(|l| *l != p.lane) {
+                if let Some(next) = self.settle_lane(&p.host, lane, None, outcome) {
+                    changed.push((lane, next));
+                }
+            }
+        }
+        for (lane, next) in changed {
+            self.notify(&p.host.origin, lane, next);
+        }
+    }
+
+    /// One lane's bookkeeping for an outcome: of its own call (`permit`), or of another lane's
+    /// unreachable host. The transition it made, if any.
+    fn settle_lane(
+        &self,
+        host: &Host,
+        lane: Lane,
+        permit: Option<&Permit>,
+        outcome: Outcome,
+    ) -> Option<BreakerState> {
+        let ls = host.lane(lane);
+        let mut inner = lock(&ls.inner);
+        let probe = permit.is_some_and(|p| p.probe);
+        if let Some(p) = permit {
+            if inner.generation != p.generation {
+                return None; // admitted under an earlier state: its news is stale
+            }
+            if probe {
+                inner.probes = inner.probes.saturating_sub(1);
+            }
+        }
+        let failed = outcome != Outcome::Answered;
+        let next = match (inner.state, failed) {
+            (BreakerState::Closed, false) => {
                 inner.failures = 0;
                 None
             }
-            (BreakerState::Closed, Outcome::Failed) => {
+            (BreakerState::Closed, true) => {
+                let answers = host.answers.load(Ordering::SeqCst);
+                if inner.streak_answers != answers {
+                    // The host answered since this run of failures began: a new run.
+                    inner.streak_answers = answers;
+                    inner.failures = 0;
+                }
                 inner.failures = inner.failures.saturating_add(1);
                 (inner.failures >= self.cfg.failures).then_some(BreakerState::Open)
             }
-            (BreakerState::HalfOpen, Outcome::Answered) if p.probe => Some(BreakerState::Closed),
-            (BreakerState::HalfOpen, Outcome::Failed) if p.probe => Some(BreakerState::Open),
+            (BreakerState::HalfOpen | BreakerState::Open, false) if probe => {
+                Some(BreakerState::Closed)
+            }
+            (BreakerState::HalfOpen, true) if probe => Some(BreakerState::Open),
+            (BreakerState::Open, true) if probe => {
+                // A real-traffic probe failed: still open, the cool-down starts again.
+                inner.opened_at = (self.clock)();
+                None
+            }
             _ => None,
         };
-        let Some(next) = next else { return };
+        let next = next?;
         inner.state = next;
         inner.failures = 0;
         inner.probes = 0;
         inner.generation += 1;
         if next == BreakerState::Open {
             inner.opened_at = (self.clock)();
-            p.host.openings.fetch_add(1, Ordering::Relaxed);
+            ls.openings.fetch_add(1, Ordering::Relaxed);
         }
-        drop(inner);
-        self.notify(&p.host.origin, next);
+        Some(next)
     }
 }
 
@@ -315,12 +438,57 @@ impl Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.host.pending.fetch_sub(1, Ordering::SeqCst);
+        let ls = self.host.lane(self.lane);
+        ls.pending.fetch_sub(1, Ordering::SeqCst);
         if !self.finished && self.probe {
             // An abandoned probe (the caller went away) frees its place for another probe.
-            let mut inner = lock(&self.host.inner);
-            if inner.state == BreakerState::HalfOpen && inner.generation == self.generation {
+            let mut inner = lock(&ls.inner);
+            if inner.state != BreakerState::Closed && inner.generation == self.generation {
                 inner.probes = inner.probes.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// User names that signed in through this service: their logins may probe an open login lane.
+/// Kept as keyed hashes (no names in memory), the oldest forgotten past `KNOWN_NAMES`.
+pub struct KnownNames {
+    hasher: RandomState,
+    seen: Mutex<(HashSet<u64>, VecDeque<u64>)>,
+}
+
+/// Enough for every user of a large organisation; 16 bytes each at most.
+const KNOWN_NAMES: usize = 100_000;
+
+impl Default for KnownNames {
+    fn default() -> Self {
+        KnownNames {
+            hasher: RandomState::new(),
+            seen: Mutex::new((HashSet::new(), VecDeque::new())),
+        }
+    }
+}
+
+impl KnownNames {
+    fn key(&self, name: &str) -> u64 {
+        self.hasher.hash_one(name.to_lowercase())
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        let key = self.key(name);
+        lock(&self.seen).0.contains(&key)
+    }
+
+    pub fn insert(&self, name: &str) {
+        let key = self.key(name);
+        let mut seen = lock(&self.seen);
+        let (set, order) = &mut *seen;
+        if set.insert(key) {
+            order.push_back(key);
+            if order.len() > KNOWN_NAMES {
+                if let Some(old) = order.pop_front() {
+                    set.remove(&old);
+                }
             }
         }
     }
@@ -334,7 +502,7 @@ mod tests {
         now: Arc<Mutex<Instant>>,
         b: Arc<Breakers>,
         url: Url,
-        seen: Arc<Mutex<Vec<(String, BreakerState)>>>,
+        seen: Arc<Mutex<Vec<(String, Lane, BreakerState)>>>,
     }
 
     fn fixture(failures: u32, probes: u32, max_pending: usize) -> Fixture {
@@ -353,8 +521,8 @@ mod tests {
         ));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
-        b.set_listener(Arc::new(move |h: &str, s| {
-            lock(&log).push((h.to_string(), s))
+        b.set_listener(Arc::new(move |h: &str, lane, s| {
+            lock(&log).push((h.to_string(), lane, s))
         }));
         Fixture { now, b, url, seen }
     }
@@ -364,11 +532,26 @@ mod tests {
             let mut n = lock(&self.now);
             *n += d;
         }
+        fn admit(&self, lane: Lane) -> Result<Permit, AuthError> {
+            self.b.admit(&self.url, lane, false)
+        }
+        fn call_in(&self, lane: Lane, outcome: Outcome) -> Result<(), AuthError> {
+            self.admit(lane).map(|p| p.finish(outcome))
+        }
         fn call(&self, outcome: Outcome) -> Result<(), AuthError> {
-            self.b.admit(&self.url).map(|p| p.finish(outcome))
+            self.call_in(Lane::Login, outcome)
+        }
+        fn lane(&self, lane: Lane) -> HostState {
+            self.b.states()[lane as usize].clone()
+        }
+        fn state_of(&self, lane: Lane) -> BreakerState {
+            self.lane(lane).state
         }
         fn state(&self) -> BreakerState {
-            self.b.states()[0].state
+            self.state_of(Lane::Login)
+        }
+        fn transitions(&self) -> Vec<(Lane, BreakerState)> {
+            lock(&self.seen).iter().map(|(_, l, s)| (*l, *s)).collect()
         }
     }
 
@@ -382,18 +565,22 @@ mod tests {
         f.call(Outcome::Failed).unwrap();
         f.call(Outcome::Failed).unwrap();
         assert_eq!(f.state(), BreakerState::Closed);
-        assert_eq!(f.b.states()[0].failures, 2);
+        assert_eq!(f.lane(Lane::Login).failures, 2);
         f.call(Outcome::Failed).unwrap();
         assert_eq!(f.state(), BreakerState::Open);
         assert_eq!(
             f.call(Outcome::Answered).unwrap_err().code(),
             "BACKEND_CIRCUIT_OPEN"
         );
-        assert_eq!(f.b.states()[0].openings, 1);
-        assert_eq!(f.b.states()[0].pending, 0);
+        assert_eq!(f.lane(Lane::Login).openings, 1);
+        assert_eq!(f.lane(Lane::Login).pending, 0);
         assert_eq!(
             *lock(&f.seen),
-            vec![("https://idp.example.com".to_string(), BreakerState::Open)]
+            vec![(
+                "https://idp.example.com".to_string(),
+                Lane::Login,
+                BreakerState::Open
+            )]
         );
     }
 
@@ -407,58 +594,59 @@ mod tests {
         f.advance(Duration::from_secs(1));
         assert_eq!(f.state(), BreakerState::HalfOpen);
         // One probe at a time: the second caller is answered at once.
-        let probe = f.b.admit(&f.url).unwrap();
-        assert!(f.b.admit(&f.url).is_err());
+        let probe = f.admit(Lane::Login).unwrap();
+        assert!(f.admit(Lane::Login).is_err());
         probe.finish(Outcome::Failed);
         assert_eq!(f.state(), BreakerState::Open);
-        assert_eq!(f.b.states()[0].openings, 2);
+        assert_eq!(f.lane(Lane::Login).openings, 2);
         f.advance(Duration::from_secs(30));
-        let probe = f.b.admit(&f.url).unwrap();
+        let probe = f.admit(Lane::Login).unwrap();
         probe.finish(Outcome::Answered);
         assert_eq!(f.state(), BreakerState::Closed);
         f.call(Outcome::Answered).unwrap();
-        let states: Vec<BreakerState> = lock(&f.seen).iter().map(|(_, s)| *s).collect();
         use BreakerState::*;
+        let states: Vec<BreakerState> = f.transitions().into_iter().map(|(_, s)| s).collect();
         assert_eq!(states, vec![Open, HalfOpen, Open, HalfOpen, Closed]);
     }
 
     #[test]
     fn item_11_3_an_abandoned_probe_frees_its_place_and_stale_outcomes_are_ignored() {
         let f = fixture(2, 2, 64);
-        let slow = f.b.admit(&f.url).unwrap(); // admitted while closed
+        let slow = f.admit(Lane::Login).unwrap(); // admitted while closed
         f.call(Outcome::Failed).unwrap();
         f.call(Outcome::Failed).unwrap();
         assert_eq!(f.state(), BreakerState::Open);
         slow.finish(Outcome::Answered); // from before the opening: changes nothing
         assert_eq!(f.state(), BreakerState::Open);
         f.advance(Duration::from_secs(30));
-        let p1 = f.b.admit(&f.url).unwrap();
-        let p2 = f.b.admit(&f.url).unwrap();
-        assert!(f.b.admit(&f.url).is_err());
+        let p1 = f.admit(Lane::Login).unwrap();
+        let p2 = f.admit(Lane::Login).unwrap();
+        assert!(f.admit(Lane::Login).is_err());
         drop(p1); // the caller went away
-        let p3 = f.b.admit(&f.url).unwrap();
+        let p3 = f.admit(Lane::Login).unwrap();
         p2.finish(Outcome::Answered);
         assert_eq!(f.state(), BreakerState::Closed);
         p3.finish(Outcome::Failed); // a probe of the half-open state that ended: stale
         assert_eq!(f.state(), BreakerState::Closed);
-        assert_eq!(f.b.states()[0].failures, 0);
-        assert_eq!(f.b.states()[0].pending, 0);
+        assert_eq!(f.lane(Lane::Login).failures, 0);
+        assert_eq!(f.lane(Lane::Login).pending, 0);
     }
 
     #[test]
-    fn item_11_3_pending_calls_are_bounded_per_host_also_with_the_breaker_off() {
+    fn item_11_3_pending_calls_are_bounded_per_host_and_lane_also_with_the_breaker_off() {
         for failures in [0, 5] {
             let f = fixture(failures, 1, 2);
-            let a = f.b.admit(&f.url).unwrap();
-            let _b = f.b.admit(&f.url).unwrap();
-            let refused = f.b.admit(&f.url).err().unwrap();
+            let a = f.admit(Lane::Login).unwrap();
+            let _b = f.admit(Lane::Login).unwrap();
+            let refused = f.admit(Lane::Login).err().unwrap();
             assert_eq!(refused.code(), "BACKEND_CIRCUIT_OPEN");
-            // Another host has its own bound.
+            // Another lane and another host have bounds of their own.
+            let _s = f.admit(Lane::Session).unwrap();
             let other = Url::parse("https://other.example.com:8443/x").unwrap();
-            let _c = f.b.admit(&other).unwrap();
+            let _c = f.b.admit(&other, Lane::Login, false).unwrap();
             drop(a);
-            let _d = f.b.admit(&f.url).unwrap();
-            assert_eq!(f.b.states().len(), 2);
+            let _d = f.admit(Lane::Login).unwrap();
+            assert_eq!(f.b.states().len(), 2 * LANES.len());
         }
     }
 
@@ -467,9 +655,10 @@ mod tests {
         let f = fixture(0, 1, 64);
         for _ in 0..100 {
             f.call(Outcome::Failed).unwrap();
+            f.call(Outcome::Unreachable).unwrap();
         }
         assert_eq!(f.state(), BreakerState::Closed);
-        assert_eq!(f.b.states()[0].openings, 0);
+        assert_eq!(f.lane(Lane::Login).openings, 0);
         assert!(lock(&f.seen).is_empty());
     }
 
@@ -492,7 +681,7 @@ mod tests {
         }
         assert_eq!(Outcome::of(&Ok(())), Outcome::Answered);
         let f = fixture(1, 1, 64);
-        f.b.set_listener(Arc::new(|_: &str, _| panic!("listener bug")));
+        f.b.set_listener(Arc::new(|_: &str, _, _| panic!("listener bug")));
         f.call(Outcome::Failed).unwrap();
         assert_eq!(f.state(), BreakerState::Open);
     }
@@ -506,5 +695,111 @@ mod tests {
         );
         assert_eq!(o("http://127.0.0.1:8080/login"), "http://127.0.0.1:8080");
         assert_ne!(o("http://idp:80/a"), o("https://idp/a"));
+    }
+
+    #[test]
+    fn item_21_1_failures_of_unverified_tokens_never_open_the_login_or_session_lanes() {
+        let f = fixture(5, 1, 64);
+        for _ in 0..50 {
+            let _ = f.call_in(Lane::Token, Outcome::Failed);
+        }
+        assert_eq!(f.state_of(Lane::Token), BreakerState::Open);
+        assert_eq!(f.state_of(Lane::Login), BreakerState::Closed);
+        assert_eq!(f.state_of(Lane::Session), BreakerState::Closed);
+        assert_eq!(f.state_of(Lane::Keys), BreakerState::Closed);
+        f.call(Outcome::Answered).unwrap();
+        f.call_in(Lane::Session, Outcome::Answered).unwrap();
+        assert_eq!(f.transitions(), vec![(Lane::Token, BreakerState::Open)]);
+    }
+
+    #[test]
+    fn item_21_1_while_the_host_answers_failures_in_a_row_are_about_their_input() {
+        let f = fixture(5, 1, 64);
+        // 4 slow logins, a real user's answered refresh, 4 more, another answer: never 5 in a row
+        // without an answer from the host.
+        for _ in 0..10 {
+            for _ in 0..4 {
+                f.call(Outcome::Failed).unwrap();
+            }
+            f.call_in(Lane::Session, Outcome::Answered).unwrap();
+        }
+        assert_eq!(f.state(), BreakerState::Closed);
+        assert_eq!(f.lane(Lane::Login).openings, 0);
+        // Five at once with nothing answered in between is an outage of the login endpoint.
+        let burst: Vec<Permit> = (0..5).map(|_| f.admit(Lane::Login).unwrap()).collect();
+        for p in burst {
+            p.finish(Outcome::Failed);
+        }
+        assert_eq!(f.state(), BreakerState::Open);
+    }
+
+    #[test]
+    fn item_21_1_a_host_that_cannot_be_reached_opens_every_lane_as_fast_as_before() {
+        let f = fixture(5, 1, 64);
+        for lane in [Lane::Token, Lane::Login, Lane::Token, Lane::Keys] {
+            f.call_in(lane, Outcome::Unreachable).unwrap();
+        }
+        for lane in LANES {
+            assert_eq!(f.state_of(lane), BreakerState::Closed, "{lane:?}");
+        }
+        f.call_in(Lane::Token, Outcome::Unreachable).unwrap(); // the fifth
+        for lane in LANES {
+            assert_eq!(f.state_of(lane), BreakerState::Open, "{lane:?}");
+            assert!(f.call_in(lane, Outcome::Answered).is_err());
+        }
+        // 5xx of one lane's calls, in contrast, stay in that lane.
+        let g = fixture(5, 1, 64);
+        for _ in 0..5 {
+            g.call_in(Lane::Session, Outcome::Failed).unwrap();
+        }
+        assert_eq!(g.state_of(Lane::Session), BreakerState::Open);
+        assert_eq!(g.state_of(Lane::Login), BreakerState::Closed);
+    }
+
+    #[test]
+    fn item_21_1_a_known_users_login_probes_an_open_login_lane_and_closes_it() {
+        let f = fixture(3, 1, 64);
+        for _ in 0..3 {
+            f.call(Outcome::Failed).unwrap();
+        }
+        assert_eq!(f.state(), BreakerState::Open);
+        // An unknown name waits for the cool-down; a known one probes at once, one at a time.
+        assert!(f.b.admit(&f.url, Lane::Login, false).is_err());
+        let probe = f.b.admit(&f.url, Lane::Login, true).unwrap();
+        assert!(f.b.admit(&f.url, Lane::Login, true).is_err());
+        probe.finish(Outcome::Failed);
+        // Its failure keeps the lane open and starts the cool-down again (not another opening).
+        assert_eq!(f.state(), BreakerState::Open);
+        assert_eq!(f.lane(Lane::Login).openings, 1);
+        f.advance(Duration::from_secs(29));
+        assert_eq!(f.state(), BreakerState::Open);
+        let probe = f.b.admit(&f.url, Lane::Login, true).unwrap();
+        probe.finish(Outcome::Answered);
+        assert_eq!(f.state(), BreakerState::Closed);
+        f.b.admit(&f.url, Lane::Login, false)
+            .unwrap()
+            .finish(Outcome::Answered);
+        assert_eq!(
+            f.transitions(),
+            vec![
+                (Lane::Login, BreakerState::Open),
+                (Lane::Login, BreakerState::Closed)
+            ]
+        );
+    }
+
+    #[test]
+    fn item_21_1_known_names_are_case_blind_and_bounded() {
+        let k = KnownNames::default();
+        assert!(!k.contains("Alice"));
+        k.insert("Alice");
+        assert!(k.contains("alice"));
+        assert!(!k.contains("alice2"));
+        for i in 0..KNOWN_NAMES {
+            k.insert(&format!("user-{i}"));
+        }
+        assert!(!k.contains("alice")); // the oldest went first
+        assert!(k.contains(&format!("user-{}", KNOWN_NAMES - 1)));
+        assert_eq!(lock(&k.seen).0.len(), KNOWN_NAMES);
     }
 }

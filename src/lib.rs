@@ -37,6 +37,16 @@ use crate::metrics::{code_index, Flow};
 use crate::refresh::Refreshed;
 use crate::service::{user_ejson, LoginOutcome, Service, SyncAuth};
 
+/// The marker and source id a build was given (build.rs): found in the file by the release spec.
+const SOURCE_MARK: &str = concat!("lcba-source-id:", env!("LCBA_SOURCE_ID"));
+
+/// The id of the sources this binary was built from (`scripts/source-id.js`), or `unknown` for a
+/// build that was not given one.
+#[napi]
+pub fn source_id() -> &'static str {
+    SOURCE_MARK.split_once(':').map_or("unknown", |(_, id)| id)
+}
+
 /// Audit events waiting for the event loop at most; more are dropped (and counted).
 const AUDIT_QUEUE: usize = 1024;
 
@@ -123,11 +133,13 @@ pub struct MetricsFlightJoins {
     pub joins: f64,
 }
 
-/// One backend host's circuit breaker.
+/// One lane of a backend host's circuit breaker.
 #[napi(object)]
 pub struct MetricsBreaker {
     /// `scheme://host:port` of configured backend URLs only.
     pub host: String,
+    /// `login`, `token`, `session` or `keys`.
+    pub lane: String,
     /// 0 closed, 1 half-open, 2 open.
     pub state: u32,
     pub openings: f64,
@@ -506,6 +518,7 @@ impl CustomBackendAuthService {
                 .into_iter()
                 .map(|b| MetricsBreaker {
                     host: b.origin,
+                    lane: b.lane.name().into(),
                     state: b.state as u32,
                     openings: b.openings as f64,
                 })

@@ -16,6 +16,7 @@ use mongodb::bson::{oid::ObjectId, DateTime, Document};
 
 use crate::backend::{BackendTokens, BackendUser};
 use crate::bearer::token_key;
+use crate::breaker::Lane;
 use crate::config::SessionMode;
 use crate::error::{AuthError, AuthResult};
 use crate::service::{Db, Service};
@@ -433,7 +434,11 @@ impl Service {
         let live = Some(&tokens);
         let identity = match answer_user {
             Some(u) => u,
-            None => match self.backend.userinfo(&tokens.access_token).await {
+            None => match self
+                .backend
+                .userinfo(&tokens.access_token, Lane::Session)
+                .await
+            {
                 Ok(Some(u)) => u,
                 Ok(None) => {
                     let e = ended();

@@ -14,6 +14,7 @@ use tokio::sync::OnceCell;
 use crate::audit::{events, Audit, AuditEvent};
 use crate::backend::{Backend, BackendTokens, BackendUser, LoginAnswer};
 use crate::bearer::{token_key, Bearer, Verdict};
+use crate::breaker::Lane;
 use crate::cache::{SingleFlight, TtlCache};
 use crate::config::{BearerMode, Config, SessionMode};
 use crate::error::{AuthError, AuthResult};
@@ -102,16 +103,19 @@ pub enum LoginOutcome {
 
 /// The breaker's transitions as audit events: opened, and closed again (half-open is a step).
 fn breaker_audit(audit: Audit) -> crate::breaker::Listener {
-    Arc::new(move |host: &str, state: crate::breaker::BreakerState| {
-        let name = match state {
-            crate::breaker::BreakerState::Open => events::BREAKER_OPENED,
-            crate::breaker::BreakerState::Closed => events::BREAKER_CLOSED,
-            crate::breaker::BreakerState::HalfOpen => return,
-        };
-        let mut e = AuditEvent::new(name, "ok");
-        e.host = Some(host.to_string());
-        audit.emit(e);
-    })
+    Arc::new(
+        move |host: &str, lane: Lane, state: crate::breaker::BreakerState| {
+            let name = match state {
+                crate::breaker::BreakerState::Open => events::BREAKER_OPENED,
+                crate::breaker::BreakerState::Closed => events::BREAKER_CLOSED,
+                crate::breaker::BreakerState::HalfOpen => return,
+            };
+            let mut e = AuditEvent::new(name, "ok");
+            e.host = Some(host.to_string());
+            e.lane = Some(lane.name());
+            audit.emit(e);
+        },
+    )
 }
 
 /// A token issued before a revocation of its user (README section "Revocation").
@@ -290,9 +294,12 @@ impl Service {
         if let Some(u) = answer_user {
             return Ok(u);
         }
-        self.backend.userinfo(access).await?.ok_or_else(|| {
-            AuthError::BackendBadResponse("user info refused the new access token".into())
-        })
+        self.backend
+            .userinfo(access, Lane::Session)
+            .await?
+            .ok_or_else(|| {
+                AuthError::BackendBadResponse("user info refused the new access token".into())
+            })
     }
 
     pub async fn login(&self, body: &Value) -> AuthResult<LoginOutcome> {

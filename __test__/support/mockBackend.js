@@ -28,7 +28,8 @@
  * mock.peakInFlight[name] is the most requests of an endpoint being handled at once (reset()).
  *
  * Switch beforeSend (async ({name, body, status, answer}) => {}) runs between an endpoint's work and
- * its answer. Options: host, port, paths, users, issuer (default: base URL), audience ('librechat'),
+ * its answer; switch decide (({name, body, headers}) => {status} | {hang: true} | undefined) answers
+ * one request by what it carries, before any other switch. Options: host, port, paths, users, issuer (default: base URL), audience ('librechat'),
  * refreshTtlSec (30 days), and any switch (as default for reset()) either at top level or
  * under `switches`.
  */
@@ -75,6 +76,9 @@ const DEFAULT_SWITCHES = Object.freeze({
   // minted, rotated, revoked) and before its answer is sent: the test acts in between (breaks the
   // database, logs out, ...). `answer` is the parsed JSON answer.
   beforeSend: null,
+  // ({ name, body, headers }) => undefined | { status } | { hang: true }: decides one request before
+  // any other switch, by what it carries (a user name the backend is slow for, a token it fails on).
+  decide: null,
 });
 
 const DEFAULT_USERS = [
@@ -642,7 +646,9 @@ async function startMockBackend(options = {}) {
     const latency = sw(name, 'latencyMs');
     if (latency > 0) await delay(latency);
     if (closed) return undefined;
-    if (sw(name, 'hang')) {
+    const decided = typeof sw(name, 'decide') === 'function' ? sw(name, 'decide')({ name, body, headers: req.headers }) : undefined;
+    if (decided?.status) return send(res, decided.status, { message: 'forced error' });
+    if (sw(name, 'hang') || decided?.hang) {
       hanging.add(res); // keep the socket open; answerHanging() answers it, close() destroys it
       return undefined;
     }

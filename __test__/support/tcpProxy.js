@@ -6,7 +6,8 @@
  * `startTcpProxy(uri)`: a TCP proxy in front of the test database, for tests that need the database to go away after a
  * service has warmed up through it (`cut()` drops every connection and refuses new ones), or to answer late (`hold()`
  * keeps the database's replies until `release()`: requests that must overlap in flight then do, whatever the machine's
- * load).
+ * load), or to be unreachable (`refuse()` drops every connection and stops listening: new ones are refused by the
+ * operating system, as for a host that is down). `port` is the proxy's port (for a URL of another scheme).
  *
  *   const proxy = await startTcpProxy(mongoUri('db'));
  *   proxy.uri   // the same URI through the proxy
@@ -58,13 +59,18 @@ async function startTcpProxy(uri) {
       held = null;
       for (const [socket, chunk] of kept) if (!socket.destroyed) socket.write(chunk);
     },
+    port: server.address().port,
     cut() {
       open = false;
       for (const s of sockets) s.destroy();
     },
-    close() {
+    refuse() {
       this.cut();
       return new Promise((resolve) => server.close(() => resolve()));
+    },
+    close() {
+      if (!server.listening) return Promise.resolve(this.cut());
+      return this.refuse();
     },
   };
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::env::shown_url;
 use super::{finding, Finding, INFO, OK, PROBLEM};
-use crate::breaker::{Breakers, Outcome};
+use crate::breaker::{Breakers, Lane, Outcome};
 use crate::config::Config;
 
 /// The largest key set read from `BACKEND_JWKS_URL`.
@@ -24,29 +24,39 @@ pub async fn check_backend(cfg: &Config, breakers: &Arc<Breakers>) -> Vec<Findin
         Ok(c) => c,
         Err(e) => return vec![finding(PROBLEM, "backend", format!("[{}] {}", e.code(), e))],
     };
+    // Each URL in the breaker lane of the service's calls to it.
     let mut urls = vec![
-        ("BACKEND_AUTH_URL", cfg.auth_url.clone(), false),
-        ("BACKEND_USER_INFO_URL", cfg.userinfo_url.clone(), false),
-        ("BACKEND_REFRESH_URL", cfg.refresh_url.clone(), false),
+        ("BACKEND_AUTH_URL", cfg.auth_url.clone(), Lane::Login),
+        (
+            "BACKEND_USER_INFO_URL",
+            cfg.userinfo_url.clone(),
+            Lane::Token,
+        ),
+        (
+            "BACKEND_REFRESH_URL",
+            cfg.refresh_url.clone(),
+            Lane::Session,
+        ),
     ];
     if let Some(u) = &cfg.logout_url {
-        urls.push(("BACKEND_LOGOUT_URL", u.clone(), false));
+        urls.push(("BACKEND_LOGOUT_URL", u.clone(), Lane::Session));
     }
     if let Some(j) = &cfg.jwks {
-        urls.push(("BACKEND_JWKS_URL", j.url.clone(), true));
+        urls.push(("BACKEND_JWKS_URL", j.url.clone(), Lane::Keys));
     }
     if let Some(i) = &cfg.introspection {
         // A bare GET, as for the others: no client credentials, no token.
-        urls.push(("BACKEND_INTROSPECTION_URL", i.url.clone(), false));
+        urls.push(("BACKEND_INTROSPECTION_URL", i.url.clone(), Lane::Token));
     }
     let timeout = cfg.backend_timeout;
     let checks: Vec<_> = urls
         .into_iter()
-        .map(|(name, url, jwks)| {
+        .map(|(name, url, lane)| {
             let http = http.clone();
             let breakers = breakers.clone();
+            let jwks = lane == Lane::Keys;
             tokio::spawn(async move {
-                let permit = match breakers.admit(&url) {
+                let permit = match breakers.admit(&url, lane, false) {
                     Ok(p) => p,
                     Err(e) => {
                         return finding(

@@ -14,7 +14,7 @@ pub fn check(cfg: &Config, breakers: &Breakers) -> Vec<Finding> {
             INFO,
             "breaker",
             format!(
-                "off (BACKEND_BREAKER_FAILURES=0): a failing backend still receives every call; at most {} calls in flight per host (BACKEND_MAX_PENDING)",
+                "off (BACKEND_BREAKER_FAILURES=0): a failing backend still receives every call; at most {} calls in flight per host and lane (BACKEND_MAX_PENDING)",
                 b.max_pending
             ),
         ));
@@ -23,7 +23,7 @@ pub fn check(cfg: &Config, breakers: &Breakers) -> Vec<Finding> {
             OK,
             "breaker",
             format!(
-                "opens after {} failures in a row (timeouts, connection errors, 5xx), then answers at once for {} ms, then lets {} probe call(s) through at a time; at most {} calls in flight per host",
+                "each lane (login, token, session, keys) opens after {} failures in a row with no answer from the host in between (timeouts, connection errors, 5xx; a host that cannot be reached counts in every lane), then answers at once for {} ms, then lets {} probe call(s) through at a time; at most {} calls in flight per host and lane",
                 b.failures,
                 b.cooldown.as_millis(),
                 b.probes,
@@ -41,34 +41,52 @@ pub fn check(cfg: &Config, breakers: &Breakers) -> Vec<Finding> {
             ),
         ));
     }
-    for h in breakers.states() {
-        let check = format!("breaker {}", h.origin);
-        let f = match h.state {
-            _ if b.failures == 0 => finding(INFO, &check, "off"),
-            BreakerState::Open => finding(
-                PROBLEM,
-                &check,
-                format!(
-                    "open after doctor's probes: the service would answer calls to this host at once (BACKEND_CIRCUIT_OPEN) for {} ms",
-                    b.cooldown.as_millis()
+    let states = breakers.states();
+    let mut hosts: Vec<&str> = states.iter().map(|h| h.origin.as_str()).collect();
+    hosts.dedup();
+    for origin in hosts {
+        let lanes: Vec<_> = states.iter().filter(|h| h.origin == origin).collect();
+        let check = format!("breaker {origin}");
+        if b.failures == 0 {
+            out.push(finding(INFO, &check, "off"));
+            continue;
+        }
+        if lanes
+            .iter()
+            .all(|h| h.state == BreakerState::Closed && h.failures == 0)
+        {
+            out.push(finding(OK, &check, "closed after doctor's probes"));
+            continue;
+        }
+        for h in lanes {
+            let check = format!("breaker {origin} {}", h.lane.name());
+            let f = match h.state {
+                BreakerState::Open => finding(
+                    PROBLEM,
+                    &check,
+                    format!(
+                        "open after doctor's probes: the service would answer its {} calls to this host at once (BACKEND_CIRCUIT_OPEN) for {} ms",
+                        h.lane.name(),
+                        b.cooldown.as_millis()
+                    ),
                 ),
-            ),
-            BreakerState::HalfOpen => finding(
-                INFO,
-                &check,
-                format!("{} after doctor's probes", h.state.name()),
-            ),
-            BreakerState::Closed if h.failures > 0 => finding(
-                INFO,
-                &check,
-                format!(
-                    "closed after doctor's probes, {} of {} failures in a row",
-                    h.failures, b.failures
+                BreakerState::HalfOpen => finding(
+                    INFO,
+                    &check,
+                    format!("{} after doctor's probes", h.state.name()),
                 ),
-            ),
-            BreakerState::Closed => finding(OK, &check, "closed after doctor's probes"),
-        };
-        out.push(f);
+                BreakerState::Closed if h.failures > 0 => finding(
+                    INFO,
+                    &check,
+                    format!(
+                        "closed after doctor's probes, {} of {} failures in a row",
+                        h.failures, b.failures
+                    ),
+                ),
+                BreakerState::Closed => continue,
+            };
+            out.push(f);
+        }
     }
     out
 }
@@ -76,7 +94,7 @@ pub fn check(cfg: &Config, breakers: &Breakers) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::breaker::Outcome;
+    use crate::breaker::{Lane, Outcome};
     use crate::config::tests::sample_vars;
     use std::sync::Arc;
 
@@ -96,7 +114,9 @@ mod tests {
         };
         let l = lines(&b);
         assert!(
-            l[0].1.starts_with("opens after 2 failures in a row"),
+            l[0].1.starts_with(
+                "each lane (login, token, session, keys) opens after 2 failures in a row"
+            ),
             "{l:?}"
         );
         assert_eq!(l[1].0, "info BACKEND_USERINFO_MAX_CONCURRENT");
@@ -108,15 +128,25 @@ mod tests {
             )
         );
         assert_eq!(l.len(), 3); // one host for the three URLs
-        b.admit(&url).unwrap().finish(Outcome::Failed);
+        b.admit(&url, Lane::Login, false)
+            .unwrap()
+            .finish(Outcome::Failed);
         assert_eq!(
-            lines(&b)[2].1,
-            "closed after doctor's probes, 1 of 2 failures in a row"
+            lines(&b)[2],
+            (
+                "info breaker http://127.0.0.1:9 login".into(),
+                "closed after doctor's probes, 1 of 2 failures in a row".into()
+            )
         );
-        b.admit(&url).unwrap().finish(Outcome::Failed);
+        assert_eq!(lines(&b).len(), 3); // the other lanes are clean: not listed
+        b.admit(&url, Lane::Login, false)
+            .unwrap()
+            .finish(Outcome::Failed);
         let l = lines(&b);
-        assert_eq!(l[2].0, "problem breaker http://127.0.0.1:9");
-        assert!(l[2].1.starts_with("open after doctor's probes"));
+        assert_eq!(l[2].0, "problem breaker http://127.0.0.1:9 login");
+        assert!(l[2]
+            .1
+            .starts_with("open after doctor's probes: the service would answer its login calls"));
         vars.insert("BACKEND_BREAKER_FAILURES".into(), "0".into());
         let off = Config::from_vars(&vars).unwrap();
         let f = check(&off, &Breakers::new(off.breaker, off.backend_urls()));
