@@ -2,7 +2,7 @@
 
 import type { ObjectId } from 'bson';
 
-/** Options: environment-variable names (see README) overriding `process.env`, plus a logger and
+/** Options: environment-variable names (see docs/configuration.md) overriding `process.env`, plus a logger and
  * an audit callback. */
 export interface CustomBackendAuthOptions {
   [variable: string]: string | number | boolean | undefined | Logger | AuditCallback;
@@ -12,7 +12,7 @@ export interface CustomBackendAuthOptions {
   onAuditEvent?: AuditCallback;
 }
 
-/** The audit event names (README "Audit events"), frozen. */
+/** The audit event names (docs/security.md, "Audit events"), frozen. */
 export const AUDIT_EVENTS: Readonly<{
   LOGIN_SUCCESS: 'login.success';
   LOGIN_FAILURE: 'login.failure';
@@ -105,7 +105,7 @@ export interface RefreshResult {
   refreshToken: string;
   refreshExpiresAt: number;
   /** `token_provider` cookie value: `custom-backend`, or `librechat` for a local account. */
-  provider: string;  /** Answered during a backend outage without a backend refresh (README section 7): `refreshToken`
+  provider: string;  /** Answered during a backend outage without a backend refresh (docs/sessions-and-tokens.md, "Refresh"): `refreshToken`
    * is the one presented, unchanged, and `token` expires no later than the one issued with it. */
   outage: boolean;
   /** The backend failure an outage answer stood in for. */
@@ -197,7 +197,7 @@ export class CustomBackendAuthService {
   audit(event: AuditEventName, fields?: AuditFields): void;
   /** Audit events from the addon (no request) dropped so far. */
   readonly auditEventsDropped: number;
-  /** The package's own metrics since the service was built (README, "Metrics"). */
+  /** The package's own metrics since the service was built (docs/operations.md, "Metrics"). */
   metrics(): CustomBackendMetrics;
   close(): Promise<void>;
 }

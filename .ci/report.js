@@ -4,7 +4,7 @@
 // The table that ends a CI run: each step's duration beside its usual one, and the steps that took
 // more than twice as long named. Usual: the median of the last five passed runs on this machine with
 // the cache in the same state (the history is kept in the build cache), else the figure measured
-// when the pipeline was last changed (.ci/usual-times.tsv; README "Testing").
+// when the pipeline was last changed (.ci/usual-times.tsv; docs/testing.md).
 //
 //   node .ci/report.js STEP-LOG warm|cold HISTORY-FILE passed|failed
 

@@ -131,7 +131,7 @@ describe('#11.3 circuit breaker', () => {
     const bearer = await request(h.app).get('/api/user').set('Authorization', `Bearer ${backendToken}`);
     expect(bearer.status).toBe(503);
     const refreshed = await refresh(cookieOf(session));
-    expect(refreshed.status).toBe(200); // README section 7: the outage answer, no rotation
+    expect(refreshed.status).toBe(200); // docs/sessions-and-tokens.md, "Refresh": the outage answer, no rotation
     expect(refreshed.headers['set-cookie']).toBeUndefined();
     expect((await request(h.app).get('/api/user').set('Authorization', `Bearer ${refreshed.body.token}`)).status).toBe(200);
     const out = await request(h.app).post('/api/auth/logout').set('Cookie', cookieOf(session))

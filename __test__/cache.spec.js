@@ -2,7 +2,7 @@
 
 // Issue 14.18: AUTH_CACHE_MAX_ENTRIES end to end. The eviction order itself (expired first, then the
 // tenth closest to expiry) is unit-tested in src/cache.rs; here the bound is seen from outside, over
-// the README's wiring: a user the full cache dropped is read again from the database.
+// the wiring of docs/install.md: a user the full cache dropped is read again from the database.
 
 const request = require('supertest');
 const { startHarness } = require('./support/harness');

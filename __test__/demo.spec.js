@@ -1,13 +1,13 @@
 'use strict';
 
-// README section 2's demo command runs the main job: `npm run demo` (build, then demo/run.js). This
-// runs demo/run.js against the suite's test database and expects every step to pass.
+// The demo command of README "Try it, test it" runs the main job: `npm run demo` (build, then
+// demo/run.js). This runs demo/run.js against the suite's test database and expects every step to pass.
 
 const path = require('path');
 const { execFile } = require('child_process');
 const { mongoUri } = require('./support/mongoUri');
 
-test('the demo (README section 2) walks every step and answers as expected', async () => {
+test('the demo (README "Try it, test it") walks every step and answers as expected', async () => {
   const { code, stdout } = await new Promise((resolve) => {
     execFile(process.execPath, [path.join(__dirname, '..', 'demo', 'run.js')], {
       env: { ...process.env, MONGO_URI: mongoUri('') },

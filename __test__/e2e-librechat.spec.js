@@ -3,7 +3,7 @@
 // The real-LibreChat check (scripts/e2e-librechat.js, `npm run e2e:librechat`) outside LibreChat: it
 // stays out of CI's way when LIBRECHAT_DIR is unset, and refuses a folder that is not an installed
 // LibreChat checkout before it starts anything. Its run against real LibreChat is by hand; the
-// result is in README section 3 ("Checked against real LibreChat"), which the last test reads.
+// result is in docs/install.md ("Checked against real LibreChat"), which the last test reads.
 
 const fs = require('fs');
 const os = require('os');
@@ -44,12 +44,12 @@ test('#10.9 e2e:librechat refuses a folder that is not an installed LibreChat ch
   }
 });
 
-test('#10.8 README section 3 records the real-LibreChat run: version, Node 24, .env, User-Agent, login limiter, result table', () => {
-  const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
-  const s3 = readme.slice(readme.indexOf('\n## 3. '), readme.indexOf('\n## 4. '));
-  const start = s3.indexOf('\n### Checked against real LibreChat\n');
+test('#10.8 docs/install.md records the real-LibreChat run: version, Node 24, .env, User-Agent, login limiter, result table', () => {
+  const install = fs.readFileSync(path.join(REPO, 'docs', 'install.md'), 'utf8');
+  const start = install.indexOf('\n## Checked against real LibreChat\n');
   expect(start).toBeGreaterThan(0);
-  const sub = s3.slice(start);
+  const next = install.indexOf('\n## ', start + 1);
+  const sub = install.slice(start, next < 0 ? undefined : next);
   // The LibreChat version and commit the wiring ran in, and how to repeat it.
   expect(sub).toMatch(/v0\.8\.8-rc1, commit `0ab3414c`/);
   expect(sub).toContain('LIBRECHAT_DIR=/work/librechat npm run e2e:librechat');
@@ -70,8 +70,8 @@ test('#10.8 README section 3 records the real-LibreChat run: version, Node 24, .
     /switch off/, /limiter/]) {
     expect(rows.some((r) => want.test(r))).toBe(true);
   }
-  // Section 15 says how to run it.
-  const s15 = readme.slice(readme.indexOf('\n## 15. ')).replace(/\s+/g, ' ');
-  expect(s15).toContain('LIBRECHAT_DIR=/path/to/LibreChat npm run e2e:librechat');
-  expect(s15).toContain('e2e:librechat skipped: LIBRECHAT_DIR is unset');
+  // docs/testing.md says how to run it.
+  const testing = fs.readFileSync(path.join(REPO, 'docs', 'testing.md'), 'utf8').replace(/\s+/g, ' ');
+  expect(testing).toContain('LIBRECHAT_DIR=/path/to/LibreChat npm run e2e:librechat');
+  expect(testing).toContain('e2e:librechat skipped: LIBRECHAT_DIR is unset');
 });

@@ -95,7 +95,7 @@ describe('#10.7 metrics', () => {
     expect(refreshed.status).toBe(200);
     const rt = parseSetCookies(refreshed).refreshToken.value;
     h.mock.set({ refresh: { status: 503 } });
-    // The outage answer (section 7) keeps the page in the app; it counts as the backend's failure.
+    // The outage answer (docs/sessions-and-tokens.md, "Refresh") keeps the page in the app; it counts as the backend's failure.
     const during = await request(outer).post('/api/auth/refresh').set('Cookie', `refreshToken=${rt}`);
     expect([during.status, typeof during.body.token]).toEqual([200, 'string']);
     h.mock.reset();

@@ -2,7 +2,7 @@
 
 // The release as an operator gets it (issue "Ship it the way LibreChat runs"): the binaries inside the
 // packed platform packages, the packages' contents, an install from the tarballs with no Rust on PATH
-// followed word for word from README section 3, on Node 20 and Node 24, and the musl binary loaded by a
+// followed word for word from docs/install.md, on Node 20 and Node 24, and the musl binary loaded by a
 // musl runtime after the Docker install step. Needs `npm run release` (dist/) and
 // scripts/runtimes.sh's downloads (fetched here on first use); `npm test` runs both.
 
@@ -84,11 +84,11 @@ function runtimes(...names) {
   return Object.fromEntries(out.trim().split('\n').map((l) => l.split('=')));
 }
 
-/** The shell block of README.md that follows the marker `<!-- test: NAME -->`. */
-function readmeBlock(name) {
-  const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
-  const m = new RegExp(`<!-- test: ${name} -->\\s*\`\`\`sh\\n([\\s\\S]*?)\`\`\``).exec(readme);
-  if (!m) throw new Error(`README.md has no block marked <!-- test: ${name} -->`);
+/** The shell block of docs/install.md that follows the marker `<!-- test: NAME -->`. */
+function docBlock(name) {
+  const doc = fs.readFileSync(path.join(REPO, 'docs', 'install.md'), 'utf8');
+  const m = new RegExp(`<!-- test: ${name} -->\\s*\`\`\`sh\\n([\\s\\S]*?)\`\`\``).exec(doc);
+  if (!m) throw new Error(`docs/install.md has no block marked <!-- test: ${name} -->`);
   return m[1];
 }
 
@@ -213,7 +213,7 @@ describe('#9.2/#9.5 packages: the napi-rs layout, only what runs', () => {
   });
 });
 
-describe('#9.3 install from the tarballs with no Rust, as README section 3 says', () => {
+describe('#9.3 install from the tarballs with no Rust, as docs/install.md says', () => {
   let mock;
   beforeAll(async () => {
     mock = await startMockBackend();
@@ -254,7 +254,7 @@ describe('#9.3 install from the tarballs with no Rust, as README section 3 says'
     fs.cpSync(DIST, path.join(librechat, 'custom-backend-auth'), { recursive: true });
     const env = { ...process.env, PATH: pathWithoutRust() };
     expect(spawnSync('bash', ['-c', 'command -v cargo || command -v rustc'], { env }).status).not.toBe(0);
-    await runOk('bash', ['-euo', 'pipefail', '-c', readmeBlock('install-npm')], { cwd: librechat, env });
+    await runOk('bash', ['-euo', 'pipefail', '-c', docBlock('install-npm')], { cwd: librechat, env });
   });
 
   test('npm installs the main package and only the platform package of this machine', () => {

@@ -16,7 +16,7 @@ const ALICE = { email: 'Alice', password: 'alice-password-1' }; // u-1001, roles
 const BOB = { email: 'bob', password: 'bob-password-2' }; // u-1002, roles: admin, staff
 const ENV = { BACKEND_EVENTS_SECRET: EVENTS_SECRET, REVOCATION_POLL_MS: '100' };
 
-/** Waits until `check()` holds (no timing asserted: the bound is what the README states). */
+/** Waits until `check()` holds (no timing asserted: the bound is what docs/logout-events-revocation.md states). */
 async function eventually(check, { timeoutMs = 10_000, stepMs = 50 } = {}) {
   const until = Date.now() + timeoutMs;
   for (;;) {
@@ -473,7 +473,7 @@ describe('#11.1 #11.2 two servers sharing one database', () => {
 });
 
 // Keep the helpers honest: a signature is exactly HMAC-SHA256("<t>.<body>").
-test('#11.1 the test helper signs as the README says', () => {
+test('#11.1 the test helper signs as docs/logout-events-revocation.md says', () => {
   const { body, signature } = signEvent('k'.repeat(32), { a: 1 }, { t: 1700000000 });
   const v1 = crypto.createHmac('sha256', 'k'.repeat(32)).update(`1700000000.${body}`).digest('hex');
   expect(signature).toBe(`t=1700000000,v1=${v1}`);

@@ -1,9 +1,9 @@
 'use strict';
 
-// The wiring of README section 3, as the LibreChat-shaped test app carries it: the README's diffs are
+// The wiring of docs/install.md, as the LibreChat-shaped test app carries it: the doc's diffs are
 // the shipped patches, the app's files hold exactly their added lines, and what the wiring changes
 // beyond login, refresh and logout (the login page's startup config, the admin panel's login, the
-// switch) behaves as the README says. The other suites run through the same wiring.
+// switch) behaves as the doc says. The other suites run through the same wiring.
 
 const fs = require('fs');
 const path = require('path');
@@ -40,13 +40,13 @@ function addedLines(patch) {
   return files;
 }
 
-describe('the wiring of README section 3', () => {
-  const readme = read(REPO, 'README.md');
+describe('the wiring of docs/install.md', () => {
+  const doc = read(REPO, 'docs', 'install.md');
 
-  test.each(Object.keys(PATCHES))('README section 3 shows %s whole, as the package ships it', (name) => {
+  test.each(Object.keys(PATCHES))('docs/install.md shows %s whole, as the package ships it', (name) => {
     const patch = read(REPO, 'librechat', name);
     const diff = patch.slice(patch.indexOf('diff --git'));
-    const block = new RegExp(`<!-- wiring: ${name.replace(/\./g, '\\.')} -->\\n\`\`\`diff\\n([\\s\\S]*?)\`\`\`\\n`).exec(readme);
+    const block = new RegExp(`<!-- wiring: ${name.replace(/\./g, '\\.')} -->\\n\`\`\`diff\\n([\\s\\S]*?)\`\`\`\\n`).exec(doc);
     expect(block).not.toBeNull();
     expect(block[1]).toBe(diff);
   });

@@ -74,7 +74,7 @@ const FULL_RUN = ['BENCH_STACKS', 'BENCH_ROUNDS', 'BENCH_MICRO', 'BENCH_PROBES',
   'BENCH_WARMUP', 'BENCH_USERS', 'BENCH_REFRESHES', 'BENCH_MEMORY_SIZES', 'BENCH_FLOOD', 'BENCH_FLOOD_WAVES', 'BENCH_PROFILE',
   'BENCH_CONNECTIONS', 'BENCH_LOW_LOAD_SEC', 'BENCH_JWKS_TOKENS', 'BENCH_MICRO_MS', 'BENCH_MICRO_ITERS', 'BENCH_COLD_RUNS']
   .every((k) => process.env[k] === undefined);
-// Only a full run replaces latest.json (the figures the README quotes); a partial one (a profile, a
+// Only a full run replaces latest.json (the figures docs/operations.md quotes); a partial one (a profile, a
 // few stacks) goes to partial.json, which git ignores.
 const RESULTS_FILE = process.env.BENCH_RESULTS_FILE
   || path.join(__dirname, 'results', FULL_RUN ? 'latest.json' : 'partial.json');
@@ -270,7 +270,7 @@ async function describeServer(uri) {
   }
 }
 
-/** Revocations of `n` other users (README section 8), as the package records them. */
+/** Revocations of `n` other users (docs/logout-events-revocation.md, "Revocation"), as the package records them. */
 async function plantRevocations(uri, n) {
   const { MongoClient, ObjectId } = require('mongodb');
   const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
@@ -614,8 +614,8 @@ async function runFlow(stack, ctx, base, res, server) {
     const n = stack.flow === 'refresh' ? LOW_LOAD_REFRESHES : undefined;
     const low = await load(ctx.loadChild, url, stack.flow === 'refresh' ? request(n) : request, LOW_LOAD_SEC,
       { connections: 1, ...(n ? { amount: n } : {}) });
-    // Ours waits for the backend: the login call, or the refresh call and then user info (README
-    // section 7), one after the other.
+    // Ours waits for the backend: the login call, or the refresh call and then user info
+    // (docs/sessions-and-tokens.md, "Refresh"), one after the other.
     const backendMs = stack.server !== 'L' ? 0 : stack.flow === 'login' ? FLOW_LATENCY_MS : FLOW_LATENCY_MS + LATENCY_MS;
     out.lowLoad = {
       p50: low.latency.p50, p99: low.latency.p99, perSec: low.total / low.duration,

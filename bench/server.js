@@ -236,7 +236,7 @@ async function buildStack() {
       break;
     }
     case 'L': {
-      // Ours: the login route and the refresh route as the wiring of README section 3 mounts them.
+      // Ours: the login route and the refresh route as the wiring of docs/install.md mounts them.
       const pkg = require('..');
       const quiet = { info() {}, debug() {}, warn() {}, error: console.error };
       const service = pkg.configureCustomBackendAuth({ ...ourServiceOptions(), logger: quiet });

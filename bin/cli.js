@@ -95,7 +95,7 @@ function loadVars(envFile) {
     fileVars = parseEnvFile(file); // a missing explicit file is an error (thrown)
   } else {
     // LibreChat reads the .env of the folder it starts in (dotenv's default), its root folder
-    // (`npm run backend`, the Docker image's /app); the README runs doctor in `api/`, below it.
+    // (`npm run backend`, the Docker image's /app); docs/operations.md runs doctor in `api/`, below it.
     for (const dir of ['.', '..']) {
       const candidate = path.resolve(dir, '.env');
       if (fs.existsSync(candidate)) {

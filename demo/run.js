@@ -9,7 +9,7 @@
  *
  * Starts the test database (scripts/test-db.js; MONGO_URI set in the environment is used instead,
  * with a database of its own, `lcba-demo`, dropped at start and end), the mock identity backend and the
- * LibreChat-shaped Express 5 app of the tests, wired as the README shows. Then it logs in, calls the
+ * LibreChat-shaped Express 5 app of the tests, wired as docs/install.md shows. Then it logs in, calls the
  * API, reads what was stored with LibreChat's own models, tries a wrong password, and, where the
  * package exports them, refreshes and logs out. Everything is stopped at the end, also on errors.
  * Exit status 0 when every step answered as expected, 1 otherwise.
@@ -256,7 +256,7 @@ async function walk(world) {
     // until it expires (SESSION_EXPIRY). In BACKEND_SESSION_MODE=backend it is refused at once.
     const oldAccess = await call('GET', '/api/user', { token: lastToken });
     out(`     the old access token: ${oldAccess.status} (default mode: valid until its exp, ` +
-      `${new Date(decodePayload(lastToken).exp * 1000).toISOString()}, SESSION_EXPIRY after it was issued; README section 8)`);
+      `${new Date(decodePayload(lastToken).exp * 1000).toISOString()}, SESSION_EXPIRY after it was issued; docs/logout-events-revocation.md, "Logout")`);
   } else {
     step('Logout: skipped');
     out('     customLogoutController is not exported by this build of the package yet.');
@@ -380,7 +380,7 @@ async function main() {
     out(`   database   ${MONGO_URI.replace(/\/\/[^@/]*@/, '//***@')} (${dbNote})`);
     out(`   backend    mock identity backend at ${mock.url} (users: ${mock.users.map((u) => u.username).join(', ')})`);
     out(`   LibreChat  Express ${require('express/package.json').version} app at ${baseUrl}; ` +
-      'wired as README section 3 (the API guarded by customJwtStrategy())');
+      'wired as docs/install.md, "Wiring" (the API guarded by customJwtStrategy())');
 
     await walk(world);
   } catch (e) {

@@ -49,7 +49,7 @@ ln -sfn "$HERE/node_modules/$NAME" "$APP/node_modules/$NAME"
 ln -sfn "../$NAME/bin/cli.js" "$APP/node_modules/.bin/$NAME"
 
 if [ "${LCBA_SKIP_WIRING:-}" != 1 ]; then
-  (cd "$APP" && patch -p1 < "$HERE/wiring-v0.8.patch") || die "the wiring patch does not apply to this LibreChat version (see README section 3)"
+  (cd "$APP" && patch -p1 < "$HERE/wiring-v0.8.patch") || die "the wiring patch does not apply to this LibreChat version (see docs/install.md, Wiring)"
 fi
 
 # Loads the package and its binary now, so that a wrong platform fails the image build, not the start

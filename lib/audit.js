@@ -1,6 +1,6 @@
 'use strict';
 
-// Audit events (README "Audit events"): one structured event per security-relevant action, to the
+// Audit events (docs/security.md, "Audit events"): one structured event per security-relevant action, to the
 // service's logger at `info` under AUDIT_PREFIX and to the operator's optional `onAuditEvent`.
 // Identifiers only: never a token, password, refresh token or token hash.
 

@@ -38,8 +38,8 @@ function requireCustomBackendAuth(req, res, next) {
   })(req, res, next);
 }
 
-/** A failed login: the status LibreChat's web client turns into the truest message (README section
- * 10), the precise reason in the body for other clients. */
+/** A failed login: the status LibreChat's web client turns into the truest message
+ * (docs/errors-and-statuses.md), the precise reason in the body for other clients. */
 function sendLoginError(res, err) {
   return res.status(loginStatusOf(err.code)).json({ code: err.code, message: err.message });
 }

@@ -1,6 +1,6 @@
 'use strict';
 
-// Backend events (push): the Express handler the backend posts signed events to (README section 8,
+// Backend events (push): the Express handler the backend posts signed events to (docs/logout-events-revocation.md,
 // "Backend events"). The signature covers the raw body, so this handler reads the body itself and
 // must be mounted before LibreChat's `express.json()`.
 

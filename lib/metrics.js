@@ -1,6 +1,6 @@
 'use strict';
 
-// The package's own metrics (README, "Metrics"): counted natively (atomics, no lock on the hot
+// The package's own metrics (docs/operations.md, "Metrics"): counted natively (atomics, no lock on the hot
 // path), read as a snapshot, and offered to Prometheus through the application's prom-client.
 
 const { hostModule } = require('./host');

@@ -61,7 +61,7 @@ function defaultLogger() {
 }
 
 /**
- * The authentication service. Options are environment-variable names (see README) and override
+ * The authentication service. Options are environment-variable names (see docs/configuration.md) and override
  * `process.env`; `logger` and `onAuditEvent` are taken apart. Throws `CONFIG_INVALID` naming the
  * variable.
  */
@@ -85,7 +85,7 @@ class CustomBackendAuthService {
     }
     this.logger = logger ?? defaultLogger();
     this.#auditor = new Auditor(this.logger, onAuditEvent);
-    // Events without a request (README "Audit events") come from the addon through this listener.
+    // Events without a request (docs/security.md, "Audit events") come from the addon through this listener.
     const auditor = this.#auditor;
     this.#native.setAuditListener((json) => auditor.fromNative(json));
     this.#parsedMax = this.#native.cacheMaxEntries; // AUTH_CACHE_MAX_ENTRIES, as Rust parsed it
@@ -281,7 +281,7 @@ class CustomBackendAuthService {
   }
 
   /**
-   * Emits an audit event (README "Audit events"): `event` from AUDIT_EVENTS, `fields` as
+   * Emits an audit event (docs/security.md, "Audit events"): `event` from AUDIT_EVENTS, `fields` as
    * `{ outcome, userId, backendId, session, req }`. Never throws, never waits.
    */
   audit(event, fields) {
@@ -299,7 +299,7 @@ class CustomBackendAuthService {
     this.#native.evictUser(id);
   }
 
-  /** The package's own metrics so far: a plain snapshot (README, "Metrics"). */
+  /** The package's own metrics so far: a plain snapshot (docs/operations.md, "Metrics"). */
   metrics() {
     return shapeSnapshot(this.#native.metrics());
   }

@@ -36,7 +36,7 @@
  *       connections are refused while the backend keeps its sessions; then reopened), logout;
  *     - LOGIN_MAX=2 (log: api.limiter.log): LibreChat's login limiter.
  *
- * LibreChat checkout, once (what the run in README section 3 "Checked against real LibreChat" took):
+ * LibreChat checkout, once (what the run in docs/install.md, "Checked against real LibreChat" took):
  *   git -C <LibreChat mirror> worktree add /work/librechat main      (or git clone)
  *   cd /work/librechat
  *   - api/package.json and packages/api/package.json pin xlsx to a tarball outside the npm registry
@@ -53,7 +53,7 @@
  *
  * Environment: LIBRECHAT_DIR (required), LIBRECHAT_NODE (the node binary for LibreChat),
  * E2E_MONGO_URI (a MongoDB to use instead of the test database), E2E_KEEP_WIRING=1 (leave the patch
- * applied), E2E_MARKDOWN=1 (print the results as README section 3's table), E2E_START_TIMEOUT_MS (default 240000: LibreChat's start on 2 busy cores is slow).
+ * applied), E2E_MARKDOWN=1 (print the results as the table of docs/install.md, "Checked against real LibreChat"), E2E_START_TIMEOUT_MS (default 240000: LibreChat's start on 2 busy cores is slow).
  */
 
 const fs = require('fs');
@@ -264,7 +264,7 @@ const brief = (r) => {
   return `${r.status} ${/ey[\w-]{10,}\./.test(r.text) ? '(body withheld)' : r.text.replace(/\s+/g, ' ').slice(0, 80)}`.trim();
 };
 
-/** E2E_MARKDOWN=1: the results as the table in README section 3 ("Checked against real LibreChat"). */
+/** E2E_MARKDOWN=1: the results as the table in docs/install.md ("Checked against real LibreChat"). */
 function markdownTable(rows) {
   const cell = (t) => t.replace(/\|/g, '\\|').replace(/`/g, '');
   const out = ['| step | result | seen |', '|---|---|---|'];
@@ -516,7 +516,7 @@ async function main() {
       `${login.status}, user ${login.json?.user?.username} <${login.json?.user?.email}>, cookies: ${[...browser.jar.keys()].join(', ')}`);
 
     const wrong = await call('POST', '/api/auth/login', { body: { email: USER.username, password: 'wrong' }, cookies: false });
-    step('POST /api/auth/login with a wrong password is refused (4xx, README section 10), no cookie',
+    step('POST /api/auth/login with a wrong password is refused (4xx, docs/errors-and-statuses.md), no cookie',
       wrong.status >= 400 && wrong.status < 500 && !wrong.headers.getSetCookie().some((c) => /^refreshToken=[^;]/.test(c)),
       brief(wrong));
     backendLogins = mock.calls.login;
@@ -576,14 +576,14 @@ async function main() {
     // ---- the outage: the backend stops
     await relay.stop();
     const outLogin = await call('POST', '/api/auth/login', { body: { email: USER.username, password: USER.password }, cookies: false });
-    step('outage: login answers 500 (README section 10: "please wait and try again" on the page), not 404 or 401', outLogin.status === 500, brief(outLogin));
+    step('outage: login answers 500 (docs/errors-and-statuses.md: "please wait and try again" on the page), not 404 or 401', outLogin.status === 500, brief(outLogin));
     const outMe = await call('GET', '/api/user', { token: token2 });
     const outConvos = await call('GET', '/api/convos', { token: token2 });
     step('outage: API calls with a valid token keep working', outMe.status === 200 && outConvos.status === 200,
       `/api/user ${outMe.status}, /api/convos ${outConvos.status}`);
     const beforeOutRefresh = browser.jar.get('refreshToken');
     const outRefresh = await call('POST', '/api/auth/refresh');
-    step('outage: refresh answers 200 with an access token from the session and keeps the cookie (README section 7)',
+    step('outage: refresh answers 200 with an access token from the session and keeps the cookie (docs/sessions-and-tokens.md, "Refresh")',
       outRefresh.status === 200 && !!outRefresh.json?.token && browser.jar.get('refreshToken') === beforeOutRefresh,
       `${brief(outRefresh)}; Retry-After ${outRefresh.headers.get('retry-after')}; cookie kept ${browser.jar.get('refreshToken') === beforeOutRefresh}`);
 
@@ -610,9 +610,9 @@ async function main() {
         && /librechat_custom_backend_refreshes_total\{code="BACKEND_UNAVAILABLE"\} 1\b/.test(text) && /^# HELP (?!librechat_custom_backend_)/m.test(text),
       `${metrics.status}; ${(text.match(/^librechat_custom_backend_(logins|refreshes)_total\{[^}]*\} \d+/gm) ?? []).join(', ')}`);
     const afterLogout = await call('GET', '/api/user', { token: token3, cookies: false });
-    step('after logout: the LibreChat access token stays valid until it expires (README section 8)',
+    step('after logout: the LibreChat access token stays valid until it expires (docs/logout-events-revocation.md, "Logout")',
       afterLogout.status === 200, `${afterLogout.status}`);
-    // ---- log out everywhere, the session list, and a backend event (README section 8)
+    // ---- log out everywhere, the session list, and a backend event (docs/logout-events-revocation.md)
     const tabs = [client(base), client(base)];
     const tabTokens = [];
     for (const tab of tabs) {

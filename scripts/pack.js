@@ -11,7 +11,7 @@
 //   SHA256SUMS
 //   Dockerfile, install.sh, docker-compose.override.yml (docker/) and the wiring patches (librechat/):
 //   with the tarballs, dist/ is the folder an operator copies to LibreChat/custom-backend-auth/ and
-//   builds LibreChat's image from (README section 3)
+//   builds LibreChat's image from (docs/install.md, "Docker: LibreChat's official image")
 // The binaries must have been built (`npm run build:targets`). Each is checked again
 // (scripts/check-binary.js) before it is packed.
 //

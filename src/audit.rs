@@ -1,7 +1,7 @@
-//! Audit events that happen without a request (README "Audit events"): emitted here, delivered to
-//! the JS shim's listener, which adds nothing request-bound and routes them to the same logger and
-//! callback as the events of requests. Never blocks: without a listener, or when the listener's
-//! queue is full or closing, the event is dropped and counted.
+//! Audit events that happen without a request (docs/security.md, "Audit events"): emitted here,
+//! delivered to the JS shim's listener, which adds nothing request-bound and routes them to the
+//! same logger and callback as the events of requests. Never blocks: without a listener, or when
+//! the listener's queue is full or closing, the event is dropped and counted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};

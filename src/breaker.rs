@@ -1,7 +1,8 @@
 //! The circuit breaker in front of the backend. Per backend host (scheme, host and port of the
 //! configured URLs), its calls are split into lanes by whose input they carry, and each lane has its
 //! own failure count, state, cool-down, probes and bound on calls in flight, so that input anyone can
-//! send cannot stop the calls of users the backend already accepted (README, "The circuit breaker"):
+//! send cannot stop the calls of users the backend already accepted (docs/sessions-and-tokens.md,
+//! "Backend circuit breaker"):
 //!
 //! - `login`: logins, whoever types the credentials;
 //! - `token`: user info and introspection of a bearer token the service has not seen valid;

@@ -316,7 +316,7 @@ impl Service {
         self.config.events_secret.is_some()
     }
 
-    /// Checks and applies one signed event (README "Backend events").
+    /// Checks and applies one signed event (docs/logout-events-revocation.md, "Backend events").
     pub async fn handle_event(&self, body: &[u8], signature: &str) -> AuthResult<Outcome> {
         let secret = self
             .config

@@ -407,9 +407,10 @@ impl CustomBackendAuthService {
         })
     }
 
-    /// Sets the listener of audit events without a request (README "Audit events"): called with
-    /// one JSON string per event, from the event loop, never awaited. The listener does not keep
-    /// Node's event loop alive (weak), and events beyond its queue are dropped and counted.
+    /// Sets the listener of audit events without a request (docs/security.md, "Audit events"):
+    /// called with one JSON string per event, from the event loop, never awaited. The listener does
+    /// not keep Node's event loop alive (weak), and events beyond its queue are dropped and
+    /// counted.
     #[napi]
     pub fn set_audit_listener(
         &self,
@@ -463,7 +464,7 @@ impl CustomBackendAuthService {
         }
     }
 
-    /// The package's own metrics so far (README, "Metrics").
+    /// The package's own metrics so far (docs/operations.md, "Metrics").
     #[napi(catch_unwind)]
     pub fn metrics(&self) -> MetricsSnapshot {
         let [token, jwks] = self.inner.bearer.flight_joins();

@@ -59,7 +59,8 @@ fn duration_ms(d: Duration) -> i64 {
 
 /// Backend tokens a refresh got but the database refused to store, by session, with the version
 /// of the stored tokens they replace: a retry on this server refreshes with them instead of the
-/// stored (now dead) refresh token. Other servers cannot see them (README section 7).
+/// stored (now dead) refresh token. Other servers cannot see them (docs/sessions-and-tokens.md,
+/// "Refresh").
 #[derive(Default)]
 pub struct Unsaved(Mutex<HashMap<ObjectId, UnsavedTokens>>);
 

@@ -42,7 +42,8 @@ pub struct CachedUser {
     pub id: Arc<str>,
     pub json: Arc<str>,
     pub version: u32,
-    /// `twoFactorEnabled`: backend tokens are accepted only as a session's (section 6).
+    /// `twoFactorEnabled`: backend tokens are accepted only as a session's
+    /// (docs/sessions-and-tokens.md, "Every request").
     pub two_factor: bool,
 }
 
@@ -62,14 +63,14 @@ pub struct Service {
     versions: AtomicU32,
     /// Backend tokens from refreshes whose answer the database refused to store.
     pub(crate) unsaved: crate::refresh::Unsaved,
-    /// The package's own metrics (section "Metrics" of the README).
+    /// The package's own metrics (docs/operations.md, "Metrics").
     pub metrics: Arc<Metrics>,
     /// Revoked users' "not before" times: read on every request, from memory only.
     pub(crate) revoked: NotBefore,
     /// The service itself, for its background poll (which must not keep it alive).
     pub(crate) me: OnceLock<Weak<Service>>,
     closed: AtomicBool,
-    /// Audit events without a request, to the shim's listener (README "Audit events").
+    /// Audit events without a request, to the shim's listener (docs/security.md, "Audit events").
     pub audit: Audit,
 }
 
@@ -118,7 +119,7 @@ fn breaker_audit(audit: Audit) -> crate::breaker::Listener {
     )
 }
 
-/// A token issued before a revocation of its user (README section "Revocation").
+/// A token issued before a revocation of its user (docs/logout-events-revocation.md, "Revocation").
 fn revoked() -> AuthError {
     AuthError::TokenInvalid("token revoked".into())
 }

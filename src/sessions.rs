@@ -104,7 +104,8 @@ impl TokenCipher {
     /// token sealed for its own field of `ctx`.
     pub fn seal_backend(&self, ctx: &str, t: &BackendTokens) -> AuthResult<Document> {
         let mut d = doc! { "accessToken": self.seal(&t.access_token, ctx, "accessToken")? };
-        // Finds the session of a backend access token presented as Bearer (2FA users, section 6).
+        // Finds the session of a backend access token presented as Bearer (2FA users,
+        // docs/sessions-and-tokens.md, "Every request").
         d.insert("accessHash", sha256_hex(&t.access_token));
         if let Some(rt) = &t.refresh_token {
             d.insert("refreshToken", self.seal(rt, ctx, "refreshToken")?);

@@ -1,7 +1,7 @@
 'use strict';
 
 /**
- * Backend events as a backend sends them (README "Backend events"): a JSON body signed with
+ * Backend events as a backend sends them (docs/logout-events-revocation.md, "Backend events"): a JSON body signed with
  * HMAC-SHA256 over `<unix seconds>.<body>`, in `X-Custom-Backend-Signature: t=…,v1=…`.
  *
  *   const { body, signature } = signEvent(secret, { id, type, time, userId });

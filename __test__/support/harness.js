@@ -1,8 +1,8 @@
 'use strict';
 
 /**
- * One test file's world: a mock backend, the LibreChat-shaped app wired with our package as README
- * section 3 says, its shared service configured for both, and every log line captured.
+ * One test file's world: a mock backend, the LibreChat-shaped app wired with our package as
+ * docs/install.md says, its shared service configured for both, and every log line captured.
  *
  *   const h = await startHarness({ db: 'login-e5', express: require('express') });
  *   await request(h.app).post('/api/auth/login').send({ email, password });

@@ -19,7 +19,7 @@ pub fn check(vars: &HashMap<String, String>) -> Vec<Finding> {
         return vec![finding(
             INFO,
             "USE_CUSTOM_BACKEND_AUTH",
-            "is not true: LibreChat runs its own login (the wiring's switch, README section 3)",
+            "is not true: LibreChat runs its own login (the wiring's switch, docs/install.md)",
         )];
     }
     let mut out = Vec::new();

@@ -2,10 +2,10 @@
 
 /**
  * A LibreChat-shaped API server: what api/server/index.js of LibreChat v0.8.8-rc1 does where
- * authentication is concerned, with the wiring of README section 3 (`version: 'v0.7.9'` mounts
+ * authentication is concerned, with the wiring of docs/install.md (`version: 'v0.7.9'` mounts
  * v0.7.9's auth routes instead). Test scaffolding written by us from reading LibreChat; the files
  * beside it mirror LibreChat's (strategies/index.js, server/middleware/index.js, server/routes/…),
- * and `__test__/wiring.spec.js` checks that they carry exactly the lines the README's patches add.
+ * and `__test__/wiring.spec.js` checks that they carry exactly the lines the wiring patches add.
  *
  *   const { createLibreChatApp } = require('./support/librechat/server');
  *   const lc = await createLibreChatApp({ mongoUri });

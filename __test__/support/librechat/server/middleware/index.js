@@ -1,7 +1,7 @@
 'use strict';
 
 // api/server/middleware/index.js: LibreChat's barrel of middleware (the parts the auth routes use),
-// with the wiring of README section 3.
+// with the wiring of docs/install.md.
 
 const requireJwtAuth = require('./requireJwtAuth');
 const stock = require('./stock');

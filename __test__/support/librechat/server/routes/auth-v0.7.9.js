@@ -1,7 +1,7 @@
 'use strict';
 
 // api/server/routes/auth.js of LibreChat v0.7.9 (Express 4: destructured middleware, no
-// validateEmailLogin, passport's plain-text 401), with the wiring of README section 3.
+// validateEmailLogin, passport's plain-text 401), with the wiring of docs/install.md.
 
 const { loginController, logoutController, refreshController } = require('../controllers');
 const {

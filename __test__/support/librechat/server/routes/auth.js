@@ -1,7 +1,7 @@
 'use strict';
 
 // api/server/routes/auth.js of LibreChat v0.8.8-rc1 (the login, logout and refresh routes), with the
-// wiring of README section 3. A factory, so that each test app builds it with its own Express.
+// wiring of docs/install.md. A factory, so that each test app builds it with its own Express.
 
 const { loginController, logoutController, refreshController } = require('../controllers');
 const {

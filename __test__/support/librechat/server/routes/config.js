@@ -3,7 +3,7 @@
 /**
  * GET /api/config of LibreChat v0.8.8-rc1 (api/server/routes/config.js), the pre-login part the
  * login page reads (`buildPreLoginPayload`, with `getLdapConfig` of
- * api/server/services/Config/ldap.js), with the wiring of README section 3. The social logins,
+ * api/server/services/Config/ldap.js), with the wiring of docs/install.md. The social logins,
  * app config, turnstile and the post-login fields are left out.
  */
 

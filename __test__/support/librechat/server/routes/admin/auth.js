@@ -2,7 +2,7 @@
 
 /**
  * The admin panel's local login of LibreChat v0.8.8-rc1 (api/server/routes/admin/auth.js:
- * `POST /login/local`, `GET /verify`), with the wiring of README section 3. `requireAdminAccess` is
+ * `POST /login/local`, `GET /verify`), with the wiring of docs/install.md. `requireAdminAccess` is
  * LibreChat's `requireCapability(SystemCapabilities.ACCESS_ADMIN)` (packages/api
  * middleware/capabilities.ts) over LibreChat's own data-schemas methods: the user's principals, then
  * whether one of them holds the capability (the ADMIN role does once `seedSystemGrants` ran). The
