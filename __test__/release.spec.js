@@ -157,12 +157,14 @@ describe('#23 the binaries were built from this checkout (no stale build from th
 });
 
 describe('#9.2/#9.5 packages: the napi-rs layout, only what runs', () => {
-  test('the main package holds the shim, the loader, the CLI and the wiring patch, no binary, no tests', () => {
+  test('the main package holds the shim, the loader, the CLI, the wiring patch and the docs, no binary, no tests', () => {
     const folder = (dir) => fs.readdirSync(path.join(REPO, dir)).map((f) => `package/${dir}/${f}`);
     expect(tarList(tgzOf())).toEqual(
       [
+        'package/CHANGELOG.md',
         'package/LICENSE',
         'package/README.md',
+        ...folder('docs'), // the README's links lead there
         'package/bin/cli.js',
         'package/binding.d.ts',
         'package/binding.js',
@@ -192,7 +194,7 @@ describe('#9.2/#9.5 packages: the napi-rs layout, only what runs', () => {
 
   test('npm pack of the repository (the from-source install) holds only what runs', () => {
     const files = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json'], { cwd: REPO, encoding: 'utf8' }))[0].files.map((f) => f.path);
-    const allowed = /^(LICENSE|README\.md|package\.json|index\.js|index\.d\.ts|binding\.js|binding\.d\.ts|bin\/cli\.js|lib\/[a-zA-Z]+\.js|librechat\/wiring-v[0-9.]+\.patch|librechat-custom-backend-auth\.linux-[a-z0-9]+-(gnu|musl)\.node)$/;
+    const allowed = /^(LICENSE|README\.md|CHANGELOG\.md|docs\/[a-z-]+\.md|package\.json|index\.js|index\.d\.ts|binding\.js|binding\.d\.ts|bin\/cli\.js|lib\/[a-zA-Z]+\.js|librechat\/wiring-v[0-9.]+\.patch|librechat-custom-backend-auth\.linux-[a-z0-9]+-(gnu|musl)\.node)$/;
     expect(files.filter((f) => !allowed.test(f))).toEqual([]);
     expect(files).toEqual(expect.arrayContaining(['index.js', 'binding.js', 'package.json', 'LICENSE']));
   });
