@@ -53,9 +53,10 @@ export declare class CustomBackendAuthService {
    */
   refreshSubject(refreshToken: string): RefreshSubject | null
   /**
-   * Sets the listener of audit events without a request (README "Audit events"): called with
-   * one JSON string per event, from the event loop, never awaited. The listener does not keep
-   * Node's event loop alive (weak), and events beyond its queue are dropped and counted.
+   * Sets the listener of audit events without a request (docs/security.md, "Audit events"):
+   * called with one JSON string per event, from the event loop, never awaited. The listener does
+   * not keep Node's event loop alive (weak), and events beyond its queue are dropped and
+   * counted.
    */
   setAuditListener(listener: (arg: string) => unknown): void
   /** Audit events dropped so far (no listener, its queue full, Node shutting down). */
@@ -71,7 +72,7 @@ export declare class CustomBackendAuthService {
    * can create a label.
    */
   countOutcome(flow: string, code: string): boolean
-  /** The package's own metrics so far (README, "Metrics"). */
+  /** The package's own metrics so far (docs/operations.md, "Metrics"). */
   metrics(): MetricsSnapshot
   /** Whether backend events are accepted (`BACKEND_EVENTS_SECRET` is set). */
   get eventsEnabled(): boolean

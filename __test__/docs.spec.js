@@ -14,9 +14,6 @@ const read = (rel) => fs.readFileSync(path.join(ROOT, rel), 'utf8');
 const exists = (rel) => fs.existsSync(path.join(ROOT, rel));
 
 /** Files not in the repository yet that a document already links to, each with the reason. */
-const PENDING = new Map([
-  ['.ci/usual-times.tsv', 'the usual CI step times, written by the CI timing measurement (issue 23)'],
-]);
 
 const DOCS = ['README.md', ...fs.readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
 
@@ -97,7 +94,7 @@ describe('README.md and docs/*.md: links and anchors', () => {
       if (/^[a-z][a-z0-9+.-]*:/i.test(target) || target.startsWith('#')) continue;
       const file = target.split('#')[0];
       const rel = path.relative(ROOT, path.join(ROOT, path.dirname(doc), file)).split(path.sep).join('/');
-      if (!exists(rel) && !PENDING.has(rel)) broken.push(`${doc}:${n} ${target}`);
+      if (!exists(rel)) broken.push(`${doc}:${n} ${target}`);
     }
     expect(broken).toEqual([]);
   });
