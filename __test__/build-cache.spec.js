@@ -52,7 +52,7 @@ describe('#23 the build cache serves no stale build', () => {
     fs.mkdirSync(path.join(dir, '__test__'));
     fs.writeFileSync(path.join(dir, '__test__', 'x.spec.js'), '// not an input');
     expect(idOf(dir)).toBe(base);
-    for (const file of ['src/breaker.rs', 'src/doctor/mod.rs', 'build.rs', 'Cargo.toml', 'Cargo.lock']) {
+    for (const file of ['src/backend/breaker.rs', 'src/doctor/mod.rs', 'build.rs', 'Cargo.toml', 'Cargo.lock']) {
       const f = path.join(dir, file);
       const before = fs.readFileSync(f);
       fs.appendFileSync(f, '\n');
@@ -63,7 +63,7 @@ describe('#23 the build cache serves no stale build', () => {
     fs.writeFileSync(path.join(dir, 'src', 'new.rs'), '');
     expect(idOf(dir)).not.toBe(base);
     fs.rmSync(path.join(dir, 'src', 'new.rs'));
-    fs.renameSync(path.join(dir, 'src', 'cache.rs'), path.join(dir, 'src', 'cache2.rs'));
+    fs.renameSync(path.join(dir, 'src', 'shared', 'cache.rs'), path.join(dir, 'src', 'shared', 'cache2.rs'));
     expect(idOf(dir)).not.toBe(base);
   });
 

@@ -1,7 +1,7 @@
 'use strict';
 
 // Issue 14.18: AUTH_CACHE_MAX_ENTRIES end to end. The eviction order itself (expired first, then the
-// tenth closest to expiry) is unit-tested in src/cache.rs; here the bound is seen from outside, over
+// tenth closest to expiry) is unit-tested in src/shared/cache.rs; here the bound is seen from outside, over
 // the wiring of docs/install.md: a user the full cache dropped is read again from the database.
 
 const request = require('supertest');

@@ -87,7 +87,7 @@ class CustomBackendAuthError extends Error {
 
 /**
  * Native errors carry their code as a `[CODE] ` or `[CODE:reason] ` prefix, and a backend id as
- * `@` and a JSON string after it (see src/error.rs).
+ * `@` and a JSON string after it (see src/shared/error.rs).
  */
 function toAuthError(err) {
   if (err instanceof CustomBackendAuthError) return err;

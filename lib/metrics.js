@@ -4,6 +4,7 @@
 // path), read as a snapshot, and offered to Prometheus through the application's prom-client.
 
 const { hostModule } = require('./host');
+const { sharedAuthService } = require('./service');
 
 /** Every metric's name starts with this. */
 const PREFIX = 'librechat_custom_backend_';
@@ -16,39 +17,10 @@ const FLOW_FAMILIES = [
   ['bearer', 'bearer_checks_total', 'Bearer token checks of API requests (customJwtStrategy) by outcome: ok or the error code'],
 ];
 
-/**
- * The native snapshot as the JS API gives it out:
- * `{ outcomes: { login: { ok, CODE… }, refresh, logout, bearer }, backendCalls: [{ endpoint, outcome,
- * count, sumSeconds, buckets: [{ le, count }] }], bucketBoundsSeconds, cache: { user: { hits, misses },
- * backend_token }, singleFlightJoins: { backend_token, backend_user, jwks }, refreshLeaseWaits, backendCallsInFlight,
- * backendBreakers: [{ host, lane, state (0 closed, 1 half-open, 2 open), openings }] }`.
- */
-function shapeSnapshot(raw) {
-  const outcomes = { login: {}, refresh: {}, logout: {}, bearer: {} };
-  for (const o of raw.outcomes) outcomes[o.flow][o.code] = o.count;
-  const bounds = raw.bucketBoundsSeconds;
-  return {
-    outcomes,
-    backendCalls: raw.backendCalls.map((c) => ({
-      endpoint: c.endpoint,
-      outcome: c.outcome,
-      count: c.count,
-      sumSeconds: c.sumSeconds,
-      buckets: c.buckets.map((count, i) => ({ le: bounds[i], count })),
-    })),
-    bucketBoundsSeconds: bounds,
-    cache: Object.fromEntries(raw.caches.map((c) => [c.cache, { hits: c.hits, misses: c.misses }])),
-    singleFlightJoins: Object.fromEntries(raw.singleFlightJoins.map((f) => [f.flight, f.joins])),
-    refreshLeaseWaits: raw.refreshLeaseWaits,
-    backendCallsInFlight: raw.backendCallsInFlight,
-    backendBreakers: raw.backendBreakers.map((b) => ({ host: b.host, lane: b.lane, state: b.state, openings: b.openings })),
-  };
-}
-
 /** The service to read: the one given, else the shared one if it was built (never built here: a
  * scrape must not fail, nor start a service, when the feature is off or misconfigured). */
 function serviceToRead(opts) {
-  return opts?.service ?? require('./service').sharedAuthService();
+  return opts?.service ?? sharedAuthService();
 }
 
 /**
@@ -200,7 +172,6 @@ function appendCustomBackendMetrics(opts = {}) {
 
 module.exports = {
   METRICS_PREFIX: PREFIX,
-  shapeSnapshot,
   registerCustomBackendMetrics,
   appendCustomBackendMetrics,
 };

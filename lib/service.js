@@ -6,7 +6,6 @@
 const { EJSON } = require('bson');
 const native = require('../binding');
 const { CustomBackendAuthError, toAuthError } = require('./errors');
-const { shapeSnapshot } = require('./metrics');
 const { Auditor, AUDIT_EVENTS } = require('./audit');
 
 /** Bounds of the login form fields, in characters (the same as the native check's). */
@@ -58,6 +57,35 @@ function defaultLogger() {
     // not inside LibreChat
   }
   return console;
+}
+
+/**
+ * The native snapshot as the JS API gives it out:
+ * `{ outcomes: { login: { ok, CODE… }, refresh, logout, bearer }, backendCalls: [{ endpoint, outcome,
+ * count, sumSeconds, buckets: [{ le, count }] }], bucketBoundsSeconds, cache: { user: { hits, misses },
+ * backend_token }, singleFlightJoins: { backend_token, backend_user, jwks }, refreshLeaseWaits, backendCallsInFlight,
+ * backendBreakers: [{ host, lane, state (0 closed, 1 half-open, 2 open), openings }] }`.
+ */
+function shapeSnapshot(raw) {
+  const outcomes = { login: {}, refresh: {}, logout: {}, bearer: {} };
+  for (const o of raw.outcomes) outcomes[o.flow][o.code] = o.count;
+  const bounds = raw.bucketBoundsSeconds;
+  return {
+    outcomes,
+    backendCalls: raw.backendCalls.map((c) => ({
+      endpoint: c.endpoint,
+      outcome: c.outcome,
+      count: c.count,
+      sumSeconds: c.sumSeconds,
+      buckets: c.buckets.map((count, i) => ({ le: bounds[i], count })),
+    })),
+    bucketBoundsSeconds: bounds,
+    cache: Object.fromEntries(raw.caches.map((c) => [c.cache, { hits: c.hits, misses: c.misses }])),
+    singleFlightJoins: Object.fromEntries(raw.singleFlightJoins.map((f) => [f.flight, f.joins])),
+    refreshLeaseWaits: raw.refreshLeaseWaits,
+    backendCallsInFlight: raw.backendCallsInFlight,
+    backendBreakers: raw.backendBreakers.map((b) => ({ host: b.host, lane: b.lane, state: b.state, openings: b.openings })),
+  };
 }
 
 /**

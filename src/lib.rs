@@ -4,27 +4,16 @@
 // Nothing that comes from input, the network or the database may panic; tests may unwrap.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-mod audit;
+// The layers, lowest first; each folder's mod.rs says what it owns and what it may use
+// (scripts/check-cycles.js keeps to it).
 mod backend;
-mod bearer;
-mod breaker;
-mod cache;
-mod collection;
 mod config;
-mod control;
 mod doctor;
-mod error;
-mod events;
-mod introspection;
-mod jwt_crypto;
-mod metrics;
-mod policy;
-mod refresh;
-mod revocation;
-mod service;
-mod sessions;
+mod flows;
+mod identity;
+mod shared;
+mod store;
 mod tokens;
-mod users;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,9 +22,11 @@ use napi::bindgen_prelude::{Buffer, Function, Unknown};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 
-use crate::metrics::{code_index, Flow};
-use crate::refresh::Refreshed;
-use crate::service::{user_ejson, LoginOutcome, Service, SyncAuth};
+use crate::flows::login::LoginOutcome;
+use crate::flows::refresh::Refreshed;
+use crate::flows::request::SyncAuth;
+use crate::flows::service::{user_ejson, Service};
+use crate::shared::metrics::{code_index, Flow};
 
 /// The marker and source id a build was given (build.rs): found in the file by the release spec.
 const SOURCE_MARK: &str = concat!("lcba-source-id:", env!("LCBA_SOURCE_ID"));
@@ -189,14 +180,14 @@ pub struct EventResult {
     pub sessions_ended: u32,
 }
 
-fn ended(e: crate::control::Ended) -> SessionsEnded {
+fn ended(e: crate::flows::control::Ended) -> SessionsEnded {
     SessionsEnded {
         sessions: e.sessions,
         backend_failures: e.backend_failures,
     }
 }
 
-fn record(c: crate::service::CachedUser) -> UserRecord {
+fn record(c: crate::flows::service::CachedUser) -> UserRecord {
     UserRecord {
         id: c.id.to_string(),
         user: c.json.to_string(),
@@ -353,7 +344,7 @@ impl CustomBackendAuthService {
         match &loaded {
             Ok(Some(_)) => metrics.ok(Flow::Bearer),
             // The strategy answers 401: the token names no user.
-            Ok(None) => metrics.error(Flow::Bearer, &crate::error::AuthError::UserNotFound),
+            Ok(None) => metrics.error(Flow::Bearer, &crate::shared::error::AuthError::UserNotFound),
             Err(e) => metrics.error(Flow::Bearer, e),
         }
         Ok(loaded?.map(record))
@@ -480,7 +471,7 @@ impl CustomBackendAuthService {
                     count: n as f64,
                 })
                 .collect(),
-            bucket_bounds_seconds: crate::metrics::BUCKETS_SECONDS.to_vec(),
+            bucket_bounds_seconds: crate::shared::metrics::BUCKETS_SECONDS.to_vec(),
             backend_calls: s
                 .calls
                 .into_iter()

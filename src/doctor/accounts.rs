@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::{finding, Finding, INFO, PROBLEM};
+use super::finding::{finding, Finding, INFO, PROBLEM};
 
 /// LibreChat's `isEnabled` on a raw value: `true` in any case, trimmed.
 fn enabled(vars: &HashMap<String, String>, name: &str) -> bool {

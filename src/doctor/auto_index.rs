@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::{finding, Finding, INFO, PROBLEM};
+use super::finding::{finding, Finding, INFO, PROBLEM};
 
 pub const VAR: &str = "MONGO_AUTO_INDEX";
 

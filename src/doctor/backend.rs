@@ -10,17 +10,17 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use super::env::shown_url;
-use super::{finding, Finding, INFO, OK, PROBLEM};
-use crate::breaker::{Breakers, Lane, Outcome};
+use super::finding::{finding, Finding, INFO, OK, PROBLEM};
+use crate::backend::breaker::{Breakers, Lane, Outcome};
 use crate::config::Config;
 
 /// The largest key set read from `BACKEND_JWKS_URL`.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
 /// Each probe goes through `breakers` as the service's calls do, so that their states after the
-/// probes can be shown (`breaker.rs`).
+/// probes can be shown (`doctor/breaker.rs`).
 pub async fn check_backend(cfg: &Config, breakers: &Arc<Breakers>) -> Vec<Finding> {
-    let http = match crate::backend::http_client(cfg) {
+    let http = match crate::backend::client::http_client(cfg) {
         Ok(c) => c,
         Err(e) => return vec![finding(PROBLEM, "backend", format!("[{}] {}", e.code(), e))],
     };
@@ -221,7 +221,7 @@ async fn read_bounded(mut resp: reqwest::Response) -> Option<Vec<u8>> {
 /// no `keys` array.
 fn usable_keys(v: &Value) -> Option<(usize, usize)> {
     let total = v.get("keys")?.as_array()?.len();
-    Some((crate::bearer::parse_key_set(v).len(), total))
+    Some((crate::backend::bearer::parse_key_set(v).len(), total))
 }
 
 /// Why a request got no answer, in words that carry no URL and no request data.
@@ -299,7 +299,7 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         drop(listener);
         let cfg = Config::from_vars(&sample_vars()).unwrap();
-        let http = crate::backend::http_client(&cfg).unwrap();
+        let http = crate::backend::client::http_client(&cfg).unwrap();
         let url = Url::parse(&format!("http://127.0.0.1:{port}/refresh?secret=1")).unwrap();
         let (f, outcome) = check_url(
             &http,

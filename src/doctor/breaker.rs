@@ -2,8 +2,8 @@
 //! of each backend host's breaker after doctor's own probes of the backend URLs (`backend.rs`),
 //! which go through a breaker configured as the service's.
 
-use super::{finding, Finding, INFO, OK, PROBLEM};
-use crate::breaker::{BreakerState, Breakers};
+use super::finding::{finding, Finding, INFO, OK, PROBLEM};
+use crate::backend::breaker::{BreakerState, Breakers};
 use crate::config::Config;
 
 pub fn check(cfg: &Config, breakers: &Breakers) -> Vec<Finding> {
@@ -94,7 +94,7 @@ pub fn check(cfg: &Config, breakers: &Breakers) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::breaker::{Lane, Outcome};
+    use crate::backend::breaker::{Lane, Outcome};
     use crate::config::tests::sample_vars;
     use std::sync::Arc;
 

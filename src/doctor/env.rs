@@ -29,7 +29,7 @@ enum Unset {
     Optional(&'static str),
 }
 
-/// Every variable the service reads (`src/config.rs`), plus the switch of the wiring.
+/// Every variable the service reads (`src/config/mod.rs`), plus the switch of the wiring.
 const VARIABLES: &[(&str, Show, Unset)] = &[
     (
         "USE_CUSTOM_BACKEND_AUTH",
@@ -371,8 +371,8 @@ mod tests {
 
     #[test]
     fn every_variable_config_reads_is_shown() {
-        // Any quoted upper-case name in config.rs is a variable it reads.
-        let source = include_str!("../config.rs");
+        // Any quoted upper-case name in config/mod.rs is a variable it reads.
+        let source = include_str!("../config/mod.rs");
         let production = &source[..source.find("#[cfg(test)]").unwrap_or(source.len())];
         let mut names: Vec<&str> = production
             .split('"')
@@ -390,7 +390,7 @@ mod tests {
         for name in names {
             assert!(
                 VARIABLES.iter().any(|(n, _, _)| *n == name),
-                "{name} is read by config.rs but not shown by doctor"
+                "{name} is read by config/mod.rs but not shown by doctor"
             );
         }
     }

@@ -24,8 +24,8 @@ const PROVIDER_ID_FIELDS: [&str; 8] = [
     "appleId",
 ];
 
+use super::finding::{finding, Finding, INFO, OK, PROBLEM};
 use super::index_spec::{describe_index, fmt_keys, index_name, IndexSpec};
-use super::{finding, Finding, INFO, OK, PROBLEM};
 
 /// The data-schemas version this list was taken from and is tested against.
 pub const DATA_SCHEMAS_VERSION: &str = "0.0.71";

@@ -1,11 +1,14 @@
 //! `librechat-custom-backend-auth doctor`: the effective configuration with secrets redacted
 //! (`env.rs`), then one file per check: `NODE_ENV` as LibreChat starts (`node_env.rs`), the
-//! backend URLs (`backend.rs`) and the circuit breaker's state after those probes (`breaker.rs`), the database (`database.rs`) with LibreChat's models' indexes
-//! (`librechat_indexes.rs`), the package's own (`own_indexes.rs`) and `MONGO_AUTO_INDEX`
-//! (`auto_index.rs`).
+//! backend URLs (`backend.rs`) and the circuit breaker's state after those probes (`breaker.rs`),
+//! the database (`database.rs`) with LibreChat's models' indexes (`librechat_indexes.rs`), the
+//! package's own (`own_indexes.rs`) and `MONGO_AUTO_INDEX` (`auto_index.rs`). Each check answers
+//! lines of the report (`finding.rs`); the database checks share their reads (`mongo.rs`).
 //!
 //! Nothing here prints a secret, and no error text of the driver or of an HTTP answer is copied
 //! (either may echo a connection string or a request).
+//!
+//! May use: shared, identity, config, tokens, backend, store.
 
 mod accounts;
 mod auto_index;
@@ -13,38 +16,21 @@ mod backend;
 mod breaker;
 mod database;
 mod env;
+mod finding;
 mod index_spec;
 mod librechat_indexes;
+mod mongo;
 mod node_env;
 mod own_indexes;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::breaker::Breakers;
+use crate::backend::breaker::Breakers;
 use crate::config::Config;
 
 use env::effective_config;
-
-pub const OK: &str = "ok";
-pub const PROBLEM: &str = "problem";
-pub const INFO: &str = "info";
-
-/// One line of the report. `check` names what was checked (a variable, `database`, a collection).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    pub level: &'static str,
-    pub check: String,
-    pub detail: String,
-}
-
-fn finding(level: &'static str, check: &str, detail: impl Into<String>) -> Finding {
-    Finding {
-        level,
-        check: check.to_string(),
-        detail: detail.into(),
-    }
-}
+use finding::{finding, Finding, OK, PROBLEM};
 
 /// The whole report: the effective configuration, then the checks. An invalid configuration is
 /// the only problem when it does not validate.

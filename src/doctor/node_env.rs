@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use super::{finding, Finding, INFO};
+use super::finding::{finding, Finding, INFO};
 use crate::config::Config;
 
 const VAR: &str = "NODE_ENV";

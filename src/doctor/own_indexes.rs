@@ -1,5 +1,5 @@
 //! The package's own indexes: its unique index on `users` (one account per backend identity,
-//! `src/users.rs`) and those of its own collections (pending 2FA logins, revocations, backend
+//! `src/store/users.rs`) and those of its own collections (pending 2FA logins, revocations, backend
 //! events). The package creates them itself at first use, whatever `MONGO_AUTO_INDEX` says;
 //! `customBackendMeta` has only `_id`.
 
@@ -7,19 +7,19 @@ use std::time::Duration;
 
 use mongodb::bson::{doc, Bson, Document};
 
-use super::database::{db_reason, list_indexes};
+use super::finding::{finding, Finding, INFO, OK, PROBLEM};
 use super::index_spec::{describe_index, flag, fmt_keys, index_name, number_of, IndexSpec};
-use super::{finding, Finding, INFO, OK, PROBLEM};
+use super::mongo::{db_reason, list_indexes};
 
-/// Our own unique index (`src/users.rs`): one account per backend identity. It is created by the
+/// Our own unique index (`src/store/users.rs`): one account per backend identity. It is created by the
 /// first login that creates a user, so its absence is only information; a different index under
 /// its name or keys is a problem (creating ours would fail).
 pub fn check_source_index(indexes: &[Document]) -> Finding {
-    use crate::users::{source_index_filter, source_index_keys, SOURCE_INDEX_NAME};
+    use crate::store::users::{source_index_filter, source_index_keys, SOURCE_INDEX_NAME};
     let want_keys = fmt_keys(&doc! { "key": source_index_keys() });
     let create = format!(
         "db.users.createIndex({want_keys}, {{unique: true, partialFilterExpression: {{provider: \"{}\"}}, name: \"{SOURCE_INDEX_NAME}\"}})",
-        crate::users::PROVIDER
+        crate::identity::PROVIDER
     );
     let candidate = indexes
         .iter()
@@ -31,7 +31,7 @@ pub fn check_source_index(indexes: &[Document]) -> Finding {
             "users",
             format!(
                 "index {SOURCE_INDEX_NAME} (unique {want_keys} for provider \"{}\") not created yet: the first login of a new backend user creates it, or create it: {create}",
-                crate::users::PROVIDER
+                crate::identity::PROVIDER
             ),
         );
     };
@@ -43,7 +43,7 @@ pub fn check_source_index(indexes: &[Document]) -> Finding {
             format!(
                 "index {want_keys} ({}, partial: provider \"{}\")",
                 describe_index(ix),
-                crate::users::PROVIDER
+                crate::identity::PROVIDER
             ),
         );
     }
@@ -54,7 +54,7 @@ pub fn check_source_index(indexes: &[Document]) -> Finding {
             "index {} on {} is not the package's unique index on {want_keys} for provider \"{}\"; new backend users cannot be created while it is in the way: drop it (db.users.dropIndex(\"{}\")) and create the right one: {create}",
             index_name(ix),
             fmt_keys(ix),
-            crate::users::PROVIDER,
+            crate::identity::PROVIDER,
             index_name(ix),
         ),
     )
@@ -67,7 +67,7 @@ pub async fn check_duplicate_identities(db: &mongodb::Database, timeout: Duratio
         .run_command(doc! {
             "aggregate": "users",
             "pipeline": [
-                { "$match": { "provider": crate::users::PROVIDER } },
+                { "$match": { "provider": crate::identity::PROVIDER } },
                 { "$group": { "_id": "$idOnTheSource", "n": { "$sum": 1 } } },
                 { "$match": { "n": { "$gt": 1 } } },
                 { "$count": "identities" },
@@ -93,7 +93,7 @@ pub async fn check_duplicate_identities(db: &mongodb::Database, timeout: Duratio
             format!(
                 "{} backend identities have more than one account (provider \"{}\", same idOnTheSource); merge or remove the extra accounts, else the package's unique index cannot be created and new backend users cannot log in",
                 n,
-                crate::users::PROVIDER
+                crate::identity::PROVIDER
             ),
         )],
         Err(e) => vec![finding(
@@ -116,18 +116,18 @@ pub struct OwnCollection {
 pub fn own_collections() -> [OwnCollection; 3] {
     [
         OwnCollection {
-            name: crate::sessions::PENDING_COLLECTION,
-            indexes: crate::sessions::pending_indexes().to_vec(),
+            name: crate::store::sessions::PENDING_COLLECTION,
+            indexes: crate::store::sessions::pending_indexes().to_vec(),
             created_by: "the first login that waits for LibreChat's 2FA step",
         },
         OwnCollection {
-            name: crate::revocation::REVOCATIONS_COLLECTION,
-            indexes: crate::revocation::revocation_indexes().to_vec(),
+            name: crate::store::revocation::REVOCATIONS_COLLECTION,
+            indexes: crate::store::revocation::revocation_indexes().to_vec(),
             created_by: "the first server that connects",
         },
         OwnCollection {
-            name: crate::events::EVENTS_COLLECTION,
-            indexes: crate::events::event_indexes().to_vec(),
+            name: crate::store::events::EVENTS_COLLECTION,
+            indexes: crate::store::events::event_indexes().to_vec(),
             created_by: "the first backend event",
         },
     ]
@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn item_8_8_doctor_checks_the_source_index() {
-        use crate::users::SOURCE_INDEX_NAME;
+        use crate::store::users::SOURCE_INDEX_NAME;
         let base = [doc! {"key": {"_id": 1}, "name": "_id_"}];
         assert_eq!(check_source_index(&base).level, INFO);
         let good = doc! {

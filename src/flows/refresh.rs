@@ -8,22 +8,21 @@
 //! them. Whoever deletes a session does so conditionally on the backend tokens it read, so that it
 //! knows which backend tokens died with it and can end them at the backend.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use mongodb::bson::{oid::ObjectId, DateTime, Document};
 
-use crate::backend::{BackendTokens, BackendUser};
-use crate::bearer::token_key;
-use crate::breaker::Lane;
+use crate::backend::bearer::token_key;
+use crate::backend::breaker::Lane;
 use crate::config::SessionMode;
-use crate::error::{AuthError, AuthResult};
-use crate::service::{Db, Service};
-use crate::sessions::{sha256_hex, Stash, StoredSession};
-use crate::users::{Profile, PROVIDER};
-
-pub(crate) mod rules;
+use crate::flows::service::{Db, Service};
+use crate::identity::PROVIDER;
+use crate::identity::{BackendTokens, BackendUser};
+use crate::shared::error::{AuthError, AuthResult};
+use crate::store::refresh_rules;
+use crate::store::sessions::{sha256_hex, Stash, StoredSession};
+use crate::store::users::Profile;
 
 /// How often a refresh waiting for another server's refresh of the same session looks again.
 const REFRESH_POLL: Duration = Duration::from_millis(50);
@@ -31,9 +30,6 @@ const REFRESH_POLL: Duration = Duration::from_millis(50);
 /// (`BACKEND_TIMEOUT_MS`): time to store the backend's answer. Past the lease, another request
 /// may take over; once the answer is stored that is harmless (it refreshes with the new tokens).
 const LEASE_SLACK: Duration = Duration::from_secs(5);
-/// Backend tokens the database refused to store are kept in memory this long for a retry.
-const UNSAVED_TTL: Duration = Duration::from_secs(600);
-const UNSAVED_MAX: usize = 10_000;
 /// Conditional deletes retried when a concurrent refresh changed the session meanwhile.
 const END_ATTEMPTS: usize = 5;
 
@@ -55,39 +51,6 @@ pub struct Refreshed {
 
 fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
-}
-
-/// Backend tokens a refresh got but the database refused to store, by session, with the version
-/// of the stored tokens they replace: a retry on this server refreshes with them instead of the
-/// stored (now dead) refresh token. Other servers cannot see them (docs/sessions-and-tokens.md,
-/// "Refresh").
-#[derive(Default)]
-pub struct Unsaved(Mutex<HashMap<ObjectId, UnsavedTokens>>);
-
-/// The version of the stored tokens they replace, the tokens, when they were got.
-type UnsavedTokens = (Option<String>, BackendTokens, Instant);
-
-impl Unsaved {
-    fn keep(&self, sid: ObjectId, version: Option<String>, tokens: BackendTokens) {
-        if let Ok(mut m) = self.0.lock() {
-            m.retain(|_, (_, _, at)| at.elapsed() < UNSAVED_TTL);
-            if m.len() < UNSAVED_MAX {
-                m.insert(sid, (version, tokens, Instant::now()));
-            }
-        }
-    }
-
-    fn get(&self, sid: ObjectId, version: Option<&str>) -> Option<BackendTokens> {
-        let m = self.0.lock().ok()?;
-        let (v, t, at) = m.get(&sid)?;
-        (v.as_deref() == version && at.elapsed() < UNSAVED_TTL).then(|| t.clone())
-    }
-
-    fn forget(&self, sid: ObjectId) {
-        if let Ok(mut m) = self.0.lock() {
-            m.remove(&sid);
-        }
-    }
 }
 
 /// The logout's database failures answer 503: nothing was ended, the client may simply retry.
@@ -146,7 +109,7 @@ impl Service {
                     return self.reuse(db, s).await;
                 };
                 let g = &s.generations[i];
-                if rules::within_grace(now, g.at_ms, grace_ms) {
+                if refresh_rules::within_grace(now, g.at_ms, grace_ms) {
                     // Another tab or server rotated a moment ago: the session's current token,
                     // without a backend call.
                     if let Some(next) = db.sessions.next_token(&s)? {
@@ -156,7 +119,7 @@ impl Service {
                 // Later, only the last token used may come back, while no newer one was ever
                 // used: its answer never reached the client. It is refreshed again and the
                 // unused newer token is skipped (it counts as reuse if it shows up after all).
-                if !rules::lost_answer(&s.generations, i) {
+                if !refresh_rules::lost_answer(&s.generations, i) {
                     return self.reuse(db, s).await;
                 }
                 Some(i)
@@ -278,7 +241,7 @@ impl Service {
         let session_expiry_ms = i64::try_from(self.config.session_expiry_ms).unwrap_or(i64::MAX);
         let exp_ms = issued_ms.saturating_add(session_expiry_ms);
         let exp = u64::try_from(exp_ms / 1000).unwrap_or(0);
-        if exp <= crate::tokens::now_secs() {
+        if exp <= crate::tokens::librechat::now_secs() {
             return Err(e);
         }
         let user = match db.users.find_public(s.user).await {

@@ -12,13 +12,15 @@ use jsonwebtoken::{decode_header, Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::backend::{map_id, map_roles, map_user, Backend, BackendUser};
-use crate::breaker::Lane;
-use crate::cache::{SingleFlight, TtlCache};
+use crate::backend::breaker::Lane;
+use crate::backend::claims::{claims_mapping, identity_from_claims, Verdict};
+use crate::backend::client::Backend;
 use crate::config::{Config, IntrospectionConfig, JwksConfig, Mapping, UserinfoBudget};
-use crate::error::{AuthError, AuthResult};
-use crate::jwt_crypto::{decode_prepared, PreparedKey};
-use crate::tokens::{expired, now_secs};
+use crate::identity::BackendUser;
+use crate::shared::cache::{SingleFlight, TtlCache};
+use crate::shared::error::{AuthError, AuthResult};
+use crate::tokens::jwt_crypto::{decode_prepared, PreparedKey};
+use crate::tokens::librechat::{expired, now_secs};
 
 /// How long a "no" from the backend is remembered: long enough to absorb a burst of retries,
 /// short enough that a fixed backend is seen quickly.
@@ -39,16 +41,7 @@ pub fn token_key(token: &str) -> TokenKey {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// The outcome of checking a backend token, as cached.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
-    /// The backend vouches for this identity.
-    Valid(BackendUser),
-    /// The backend (or the JWKS) refuses the token; the reason is safe to show.
-    Refused(String),
-}
-
-/// Keys by `kid`, each prepared once for its algorithm (src/jwt_crypto.rs).
+/// Keys by `kid`, each prepared once for its algorithm (src/tokens/jwt_crypto.rs).
 type Keys = HashMap<String, Arc<PreparedKey>>;
 
 /// A key set as fetched; replaced whole (never mutated), so readers hold it without a lock.
@@ -244,7 +237,7 @@ pub struct Bearer {
 
 impl Bearer {
     pub fn new(cfg: &Config) -> Bearer {
-        crate::jwt_crypto::install();
+        crate::tokens::jwt_crypto::install();
         Bearer {
             positive: TtlCache::new(cfg.cache_max),
             negative: TtlCache::new(cfg.cache_max),
@@ -432,7 +425,7 @@ impl Bearer {
             }
             Err(e) => return Err(e),
         };
-        crate::introspection::judge(&answer, cfg, &self.claims_mapping, now_secs())
+        crate::backend::introspection::judge(&answer, cfg, &self.claims_mapping, now_secs())
     }
 
     /// The verdict on a backend JWT, with the `exp` of a verified one (it bounds the cache entry).
@@ -587,41 +580,10 @@ fn backend_claims(
     }
 }
 
-/// The mapping for token claims (JWKS) and introspection answers: the configured id claim, and the
-/// standard user-name claim tried last.
-pub(crate) fn claims_mapping(cfg: &Config) -> Mapping {
-    let mut m = cfg.mapping.clone();
-    if let Some(j) = &cfg.jwks {
-        m.user_id = vec![j.id_claim.clone()];
-        m.user_username.push("preferred_username".into());
-    }
-    if let Some(i) = &cfg.introspection {
-        m.user_id = vec![i.id_claim.clone()];
-        if !m.user_username.iter().any(|p| p == "username") {
-            m.user_username.push("username".into());
-        }
-    }
-    m
-}
-
-pub(crate) fn identity_from_claims(claims: &Value, mapping: &Mapping) -> AuthResult<Verdict> {
-    let Some(id) = map_id(claims, mapping) else {
-        return Ok(Verdict::Refused("token names no user".into()));
-    };
-    // A known user needs only the id; provisioning needs the email and checks it again.
-    Ok(Verdict::Valid(map_user(claims, mapping).unwrap_or_else(
-        |_| BackendUser {
-            id,
-            roles: map_roles(claims, mapping),
-            ..BackendUser::default()
-        },
-    )))
-}
-
 /// `exp` of a JWT-shaped token, read without verification: only ever used to shorten a cache TTL.
 fn unverified_exp(token: &str) -> Option<u64> {
     let payload = token.split('.').nth(1)?;
-    crate::tokens::decode_json::<Value>(payload)?
+    crate::tokens::librechat::decode_json::<Value>(payload)?
         .get("exp")?
         .as_u64()
 }
@@ -720,7 +682,7 @@ mod tests {
 #[cfg(test)]
 mod timing {
     use super::*;
-    use crate::jwt_crypto::test_keys::signer;
+    use crate::tokens::jwt_crypto::test_keys::signer;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
     use base64::Engine;
     use ring::signature as rs;
@@ -742,7 +704,7 @@ mod timing {
     #[test]
     #[ignore]
     fn jwks_first_sight_breakdown() {
-        crate::jwt_crypto::install();
+        crate::tokens::jwt_crypto::install();
         let n = 400;
         let mut vars = crate::config::tests::sample_vars();
         vars.insert("BACKEND_BEARER_TOKENS".into(), "jwks".into());

@@ -6,7 +6,7 @@ use mongodb::options::IndexOptions;
 use mongodb::{Collection, Database, IndexModel};
 use tokio::sync::OnceCell;
 
-use crate::error::AuthResult;
+use crate::shared::error::AuthResult;
 
 pub struct Indexed {
     collection: Collection<Document>,

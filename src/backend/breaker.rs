@@ -31,7 +31,7 @@ use std::time::Instant;
 use reqwest::Url;
 
 use crate::config::BreakerConfig;
-use crate::error::AuthError;
+use crate::shared::error::AuthError;
 
 /// The state of one lane; the number is the metrics gauge's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

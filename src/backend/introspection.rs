@@ -5,10 +5,10 @@
 
 use serde_json::Value;
 
-use crate::bearer::{identity_from_claims, Verdict};
+use crate::backend::claims::{identity_from_claims, Verdict};
 use crate::config::{IntrospectionConfig, Mapping};
-use crate::error::{AuthError, AuthResult};
-use crate::tokens::expired;
+use crate::shared::error::{AuthError, AuthResult};
+use crate::tokens::librechat::expired;
 
 /// The verdict on `answer` at `now` (seconds), and the token's `exp` when the answer gives one (it
 /// bounds how long the verdict is cached). An answer without a boolean `active` is not an
@@ -100,7 +100,7 @@ mod tests {
             vars.insert(k.to_string(), v.to_string());
         }
         let c = Config::from_vars(&vars).unwrap();
-        let m = crate::bearer::claims_mapping(&c);
+        let m = crate::backend::claims::claims_mapping(&c);
         (c.introspection.unwrap(), m)
     }
 

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::error::AuthError;
+use crate::shared::error::AuthError;
 
 /// The `code` label: `ok` and every stable code of `AuthError::code()` (a test keeps them equal).
 pub const CODES: [&str; 20] = [

@@ -10,26 +10,15 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::breaker::{Breakers, KnownNames, Lane, Outcome};
+use crate::backend::breaker::{Breakers, KnownNames, Lane, Outcome};
 use crate::config::{Config, IntrospectionConfig, Mapping};
-use crate::error::{AuthError, AuthResult};
-use crate::metrics::{call_outcome, Endpoint, Metrics};
+use crate::identity::{BackendTokens, BackendUser};
+use crate::shared::error::{AuthError, AuthResult};
+use crate::shared::metrics::{call_outcome, Endpoint, Metrics};
 
 /// Larger answers are not a sane login or user-info answer.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 const MAX_FIELD_CHARS: usize = 1024;
-
-/// The user as the backend describes them, after mapping.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct BackendUser {
-    pub id: String,
-    pub email: String,
-    pub username: Option<String>,
-    pub name: Option<String>,
-    pub avatar: Option<String>,
-    /// From `BACKEND_ROLES_FIELD`: a string (comma/space separated) or an array of strings.
-    pub roles: Vec<String>,
-}
 
 /// The backend's user id (a string, or a number kept as its decimal string), exactly as sent: ids
 /// are opaque, so one with surrounding whitespace or a control character is not used (it is
@@ -74,16 +63,6 @@ fn roles_at(v: &Value, paths: &[String]) -> Vec<String> {
         .filter(|r| !r.is_empty())
         .map(str::to_string)
         .collect()
-}
-
-/// Tokens from a login or refresh answer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BackendTokens {
-    pub access_token: String,
-    pub refresh_token: Option<String>,
-    pub expires_in_secs: Option<u64>,
-    /// The backend's own session id (`BACKEND_SESSION_ID_FIELD`), kept hashed with the session.
-    pub session_id: Option<String>,
 }
 
 #[derive(Debug)]

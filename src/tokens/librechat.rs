@@ -13,7 +13,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::error::{AuthError, AuthResult};
+use crate::shared::error::{AuthError, AuthResult};
 
 /// LibreChat's 2FA temp token lives five minutes.
 pub(crate) const TEMP_TOKEN_SECS: u64 = 5 * 60;

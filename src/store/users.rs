@@ -7,13 +7,9 @@ use mongodb::options::{IndexOptions, ReturnDocument};
 use mongodb::{Collection, Database, IndexModel};
 use tokio::sync::OnceCell;
 
-use crate::backend::BackendUser;
 use crate::config::{LinkExisting, Policy};
-use crate::error::{AuthError, AuthResult};
-
-pub const PROVIDER: &str = "custom-backend";
-pub const ROLE_ADMIN: &str = "ADMIN";
-pub const ROLE_USER: &str = "USER";
+use crate::identity::{fold_case, BackendUser, PROVIDER, ROLE_ADMIN, ROLE_USER};
+use crate::shared::error::{AuthError, AuthResult};
 
 /// The package's own collection of small shared facts (today: who is the first user).
 pub const META_COLLECTION: &str = "customBackendMeta";
@@ -28,13 +24,6 @@ pub fn source_index_keys() -> Document {
 
 pub fn source_index_filter() -> Document {
     doc! { "provider": PROVIDER }
-}
-
-/// Emails (and user names) are lower-cased in ASCII only: full Unicode lower-casing maps
-/// compatibility characters such as U+212A KELVIN SIGN onto ASCII letters, so two different
-/// addresses could meet. Every other character is kept as sent.
-pub fn fold_case(s: &str) -> String {
-    s.to_ascii_lowercase()
 }
 
 /// Fields LibreChat never hands out with a user: what its jwt strategy deselects

@@ -1,6 +1,8 @@
 //! Typed configuration, parsed and validated once when the service is built. Input is a map of
 //! environment-variable names to strings (`process.env`, possibly overridden by the operator's
 //! options), so the same names work in `.env` and in code. Every failure names its variable.
+//!
+//! May use: shared, identity.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -8,7 +10,7 @@ use std::time::Duration;
 use base64::Engine;
 use url::Url;
 
-use crate::error::{AuthError, AuthResult};
+use crate::shared::error::{AuthError, AuthResult};
 
 pub const DEFAULT_SESSION_EXPIRY_MS: u64 = 15 * 60 * 1000;
 pub const DEFAULT_REFRESH_TOKEN_EXPIRY_MS: u64 = 7 * 24 * 60 * 60 * 1000;
@@ -114,7 +116,7 @@ pub struct UserinfoBudget {
     pub burst: u32,
 }
 
-/// The circuit breaker per backend host and its bound on calls in flight (`src/breaker.rs`).
+/// The circuit breaker per backend host and its bound on calls in flight (`src/backend/breaker.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerConfig {
     /// Failures in a row that open it; 0 turns the breaker off (the pending bound stays).
@@ -397,7 +399,7 @@ impl Config {
             allowed_email_domains: v
                 .paths("BACKEND_ALLOWED_EMAIL_DOMAINS", &[])
                 .into_iter()
-                .map(|d| crate::users::fold_case(d.trim_start_matches('@')))
+                .map(|d| crate::identity::fold_case(d.trim_start_matches('@')))
                 .collect(),
             link_existing: v.choice(
                 "BACKEND_LINK_EXISTING",
@@ -1191,8 +1193,8 @@ pub mod tests {
                 u128::from(c.jwks.as_ref().unwrap().max_stale.as_secs())
             }),
         ];
-        // The table is every numeric variable: each name config.rs passes to a numeric reader.
-        let source = include_str!("config.rs");
+        // The table is every numeric variable: each name this file passes to a numeric reader.
+        let source = include_str!("mod.rs");
         let production = &source[..source.find("#[cfg(test)]").unwrap_or(source.len())];
         let mut read_as_numbers: Vec<&str> = ["v.number(", "v.number_in(", "v.millis("]
             .iter()

@@ -252,7 +252,7 @@ pub fn install() -> bool {
     OURS.load(Ordering::SeqCst)
 }
 
-/// Keys and tokens for the tests of this module and the timing of `bearer.rs`.
+/// Keys and tokens for the tests of this module and the timing of `backend/bearer.rs`.
 #[cfg(test)]
 pub(crate) mod test_keys {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;

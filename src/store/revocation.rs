@@ -11,8 +11,8 @@ use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
 use mongodb::options::IndexOptions;
 use mongodb::{Database, IndexModel};
 
-use crate::collection::{expiry_index, Indexed};
-use crate::error::AuthResult;
+use crate::shared::error::AuthResult;
+use crate::store::collection::{expiry_index, Indexed};
 
 pub const REVOCATIONS_COLLECTION: &str = "customBackendRevocations";
 

@@ -2,17 +2,14 @@
 //! end holds on every server: the revocation is recorded, the sessions deleted, the tokens issued
 //! before it refused, the caches dropped, and the backend told.
 
-use std::sync::{Arc, Weak};
-use std::time::Duration;
-
 use mongodb::bson::oid::ObjectId;
 
-use crate::backend::BackendTokens;
-use crate::error::{AuthError, AuthResult};
-use crate::revocation::{now_ms, Record, CLOCK_SKEW_MS};
-use crate::service::{Db, Service};
-use crate::sessions::{EndedSession, SessionSummary, Which};
-use crate::users::PROVIDER;
+use crate::flows::service::{Db, Service};
+use crate::identity::BackendTokens;
+use crate::identity::PROVIDER;
+use crate::shared::error::{AuthError, AuthResult};
+use crate::store::revocation::{now_ms, Record};
+use crate::store::sessions::{EndedSession, SessionSummary, Which};
 
 /// Backend logout calls made at once when many sessions end together.
 const LOGOUT_CONCURRENCY: usize = 8;
@@ -42,23 +39,6 @@ pub fn parse_user_id(id: &str) -> AuthResult<ObjectId> {
 }
 
 impl Service {
-    /// Applies a revocation on this server (memory and caches): at once for our own, from the
-    /// poll for the others'. `false` when it was applied before.
-    pub(crate) fn apply_revocation(&self, r: &Record) -> bool {
-        if !self.revoked.first_sight(r) {
-            return false;
-        }
-        let user = r.user.to_hex();
-        if let Some(nb) = r.not_before_ms {
-            self.revoked.raise(&user, nb);
-        }
-        self.evict_user(&user);
-        if let Some(b) = &r.backend_id {
-            self.bearer.forget_identity(b);
-        }
-        true
-    }
-
     /// Records a revocation for every server and applies it here at once.
     pub(crate) async fn revoke(&self, db: &Db, r: Record) -> AuthResult<()> {
         // Here first: this server refuses at once, even if the write fails (the caller then
@@ -114,7 +94,7 @@ impl Service {
         let tokens: Vec<BackendTokens> = ended.into_iter().filter_map(|e| e.backend).collect();
         for t in &tokens {
             self.bearer
-                .forget(&crate::bearer::token_key(&t.access_token));
+                .forget(&crate::backend::bearer::token_key(&t.access_token));
         }
         let Some(url) = self.config.logout_url.clone() else {
             return 0;
@@ -180,70 +160,5 @@ impl Service {
     pub async fn list_sessions(&self, user_id: &str) -> AuthResult<Vec<SessionSummary>> {
         let user = parse_user_id(user_id)?;
         self.db().await?.sessions.list(user).await
-    }
-
-    /// Reads the revocations written since `since_ms` and applies the new ones here.
-    pub(crate) async fn poll_revocations(&self, db: &Db, since_ms: i64) -> AuthResult<()> {
-        for r in db.revocations.since(since_ms).await? {
-            self.apply_revocation(&r);
-        }
-        Ok(())
-    }
-
-    /// The first read (everything still in force), then the poll of the other servers' writes,
-    /// every `REVOCATION_POLL_MS`, until the service is closed or dropped.
-    pub(crate) async fn start_revocation_poll(&self, db: &Db) -> AuthResult<()> {
-        let retention = self.revocation_retention_ms();
-        let started = now_ms();
-        self.poll_revocations(db, started.saturating_sub(retention))
-            .await?;
-        let every = self.config.revocation_poll;
-        let Some(me) = self.me.get().cloned() else {
-            return Ok(());
-        };
-        if every.is_zero() {
-            return Ok(());
-        }
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(poll_loop(me, every, started, retention));
-        }
-        Ok(())
-    }
-
-    /// How long a revocation can matter: until every token issued before it has expired. Access
-    /// tokens live `SESSION_EXPIRY`; a refresh token, and a backend JWT judged against it, at most
-    /// `REFRESH_TOKEN_EXPIRY` (the longer one).
-    pub(crate) fn revocation_retention_ms(&self) -> i64 {
-        let longest = self
-            .config
-            .session_expiry_ms
-            .max(self.config.refresh_token_expiry_ms);
-        i64::try_from(longest).unwrap_or(i64::MAX / 2)
-    }
-}
-
-async fn poll_loop(me: Weak<Service>, every: Duration, mut since: i64, retention: i64) {
-    loop {
-        tokio::time::sleep(every).await;
-        let Some(service) = me.upgrade() else {
-            return;
-        };
-        if service.is_closed() {
-            return;
-        }
-        let started = now_ms();
-        // A failed read is retried from the same point at the next tick. (The database is
-        // connected: the poll starts from its connection.)
-        if let Some(db) = service.connected_db() {
-            if service
-                .poll_revocations(db, since.saturating_sub(CLOCK_SKEW_MS))
-                .await
-                .is_ok()
-            {
-                since = started;
-            }
-        }
-        service.revoked.prune(started, retention, since);
-        drop::<Arc<Service>>(service);
     }
 }

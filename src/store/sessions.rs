@@ -9,11 +9,11 @@ use mongodb::{Collection, Database, IndexModel};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::backend::BackendTokens;
-use crate::collection::expiry_index;
-use crate::error::{AuthError, AuthResult};
-use crate::refresh::rules::{claim_bounds, claim_until};
-use crate::tokens::Tokens;
+use crate::identity::BackendTokens;
+use crate::shared::error::{AuthError, AuthResult};
+use crate::store::collection::expiry_index;
+use crate::store::refresh_rules::{claim_bounds, claim_until, Generation};
+use crate::tokens::librechat::Tokens;
 
 /// Sealed values: `v2.` binds each value to its session (or pending 2FA login) and its field;
 /// `v1.` (before 0.2) bound it to the session only and is still opened, for one release, so that
@@ -148,17 +148,6 @@ pub struct NewSession {
     pub session_id: ObjectId,
     pub refresh_token: String,
     pub expires_at_ms: i64,
-}
-
-/// A superseded refresh token of a session (newest first in `StoredSession::generations`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Generation {
-    pub hash: String,
-    /// When it was last superseded: by its own use, or (`skipped`) by a retry of an older one.
-    pub at_ms: i64,
-    /// Superseded without ever being used: it was handed out, but the client retried with the
-    /// token before it (a lost answer), and the session moved on from there.
-    pub skipped: bool,
 }
 
 /// How the session's backend tokens changed under a refresh.

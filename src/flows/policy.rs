@@ -1,9 +1,9 @@
 //! Who may log in and as which LibreChat role: email domains, required roles, admin roles.
 
-use crate::backend::BackendUser;
 use crate::config::Policy;
-use crate::error::{AuthError, AuthResult};
-use crate::users::{fold_case, ROLE_ADMIN, ROLE_USER};
+use crate::identity::BackendUser;
+use crate::identity::{fold_case, ROLE_ADMIN, ROLE_USER};
+use crate::shared::error::{AuthError, AuthResult};
 
 impl Policy {
     /// Refuses a backend user the configuration does not allow (403, before anything is written).

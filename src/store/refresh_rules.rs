@@ -2,8 +2,18 @@
 //! the grace window of a superseded token, the lost answer (retried, not reuse), and the window in
 //! which a session LibreChat's 2FA step created may claim the backend tokens its login left.
 
-use crate::sessions::Generation;
-use crate::tokens::TEMP_TOKEN_SECS;
+use crate::tokens::librechat::TEMP_TOKEN_SECS;
+
+/// A superseded refresh token of a session (newest first in `StoredSession::generations`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    pub hash: String,
+    /// When it was last superseded: by its own use, or (`skipped`) by a retry of an older one.
+    pub at_ms: i64,
+    /// Superseded without ever being used: it was handed out, but the client retried with the
+    /// token before it (a lost answer), and the session moved on from there.
+    pub skipped: bool,
+}
 
 /// Only a session created within the temp token's lifetime (plus a minute) after the login can
 /// claim its tokens.

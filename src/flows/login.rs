@@ -1,0 +1,217 @@
+//! Login: the backend checks the credentials, the user is synced into LibreChat's users, and a
+//! LibreChat session starts (or LibreChat's 2FA step takes over).
+
+use mongodb::bson::{oid::ObjectId, Document};
+use serde_json::Value;
+
+use crate::backend::breaker::Lane;
+use crate::backend::client::LoginAnswer;
+use crate::flows::service::Service;
+use crate::identity::{BackendTokens, BackendUser};
+use crate::shared::audit::{events, AuditEvent};
+use crate::shared::error::{AuthError, AuthResult};
+use crate::store::users::Profile;
+
+/// Bounds of the login form fields (LibreChat caps passwords at 128; backends may allow more).
+pub const MAX_USERNAME_CHARS: usize = 256;
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+/// What a login ends in.
+pub enum LoginOutcome {
+    /// A LibreChat session was started.
+    Session {
+        user: Document,
+        token: String,
+        refresh_token: String,
+        refresh_expires_at_ms: i64,
+        /// The session document's `_id` (an audit reference, not a secret).
+        session: ObjectId,
+    },
+    /// The user has 2FA: LibreChat's second step takes over with the temp token.
+    TwoFactorPending { user: Document, temp_token: String },
+}
+
+/// Reads `email` (LibreChat's form name; it may hold a username) or `username`, and `password`.
+pub fn login_fields(body: &Value) -> AuthResult<(String, String)> {
+    let field = |name: &str| body.get(name).filter(|v| !v.is_null());
+    let username = match field("email").or_else(|| field("username")) {
+        None => {
+            return Err(AuthError::BadRequest(
+                "Username or email is required.".into(),
+            ))
+        }
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(_) => {
+            return Err(AuthError::BadRequest(
+                "Username or email must be a string.".into(),
+            ))
+        }
+    };
+    if username.is_empty() {
+        return Err(AuthError::BadRequest(
+            "Username or email is required.".into(),
+        ));
+    }
+    if username.chars().count() > MAX_USERNAME_CHARS {
+        return Err(AuthError::BadRequest(format!(
+            "Username or email must be at most {MAX_USERNAME_CHARS} characters."
+        )));
+    }
+    let password = match field("password") {
+        None => return Err(AuthError::BadRequest("Password is required.".into())),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(AuthError::BadRequest("Password must be a string.".into())),
+    };
+    if password.trim().is_empty() {
+        return Err(AuthError::BadRequest("Password is required.".into()));
+    }
+    if password.chars().count() > MAX_PASSWORD_CHARS {
+        return Err(AuthError::BadRequest(format!(
+            "Password must be at most {MAX_PASSWORD_CHARS} characters."
+        )));
+    }
+    Ok((username, password))
+}
+
+impl Service {
+    /// The backend's user for a fresh login: from the login answer when it carries id and email,
+    /// else from user info with the new access token.
+    async fn login_user(
+        &self,
+        answer_user: Option<BackendUser>,
+        access: &str,
+    ) -> AuthResult<BackendUser> {
+        if let Some(u) = answer_user {
+            return Ok(u);
+        }
+        self.backend
+            .userinfo(access, Lane::Session)
+            .await?
+            .ok_or_else(|| {
+                AuthError::BackendBadResponse("user info refused the new access token".into())
+            })
+    }
+
+    pub async fn login(&self, body: &Value) -> AuthResult<LoginOutcome> {
+        let (username, password) = login_fields(body)?;
+        let answer = self.backend.login(&username, &password).await?;
+        let tokens = answer.tokens.clone();
+        let backend_id = answer.user.as_ref().map(|u| u.id.clone());
+        let outcome = self.start_session(answer).await;
+        if outcome.is_err() {
+            // The backend issued tokens that no session will hold: end its session too.
+            self.abandon_backend_session(tokens, backend_id);
+        }
+        outcome
+    }
+
+    /// After the backend accepted the credentials: user sync, then the session (or 2FA step).
+    async fn start_session(&self, answer: LoginAnswer) -> AuthResult<LoginOutcome> {
+        let backend_user = self
+            .login_user(answer.user, &answer.tokens.access_token)
+            .await?;
+        self.config.policy.admit(&backend_user)?;
+        let profile = Profile::from_backend(&backend_user, &self.config.policy);
+        let db = self.db().await?;
+        let user = db.users.sync(&profile).await?;
+        let user_id = user
+            .get_object_id("_id")
+            .map_err(|_| AuthError::Internal("user without ObjectId".into()))?;
+        if user.get_bool("twoFactorEnabled").unwrap_or(false) {
+            // LibreChat's second step creates the session; its first refresh claims these.
+            db.sessions.stash_pending(user_id, &answer.tokens).await?;
+            return Ok(LoginOutcome::TwoFactorPending {
+                temp_token: self.tokens.two_fa_temp_token(&user_id.to_hex())?,
+                user,
+            });
+        }
+        let session = db
+            .sessions
+            .create(&self.tokens, user_id, &answer.tokens)
+            .await?;
+        self.after_revocation_second(&user_id.to_hex()).await;
+        let token = self.session_token(&user, user_id, &answer.tokens, Some(&backend_user))?;
+        self.cache_user(&user)?;
+        Ok(LoginOutcome::Session {
+            user,
+            token,
+            refresh_token: session.refresh_token,
+            refresh_expires_at_ms: session.expires_at_ms,
+            session: session.session_id,
+        })
+    }
+
+    /// Tells `BACKEND_LOGOUT_URL` (when set) about tokens of a login that failed after the backend
+    /// issued them. Best effort, in the background, so the error answer does not wait for it; the
+    /// call is bounded by `BACKEND_TIMEOUT_MS` like every backend call.
+    /// Its end is audited (`backend_session.ended`): it happens after the request was answered.
+    fn abandon_backend_session(&self, tokens: BackendTokens, backend_id: Option<String>) {
+        let Some(url) = self.config.logout_url.clone() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let backend = self.backend.clone();
+        let audit = self.audit.clone();
+        runtime.spawn(async move {
+            let ended = backend
+                .logout(&url, &tokens.access_token, tokens.refresh_token.as_deref())
+                .await;
+            let outcome = ended.as_ref().map_or_else(AuthError::code, |_| "ok");
+            let mut event = AuditEvent::new(events::BACKEND_SESSION_ENDED, outcome);
+            event.backend_id = backend_id;
+            audit.emit(event);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn code(r: AuthResult<(String, String)>) -> &'static str {
+        r.err().map(|e| e.code()).unwrap_or("OK")
+    }
+
+    #[test]
+    fn login_fields_are_validated() {
+        assert_eq!(
+            login_fields(&json!({"email":" Alice ","password":"pw"})).unwrap(),
+            ("Alice".to_string(), "pw".to_string())
+        );
+        assert_eq!(
+            code(login_fields(&json!({"username":"a","password":"pw"}))),
+            "OK"
+        );
+        assert_eq!(code(login_fields(&json!({"password":"pw"}))), "BAD_REQUEST");
+        assert_eq!(
+            code(login_fields(&json!({"email":"  ","password":"pw"}))),
+            "BAD_REQUEST"
+        );
+        assert_eq!(
+            code(login_fields(&json!({"email":"a","password":"   "}))),
+            "BAD_REQUEST"
+        );
+        assert_eq!(
+            code(login_fields(&json!({"email":["a"],"password":"pw"}))),
+            "BAD_REQUEST"
+        );
+        assert_eq!(
+            code(login_fields(&json!({"email":"a","password":123}))),
+            "BAD_REQUEST"
+        );
+        let long = "x".repeat(MAX_USERNAME_CHARS + 1);
+        assert_eq!(
+            code(login_fields(&json!({"email":long,"password":"pw"}))),
+            "BAD_REQUEST"
+        );
+        let long = "x".repeat(MAX_PASSWORD_CHARS + 1);
+        assert_eq!(
+            code(login_fields(&json!({"email":"a","password":long}))),
+            "BAD_REQUEST"
+        );
+        assert_eq!(code(login_fields(&json!("not an object"))), "BAD_REQUEST");
+    }
+}

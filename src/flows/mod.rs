@@ -1,0 +1,13 @@
+//! The flows, over one `Service` per configuration (service: its parts, the database connection,
+//! the user cache and the revocations it applies): login, every request, refresh and logout,
+//! ending sessions on demand (control), backend events, and the login policy.
+//!
+//! May use: shared, identity, config, tokens, backend, store.
+
+pub mod control;
+pub mod events;
+pub mod login;
+pub mod policy;
+pub mod refresh;
+pub mod request;
+pub mod service;

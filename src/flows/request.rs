@@ -1,0 +1,267 @@
+//! Every request: a bearer token checked synchronously from memory where it can be (a LibreChat
+//! access token, or a backend token whose verdict is cached), else with the database and the
+//! backend (JWKS, user info or introspection), and mapped to the user document LibreChat expects.
+
+use mongodb::bson::oid::ObjectId;
+
+use crate::backend::bearer::token_key;
+use crate::backend::claims::Verdict;
+use crate::config::{BearerMode, SessionMode};
+use crate::flows::service::{CachedUser, Service};
+use crate::shared::error::{AuthError, AuthResult};
+use crate::shared::metrics::Cache;
+use crate::store::revocation::now_ms;
+use crate::store::users::Profile;
+use crate::tokens::librechat::{classify, issued_at, AccessCheck, TokenClass};
+
+/// What the synchronous check of a bearer token decided.
+pub enum SyncAuth {
+    /// Verified, and the user document is cached at this version.
+    User { id: String, version: u32 },
+    /// Verified; the user document must be loaded (`load_user`), and the token's `iat` checked
+    /// again once the database (and with it every revocation) is known.
+    Load { id: String, iat: Option<u64> },
+    /// A backend token that needs a backend round trip (`authenticate_backend`).
+    Backend,
+    /// Refused with this code (a metric's label); the reason is safe to show.
+    Invalid(&'static str, String),
+}
+
+/// A token issued before a revocation of its user (docs/logout-events-revocation.md, "Revocation").
+fn revoked() -> AuthError {
+    AuthError::TokenInvalid("token revoked".into())
+}
+
+impl Service {
+    /// Verifies a LibreChat access token (HS256, `JWT_SECRET`, `exp`, `id`, not revoked): the
+    /// user id.
+    pub fn verify_access(&self, token: &str) -> AuthResult<String> {
+        match self.tokens.check_access(token) {
+            AccessCheck::Valid(id, iat) if self.revoked.refuses(&id, iat) => Err(revoked()),
+            AccessCheck::Valid(id, _) => Ok(id),
+            AccessCheck::Invalid(e) => Err(e),
+            AccessCheck::NotLibreChat(_) => Err(AuthError::TokenInvalid(
+                "not a LibreChat access token".into(),
+            )),
+        }
+    }
+
+    /// Whether a backend token of LibreChat user `id` predates a revocation of that user: a JWT
+    /// by its `iat`; an opaque token by when the backend last vouched for it (`checked_ms`: its
+    /// cached verdicts are dropped with the revocation, so only a check in flight meanwhile is).
+    fn backend_token_revoked(&self, token: &str, id: &str, checked_ms: Option<i64>) -> bool {
+        let Some(nb) = self.revoked.get(id) else {
+            return false;
+        };
+        match classify(token) {
+            TokenClass::BackendJwt => self.revoked.refuses(id, issued_at(token)),
+            _ => checked_ms.is_some_and(|at| at < nb),
+        }
+    }
+
+    /// `cached_user` on the per-request path, counted as a cache hit or miss.
+    fn counted_user(&self, id: &str) -> Option<CachedUser> {
+        let cached = self.cached_user(id);
+        self.metrics.cache(Cache::User, cached.is_some());
+        cached
+    }
+
+    fn user_state(&self, id: String, iat: Option<u64>) -> SyncAuth {
+        match self.counted_user(&id) {
+            Some(c) => SyncAuth::User {
+                id,
+                version: c.version,
+            },
+            None => SyncAuth::Load { id, iat },
+        }
+    }
+
+    /// The synchronous part of every request: classify, verify a LibreChat token, or answer a
+    /// backend token from the caches. No I/O.
+    pub fn authenticate_sync(&self, token: &str) -> SyncAuth {
+        match self.tokens.check_access(token) {
+            AccessCheck::Valid(id, iat) if self.revoked.refuses(&id, iat) => {
+                SyncAuth::Invalid("TOKEN_INVALID", revoked().to_string())
+            }
+            AccessCheck::Valid(id, iat) => self.user_state(id, iat),
+            AccessCheck::Invalid(e) => SyncAuth::Invalid(e.code(), e.to_string()),
+            AccessCheck::NotLibreChat(TokenClass::Garbage) => {
+                SyncAuth::Invalid("TOKEN_INVALID", "malformed token".into())
+            }
+            AccessCheck::NotLibreChat(_) => {
+                if self.config.bearer_mode == BearerMode::Off {
+                    return SyncAuth::Invalid(
+                        "TOKEN_INVALID",
+                        "backend tokens are not accepted".into(),
+                    );
+                }
+                let key = token_key(token);
+                let verdict = self.bearer.cached(&key);
+                self.metrics.cache(Cache::BackendToken, verdict.is_some());
+                match verdict.or_else(|| self.bearer.verify_now(token, key)) {
+                    Some(Verdict::Refused(why)) => SyncAuth::Invalid("TOKEN_INVALID", why),
+                    // The policy holds on the cached path too; the slow path answers its 403.
+                    Some(Verdict::Valid(identity))
+                        if self.config.policy.admit(&identity).is_err() =>
+                    {
+                        SyncAuth::Backend
+                    }
+                    Some(Verdict::Valid(identity)) => match self.source_ids.get(&identity.id) {
+                        Some(id) if self.backend_token_revoked(token, &id, None) => {
+                            SyncAuth::Invalid("TOKEN_INVALID", revoked().to_string())
+                        }
+                        // A 2FA user's token needs the slow path's check unless known as a
+                        // session's; an uncached user is loaded by the slow path, which checks.
+                        Some(id) => match self.counted_user(&id) {
+                            Some(c) if !c.two_factor || self.bearer.is_session_token(&key) => {
+                                SyncAuth::User {
+                                    id,
+                                    version: c.version,
+                                }
+                            }
+                            _ => SyncAuth::Backend,
+                        },
+                        None => SyncAuth::Backend,
+                    },
+                    None => SyncAuth::Backend,
+                }
+            }
+        }
+    }
+
+    /// `load_user` for a LibreChat access token issued at `iat`: a server that connects to the
+    /// database with this request learns only now of revocations made before it started.
+    pub async fn load_token_user(
+        &self,
+        id: &str,
+        iat: Option<u64>,
+    ) -> AuthResult<Option<CachedUser>> {
+        self.db().await?;
+        if self.revoked.refuses(id, iat) {
+            return Err(revoked());
+        }
+        self.load_user(id).await
+    }
+
+    /// Loads a user by `_id` hex (as LibreChat's jwt strategy does) into the cache.
+    pub async fn load_user(&self, id: &str) -> AuthResult<Option<CachedUser>> {
+        if let Some(c) = self.cached_user(id) {
+            return Ok(Some(c));
+        }
+        let Ok(oid) = ObjectId::parse_str(id) else {
+            return Ok(None);
+        };
+        let db = self.db().await?;
+        match db.users.find_public(oid).await? {
+            Some(user) => self.cache_user(&user).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A backend token the caches could not answer: verified by JWKS or user info, mapped to the
+    /// LibreChat user by provider + `idOnTheSource` (created when provisioning is on).
+    pub async fn authenticate_backend(&self, token: &str) -> AuthResult<CachedUser> {
+        match classify(token) {
+            // Damaged, oversized or with control characters: never sent anywhere.
+            TokenClass::Garbage => return Err(AuthError::TokenInvalid("malformed token".into())),
+            TokenClass::LibreChat => {
+                return Err(AuthError::TokenInvalid(
+                    "backend tokens are not accepted".into(),
+                ))
+            }
+            TokenClass::BackendJwt | TokenClass::BackendOpaque => {}
+        }
+        if self.config.bearer_mode == BearerMode::Off {
+            return Err(AuthError::TokenInvalid(
+                "backend tokens are not accepted".into(),
+            ));
+        }
+        let checked_ms = now_ms();
+        let identity = match self.bearer.verify(&self.backend, token).await? {
+            Verdict::Valid(u) => u,
+            Verdict::Refused(why) => return Err(AuthError::TokenInvalid(why)),
+        };
+        self.config.policy.admit(&identity)?;
+        if let Some(id) = self.source_ids.get(&identity.id) {
+            if let Some(u) = self.load_user(&id).await? {
+                self.refuse_revoked(token, &u.id, checked_ms)?;
+                self.check_second_factor(token, &u).await?;
+                return Ok(u);
+            }
+        }
+        let db = self.db().await?;
+        let found = self
+            .source_lookups
+            .run(identity.id.clone(), || async {
+                match db.users.find_id_by_source(&identity.id).await? {
+                    Some(oid) => db.users.find_public(oid).await,
+                    None => Ok(None),
+                }
+            })
+            .await?;
+        let user = match found {
+            Some(user) => Some(user),
+            None if self.config.provision_on_bearer => {
+                if identity.email.is_empty() {
+                    return Err(AuthError::TokenInvalid(
+                        "the token carries no email to create the account with".into(),
+                    ));
+                }
+                Some(
+                    db.users
+                        .sync(&Profile::from_backend(&identity, &self.config.policy))
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        let user = user.ok_or_else(|| {
+            AuthError::TokenInvalid("no LibreChat account for this backend user".into())
+        })?;
+        let cached = self.cache_user(&user)?;
+        self.refuse_revoked(token, &cached.id, checked_ms)?;
+        if let Ok(oid) = user.get_object_id("_id") {
+            self.source_ids
+                .insert(identity.id, oid.to_hex(), self.config.user_cache_ttl);
+        }
+        self.check_second_factor(token, &cached).await?;
+        Ok(cached)
+    }
+
+    /// `backend_token_revoked` as an error; a refused token's cached verdict is forgotten.
+    fn refuse_revoked(&self, token: &str, id: &str, checked_ms: i64) -> AuthResult<()> {
+        if self.backend_token_revoked(token, id, Some(checked_ms)) {
+            self.bearer.forget(&token_key(token));
+            return Err(revoked());
+        }
+        Ok(())
+    }
+
+    /// A user with LibreChat's 2FA is never authenticated by a backend token obtained with the
+    /// password alone: only the access token of a LibreChat session (which passed the second step,
+    /// or was started before 2FA was enabled) is accepted, and only in backend session mode, the
+    /// one mode in which a browser holds such a token.
+    async fn check_second_factor(&self, token: &str, user: &CachedUser) -> AuthResult<()> {
+        if !user.two_factor {
+            return Ok(());
+        }
+        if self.config.session_mode == SessionMode::Backend {
+            if self.bearer.is_session_token(&token_key(token)) {
+                return Ok(());
+            }
+            let oid = ObjectId::parse_str(&*user.id)
+                .map_err(|_| AuthError::Internal("user without ObjectId".into()))?;
+            if self
+                .db()
+                .await?
+                .sessions
+                .holds_access_token(oid, token)
+                .await?
+            {
+                self.bearer.remember_session_token(token);
+                return Ok(());
+            }
+        }
+        Err(AuthError::TwoFactorRequired)
+    }
+}

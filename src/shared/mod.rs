@@ -1,0 +1,9 @@
+//! Small parts every layer uses: the one error type with its stable codes, the bounded TTL cache
+//! with single-flight, the package's metrics, and audit events without a request.
+//!
+//! May use: nothing.
+
+pub mod audit;
+pub mod cache;
+pub mod error;
+pub mod metrics;
