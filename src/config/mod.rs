@@ -12,35 +12,12 @@ use url::Url;
 
 use crate::shared::error::{AuthError, AuthResult};
 
-pub const DEFAULT_SESSION_EXPIRY_MS: u64 = 15 * 60 * 1000;
-pub const DEFAULT_REFRESH_TOKEN_EXPIRY_MS: u64 = 7 * 24 * 60 * 60 * 1000;
-const DEFAULT_BACKEND_TIMEOUT_MS: u64 = 10_000;
-const DEFAULT_DB_TIMEOUT_MS: u64 = 5_000;
-const DEFAULT_USER_CACHE_TTL_SECS: u64 = 5;
-const DEFAULT_CACHE_MAX: u64 = 10_000;
-const DEFAULT_TOKEN_CACHE_TTL_SECS: u64 = 60;
-const DEFAULT_REFRESH_GRACE_MS: u64 = 10_000;
-const DEFAULT_JWKS_CACHE_TTL_SECS: u64 = 600;
-const DEFAULT_JWKS_COOLDOWN_MS: u64 = 30_000;
-const DEFAULT_JWKS_MAX_STALE_SECS: u64 = 24 * 60 * 60;
-const DEFAULT_USERINFO_MAX_CONCURRENT: u64 = 32;
-const DEFAULT_USERINFO_RATE: u64 = 50;
-const DEFAULT_USERINFO_BURST: u64 = 100;
-const DEFAULT_EVENTS_TOLERANCE_SECS: u64 = 300;
-const DEFAULT_REVOCATION_POLL_MS: u64 = 1_000;
+pub mod settings;
+
+use settings::{Kind, Setting};
+
 /// HMAC-SHA256 keys shorter than this are guessable offline from one signed request.
 const MIN_EVENTS_SECRET_CHARS: usize = 32;
-const DEFAULT_BREAKER_FAILURES: u64 = 5;
-const DEFAULT_BREAKER_COOLDOWN_MS: u64 = 30_000;
-const DEFAULT_BREAKER_PROBES: u64 = 1;
-const DEFAULT_MAX_PENDING: u64 = 256;
-
-/// Upper bounds of the duration variables: far above any sane setting, far below what could
-/// overflow a clock (`Instant + Duration`) or a date.
-const DAY_SECS: u64 = 24 * 60 * 60;
-const DAY_MS: u64 = DAY_SECS * 1000;
-const YEAR_MS: u64 = 365 * DAY_MS;
-const TEN_MIN_MS: u64 = 10 * 60 * 1000;
 /// `SESSION_EXPIRY` arithmetic: no real expression is longer or deeper (and the parser recurses).
 const MAX_ARITHMETIC_LEN: usize = 256;
 const MAX_ARITHMETIC_DEPTH: usize = 16;
@@ -243,9 +220,30 @@ impl<'a> Vars<'a> {
         self.get(name).map(|_| self.url(name)).transpose()
     }
 
-    /// A whole number `>= min`.
-    fn number(&self, name: &'static str, default: u64, min: u64) -> AuthResult<u64> {
-        self.number_in(name, default, min, u64::MAX)
+    /// The row of a setting (config/settings.rs): its kind and default. Every name read here has
+    /// one; a missing row is a mistake of this file, reported rather than panicking.
+    fn row(name: &'static str) -> AuthResult<&'static Setting> {
+        settings::find(name)
+            .ok_or_else(|| AuthError::Internal(format!("{name} is not in the settings table")))
+    }
+
+    /// The row's default value (`None` when it has none).
+    fn default_of(name: &'static str) -> AuthResult<Option<&'static str>> {
+        Ok(match Self::row(name)?.default {
+            settings::WhenUnset::Default(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    /// A whole number within the row's bounds, else its default.
+    fn whole(&self, name: &'static str) -> AuthResult<u64> {
+        let Kind::Whole { min, max, .. } = Self::row(name)?.kind else {
+            return Err(AuthError::Internal(format!("{name} is not a whole number")));
+        };
+        let default = Self::default_of(name)?
+            .and_then(|d| d.parse::<u64>().ok())
+            .ok_or_else(|| AuthError::Internal(format!("{name} has no default")))?;
+        self.number_in(name, default, min, max)
     }
 
     /// A whole number in `min..=max`.
@@ -268,7 +266,8 @@ impl<'a> Vars<'a> {
     }
 
     /// Our own flags: `true` or `false` (any case); anything else is a mistake worth reporting.
-    fn flag(&self, name: &'static str, default: bool) -> AuthResult<bool> {
+    fn flag(&self, name: &'static str) -> AuthResult<bool> {
+        let default = Self::default_of(name)? == Some("true");
         match self.get(name).map(|v| v.to_ascii_lowercase()) {
             None => Ok(default),
             Some(v) if v == "true" => Ok(true),
@@ -277,14 +276,12 @@ impl<'a> Vars<'a> {
         }
     }
 
-    fn choice<T: Copy>(
-        &self,
-        name: &'static str,
-        default: T,
-        options: &[(&str, T)],
-    ) -> AuthResult<T> {
-        let Some(raw) = self.get(name) else {
-            return Ok(default);
+    /// One of `options`; the row's default when unset.
+    fn choice<T: Copy>(&self, name: &'static str, options: &[(&str, T)]) -> AuthResult<T> {
+        let raw = match self.get(name) {
+            Some(raw) => raw,
+            None => Self::default_of(name)?
+                .ok_or_else(|| AuthError::Internal(format!("{name} has no default")))?,
         };
         options
             .iter()
@@ -296,10 +293,17 @@ impl<'a> Vars<'a> {
             })
     }
 
-    /// A positive number of milliseconds up to `max`, arithmetic allowed.
-    fn millis(&self, name: &'static str, default: u64, max: u64) -> AuthResult<u64> {
+    /// A positive number of milliseconds up to the row's bound, arithmetic allowed.
+    fn millis(&self, name: &'static str) -> AuthResult<u64> {
+        let Kind::Millis { max } = Self::row(name)?.kind else {
+            return Err(AuthError::Internal(format!(
+                "{name} is not in milliseconds"
+            )));
+        };
         match self.get(name) {
-            None => Ok(default),
+            None => Self::default_of(name)?
+                .and_then(|d| d.parse::<u64>().ok())
+                .ok_or_else(|| AuthError::Internal(format!("{name} has no default"))),
             Some(raw) => match eval_arithmetic(raw) {
                 Some(v) if (1.0..=max as f64).contains(&v) => Ok(v as u64),
                 _ => Err(AuthError::config(
@@ -317,15 +321,28 @@ impl<'a> Vars<'a> {
             .unwrap_or(false)
     }
 
-    fn paths(&self, name: &str, defaults: &[&str]) -> Vec<String> {
-        match self.get(name) {
-            Some(raw) => raw
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
-            None => defaults.iter().map(|s| s.to_string()).collect(),
-        }
+    /// A comma-separated list; the row's default when unset.
+    fn paths(&self, name: &'static str) -> AuthResult<Vec<String>> {
+        let raw = match self.get(name) {
+            Some(raw) => raw,
+            None => Self::default_of(name)?.unwrap_or(""),
+        };
+        Ok(raw
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect())
+    }
+
+    /// Text; the row's default when unset.
+    fn text(&self, name: &'static str) -> AuthResult<String> {
+        let value = match self.get(name) {
+            Some(v) => Some(v),
+            None => Self::default_of(name)?,
+        };
+        value
+            .map(str::to_string)
+            .ok_or_else(|| AuthError::Internal(format!("{name} has no default")))
     }
 }
 
@@ -364,46 +381,38 @@ impl Config {
             ));
         }
 
-        let start_balance = match v.get("START_BALANCE") {
-            None => 0,
-            Some(raw) => raw.parse::<i64>().map_err(|_| {
+        let start_balance = v
+            .get("START_BALANCE")
+            .or(Vars::default_of("START_BALANCE")?)
+            .unwrap_or("0")
+            .parse::<i64>()
+            .map_err(|_| {
                 AuthError::config("START_BALANCE", "must be a whole number of token credits")
-            })?,
-        };
+            })?;
 
         let mapping = Mapping {
-            login_username_field: v
-                .get("BACKEND_LOGIN_USERNAME_FIELD")
-                .unwrap_or("username")
-                .to_string(),
-            access_token: v.paths("BACKEND_ACCESS_TOKEN_FIELD", &["token", "access_token"]),
-            refresh_token: v.paths(
-                "BACKEND_REFRESH_TOKEN_FIELD",
-                &["refreshToken", "refresh_token"],
-            ),
-            expires_in: v.paths("BACKEND_EXPIRES_IN_FIELD", &["expiresIn", "expires_in"]),
-            user_id: v.paths("BACKEND_USER_ID_FIELD", &["id"]),
-            user_email: v.paths("BACKEND_USER_EMAIL_FIELD", &["email"]),
-            user_username: v.paths("BACKEND_USER_USERNAME_FIELD", &["username"]),
-            user_name: v.paths("BACKEND_USER_NAME_FIELD", &["name"]),
-            user_avatar: v.paths("BACKEND_USER_AVATAR_FIELD", &["avatar"]),
-            user_roles: v.paths("BACKEND_ROLES_FIELD", &[]),
-            session_id: v.paths(
-                "BACKEND_SESSION_ID_FIELD",
-                &["session_id", "sid", "sessionId"],
-            ),
+            login_username_field: v.text("BACKEND_LOGIN_USERNAME_FIELD")?,
+            access_token: v.paths("BACKEND_ACCESS_TOKEN_FIELD")?,
+            refresh_token: v.paths("BACKEND_REFRESH_TOKEN_FIELD")?,
+            expires_in: v.paths("BACKEND_EXPIRES_IN_FIELD")?,
+            user_id: v.paths("BACKEND_USER_ID_FIELD")?,
+            user_email: v.paths("BACKEND_USER_EMAIL_FIELD")?,
+            user_username: v.paths("BACKEND_USER_USERNAME_FIELD")?,
+            user_name: v.paths("BACKEND_USER_NAME_FIELD")?,
+            user_avatar: v.paths("BACKEND_USER_AVATAR_FIELD")?,
+            user_roles: v.paths("BACKEND_ROLES_FIELD")?,
+            session_id: v.paths("BACKEND_SESSION_ID_FIELD")?,
         };
         let policy = Policy {
-            admin_roles: v.paths("BACKEND_ADMIN_ROLES", &[]),
-            required_roles: v.paths("BACKEND_REQUIRED_ROLES", &[]),
+            admin_roles: v.paths("BACKEND_ADMIN_ROLES")?,
+            required_roles: v.paths("BACKEND_REQUIRED_ROLES")?,
             allowed_email_domains: v
-                .paths("BACKEND_ALLOWED_EMAIL_DOMAINS", &[])
+                .paths("BACKEND_ALLOWED_EMAIL_DOMAINS")?
                 .into_iter()
                 .map(|d| crate::identity::fold_case(d.trim_start_matches('@')))
                 .collect(),
             link_existing: v.choice(
                 "BACKEND_LINK_EXISTING",
-                LinkExisting::Never,
                 &[
                     ("never", LinkExisting::Never),
                     ("email", LinkExisting::Email),
@@ -421,7 +430,6 @@ impl Config {
 
         let session_mode = v.choice(
             "BACKEND_SESSION_MODE",
-            SessionMode::LibreChat,
             &[
                 ("librechat", SessionMode::LibreChat),
                 ("backend", SessionMode::Backend),
@@ -429,7 +437,6 @@ impl Config {
         )?;
         let bearer_mode = v.choice(
             "BACKEND_BEARER_TOKENS",
-            BearerMode::Userinfo,
             &[
                 ("userinfo", BearerMode::Userinfo),
                 ("jwks", BearerMode::Jwks),
@@ -450,25 +457,12 @@ impl Config {
                 url,
                 issuer,
                 audience: v.get("BACKEND_JWT_AUDIENCE").map(str::to_string),
-                id_claim: v.get("BACKEND_JWT_ID_CLAIM").unwrap_or("sub").to_string(),
-                cache_ttl: Duration::from_secs(v.number_in(
-                    "BACKEND_JWKS_CACHE_TTL",
-                    DEFAULT_JWKS_CACHE_TTL_SECS,
-                    1,
-                    DAY_SECS,
-                )?),
-                refetch_cooldown: Duration::from_millis(v.number_in(
-                    "BACKEND_JWKS_REFETCH_COOLDOWN_MS",
-                    DEFAULT_JWKS_COOLDOWN_MS,
-                    0,
-                    DAY_MS,
-                )?),
-                max_stale: Duration::from_secs(v.number_in(
-                    "BACKEND_JWKS_MAX_STALE",
-                    DEFAULT_JWKS_MAX_STALE_SECS,
-                    0,
-                    7 * DAY_SECS,
-                )?),
+                id_claim: v.text("BACKEND_JWT_ID_CLAIM")?,
+                cache_ttl: Duration::from_secs(v.whole("BACKEND_JWKS_CACHE_TTL")?),
+                refetch_cooldown: Duration::from_millis(
+                    v.whole("BACKEND_JWKS_REFETCH_COOLDOWN_MS")?,
+                ),
+                max_stale: Duration::from_secs(v.whole("BACKEND_JWKS_MAX_STALE")?),
             })
         } else {
             None
@@ -493,10 +487,7 @@ impl Config {
                             .collect()
                     })
                     .unwrap_or_default(),
-                id_claim: v
-                    .get("BACKEND_INTROSPECTION_ID_CLAIM")
-                    .unwrap_or("sub")
-                    .to_string(),
+                id_claim: v.text("BACKEND_INTROSPECTION_ID_CLAIM")?,
             })
         } else {
             None
@@ -504,7 +495,7 @@ impl Config {
 
         let logout_url = v.optional_url("BACKEND_LOGOUT_URL")?;
         let production = v.get("NODE_ENV") == Some("production");
-        let allow_insecure_http = v.flag("BACKEND_ALLOW_INSECURE_HTTP", false)?;
+        let allow_insecure_http = v.flag("BACKEND_ALLOW_INSECURE_HTTP")?;
         if production && !allow_insecure_http {
             let urls = [
                 ("BACKEND_AUTH_URL", Some(&auth_url)),
@@ -536,7 +527,7 @@ impl Config {
 
         Ok(Config {
             ca_cert_pem,
-            login_uses_username: v.flag("BACKEND_LOGIN_USES_USERNAME", false)?,
+            login_uses_username: v.flag("BACKEND_LOGIN_USES_USERNAME")?,
             events_secret: match v.get("BACKEND_EVENTS_SECRET") {
                 None => None,
                 Some(s) if s.chars().count() < MIN_EVENTS_SECRET_CHARS => {
@@ -547,94 +538,34 @@ impl Config {
                 }
                 Some(s) => Some(s.as_bytes().to_vec()),
             },
-            events_tolerance_secs: v.number_in(
-                "BACKEND_EVENTS_TOLERANCE_SECONDS",
-                DEFAULT_EVENTS_TOLERANCE_SECS,
-                1,
-                3_600,
-            )?,
-            revocation_poll: Duration::from_millis(v.number_in(
-                "REVOCATION_POLL_MS",
-                DEFAULT_REVOCATION_POLL_MS,
-                0,
-                60_000,
-            )?),
+            events_tolerance_secs: v.whole("BACKEND_EVENTS_TOLERANCE_SECONDS")?,
+            revocation_poll: Duration::from_millis(v.whole("REVOCATION_POLL_MS")?),
             logout_url,
             session_mode,
-            refresh_grace: Duration::from_millis(v.number_in(
-                "REFRESH_GRACE_MS",
-                DEFAULT_REFRESH_GRACE_MS,
-                0,
-                DAY_MS,
-            )?),
-            user_cache_ttl: Duration::from_secs(v.number_in(
-                "USER_CACHE_TTL",
-                DEFAULT_USER_CACHE_TTL_SECS,
-                0,
-                DAY_SECS,
-            )?),
-            cache_max: usize::try_from(v.number("AUTH_CACHE_MAX_ENTRIES", DEFAULT_CACHE_MAX, 1)?)
+            refresh_grace: Duration::from_millis(v.whole("REFRESH_GRACE_MS")?),
+            user_cache_ttl: Duration::from_secs(v.whole("USER_CACHE_TTL")?),
+            cache_max: usize::try_from(v.whole("AUTH_CACHE_MAX_ENTRIES")?)
                 .unwrap_or(usize::MAX),
             bearer_mode,
             jwks,
             introspection,
-            token_cache_ttl: Duration::from_secs(v.number_in(
-                "BACKEND_TOKEN_CACHE_TTL",
-                DEFAULT_TOKEN_CACHE_TTL_SECS,
-                0,
-                DAY_SECS,
-            )?),
-            provision_on_bearer: v.flag("BACKEND_PROVISION_ON_BEARER", false)?,
+            token_cache_ttl: Duration::from_secs(v.whole("BACKEND_TOKEN_CACHE_TTL")?),
+            provision_on_bearer: v.flag("BACKEND_PROVISION_ON_BEARER")?,
             userinfo_budget: UserinfoBudget {
-                max_concurrent: usize::try_from(v.number_in(
-                    "BACKEND_USERINFO_MAX_CONCURRENT",
-                    DEFAULT_USERINFO_MAX_CONCURRENT,
-                    1,
-                    100_000,
-                )?)
+                max_concurrent: usize::try_from(v.whole("BACKEND_USERINFO_MAX_CONCURRENT")?)
                 .unwrap_or(100_000),
-                per_second: u32::try_from(v.number_in(
-                    "BACKEND_USERINFO_RATE",
-                    DEFAULT_USERINFO_RATE,
-                    1,
-                    1_000_000,
-                )?)
+                per_second: u32::try_from(v.whole("BACKEND_USERINFO_RATE")?)
                 .unwrap_or(1_000_000),
-                burst: u32::try_from(v.number_in(
-                    "BACKEND_USERINFO_BURST",
-                    DEFAULT_USERINFO_BURST,
-                    1,
-                    1_000_000,
-                )?)
+                burst: u32::try_from(v.whole("BACKEND_USERINFO_BURST")?)
                 .unwrap_or(1_000_000),
             },
             breaker: BreakerConfig {
-                failures: u32::try_from(v.number_in(
-                    "BACKEND_BREAKER_FAILURES",
-                    DEFAULT_BREAKER_FAILURES,
-                    0,
-                    1_000,
-                )?)
+                failures: u32::try_from(v.whole("BACKEND_BREAKER_FAILURES")?)
                 .unwrap_or(1_000),
-                cooldown: Duration::from_millis(v.number_in(
-                    "BACKEND_BREAKER_COOLDOWN_MS",
-                    DEFAULT_BREAKER_COOLDOWN_MS,
-                    1,
-                    DAY_MS,
-                )?),
-                probes: u32::try_from(v.number_in(
-                    "BACKEND_BREAKER_PROBES",
-                    DEFAULT_BREAKER_PROBES,
-                    1,
-                    1_000,
-                )?)
+                cooldown: Duration::from_millis(v.whole("BACKEND_BREAKER_COOLDOWN_MS")?),
+                probes: u32::try_from(v.whole("BACKEND_BREAKER_PROBES")?)
                 .unwrap_or(1_000),
-                max_pending: usize::try_from(v.number_in(
-                    "BACKEND_MAX_PENDING",
-                    DEFAULT_MAX_PENDING,
-                    1,
-                    100_000,
-                )?)
+                max_pending: usize::try_from(v.whole("BACKEND_MAX_PENDING")?)
                 .unwrap_or(100_000),
             },
             auth_url,
@@ -643,22 +574,10 @@ impl Config {
             jwt_secret,
             jwt_refresh_secret,
             mongo_uri,
-            session_expiry_ms: v.millis("SESSION_EXPIRY", DEFAULT_SESSION_EXPIRY_MS, YEAR_MS)?,
-            refresh_token_expiry_ms: v.millis(
-                "REFRESH_TOKEN_EXPIRY",
-                DEFAULT_REFRESH_TOKEN_EXPIRY_MS,
-                YEAR_MS,
-            )?,
-            backend_timeout: Duration::from_millis(v.millis(
-                "BACKEND_TIMEOUT_MS",
-                DEFAULT_BACKEND_TIMEOUT_MS,
-                TEN_MIN_MS,
-            )?),
-            db_timeout: Duration::from_millis(v.millis(
-                "MONGO_TIMEOUT_MS",
-                DEFAULT_DB_TIMEOUT_MS,
-                TEN_MIN_MS,
-            )?),
+            session_expiry_ms: v.millis("SESSION_EXPIRY")?,
+            refresh_token_expiry_ms: v.millis("REFRESH_TOKEN_EXPIRY")?,
+            backend_timeout: Duration::from_millis(v.millis("BACKEND_TIMEOUT_MS")?),
+            db_timeout: Duration::from_millis(v.millis("MONGO_TIMEOUT_MS")?),
             token_encryption_key: parse_key(v.required("BACKEND_TOKEN_ENCRYPTION_KEY")?)?,
             balance_enabled: v.librechat_flag("CHECK_BALANCE"),
             start_balance,
@@ -1193,13 +1112,11 @@ pub mod tests {
                 u128::from(c.jwks.as_ref().unwrap().max_stale.as_secs())
             }),
         ];
-        // The table is every numeric variable: each name this file passes to a numeric reader.
-        let source = include_str!("mod.rs");
-        let production = &source[..source.find("#[cfg(test)]").unwrap_or(source.len())];
-        let mut read_as_numbers: Vec<&str> = ["v.number(", "v.number_in(", "v.millis("]
+        // The table is every numeric variable: each setting of a numeric kind.
+        let mut read_as_numbers: Vec<&str> = settings::SETTINGS
             .iter()
-            .flat_map(|f| production.split(*f).skip(1))
-            .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+            .filter(|s| matches!(s.kind, Kind::Whole { .. } | Kind::Millis { .. }))
+            .map(|s| s.name)
             .collect();
         read_as_numbers.sort_unstable();
         let mut in_table: Vec<&str> = table.iter().map(|(n, ..)| *n).collect();

@@ -1,290 +1,37 @@
-//! The effective configuration as `doctor` shows it: every variable the service reads, defaults
-//! where unset, secrets redacted (`JWT_SECRET`, `JWT_REFRESH_SECRET`,
-//! `BACKEND_INTROSPECTION_CLIENT_SECRET` and `BACKEND_TOKEN_ENCRYPTION_KEY` only as their length, `MONGO_URI` without its password, URLs
-//! without userinfo or query string).
+//! The effective configuration as `doctor` shows it: every setting of `src/config/settings.rs`,
+//! defaults where unset, secrets redacted (the secret kinds only as their length, `MONGO_URI`
+//! without its password, URLs without userinfo or query string).
 
 use std::collections::HashMap;
 
 use reqwest::Url;
 
-/// How a variable is shown.
-#[derive(Clone, Copy)]
-enum Show {
-    /// The value as is.
-    Plain,
-    /// Only whether it is set and its length.
-    Secret,
-    /// An http(s) URL without userinfo and query string.
-    Url,
-    /// A MongoDB connection string without its password.
-    MongoUri,
-}
+use crate::config::settings::{Kind, WhenUnset, SETTINGS};
 
-/// What happens when a variable is not set.
-#[derive(Clone, Copy)]
-enum Unset {
-    Required,
-    Default(&'static str),
-    /// Optional; the text says what being unset means.
-    Optional(&'static str),
-}
-
-/// Every variable the service reads (`src/config/mod.rs`), plus the switch of the wiring.
-const VARIABLES: &[(&str, Show, Unset)] = &[
-    (
-        "USE_CUSTOM_BACKEND_AUTH",
-        Show::Plain,
-        Unset::Default("false (LibreChat's own login)"),
-    ),
-    (
-        "NODE_ENV",
-        Show::Plain,
-        Unset::Optional("cookies without Secure unless SESSION_COOKIE_SECURE=true"),
-    ),
-    (
-        "SESSION_COOKIE_SECURE",
-        Show::Plain,
-        Unset::Optional("Secure decided by NODE_ENV and DOMAIN_SERVER"),
-    ),
-    (
-        "DOMAIN_SERVER",
-        Show::Plain,
-        Unset::Optional("in production: Secure cookies"),
-    ),
-    ("BACKEND_AUTH_URL", Show::Url, Unset::Required),
-    ("BACKEND_USER_INFO_URL", Show::Url, Unset::Required),
-    ("BACKEND_REFRESH_URL", Show::Url, Unset::Required),
-    (
-        "BACKEND_LOGOUT_URL",
-        Show::Url,
-        Unset::Optional("no backend logout call"),
-    ),
-    ("BACKEND_TIMEOUT_MS", Show::Plain, Unset::Default("10000")),
-    (
-        "BACKEND_CA_CERT_PATH",
-        Show::Plain,
-        Unset::Optional("system trusted roots only"),
-    ),
-    (
-        "BACKEND_ALLOW_INSECURE_HTTP",
-        Show::Plain,
-        Unset::Default("false"),
-    ),
-    (
-        "BACKEND_LOGIN_USES_USERNAME",
-        Show::Plain,
-        Unset::Default("false"),
-    ),
-    (
-        "BACKEND_SESSION_MODE",
-        Show::Plain,
-        Unset::Default("librechat"),
-    ),
-    (
-        "BACKEND_BEARER_TOKENS",
-        Show::Plain,
-        Unset::Default("userinfo"),
-    ),
-    ("BACKEND_JWKS_URL", Show::Url, Unset::Optional("")),
-    ("BACKEND_JWT_ISSUER", Show::Plain, Unset::Optional("")),
-    (
-        "BACKEND_JWT_AUDIENCE",
-        Show::Plain,
-        Unset::Optional("audience not checked"),
-    ),
-    ("BACKEND_JWT_ID_CLAIM", Show::Plain, Unset::Default("sub")),
-    ("BACKEND_JWKS_CACHE_TTL", Show::Plain, Unset::Default("600")),
-    (
-        "BACKEND_JWKS_REFETCH_COOLDOWN_MS",
-        Show::Plain,
-        Unset::Default("30000"),
-    ),
-    (
-        "BACKEND_JWKS_MAX_STALE",
-        Show::Plain,
-        Unset::Default("86400"),
-    ),
-    ("BACKEND_INTROSPECTION_URL", Show::Url, Unset::Optional("")),
-    (
-        "BACKEND_INTROSPECTION_CLIENT_ID",
-        Show::Plain,
-        Unset::Optional(""),
-    ),
-    (
-        "BACKEND_INTROSPECTION_CLIENT_SECRET",
-        Show::Secret,
-        Unset::Optional(""),
-    ),
-    (
-        "BACKEND_INTROSPECTION_AUDIENCE",
-        Show::Plain,
-        Unset::Optional("audience not checked"),
-    ),
-    (
-        "BACKEND_INTROSPECTION_ISSUER",
-        Show::Plain,
-        Unset::Optional("issuer not checked"),
-    ),
-    (
-        "BACKEND_INTROSPECTION_SCOPE",
-        Show::Plain,
-        Unset::Optional("no scope required"),
-    ),
-    (
-        "BACKEND_INTROSPECTION_ID_CLAIM",
-        Show::Plain,
-        Unset::Default("sub"),
-    ),
-    ("BACKEND_TOKEN_CACHE_TTL", Show::Plain, Unset::Default("60")),
-    (
-        "BACKEND_USERINFO_MAX_CONCURRENT",
-        Show::Plain,
-        Unset::Default("32"),
-    ),
-    ("BACKEND_USERINFO_RATE", Show::Plain, Unset::Default("50")),
-    ("BACKEND_USERINFO_BURST", Show::Plain, Unset::Default("100")),
-    ("BACKEND_BREAKER_FAILURES", Show::Plain, Unset::Default("5")),
-    (
-        "BACKEND_BREAKER_COOLDOWN_MS",
-        Show::Plain,
-        Unset::Default("30000"),
-    ),
-    ("BACKEND_BREAKER_PROBES", Show::Plain, Unset::Default("1")),
-    ("BACKEND_MAX_PENDING", Show::Plain, Unset::Default("256")),
-    (
-        "BACKEND_PROVISION_ON_BEARER",
-        Show::Plain,
-        Unset::Default("false"),
-    ),
-    (
-        "BACKEND_LOGIN_USERNAME_FIELD",
-        Show::Plain,
-        Unset::Default("username"),
-    ),
-    (
-        "BACKEND_ACCESS_TOKEN_FIELD",
-        Show::Plain,
-        Unset::Default("token,access_token"),
-    ),
-    (
-        "BACKEND_REFRESH_TOKEN_FIELD",
-        Show::Plain,
-        Unset::Default("refreshToken,refresh_token"),
-    ),
-    (
-        "BACKEND_EXPIRES_IN_FIELD",
-        Show::Plain,
-        Unset::Default("expiresIn,expires_in"),
-    ),
-    ("BACKEND_USER_ID_FIELD", Show::Plain, Unset::Default("id")),
-    (
-        "BACKEND_USER_EMAIL_FIELD",
-        Show::Plain,
-        Unset::Default("email"),
-    ),
-    (
-        "BACKEND_USER_USERNAME_FIELD",
-        Show::Plain,
-        Unset::Default("username"),
-    ),
-    (
-        "BACKEND_USER_NAME_FIELD",
-        Show::Plain,
-        Unset::Default("name"),
-    ),
-    (
-        "BACKEND_USER_AVATAR_FIELD",
-        Show::Plain,
-        Unset::Default("avatar"),
-    ),
-    (
-        "BACKEND_ROLES_FIELD",
-        Show::Plain,
-        Unset::Optional("no roles read"),
-    ),
-    ("BACKEND_ADMIN_ROLES", Show::Plain, Unset::Optional("")),
-    (
-        "BACKEND_REQUIRED_ROLES",
-        Show::Plain,
-        Unset::Optional("no role required"),
-    ),
-    (
-        "BACKEND_ALLOWED_EMAIL_DOMAINS",
-        Show::Plain,
-        Unset::Optional("every domain"),
-    ),
-    (
-        "BACKEND_LINK_EXISTING",
-        Show::Plain,
-        Unset::Default("never"),
-    ),
-    ("JWT_SECRET", Show::Secret, Unset::Required),
-    ("JWT_REFRESH_SECRET", Show::Secret, Unset::Required),
-    (
-        "BACKEND_TOKEN_ENCRYPTION_KEY",
-        Show::Secret,
-        Unset::Required,
-    ),
-    (
-        "SESSION_EXPIRY",
-        Show::Plain,
-        Unset::Default("900000 (15 minutes)"),
-    ),
-    (
-        "REFRESH_TOKEN_EXPIRY",
-        Show::Plain,
-        Unset::Default("604800000 (7 days)"),
-    ),
-    ("REFRESH_GRACE_MS", Show::Plain, Unset::Default("10000")),
-    ("USER_CACHE_TTL", Show::Plain, Unset::Default("5")),
-    (
-        "AUTH_CACHE_MAX_ENTRIES",
-        Show::Plain,
-        Unset::Default("10000"),
-    ),
-    ("MONGO_URI", Show::MongoUri, Unset::Required),
-    ("MONGO_TIMEOUT_MS", Show::Plain, Unset::Default("5000")),
-    ("CHECK_BALANCE", Show::Plain, Unset::Default("false")),
-    ("START_BALANCE", Show::Plain, Unset::Default("0")),
-    (
-        "BACKEND_EVENTS_SECRET",
-        Show::Secret,
-        Unset::Optional("backend events off"),
-    ),
-    (
-        "BACKEND_EVENTS_TOLERANCE_SECONDS",
-        Show::Plain,
-        Unset::Default("300"),
-    ),
-    (
-        "BACKEND_SESSION_ID_FIELD",
-        Show::Plain,
-        Unset::Default("session_id, sid, sessionId"),
-    ),
-    ("REVOCATION_POLL_MS", Show::Plain, Unset::Default("1000")),
-];
-
-/// The configuration as the service sees it: every variable it reads, `(default) …` where unset,
-/// secrets redacted. Works on any input, valid or not.
+/// The configuration as the service sees it: every setting (`src/config/settings.rs`), `(default) …`
+/// where unset, secrets redacted. Works on any input, valid or not.
 pub fn effective_config(vars: &HashMap<String, String>) -> Vec<(String, String)> {
-    VARIABLES
+    SETTINGS
         .iter()
-        .map(|(name, show, unset)| {
-            let value = vars.get(*name).map(|v| v.trim()).filter(|v| !v.is_empty());
-            let shown = match (value, show, unset) {
-                (None, _, Unset::Required) => "NOT SET".to_string(),
-                (None, _, Unset::Default(d)) => format!("(default) {d}"),
-                (None, _, Unset::Optional("")) => "(not set)".to_string(),
-                (None, _, Unset::Optional(meaning)) => format!("(not set: {meaning})"),
-                (Some(v), Show::Plain, _) => v.to_string(),
-                (Some(v), Show::Secret, _) => format!("set ({} chars)", v.chars().count()),
-                (Some(v), Show::Url, _) => match Url::parse(v) {
+        .map(|s| {
+            let value = vars.get(s.name).map(|v| v.trim()).filter(|v| !v.is_empty());
+            let shown = match (value, s.default) {
+                (None, WhenUnset::Required) => "NOT SET".to_string(),
+                (None, WhenUnset::RequiredWith(mode)) => format!("(not set: required with {mode})"),
+                (None, WhenUnset::Default(_)) => {
+                    format!("(default) {}", s.default_shown().unwrap_or_default())
+                }
+                (None, WhenUnset::Means("")) => "(not set)".to_string(),
+                (None, WhenUnset::Means(meaning)) => format!("(not set: {meaning})"),
+                (Some(v), _) if s.kind.is_secret() => format!("set ({} chars)", v.chars().count()),
+                (Some(v), _) if s.kind == Kind::Url => match Url::parse(v) {
                     Ok(url) => shown_url(&url),
                     Err(_) => format!("(not a URL, {} chars)", v.chars().count()),
                 },
-                (Some(v), Show::MongoUri, _) => redact_mongo_uri(v),
+                (Some(v), _) if s.kind == Kind::MongoUri => redact_mongo_uri(v),
+                (Some(v), _) => v.to_string(),
             };
-            (name.to_string(), shown)
+            (s.name.to_string(), shown)
         })
         .collect()
 }
@@ -389,7 +136,7 @@ mod tests {
         assert!(names.len() > 30, "{names:?}");
         for name in names {
             assert!(
-                VARIABLES.iter().any(|(n, _, _)| *n == name),
+                SETTINGS.iter().any(|s| s.name == name),
                 "{name} is read by config/mod.rs but not shown by doctor"
             );
         }
