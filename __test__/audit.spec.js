@@ -11,11 +11,9 @@ const request = require('supertest');
 const jwt = require('jsonwebtoken');
 const { startHarness, parseSetCookies } = require('./support/harness');
 const { requestIdOf } = require('../lib/audit');
+const { ALICE, CAROL, sleep, postLogin, postRefresh, refreshCookieOf, rememberTokensIn } = require('./support/auth');
 
-const ALICE = { email: 'Alice', password: 'alice-password-1' };
-const CAROL = { email: 'carol', password: 'carol-password-3' };
 const HEX_ID = /^[0-9a-f]{24}$/;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 describe('#11.4 audit events', () => {
   let h;
@@ -48,15 +46,10 @@ describe('#11.4 audit events', () => {
   };
   const names = (list) => list.map((e) => e.event);
 
-  const remember = (res) => {
-    const c = parseSetCookies(res);
-    seen.push(res.body?.token, c.refreshToken?.value);
-    return res;
-  };
-  const login = (body = ALICE, headers = {}) =>
-    request(h.app).post('/api/auth/login').set(headers).send(body).then(remember);
-  const refresh = (cookie) => request(h.app).post('/api/auth/refresh').set('Cookie', cookie).then(remember);
-  const cookieOf = (res) => `refreshToken=${parseSetCookies(res).refreshToken.value}`;
+  const remember = rememberTokensIn(seen);
+  const login = (body = ALICE, headers = {}) => postLogin(h.app, body, headers).then(remember);
+  const refresh = (cookie) => postRefresh(h.app, cookie).then(remember);
+  const cookieOf = refreshCookieOf;
   const sessionIdOf = (res) => jwt.decode(parseSetCookies(res).refreshToken.value).sessionId;
   const userOf = (backendId) => h.db.collection('users').findOne({ idOnTheSource: backendId });
 

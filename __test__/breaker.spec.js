@@ -14,8 +14,8 @@ const { startMockBackend } = require('./support/mockBackend');
 const { mongoUri } = require('./support/mongoUri');
 const { closedPort, startTcpProxy } = require('./support/tcpProxy');
 const { registerCustomBackendMetrics } = require('..');
+const { ALICE, BOB, CAROL, postLogin, postRefresh } = require('./support/auth');
 
-const ALICE = { email: 'Alice', password: 'alice-password-1' };
 const WRONG = { email: 'Alice', password: 'not-the-password' };
 const CLI = path.join(__dirname, '..', 'bin', 'cli.js');
 const CLOSED = 0;
@@ -27,8 +27,8 @@ describe('#11.3 circuit breaker', () => {
   // Three failures open it; a short cool-down (the tests wait for the state, not for a time).
   const BREAKER = { BACKEND_BREAKER_FAILURES: '3', BACKEND_BREAKER_COOLDOWN_MS: '300', BACKEND_TIMEOUT_MS: '1000' };
 
-  const login = (body = ALICE) => request(h.app).post('/api/auth/login').send(body);
-  const refresh = (cookie) => request(h.app).post('/api/auth/refresh').set('Cookie', cookie);
+  const login = (body = ALICE) => postLogin(h.app, body);
+  const refresh = (cookie) => postRefresh(h.app, cookie);
   const cookieOf = (res) => Object.entries(parseSetCookies(res)).map(([k, c]) => `${k}=${c.value}`).join('; ');
   const breaker = (host = h.mock.url, lane = 'login') => h.service.metrics().backendBreakers.find((b) => b.host === host && b.lane === lane);
   const stateOf = (host, lane) => breaker(host, lane)?.state;
@@ -263,12 +263,8 @@ describe('#21.1 the breaker is no lever on everyone\'s login', () => {
   const ENV = {
     BACKEND_BREAKER_FAILURES: '5', BACKEND_BREAKER_COOLDOWN_MS: '30000', BACKEND_BREAKER_PROBES: '1', BACKEND_TIMEOUT_MS: '1000',
   };
-  const USERS = [
-    { email: 'Alice', password: 'alice-password-1' },
-    { email: 'bob', password: 'bob-password-2' },
-    { email: 'carol', password: 'carol-password-3' },
-  ];
-  const login = (body) => request(h.app).post('/api/auth/login').send(body);
+  const USERS = [ALICE, BOB, CAROL];
+  const login = (body) => postLogin(h.app, body);
   const lanes = () => Object.fromEntries(h.service.metrics().backendBreakers
     .filter((b) => b.host === h.mock.url).map((b) => [b.lane, b.state]));
   // The attacker's input: user names the backend hangs on, tokens whose user info it answers 503

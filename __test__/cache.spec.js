@@ -4,13 +4,14 @@
 // tenth closest to expiry) is unit-tested in src/shared/cache.rs; here the bound is seen from outside, over
 // the wiring of docs/install.md: a user the full cache dropped is read again from the database.
 
-const request = require('supertest');
 const { startHarness } = require('./support/harness');
+const { ALICE, BOB_BY_EMAIL, CAROL, loginSession, getWithBearer } = require('./support/auth');
 
+// Each with the name the backend gives.
 const USERS = [
-  { email: 'Alice', password: 'alice-password-1', name: 'Alice Liddell' },
-  { email: 'bob@example.com', password: 'bob-password-2', name: 'Bob Builder' },
-  { email: 'carol', password: 'carol-password-3', name: 'Carol' },
+  { ...ALICE, name: 'Alice Liddell' },
+  { ...BOB_BY_EMAIL, name: 'Bob Builder' },
+  { ...CAROL, name: 'Carol' },
 ];
 
 describe('issue 14.18: AUTH_CACHE_MAX_ENTRIES', () => {
@@ -23,13 +24,9 @@ describe('issue 14.18: AUTH_CACHE_MAX_ENTRIES', () => {
     await h?.close();
   });
 
-  const login = async ({ email, password }) => {
-    const res = await request(h.app).post('/api/auth/login').send({ email, password });
-    expect(res.status).toBe(200);
-    return res.body.token;
-  };
+  const login = async ({ email, password }) => (await loginSession(h.app, { email, password })).token;
   const nameSeen = async (token) => {
-    const res = await request(h.app).get('/api/user').set('Authorization', `Bearer ${token}`);
+    const res = await getWithBearer(h.app, token);
     expect(res.status).toBe(200);
     return res.body.name;
   };

@@ -10,26 +10,20 @@ const os = require('os');
 const path = require('path');
 const crypto = require('crypto');
 const { execFile } = require('child_process');
-const request = require('supertest');
 const jwt = require('jsonwebtoken');
 const { until } = require('./support/until');
-const { startHarness, parseSetCookies } = require('./support/harness');
+const { startHarness } = require('./support/harness');
+const { ALICE, sleep, loginSession, getWithBearer, secretsSeen } = require('./support/auth');
 
-const ALICE = { email: 'Alice', password: 'alice-password-1' };
 const CLI = path.join(__dirname, '..', 'bin', 'cli.js');
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const nowSec = () => Math.floor(Date.now() / 1000);
 /** application/x-www-form-urlencoded, as RFC 6749 2.3.1 asks for the client id and secret. */
 const formEncode = (v) => new URLSearchParams({ v }).toString().slice(2);
 
 describe('token introspection (issue 11 section 5)', () => {
   let h;
-  const seen = [];
-  const keep = (...values) => {
-    seen.push(...values);
-    return values[0];
-  };
-  const get = (token, p = '/api/user') => request(h.app).get(p).set('Authorization', `Bearer ${token}`);
+  const { seen, keep } = secretsSeen();
+  const get = (token, p) => getWithBearer(h.app, token, p);
   const randomToken = () => keep(`at_${crypto.randomBytes(24).toString('hex')}`);
   const introspectionEnv = (extra = {}) => ({
     BACKEND_BEARER_TOKENS: 'introspection',
@@ -47,13 +41,7 @@ describe('token introspection (issue 11 section 5)', () => {
     .filter((c) => c.endpoint === endpoint && (!outcome || c.outcome === outcome))
     .reduce((n, c) => n + c.count, 0);
 
-  async function login(creds = ALICE) {
-    const res = await request(h.app).post('/api/auth/login').send(creds);
-    expect(res.status).toBe(200);
-    const cookies = parseSetCookies(res);
-    keep(res.body.token, cookies.refreshToken.value);
-    return { token: res.body.token, userId: res.body.user.id, refreshToken: cookies.refreshToken.value };
-  }
+  const login = (creds = ALICE) => loginSession(h.app, creds, seen);
 
   beforeAll(async () => {
     h = await startHarness({ db: 'introspection' });

@@ -7,12 +7,9 @@ const crypto = require('crypto');
 const request = require('supertest');
 const jwt = require('jsonwebtoken');
 const { ObjectId } = require('bson');
-const { startHarness } = require('./support/harness');
+const { harnessHooks, freshService } = require('./support/harness');
+const { ALICE, BOB, sleep, getWithBearer } = require('./support/auth');
 const { customJwtStrategy } = require('..');
-
-const ALICE = { email: 'Alice', password: 'alice-password-1' };
-const BOB = { email: 'bob', password: 'bob-password-2' };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs the strategy on a request and resolves what passport would be told. */
 function runStrategy(strategy, headers) {
@@ -37,27 +34,14 @@ function plain(v) {
 describe('customJwtStrategy', () => {
   let h;
   const seen = [];
-  const get = (token, path = '/api/user') => {
-    const r = request(h.app).get(path);
-    return token === undefined ? r : r.set('Authorization', `Bearer ${token}`);
-  };
+  const get = (token, path) => getWithBearer(h.app, token, path);
   const login = async (creds = ALICE) => {
     const r = await h.service.login(creds);
     seen.push(r.token, r.refreshToken);
     return r;
   };
 
-  beforeAll(async () => {
-    h = await startHarness({ db: 'jwt' });
-  });
-  beforeEach(async () => {
-    await h.reconfigure();
-    await h.clear();
-  });
-  afterAll(async () => {
-    h.assertNoSecretsLogged(seen);
-    await h.close();
-  });
+  harnessHooks({ db: 'jwt' }, (made) => (h = made), { each: freshService, seen });
 
   describe('LibreChat access tokens', () => {
     test('a login token opens GET /api/user', async () => {

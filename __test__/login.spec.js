@@ -10,10 +10,8 @@ const jwt = require('jsonwebtoken');
 const { ObjectId } = require('bson');
 const { startHarness, parseSetCookies, shape } = require('./support/harness');
 const { closedPort } = require('./support/tcpProxy');
-
-const ALICE = { email: 'Alice', password: 'alice-password-1' }; // a username in the email field
-const BOB = { email: 'bob@example.com', password: 'bob-password-2' };
-const CAROL = { email: 'carol', password: 'carol-password-3' };
+// ALICE: a username in the email field; BOB: an email address.
+const { ALICE, BOB_BY_EMAIL: BOB, CAROL, postLogin, rememberTokensIn } = require('./support/auth');
 
 const sha256 = (s) => crypto.createHash('sha256').update(s).digest('hex');
 
@@ -24,13 +22,8 @@ describe.each([
 ])('POST /api/auth/login on %s', (_label, expressModule, version, dbName) => {
   let h;
   const seenTokens = [];
-  const login = (body) => request(h.app).post('/api/auth/login').send(body);
-  const remember = (res) => {
-    if (res.body?.token) seenTokens.push(res.body.token);
-    const c = parseSetCookies(res);
-    if (c.refreshToken) seenTokens.push(c.refreshToken.value);
-    return res;
-  };
+  const login = (body) => postLogin(h.app, body);
+  const remember = rememberTokensIn(seenTokens);
 
   beforeAll(async () => {
     h = await startHarness({ db: dbName, express: require(expressModule), version });

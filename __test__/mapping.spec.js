@@ -9,34 +9,17 @@ const http = require('http');
 const https = require('https');
 const { execFileSync } = require('child_process');
 const request = require('supertest');
-const { startHarness, parseSetCookies, TEST_ENV } = require('./support/harness');
+const { harnessHooks, freshService, parseSetCookies, TEST_ENV } = require('./support/harness');
+const { ALICE, BOB, CAROL, postLogin, rememberTokensIn } = require('./support/auth');
 const { CustomBackendAuthService } = require('..');
-
-const ALICE = { email: 'Alice', password: 'alice-password-1' };
-const BOB = { email: 'bob', password: 'bob-password-2' };
-const CAROL = { email: 'carol', password: 'carol-password-3' };
 
 describe('mapping and roles', () => {
   let h;
   const seen = [];
-  const login = async (creds) => {
-    const res = await request(h.app).post('/api/auth/login').send(creds);
-    if (res.body.token) seen.push(res.body.token, parseSetCookies(res).refreshToken?.value);
-    return res;
-  };
+  const login = (creds) => postLogin(h.app, creds).then(rememberTokensIn(seen));
   const ROLES = { BACKEND_ROLES_FIELD: 'roles', BACKEND_ADMIN_ROLES: 'admin' };
 
-  beforeAll(async () => {
-    h = await startHarness({ db: 'mapping' });
-  });
-  beforeEach(async () => {
-    await h.reconfigure();
-    await h.clear();
-  });
-  afterAll(async () => {
-    h.assertNoSecretsLogged(seen);
-    await h.close();
-  });
+  harnessHooks({ db: 'mapping' }, (made) => (h = made), { each: freshService, seen });
 
   test('a backend with nested, renamed fields and snake_case tokens logs in', async () => {
     await h.reconfigure({

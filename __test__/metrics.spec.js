@@ -11,9 +11,8 @@ const { Registry, Counter } = require('prom-client');
 const { until } = require('./support/until');
 const { startHarness, parseSetCookies } = require('./support/harness');
 const { startTcpProxy } = require('./support/tcpProxy');
+const { ALICE, BOB, loginSession } = require('./support/auth');
 
-const ALICE = { email: 'Alice', password: 'alice-password-1' };
-const BOB = { email: 'bob', password: 'bob-password-2' };
 const METRICS_SECRET = 'metrics-secret-for-the-test';
 
 /** Samples of a Prometheus text exposition: `name{a="x",b="y"}` (labels sorted) -> value. */
@@ -61,11 +60,7 @@ describe('#10.7 metrics', () => {
     return { res, samples: parseExposition(res.text) };
   };
 
-  async function login(creds = ALICE) {
-    const res = await request(outer).post('/api/auth/login').send(creds);
-    expect(res.status).toBe(200);
-    return { token: res.body.token, refreshToken: parseSetCookies(res).refreshToken.value };
-  }
+  const login = (creds = ALICE) => loginSession(outer, creds);
 
   test('#10.7 LibreChat\'s /metrics scrape carries the package\'s counters, moved by logins, refreshes, logouts, bearer checks and outages', async () => {
     lcMetrics.lookups.inc({ result: 'found' });

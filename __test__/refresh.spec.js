@@ -8,45 +8,19 @@ const request = require('supertest');
 const jwt = require('jsonwebtoken');
 const { ObjectId } = require('bson');
 const { startHarness, parseSetCookies } = require('./support/harness');
+const { ALICE, sleep, loginSession, postRefresh, rememberTokensIn, secretsSeen, findSessionOf } = require('./support/auth');
 
-const ALICE = { email: 'Alice', password: 'alice-password-1' };
 const sha256 = (s) => crypto.createHash('sha256').update(s).digest('hex');
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 describe('refresh and logout', () => {
   let h;
-  const seen = [];
-  const keep = (...values) => {
-    seen.push(...values);
-    return values[0];
-  };
+  const { seen, keep } = secretsSeen();
 
   /** Logs in over HTTP; returns the access token, the cookie header and the user id. */
-  async function login() {
-    const res = await request(h.app).post('/api/auth/login').send(ALICE);
-    expect(res.status).toBe(200);
-    const cookies = parseSetCookies(res);
-    keep(res.body.token, cookies.refreshToken.value);
-    return {
-      token: res.body.token,
-      refreshToken: cookies.refreshToken.value,
-      cookie: `refreshToken=${cookies.refreshToken.value}; token_provider=${cookies.token_provider.value}`,
-      userId: res.body.user.id,
-    };
-  }
-  const refresh = (cookie) => {
-    const r = request(h.app).post('/api/auth/refresh');
-    return cookie ? r.set('Cookie', cookie) : r;
-  };
-  const remember = (res) => {
-    const c = parseSetCookies(res);
-    keep(res.body?.token, c.refreshToken?.value);
-    return res;
-  };
-  const sessionOf = (refreshToken) => {
-    const { sessionId } = jwt.decode(refreshToken);
-    return h.db.collection('sessions').findOne({ _id: new ObjectId(sessionId) });
-  };
+  const login = () => loginSession(h.app, ALICE, seen);
+  const refresh = (cookie) => postRefresh(h.app, cookie);
+  const remember = rememberTokensIn(seen);
+  const sessionOf = (refreshToken) => findSessionOf(h.db, refreshToken);
   const expectCleared = (res) => {
     const c = parseSetCookies(res);
     for (const name of ['refreshToken', 'token_provider']) {

@@ -11,9 +11,9 @@ const { startHarness, parseSetCookies } = require('./support/harness');
 const { startInstance } = require('./support/instance');
 const { startTcpProxy } = require('./support/tcpProxy');
 const { EVENTS_SECRET, EVENTS_PATH, SIGNATURE_HEADER, backendEvent, signEvent, postEvent } = require('./support/events');
+// ALICE: u-1001, roles: staff; BOB: u-1002, roles: admin, staff.
+const { ALICE, BOB, loginSession, getWithBearer, postRefresh } = require('./support/auth');
 
-const ALICE = { email: 'Alice', password: 'alice-password-1' }; // u-1001, roles: staff
-const BOB = { email: 'bob', password: 'bob-password-2' }; // u-1002, roles: admin, staff
 const ENV = { BACKEND_EVENTS_SECRET: EVENTS_SECRET, REVOCATION_POLL_MS: '100' };
 
 /** Waits until `check()` holds (no timing asserted: the bound is what docs/logout-events-revocation.md states). */
@@ -26,14 +26,14 @@ async function eventually(check, { timeoutMs = 10_000, stepMs = 50 } = {}) {
   }
 }
 
+/** A session over HTTP whose cookie is the refresh cookie alone, with the backend session the login made. */
 async function login(h, who = ALICE) {
-  const res = await request(h.app).post('/api/auth/login').send(who);
-  expect(res.status).toBe(200);
-  return { token: res.body.token, user: res.body.user, cookie: `refreshToken=${parseSetCookies(res).refreshToken.value}`, backendSession: h.mock.lastSessionId };
+  const { token, user, refreshCookie } = await loginSession(h.app, who);
+  return { token, user, cookie: refreshCookie, backendSession: h.mock.lastSessionId };
 }
 
-const api = (h, token) => request(h.app).get('/api/user').set('Authorization', `Bearer ${token}`);
-const refresh = (h, cookie) => request(h.app).post('/api/auth/refresh').set('Cookie', cookie);
+const api = (h, token) => getWithBearer(h.app, token);
+const refresh = (h, cookie) => postRefresh(h.app, cookie);
 
 describe('#11.1 backend events: authenticity', () => {
   let h;

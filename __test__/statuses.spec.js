@@ -8,44 +8,20 @@
 
 const request = require('supertest');
 const jwt = require('jsonwebtoken');
-const { ObjectId } = require('bson');
-const { startHarness, parseSetCookies } = require('./support/harness');
+const { harnessHooks, freshService, parseSetCookies } = require('./support/harness');
 const { closedPort } = require('./support/tcpProxy');
-
-const ALICE = { email: 'Alice', password: 'alice-password-1' };
-const CAROL = { email: 'carol', password: 'carol-password-3' };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const { ALICE, CAROL, sleep, postLogin, postRefresh, sessionCookieOf, rememberTokensIn, findSessionOf } = require('./support/auth');
 
 describe('issue 10: statuses, cookies and outages as the LibreChat client sees them', () => {
   let h;
   const seen = [];
-  const remember = (res) => {
-    const c = parseSetCookies(res);
-    seen.push(res.body?.token, c.refreshToken?.value);
-    return res;
-  };
-  const login = (body = ALICE) => request(h.app).post('/api/auth/login').send(body).then(remember);
-  const refresh = (cookie) => request(h.app).post('/api/auth/refresh').set('Cookie', cookie).then(remember);
-  const cookieOf = (res) => {
-    const c = parseSetCookies(res);
-    return `refreshToken=${c.refreshToken.value}; token_provider=${c.token_provider.value}`;
-  };
-  const sessionOf = (refreshToken) => {
-    const { sessionId } = jwt.decode(refreshToken);
-    return h.db.collection('sessions').findOne({ _id: new ObjectId(sessionId) });
-  };
+  const remember = rememberTokensIn(seen);
+  const login = (body = ALICE) => postLogin(h.app, body).then(remember);
+  const refresh = (cookie) => postRefresh(h.app, cookie).then(remember);
+  const cookieOf = sessionCookieOf;
+  const sessionOf = (refreshToken) => findSessionOf(h.db, refreshToken);
 
-  beforeAll(async () => {
-    h = await startHarness({ db: 'statuses' });
-  });
-  beforeEach(async () => {
-    await h.reconfigure({});
-    await h.clear();
-  });
-  afterAll(async () => {
-    h.assertNoSecretsLogged(seen);
-    await h.close();
-  });
+  harnessHooks({ db: 'statuses' }, (made) => (h = made), { each: freshService, seen });
 
   describe('#10.2 the Secure flag follows LibreChat\'s shouldUseSecureCookie()', () => {
     // Unset in every case unless given: the variables LibreChat's rule reads.

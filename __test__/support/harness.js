@@ -156,6 +156,40 @@ async function startHarness({ db, express = require('express'), version, env = {
   };
 }
 
+/** Before each test: a fresh shared service (the harness's variables), then empty collections. */
+async function freshService(h) {
+  await h.reconfigure();
+  await h.clear();
+}
+
+/** Before each test: empty collections and a mock backend with its default switches, same service. */
+async function clearWorld(h) {
+  await h.clear();
+  h.mock.reset();
+}
+
+/**
+ * A describe block's usual hooks: `startHarness(options)` before all (handed to `set`), `each(h)`
+ * before each test (freshService or clearWorld), and after all the secrets check with `seen` (when
+ * given) and close.
+ *
+ *   let h;
+ *   const seen = [];
+ *   harnessHooks({ db: 'jwt' }, (made) => (h = made), { each: freshService, seen });
+ */
+function harnessHooks(options, set, { each, seen } = {}) {
+  let h;
+  beforeAll(async () => {
+    h = await startHarness(options);
+    set(h);
+  });
+  beforeEach(() => each(h));
+  afterAll(async () => {
+    if (seen) h.assertNoSecretsLogged(seen);
+    await h.close();
+  });
+}
+
 /** BSON type names of a raw document's fields, for diffs against LibreChat's own writes. */
 function shape(doc) {
   const typeOf = (v) => {
@@ -220,4 +254,4 @@ function parseSetCookies(res) {
   return out;
 }
 
-module.exports = { startHarness, parseSetCookies, shape, TEST_ENV, backendVars, captureLogs };
+module.exports = { startHarness, harnessHooks, freshService, clearWorld, parseSetCookies, shape, TEST_ENV, backendVars, captureLogs };

@@ -3,6 +3,10 @@
 // Issue 8, the every-request path: backend bearer tokens and 2FA, JWKS outages, the user-info
 // budget, token shapes (padding, damaged LibreChat tokens, control characters), req.user copies,
 // duration bounds, the expiry parser, and the policy on the cached path.
+//
+// Then issue 14's every-request items (each seen failing against deliberately broken code): the
+// policy on backend bearer tokens in both modes, LibreChat access tokens at the edges, JWKS claims
+// and caching.
 
 const crypto = require('crypto');
 const path = require('path');
@@ -11,9 +15,7 @@ const request = require('supertest');
 const jwt = require('jsonwebtoken');
 const { ObjectId } = require('bson');
 const { startHarness, parseSetCookies } = require('./support/harness');
-
-const ALICE = { email: 'Alice', password: 'alice-password-1' };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const { ALICE, BOB, CAROL, sleep, postLogin, loginSession, getWithBearer, secretsSeen } = require('./support/auth');
 
 /** A small seeded PRNG (mulberry32): the same corpus on every run. */
 function prng(seed) {
@@ -38,20 +40,9 @@ async function inBatches(items, width, fn) {
 
 describe('hardening: the every-request path (issue 8)', () => {
   let h;
-  const seen = [];
-  const keep = (...values) => {
-    seen.push(...values);
-    return values[0];
-  };
-  const get = (token, p = '/api/user') => request(h.app).get(p).set('Authorization', `Bearer ${token}`);
-
-  async function login(creds = ALICE) {
-    const res = await request(h.app).post('/api/auth/login').send(creds);
-    expect(res.status).toBe(200);
-    const cookies = parseSetCookies(res);
-    keep(res.body.token, cookies.refreshToken.value);
-    return { token: res.body.token, userId: res.body.user.id, refreshToken: cookies.refreshToken.value };
-  }
+  const { seen, keep } = secretsSeen();
+  const get = (token, p) => getWithBearer(h.app, token, p);
+  const login = (creds = ALICE) => loginSession(h.app, creds, seen);
 
   const jwksEnv = () => ({
     BACKEND_BEARER_TOKENS: 'jwks',
@@ -61,7 +52,7 @@ describe('hardening: the every-request path (issue 8)', () => {
   });
 
   beforeAll(async () => {
-    h = await startHarness({ db: 'hardening-bearer' });
+    h = await startHarness({ db: 'bearer-edge-cases' });
   });
   beforeEach(async () => {
     await h.reconfigure({});
@@ -346,5 +337,184 @@ describe('hardening: the every-request path (issue 8)', () => {
     // refuses it); one the header rule cuts at whitespace is a 401.
     expect((await get(`${valid}\t${valid}`)).status).toBe(401);
     expect(h.mock.calls.userinfo).toBe(0);
+  });
+});
+
+describe('#14.2 the policy applies to backend bearer tokens, in both modes', () => {
+  let h;
+  const get = (token) => getWithBearer(h.app, token);
+  const MODES = {
+    userinfo: () => ({ BACKEND_BEARER_TOKENS: 'userinfo' }),
+    jwks: () => ({
+      BACKEND_BEARER_TOKENS: 'jwks',
+      BACKEND_JWKS_URL: h.mock.urls.jwks,
+      BACKEND_JWT_ISSUER: h.mock.issuer,
+      BACKEND_JWT_AUDIENCE: 'librechat',
+    }),
+  };
+  const token = (mode, userId) => {
+    h.mock.set({ jwtTokens: mode === 'jwks' ? 'RS256' : false });
+    return h.mock.issueAccessToken(userId);
+  };
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-bearer-policy' });
+    for (const creds of [ALICE, BOB, CAROL]) {
+      expect((await postLogin(h.app, creds)).status).toBe(200);
+    }
+  });
+  afterAll(() => h.close());
+
+  describe.each(Object.keys(MODES))('%s', (mode) => {
+    test('#14.2 BACKEND_REQUIRED_ROLES: a token of a user without the role is 403, and stays 403 from the cache', async () => {
+      await h.reconfigure({ ...MODES[mode](), BACKEND_ROLES_FIELD: 'roles', BACKEND_REQUIRED_ROLES: 'admin' });
+      const alice = token(mode, 'u-1001');
+      for (let i = 0; i < 2; i += 1) {
+        const res = await get(alice);
+        expect(res.status).toBe(403);
+        expect(res.body.message).toMatch(/role/i);
+      }
+      const bob = await get(token(mode, 'u-1002'));
+      expect(bob.status).toBe(200);
+      expect(bob.body.username).toBe('bob');
+    });
+
+    test('#14.2 BACKEND_ALLOWED_EMAIL_DOMAINS: a token of a user of another domain is 403, and stays 403 from the cache', async () => {
+      await h.reconfigure({ ...MODES[mode](), BACKEND_ALLOWED_EMAIL_DOMAINS: 'example.com' });
+      const carol = token(mode, 'u-1003');
+      for (let i = 0; i < 2; i += 1) {
+        const res = await get(carol);
+        expect(res.status).toBe(403);
+        expect(res.body.message).toMatch(/domain|email/i);
+      }
+      expect((await get(token(mode, 'u-1001'))).status).toBe(200);
+    });
+  });
+
+  test('#14.2 with JWKS and a domain list, a token without an email claim is refused', async () => {
+    await h.reconfigure({ ...MODES.jwks(), BACKEND_ALLOWED_EMAIL_DOMAINS: 'example.com' });
+    const iat = Math.floor(Date.now() / 1000);
+    const claims = { sub: 'u-1001', iss: h.mock.issuer, aud: 'librechat', iat, exp: iat + 600 };
+    expect((await get(h.mock.signJwt(claims, { alg: 'RS256' }))).status).toBe(403);
+    expect((await get(h.mock.signJwt({ ...claims, email: 'alice@example.com' }, { alg: 'RS256' }))).status).toBe(200);
+  });
+});
+
+describe('#14.8 LibreChat access tokens at the edges', () => {
+  let h;
+  let alice;
+  const jwt = require('jsonwebtoken');
+  const get = (authorization) => request(h.app).get('/api/user').set('Authorization', authorization);
+  const sign = (payload, options = {}) => jwt.sign(payload, h.vars.JWT_SECRET, { algorithm: 'HS256', ...options });
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-access-tokens' });
+    alice = (await postLogin(h.app, ALICE)).body.user;
+  });
+  beforeEach(() => h.mock.reset());
+  afterAll(() => h.close());
+
+  test('#14.8 a token without exp is refused, though signed with JWT_SECRET', async () => {
+    const noExp = sign({ id: alice.id, username: 'alice' });
+    expect(h.service.checkBearer(noExp).kind).toBe('invalid');
+    expect((await get(`Bearer ${noExp}`)).status).toBe(401);
+    expect((await get(`Bearer ${sign({ id: alice.id, username: 'alice' }, { expiresIn: 60 })}`)).status).toBe(200);
+  });
+
+  test.each([
+    ['empty', '', 'invalid'],
+    ['numeric', 12345, 'invalid'],
+    ['an ObjectId of nobody', '000000000000000000000000', 'load'],
+  ])('#14.8 an id that is %s is refused', async (_label, id, kind) => {
+    const token = sign({ id }, { expiresIn: 60 });
+    // An empty or numeric id is no access token at all; a well-formed one is looked up and not found.
+    expect(h.service.checkBearer(token).kind).toBe(kind);
+    expect((await get(`Bearer ${token}`)).status).toBe(401);
+    expect(h.mock.calls.userinfo).toBe(0);
+  });
+
+  test('#14.8 the scheme in lower case is accepted, as passport-jwt does', async () => {
+    expect((await get(`bearer ${sign({ id: alice.id }, { expiresIn: 60 })}`)).status).toBe(200);
+  });
+
+  test('#14.8 a token with a character that is not printable ASCII is refused without a backend call', async () => {
+    const res = await get(`Bearer at_token-with-\u00e9-inside-000000`);
+    expect(res.status).toBe(401);
+    expect(h.mock.calls.userinfo).toBe(0);
+  });
+
+  test('#14.8 the 8192-character bound: a token of 8192 characters reaches the backend, one of 8193 does not', async () => {
+    expect((await get(`Bearer at_${'x'.repeat(8189)}`)).status).toBe(401);
+    expect(h.mock.calls.userinfo).toBe(1);
+    expect((await get(`Bearer at_${'x'.repeat(8190)}`)).status).toBe(401);
+    expect(h.mock.calls.userinfo).toBe(1);
+  });
+});
+
+describe('#14.9 backend tokens checked with JWKS', () => {
+  let h;
+  const get = (token) => getWithBearer(h.app, token);
+  const env = (extra = {}) => ({
+    BACKEND_BEARER_TOKENS: 'jwks',
+    BACKEND_JWKS_URL: h.mock.urls.jwks,
+    BACKEND_JWT_ISSUER: h.mock.issuer,
+    ...extra,
+  });
+  const now = () => Math.floor(Date.now() / 1000);
+  const claims = (extra = {}) => ({ sub: 'u-1001', iss: h.mock.issuer, email: 'Alice@Example.com', iat: now(), exp: now() + 600, ...extra });
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-jwks' });
+    expect((await postLogin(h.app, ALICE)).status).toBe(200);
+    h.mock.set({ jwtTokens: 'RS256' });
+  });
+  beforeEach(() => h.mock.reset());
+  afterAll(() => h.close());
+
+  test('#14.9 a token whose alg differs from its key\'s, or without kid, exp or iss, is 401', async () => {
+    await h.reconfigure(env());
+    const good = h.mock.signJwt(claims(), { alg: 'RS256' });
+    expect((await get(good)).status).toBe(200);
+    const rsKid = JSON.parse(Buffer.from(good.split('.')[0], 'base64url').toString()).kid;
+    const { exp, iss, ...rest } = claims(); // eslint-disable-line no-unused-vars
+    const bad = {
+      algDiffers: h.mock.signJwt(claims(), { alg: 'ES256', kid: rsKid }),
+      noKid: h.mock.signJwt(claims(), { alg: 'RS256', kid: null }),
+      noExp: h.mock.signJwt({ ...rest, iss }, { alg: 'RS256' }),
+      noIss: h.mock.signJwt({ ...rest, exp }, { alg: 'RS256' }),
+    };
+    for (const [name, t] of Object.entries(bad)) expect([name, (await get(t)).status]).toEqual([name, 401]);
+  });
+
+  test('#14.9 the key set is fetched again after BACKEND_JWKS_CACHE_TTL, and once for many requests before', async () => {
+    // No stale answers (BACKEND_JWKS_MAX_STALE=0): past the TTL a request waits for the new fetch.
+    await h.reconfigure(env({ BACKEND_JWKS_CACHE_TTL: '3', BACKEND_JWKS_MAX_STALE: '0' }));
+    for (let i = 0; i < 5; i += 1) expect((await get(h.mock.signJwt(claims({ jti: `j${i}` }), { alg: 'RS256' }))).status).toBe(200);
+    expect(h.mock.calls.jwks).toBe(1);
+    await new Promise((r) => setTimeout(r, 3100));
+    expect((await get(h.mock.signJwt(claims({ jti: 'later' }), { alg: 'RS256' }))).status).toBe(200);
+    expect(h.mock.calls.jwks).toBe(2);
+  });
+
+  test('#14.9 a verdict is cached: the same token many times verifies once', async () => {
+    await h.reconfigure(env());
+    const t = h.mock.signJwt(claims(), { alg: 'RS256' });
+    for (let i = 0; i < 5; i += 1) expect((await get(t)).status).toBe(200);
+    expect(h.mock.calls.jwks).toBe(1);
+    expect(h.service.checkBearer(t).kind).toBe('user'); // served from the verdict and user caches
+  });
+
+  test('#14.9 BACKEND_JWT_ID_CLAIM names the claim holding the backend id', async () => {
+    await h.reconfigure(env({ BACKEND_JWT_ID_CLAIM: 'uid' }));
+    expect((await get(h.mock.signJwt(claims({ sub: 'someone-else', uid: 'u-1001' }), { alg: 'RS256' }))).status).toBe(200);
+    expect((await get(h.mock.signJwt(claims({ sub: 'u-1001', uid: 'u-4040' }), { alg: 'RS256' }))).status).toBe(401);
+  });
+
+  test('#14.9 without a username claim, preferred_username names a provisioned user', async () => {
+    await h.reconfigure(env({ BACKEND_PROVISION_ON_BEARER: 'true' }));
+    const t = h.mock.signJwt(claims({ sub: 'u-5150', email: 'zed@example.com', preferred_username: 'Zeddy', name: 'Zed' }), { alg: 'RS256' });
+    const res = await get(t);
+    expect(res.status).toBe(200);
+    expect(res.body.username).toBe('zeddy');
   });
 });

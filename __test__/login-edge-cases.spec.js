@@ -4,20 +4,19 @@
 // its item and failed on the code before the fix. Real parts only: the LibreChat-shaped app, the
 // mock backend (a real HTTP server) and the test database; faults are made in the database itself
 // (an index that refuses a write, a server that does not answer).
+//
+// Then issue 14's login items (each seen failing against deliberately broken code): session
+// documents against LibreChat's, LibreChat's balance and limiter middleware around our login.
 
 const request = require('supertest');
 const { ObjectId } = require('bson');
 const { MongoClient } = require('mongodb');
-const { startHarness, parseSetCookies } = require('./support/harness');
+const { startHarness, harnessHooks, freshService, clearWorld, shape } = require('./support/harness');
+const { ALICE, BOB_BY_EMAIL: BOB, sleep, postLogin, rememberTokensIn } = require('./support/auth');
 const { closedPort } = require('./support/tcpProxy');
 const { mongoUri } = require('./support/mongoUri');
 const native = require('../binding');
 const { startFailoverMongo } = require('./support/failoverMongo');
-
-const ALICE = { email: 'Alice', password: 'alice-password-1' };
-const BOB = { email: 'bob@example.com', password: 'bob-password-2' };
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Waits until `check()` holds; the test's own timeout ends a wait that never succeeds. */
 async function eventually(check) {
@@ -30,26 +29,11 @@ async function eventually(check) {
 describe('issue 8: login, user sync and the database', () => {
   let h;
   const seen = [];
-  const login = (body) => request(h.app).post('/api/auth/login').send(body);
-  const remember = (res) => {
-    if (res.body?.token) seen.push(res.body.token);
-    const c = parseSetCookies(res);
-    if (c.refreshToken) seen.push(c.refreshToken.value);
-    return res;
-  };
+  const login = (body) => postLogin(h.app, body);
+  const remember = rememberTokensIn(seen);
   const users = () => h.db.collection('users');
 
-  beforeAll(async () => {
-    h = await startHarness({ db: 'harden-login' });
-  });
-  beforeEach(async () => {
-    await h.reconfigure({});
-    await h.clear();
-  });
-  afterAll(async () => {
-    h.assertNoSecretsLogged(seen);
-    await h.close();
-  });
+  harnessHooks({ db: 'login-edge-cases' }, (made) => (h = made), { each: freshService, seen });
 
   test('#8.1 forty concurrent first logins over two service instances make exactly one ADMIN', async () => {
     const racers = Array.from({ length: 40 }, (_, i) => ({
@@ -417,5 +401,73 @@ describe('issue 8: login, user sync and the database', () => {
       expect(res.body.user.avatar).toBe('https://cdn.example.com/alice.png');
     }
     expect((await users().findOne({ idOnTheSource: 'u-1001' })).avatar).toBe('https://cdn.example.com/alice.png');
+  });
+});
+
+describe('#14.12 session documents are LibreChat\'s', () => {
+  let h;
+  const { ObjectId } = require('bson');
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-session-docs' });
+  });
+  afterAll(() => h.close());
+
+  test('#14.12 field by field and by BSON type as LibreChat\'s createSession writes it, plus our customBackend field', async () => {
+    const res = await request(h.app).post('/api/auth/login').send({ email: 'Alice', password: 'alice-password-1' });
+    const userId = res.body.user.id;
+    const { session: theirs } = await h.lc.methods.createSession(userId);
+    const raw = h.db.collection('sessions');
+    const theirsRaw = await raw.findOne({ _id: theirs._id });
+    const oursRaw = await raw.findOne({ _id: { $ne: theirs._id } });
+    const { customBackend, ...ours } = shape(oursRaw);
+    expect(ours).toEqual(shape(theirsRaw));
+    expect(customBackend).toMatchObject({ accessToken: 'string', refreshToken: 'string' });
+    expect(oursRaw.user).toEqual(new ObjectId(userId));
+  });
+
+  test('#14.12 LibreChat\'s own logout (logoutUser: findSession by user and refresh token, then deleteSession) ends one of ours', async () => {
+    await h.clear();
+    const res = await request(h.app).post('/api/auth/login').send({ email: 'Alice', password: 'alice-password-1' });
+    const refreshToken = decodeURIComponent(/refreshToken=([^;]+)/.exec(res.headers['set-cookie'].join(';'))[1]);
+    const session = await h.lc.methods.findSession({ userId: res.body.user.id, refreshToken });
+    expect(session).not.toBeNull();
+    expect((await h.lc.methods.deleteSession({ sessionId: session._id })).deletedCount).toBe(1);
+    expect(await h.db.collection('sessions').countDocuments({})).toBe(0);
+    const refresh = await request(h.app).post('/api/auth/refresh').set('Cookie', `refreshToken=${encodeURIComponent(refreshToken)}`);
+    expect(refresh.status).toBe(401);
+  });
+});
+
+describe('#14.14 LibreChat\'s middleware around our login behaves as LibreChat\'s', () => {
+  let h;
+  const BALANCE = { enabled: true, startBalance: 500, autoRefillEnabled: true, refillIntervalValue: 30, refillIntervalUnit: 'days', refillAmount: 100 };
+  const login = () => postLogin(h.app, ALICE);
+
+  harnessHooks({ db: 'review-chain', appConfig: { balance: BALANCE } }, (made) => (h = made), { each: clearWorld });
+
+  test('#14.14 setBalanceConfig runs after our login on the user it set: LibreChat\'s balance document with its refill fields', async () => {
+    const res = await login();
+    expect(res.status).toBe(200);
+    const balance = await h.db.collection('balances').findOne({});
+    expect(balance.user.toString()).toBe(res.body.user.id);
+    expect(balance).toMatchObject({ tokenCredits: 500, autoRefillEnabled: true, refillIntervalValue: 30, refillIntervalUnit: 'days', refillAmount: 100 });
+    expect(balance.lastRefill).toBeInstanceOf(Date);
+    expect(await h.lc.methods.findBalanceByUser(res.body.user.id)).toMatchObject({ tokenCredits: 500 });
+  });
+
+  test('#14.14 loginLimiter runs before the backend: past LOGIN_MAX the answer is 429 and the backend is not asked', async () => {
+    const saved = process.env.LOGIN_MAX;
+    process.env.LOGIN_MAX = '2';
+    try {
+      const statuses = [];
+      // A client of its own (trust proxy 1: the address X-Forwarded-For names), counted per IP.
+      for (let i = 0; i < 3; i += 1) statuses.push((await login().set('X-Forwarded-For', '203.0.113.7')).status);
+      expect(statuses).toEqual([200, 200, 429]);
+      expect(h.mock.calls.login).toBe(2);
+      expect((await login()).status).toBe(200); // another IP
+    } finally {
+      process.env.LOGIN_MAX = saved;
+    }
   });
 });

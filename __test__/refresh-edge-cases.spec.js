@@ -8,38 +8,24 @@
 // validator set with collMod, which secantusdb enforces on update and findAndModify like mongod)
 // at the exact moment the mock backend has rotated its tokens but not yet answered (the mock's
 // `beforeSend` switch), or points the service at a database that is not there.
+//
+// Then issue 14's refresh items (each seen failing against deliberately broken code): refreshes in
+// a row, every way the backend refuses a refresh, refresh tokens that fit no session, the lease.
 
 const crypto = require('crypto');
 const request = require('supertest');
 const jwt = require('jsonwebtoken');
-const { ObjectId } = require('bson');
-const { startHarness, parseSetCookies } = require('./support/harness');
+const { startHarness, harnessHooks, clearWorld, parseSetCookies } = require('./support/harness');
 const { startTcpProxy } = require('./support/tcpProxy');
-
-const ALICE = { email: 'Alice', password: 'alice-password-1' };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const { ALICE, sleep, loginSession, postRefresh, refreshCookieOf, secretsSeen, findSessionOf } = require('./support/auth');
 
 describe('issue 8: refresh, logout, sessions', () => {
   let h;
-  const seen = [];
-  const keep = (...values) => {
-    seen.push(...values.filter(Boolean));
-    return values[0];
-  };
+  const { seen, keep } = secretsSeen();
 
-  async function login() {
-    const res = await request(h.app).post('/api/auth/login').send(ALICE);
-    expect(res.status).toBe(200);
-    const cookies = parseSetCookies(res);
-    keep(res.body.token, cookies.refreshToken.value);
-    return {
-      token: res.body.token,
-      refreshToken: cookies.refreshToken.value,
-      cookie: `refreshToken=${cookies.refreshToken.value}; token_provider=custom-backend`,
-      userId: res.body.user.id,
-    };
-  }
-  const refresh = (cookie) => request(h.app).post('/api/auth/refresh').set('Cookie', cookie);
+  // The cookie carries token_provider=custom-backend, what our login sets.
+  const login = () => loginSession(h.app, ALICE, seen);
+  const refresh = (cookie) => postRefresh(h.app, cookie);
   const logout = (s) => request(h.app).post('/api/auth/logout').set('Authorization', `Bearer ${s.token}`).set('Cookie', s.cookie);
   /** The new refresh cookie of a 200 answer. */
   const next = (res) => {
@@ -49,7 +35,7 @@ describe('issue 8: refresh, logout, sessions', () => {
     return `refreshToken=${value}; token_provider=custom-backend`;
   };
   const sessions = () => h.db.collection('sessions');
-  const sessionOf = (refreshToken) => sessions().findOne({ _id: new ObjectId(jwt.decode(refreshToken).sessionId) });
+  const sessionOf = (refreshToken) => findSessionOf(h.db, refreshToken);
   const expectCleared = (res) => {
     const c = parseSetCookies(res);
     expect(c.refreshToken.value).toBe('');
@@ -67,7 +53,7 @@ describe('issue 8: refresh, logout, sessions', () => {
   beforeAll(async () => {
     // LibreChat's own jwt strategy guards /logout: it reads the user with LibreChat's connection,
     // so a service pointed at a dead database still gets the logout request.
-    h = await startHarness({ db: 'hardening-refresh' });
+    h = await startHarness({ db: 'refresh-edge-cases' });
   });
   beforeEach(async () => {
     await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout });
@@ -340,5 +326,218 @@ describe('issue 8: refresh, logout, sessions', () => {
       expect(cb.accessToken).toMatch(/^v2\./);
       expect(cb.refreshToken).toMatch(/^v2\./);
     });
+  });
+});
+
+describe('#14.1 refreshes in a row carry the backend refresh token the backend last issued', () => {
+  let h;
+  let answers;
+  const login = async () => (await loginSession(h.app)).res;
+  const cookieOf = refreshCookieOf;
+  const refresh = (cookie) => postRefresh(h.app, cookie);
+  const sentRefreshTokens = () => h.mock.requests.filter((r) => r.name === 'refresh').map((r) => r.body.refreshToken);
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-refresh-chain' });
+  });
+  beforeEach(async () => {
+    await h.clear();
+    h.mock.reset();
+    answers = [];
+    h.mock.set({
+      beforeSend: async ({ name, answer }) => {
+        if (name === 'login' || name === 'refresh') answers.push({ name, refreshToken: answer?.refreshToken });
+      },
+    });
+  });
+  afterAll(() => h.close());
+
+  test('#14.1 three refreshes with the rotated cookie: each sends the token the previous answer rotated to', async () => {
+    let res = await login();
+    for (let i = 0; i < 3; i += 1) {
+      res = await refresh(cookieOf(res));
+      expect(res.status).toBe(200);
+    }
+    const issued = answers.map((a) => a.refreshToken);
+    expect(new Set(issued).size).toBe(4); // the login's and three rotations
+    expect(sentRefreshTokens()).toEqual(issued.slice(0, 3));
+  });
+
+  test('#14.1 a refresh answer without a refresh token keeps the previous one', async () => {
+    h.mock.set({ refresh: { rotateRefresh: false, omitRefreshToken: true } });
+    let res = await login();
+    for (let i = 0; i < 2; i += 1) {
+      res = await refresh(cookieOf(res));
+      expect(res.status).toBe(200);
+    }
+    const fromLogin = answers[0].refreshToken;
+    expect(answers.slice(1).map((a) => a.refreshToken)).toEqual([undefined, undefined]);
+    expect(sentRefreshTokens()).toEqual([fromLogin, fromLogin]);
+  });
+});
+
+describe('#14.4 the backend says no at refresh: 401, session deleted, cookies cleared, fresh backend tokens ended', () => {
+  let h;
+  const login = async () => (await loginSession(h.app)).refreshCookie;
+  const refresh = (cookie) => postRefresh(h.app, cookie);
+  const expectEnded = async (res) => {
+    expect(res.status).toBe(401);
+    const cleared = res.headers['set-cookie'].filter((c) => /^(refreshToken|token_provider)=;/.test(c));
+    expect(cleared).toHaveLength(2);
+    expect(await h.db.collection('sessions').countDocuments({})).toBe(0);
+  };
+
+  beforeAll(async () => {
+    h = await startHarness({ db: 'review-refresh-refused' });
+    await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout });
+  });
+  beforeEach(async () => {
+    await h.clear();
+    h.mock.reset();
+  });
+  afterAll(() => h.close());
+
+  test.each([
+    ['a 400', { status: 400 }],
+    ['a 403', { status: 403 }],
+    ['a 2xx with `error` and no token', { status: 200, body: { error: 'invalid_grant' } }],
+  ])('#14.4 %s to the refresh call', async (_label, answer) => {
+    const cookie = await login();
+    h.mock.set({ refresh: answer });
+    await expectEnded(await refresh(cookie));
+    expect(h.mock.calls.refresh).toBe(1);
+  });
+
+  test('#14.4 user info refusing the new access token: the tokens just received are ended at the backend', async () => {
+    const cookie = await login();
+    h.mock.set({ userinfo: { status: 401 } });
+    await expectEnded(await refresh(cookie));
+    expect(h.mock.calls.logout).toBe(1);
+    const ended = h.mock.requests.find((r) => r.name === 'logout').body.refreshToken;
+    expect(h.mock.tokenInfo(ended)).toMatchObject({ revoked: true });
+  });
+
+  test('#14.4 a domain no longer allowed', async () => {
+    const cookie = await login();
+    await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout, BACKEND_ALLOWED_EMAIL_DOMAINS: 'example.org' });
+    await expectEnded(await refresh(cookie));
+    expect(h.mock.calls.logout).toBe(1);
+    await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout });
+  });
+
+  test('#14.4 an answer naming another backend user: nothing is written for that identity', async () => {
+    const cookie = await login();
+    h.mock.set({ userinfo: { userFields: (u) => ({ ...u, id: 'u-7777', email: 'eve@example.com', username: 'eve' }) } });
+    await expectEnded(await refresh(cookie));
+    const users = h.db.collection('users');
+    expect(await users.countDocuments({ $or: [{ idOnTheSource: 'u-7777' }, { email: 'eve@example.com' }, { username: 'eve' }] })).toBe(0);
+    expect(await users.countDocuments({})).toBe(1);
+  });
+});
+
+describe('#14.6 refresh tokens that do not fit their session', () => {
+  let h;
+  const jwt = require('jsonwebtoken');
+  const { ObjectId } = require('bson');
+  const login = async (email, password) => {
+    const { userId, refreshToken } = await loginSession(h.app, { email, password });
+    return { userId, refreshToken, ...jwt.decode(refreshToken) };
+  };
+  const refresh = (token) => postRefresh(h.app, `refreshToken=${encodeURIComponent(token)}`);
+  const sign = (payload) => jwt.sign(payload, h.vars.JWT_REFRESH_SECRET, payload.exp ? {} : { expiresIn: 600 });
+  const expectRefused = (res) => {
+    expect(res.status).toBe(401);
+    const cleared = (res.headers['set-cookie'] ?? []).filter((c) => /^(refreshToken|token_provider)=;/.test(c));
+    expect(cleared).toHaveLength(2);
+  };
+  const sessions = () => h.db.collection('sessions');
+
+  harnessHooks({ db: 'review-refresh-tokens' }, (made) => (h = made), { each: clearWorld });
+
+  test('#14.6 a valid refresh JWT naming another user\'s session: 401, both sessions untouched, no backend call', async () => {
+    const alice = await login('Alice', 'alice-password-1');
+    const bob = await login('bob', 'bob-password-2');
+    const before = await sessions().find({}).sort({ _id: 1 }).toArray();
+    expectRefused(await refresh(sign({ id: alice.userId, sessionId: bob.sessionId })));
+    expect(await sessions().find({}).sort({ _id: 1 }).toArray()).toEqual(before);
+    expect(h.mock.calls.refresh).toBe(0);
+  });
+
+  test('#14.6 an expired refresh JWT: 401, no backend call', async () => {
+    const alice = await login('Alice', 'alice-password-1');
+    const iat = Math.floor(Date.now() / 1000) - 120;
+    expectRefused(await refresh(sign({ id: alice.userId, sessionId: alice.sessionId, iat, exp: iat + 60 })));
+    expect(h.mock.calls.refresh).toBe(0);
+    expect(await sessions().countDocuments({})).toBe(1);
+  });
+
+  test('#14.6 a session id with no document: 401, no backend call', async () => {
+    const alice = await login('Alice', 'alice-password-1');
+    expectRefused(await refresh(sign({ id: alice.userId, sessionId: new ObjectId().toHexString() })));
+    expect(h.mock.calls.refresh).toBe(0);
+  });
+
+  test('#14.6 an expired session: 401, the session document is deleted and the cookies cleared', async () => {
+    const alice = await login('Alice', 'alice-password-1');
+    await sessions().updateOne({ _id: new ObjectId(alice.sessionId) }, { $set: { expiration: new Date(Date.now() - 1000) } });
+    expectRefused(await refresh(alice.refreshToken));
+    expect(await sessions().countDocuments({})).toBe(0);
+    expect(h.mock.calls.refresh).toBe(0);
+  });
+});
+
+describe('#14.5 the refresh lease', () => {
+  let h;
+  const sessions = () => h.db.collection('sessions');
+  const login = async () => (await loginSession(h.app)).refreshCookie;
+  const refresh = (cookie) => postRefresh(h.app, cookie);
+
+  // 3 s: the lost-lease test's backend call holds a database write, which a loaded machine can
+  // stretch past a shorter timeout (then 504, not the 503 under test).
+  harnessHooks({ db: 'review-lease', env: { BACKEND_TIMEOUT_MS: '3000' } }, (made) => (h = made), { each: clearWorld });
+
+  test('#14.5 the lease lasts BACKEND_TIMEOUT_MS + 5 s and is released after the refresh', async () => {
+    const cookie = await login();
+    let lock;
+    h.mock.set({ refresh: { beforeSend: async () => { lock = (await sessions().findOne({})).customBackend.lock; } } });
+    expect((await refresh(cookie)).status).toBe(200);
+    expect(lock.until.getTime() - lock.since.getTime()).toBe(3000 + 5000);
+    expect((await sessions().findOne({})).customBackend.lock ?? null).toBeNull();
+  });
+
+  test('#14.5 a lease another server keeps taking: the refresh waits BACKEND_TIMEOUT_MS + 5 s, then 503 with Retry-After, session kept', async () => {
+    const cookie = await login();
+    const hold = () => sessions().updateOne({}, { $set: { 'customBackend.lock': { owner: 'busy-server', since: new Date(), until: new Date(Date.now() + 6000) } } });
+    await hold();
+    const keepTaking = setInterval(() => hold().catch(() => {}), 200);
+    try {
+      const res = await refresh(cookie);
+      expect(res.status).toBe(503);
+      expect(res.headers['retry-after']).toBe('1');
+      expect(res.headers['set-cookie']).toBeUndefined();
+    } finally {
+      clearInterval(keepTaking);
+    }
+    expect(h.mock.calls.refresh).toBe(0);
+    expect(await sessions().countDocuments({})).toBe(1);
+  }, 30_000);
+
+  test('#14.5 a lease lost during the backend call: 503, the session kept, and the retry refreshes', async () => {
+    const cookie = await login();
+    h.mock.set({
+      refresh: {
+        rotateRefresh: false,
+        beforeSend: async () => {
+          await sessions().updateOne({}, { $set: { 'customBackend.lock': { owner: 'other-server', since: new Date(), until: new Date(Date.now() + 6000) } } });
+        },
+      },
+    });
+    const res = await refresh(cookie);
+    expect(res.status).toBe(503);
+    expect(res.headers['retry-after']).toBe('1');
+    expect(await sessions().countDocuments({})).toBe(1);
+    h.mock.set({ refresh: { rotateRefresh: false, beforeSend: null } });
+    await sessions().updateOne({}, { $unset: { 'customBackend.lock': '' } });
+    expect((await refresh(cookie)).status).toBe(200);
   });
 });
