@@ -295,12 +295,12 @@ describe('refresh and logout', () => {
       expect(await pending().countDocuments({})).toBe(0);
     });
 
-    test('a session made long before the 2FA login does not take its tokens', async () => {
+    test('a session made long before the 2FA login does not take its tokens (#21.3: nor is it extended without them)', async () => {
       const old = ObjectId.createFromTime(Math.floor(Date.now() / 1000) - 600);
       const s = await loginWith2FA({ sessionId: old });
       const calls = h.mock.calls.refresh;
       const res = remember(await refresh(s.cookie));
-      expect(res.status).toBe(200);
+      expect(res.status).toBe(401);
       expect(h.mock.calls.refresh).toBe(calls);
       expect(await pending().countDocuments({})).toBe(1);
     });

@@ -7,6 +7,8 @@
 
 const crypto = require('crypto');
 const request = require('supertest');
+const jwt = require('jsonwebtoken');
+const { ObjectId } = require('bson');
 const { startHarness, parseSetCookies } = require('./support/harness');
 const { startInstance } = require('./support/instance');
 const { startTcpProxy } = require('./support/tcpProxy');
@@ -275,11 +277,93 @@ describe('#11.1 backend events: effects', () => {
     expect((await postEvent(request, h.app, newer)).body.status).toBe('applied');
     expect((await postEvent(request, h.app, older)).body.status).toBe('stale');
     expect((await api(h, a.token)).body.name).toBe('Newer');
-    // A disabling that happened before the newer change is stale as well: the session stays.
-    const staleDisable = backendEvent('user.disabled', 'u-1001', { time: t - 5 });
-    expect((await postEvent(request, h.app, staleDisable)).body.status).toBe('stale');
-    expect((await api(h, a.token)).status).toBe(200);
   });
+
+  test('#21.2 a disable or delete older than a profile change still takes effect: order decides between profiles only', async () => {
+    for (const type of ['user.disabled', 'user.deleted']) {
+      const a = await login(h);
+      const t = Date.now() / 1000;
+      const change = backendEvent('user.changed', 'u-1001', { time: t, user: { id: 'u-1001', email: 'Alice@Example.com', name: 'Changed' } });
+      expect((await postEvent(request, h.app, change)).body.status).toBe('applied');
+      const late = backendEvent(type, 'u-1001', { time: t - 5 });
+      const res = await postEvent(request, h.app, late);
+      expect([type, res.status, res.body.status, res.body.sessionsEnded]).toEqual([type, 200, 'applied', 1]);
+      expect((await api(h, a.token)).status).toBe(401);
+      expect((await refresh(h, a.cookie)).status).toBe(401);
+      // A profile change older than the disable is still stale: it cannot undo the order.
+      const olderChange = backendEvent('user.changed', 'u-1001', { time: t - 10, user: { id: 'u-1001', email: 'Alice@Example.com', name: 'Older' } });
+      expect((await postEvent(request, h.app, olderChange)).body.status).toBe('stale');
+      await new Promise((r) => setTimeout(r, 1100)); // the next login's tokens are of a later second
+    }
+  });
+
+  test('#21.2 an event dated further ahead than BACKEND_EVENTS_TOLERANCE_SECONDS is refused (400) and orders nothing', async () => {
+    const a = await login(h);
+    const future = backendEvent('user.changed', 'u-1001', { time: Date.now() / 1000 + 3600, user: { id: 'u-1001', email: 'Alice@Example.com', name: 'Future' } });
+    const res = await postEvent(request, h.app, future);
+    expect(res.status).toBe(400);
+    expect(res.body.message).toMatch(/ahead of this server's clock/);
+    // It poisoned nothing: a disable of now is applied.
+    const disable = await postEvent(request, h.app, backendEvent('user.disabled', 'u-1001'));
+    expect(disable.body).toMatchObject({ status: 'applied', sessionsEnded: 1 });
+    expect((await api(h, a.token)).status).toBe(401);
+    // Within the tolerance (a backend clock a little ahead) is accepted.
+    await new Promise((r) => setTimeout(r, 1100));
+    await login(h);
+    const ahead = backendEvent('user.changed', 'u-1001', { time: Date.now() / 1000 + 60, user: { id: 'u-1001', email: 'Alice@Example.com', name: 'Ahead' } });
+    expect((await postEvent(request, h.app, ahead)).body.status).toBe('applied');
+  });
+
+  /** A 2FA login pending (the temp token issued), and what LibreChat's second step makes of it. */
+  async function pending2fa() {
+    const first = await login(h);
+    await h.db.collection('users').updateOne({ _id: new ObjectId(first.user.id) }, { $set: { twoFactorEnabled: true } });
+    await h.db.collection('sessions').deleteMany({});
+    const res = await request(h.app).post('/api/auth/login').send(ALICE);
+    expect(res.body.twoFAPending).toBe(true);
+    const { userId } = jwt.verify(res.body.tempToken, h.vars.JWT_SECRET);
+    // LibreChat's verify-temp, as TwoFactorAuthController does it: a session, then an access token.
+    const secondStep = async () => {
+      const { refreshToken } = await h.lc.methods.createSession(userId);
+      const token = jwt.sign({ id: userId }, h.vars.JWT_SECRET, { expiresIn: '15m' });
+      return { token, cookie: `refreshToken=${refreshToken}` };
+    };
+    return { userId, secondStep };
+  }
+
+  test('#21.3 a user disabled while a 2FA login is pending gets no session through the second step', async () => {
+    const p = await pending2fa();
+    const disabled = await postEvent(request, h.app, backendEvent('user.disabled', 'u-1001'));
+    expect(disabled.body.status).toBe('applied');
+    await new Promise((r) => setTimeout(r, 1100)); // the second step's tokens are of a later second
+    const s = await p.secondStep();
+    expect((await api(h, s.token)).status).toBe(401);
+    const r = await refresh(h, s.cookie);
+    expect(r.status).toBe(401);
+    expect(await h.db.collection('sessions').countDocuments({ user: new ObjectId(p.userId) })).toBe(0);
+    expect(h.mock.calls.refresh).toBe(0);
+  });
+
+  test('#21.3 log out everywhere during a pending 2FA login: the session of the second step is not extended without the backend', async () => {
+    const p = await pending2fa();
+    await h.service.logoutAll(p.userId);
+    await new Promise((r) => setTimeout(r, 1100));
+    const s = await p.secondStep();
+    const r = await refresh(h, s.cookie);
+    expect(r.status).toBe(401);
+    expect(await h.db.collection('sessions').countDocuments({ user: new ObjectId(p.userId) })).toBe(0);
+  });
+
+  test('#21.6 parallel deliveries of one event id apply it once: one applied, the rest duplicate, one revocation', async () => {
+    await login(h);
+    const event = backendEvent('user.disabled', 'u-1001');
+    const answers = await Promise.all(Array.from({ length: 20 }, () => postEvent(request, h.app, event)));
+    const statuses = answers.map((r) => `${r.status} ${r.body.status}`).sort();
+    expect(statuses.filter((x) => x === '200 applied')).toHaveLength(1);
+    expect(statuses.filter((x) => x === '200 duplicate')).toHaveLength(19);
+    expect(await h.db.collection('customBackendRevocations').countDocuments({ reason: 'user.disabled' })).toBe(1);
+  });
+
 
   test('#11.1 an event about a backend user without a LibreChat account: no_account, nothing done', async () => {
     const res = await postEvent(request, h.app, backendEvent('user.disabled', 'u-9999'));

@@ -72,13 +72,21 @@ impl Service {
             Some(b) => Some(b),
             None => self.backend_id_of(db, user).await?,
         };
-        let every = matches!(which, Which::All);
-        let ended = db.sessions.end(user, which).await?;
+        let every = matches!(which, Which::All | Which::Barred);
+        let barred = matches!(which, Which::Barred);
+        let found = db.sessions.end(user, which).await?;
+        let ended = found.sessions;
         // Timed once they are gone: a token a refresh of theirs minted meanwhile is older.
         let at = now_ms();
+        // A barred user's pending 2FA logins: a session LibreChat's second step starts from one
+        // gets its tokens within the temp token's lifetime, so those are refused until then too.
+        let not_before = match found.pending_until_ms {
+            Some(until) if barred => at.max(until),
+            _ => at,
+        };
         // Nothing ended (an unknown session): nobody's tokens change.
         if every || !ended.is_empty() {
-            self.revoke(db, Record::new(user, backend_id, Some(at), reason))
+            self.revoke(db, Record::new(user, backend_id, Some(not_before), reason))
                 .await?;
         }
         let sessions = u32::try_from(ended.len()).unwrap_or(u32::MAX);

@@ -4,6 +4,7 @@
 //! one), applied at once on this server and, through revocations, on every other.
 
 use hmac::{Hmac, Mac};
+use mongodb::bson::oid::ObjectId;
 use mongodb::bson::DateTime;
 use serde_json::Value;
 use sha2::Sha256;
@@ -50,6 +51,14 @@ pub struct Outcome {
     /// The LibreChat user (`_id` hex), when there is one.
     pub user_id: Option<String>,
     pub sessions_ended: u32,
+}
+
+/// An event whose `time` is further ahead of this server's clock than a signature may be.
+fn bad_time() -> AuthError {
+    AuthError::BadRequest(
+        "event time is ahead of this server's clock by more than BACKEND_EVENTS_TOLERANCE_SECONDS"
+            .into(),
+    )
 }
 
 fn bad(m: &str) -> AuthError {
@@ -206,11 +215,18 @@ impl Service {
             user_id,
             sessions_ended,
         };
+        // A time further ahead than a signature may be (a backend node's clock far off) would
+        // order every later event of the user behind it.
+        let ahead_ms = tolerance.saturating_mul(1000);
+        if event.time_ms > now_ms().saturating_add(ahead_ms) {
+            return Err(bad_time());
+        }
         let db = self.db().await?;
         if db.events.seen(&event.id).await? {
             return Ok(outcome(Status::Duplicate, None, 0));
         }
-        if event.kind.is_state() {
+        // Order decides between profile states only: a disable or delete always takes effect.
+        if event.kind == Kind::UserChanged {
             let too_old = event.time_ms < now_ms().saturating_sub(self.revocation_retention_ms());
             let newer = db
                 .events
@@ -221,10 +237,29 @@ impl Service {
                 return Ok(outcome(Status::Stale, None, 0));
             }
         }
+        if !db.events.claim(&event).await? {
+            return Ok(outcome(Status::Duplicate, None, 0));
+        }
+        match self.apply(&event).await {
+            Ok((user, ended)) => Ok(match user {
+                // Kept claimed all the same: its order holds against later events.
+                None => outcome(Status::NoAccount, None, 0),
+                Some(user) => outcome(Status::Applied, Some(user.to_hex()), ended),
+            }),
+            Err(e) => {
+                // Unclaimed, so that the backend's retry of it is applied.
+                let _ = db.events.release(&event.id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// An event's effects: the LibreChat user it names (none without an account) and the
+    /// sessions it ended.
+    async fn apply(&self, event: &Event) -> AuthResult<(Option<ObjectId>, u32)> {
+        let db = self.db().await?;
         let Some(user) = db.users.find_id_by_source(&event.user).await? else {
-            // Recorded all the same: its order holds against later events.
-            db.events.record(&event).await?;
-            return Ok(outcome(Status::NoAccount, None, 0));
+            return Ok((None, 0));
         };
         let backend_id = Some(event.user.clone());
         let ended = match event.kind {
@@ -232,7 +267,7 @@ impl Service {
                 self.end_sessions(
                     user,
                     backend_id,
-                    Which::All,
+                    Which::Barred,
                     event.kind.name(),
                     TellBackend::Background,
                 )
@@ -251,19 +286,14 @@ impl Service {
                 .await?
                 .sessions
             }
-            Kind::UserChanged => self.apply_change(&event, user).await?,
+            Kind::UserChanged => self.apply_change(event, user).await?,
         };
-        db.events.record(&event).await?;
-        Ok(outcome(Status::Applied, Some(user.to_hex()), ended))
+        Ok((Some(user), ended))
     }
 
     /// `user.changed`: the user document re-synced now (role mapping included) and every server's
     /// caches of it dropped; a user the policy no longer admits loses every session instead.
-    async fn apply_change(
-        &self,
-        event: &Event,
-        user: mongodb::bson::oid::ObjectId,
-    ) -> AuthResult<u32> {
+    async fn apply_change(&self, event: &Event, user: ObjectId) -> AuthResult<u32> {
         let raw = event.profile.as_ref().cloned().unwrap_or(Value::Null);
         let changed = self
             .backend
@@ -279,7 +309,7 @@ impl Service {
                 .end_sessions(
                     user,
                     Some(event.user.clone()),
-                    Which::All,
+                    Which::Barred,
                     "user.denied",
                     TellBackend::Background,
                 )

@@ -329,8 +329,15 @@ impl Service {
                         adopted = again;
                         (&adopted, t)
                     }
-                    // A session of another provider (a local LibreChat account), or one LibreChat
-                    // made without our login: LibreChat's own refresh.
+                    // A user of ours whose session has no backend session, and none to take
+                    // over (its 2FA login ended meanwhile, or never was ours): never extended
+                    // without the backend.
+                    Ok(None) if user.get_str("provider") == Ok(PROVIDER) => {
+                        let e = AuthError::SessionInvalid("No backend session to refresh".into());
+                        return Err(self.refuse(db, s, owner, None, None, e).await);
+                    }
+                    // A session of another provider (a local LibreChat account): LibreChat's own
+                    // refresh.
                     Ok(None) => return self.finish(db, s, owner, retried, user, None).await,
                     Err(e) => return Err(self.release(db, s, owner, e).await),
                 }

@@ -35,11 +35,6 @@ impl Kind {
             .find(|(_, k)| *k == self)
             .map_or("", |(n, _)| n)
     }
-
-    /// Events about the user's state: ordered by `time`, an older one never overrides a newer one.
-    pub fn is_state(self) -> bool {
-        self != Kind::SessionRevoked
-    }
 }
 
 /// A checked event.
@@ -110,7 +105,9 @@ impl EventStore {
         Ok(d.and_then(|d| d.get_datetime("time").ok().map(|t| t.timestamp_millis())))
     }
 
-    pub async fn record(&self, e: &Event) -> AuthResult<()> {
+    /// Claims an event id for this delivery: `false` when another delivery (here or on another
+    /// server) claimed it first, so that concurrent deliveries of one event apply it once.
+    pub async fn claim(&self, e: &Event) -> AuthResult<bool> {
         let now = now_ms();
         let r = self
             .events
@@ -126,11 +123,20 @@ impl EventStore {
             })
             .await;
         match r {
-            Ok(_) => Ok(()),
-            // Applied by another server at the same moment: the effects are idempotent.
-            Err(e) if is_duplicate_key(&e) => Ok(()),
+            Ok(_) => Ok(true),
+            Err(e) if is_duplicate_key(&e) => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Gives a claim back when applying the event failed: the backend's retry applies it.
+    pub async fn release(&self, id: &str) -> AuthResult<()> {
+        self.events
+            .get()
+            .await?
+            .delete_one(doc! { "_id": id })
+            .await?;
+        Ok(())
     }
 }
 

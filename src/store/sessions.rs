@@ -522,9 +522,19 @@ pub struct EndedSession {
     pub backend: Option<BackendTokens>,
 }
 
+/// What ending sessions found: the sessions, and when the newest 2FA login pending among them
+/// stops being claimable (its temp token's lifetime and the clock slack).
+pub struct EndedSessions {
+    pub sessions: Vec<EndedSession>,
+    pub pending_until_ms: Option<i64>,
+}
+
 /// Which of a user's sessions to end.
 pub enum Which<'a> {
     All,
+    /// Every session of a user the backend no longer admits (disabled, deleted, refused by the
+    /// policy): also the 2FA logins still pending, whose temp tokens must not start a session.
+    Barred,
     One(ObjectId),
     /// Those holding this backend session id (unhashed, as the backend names it).
     BackendSession(&'a str),
@@ -567,10 +577,10 @@ impl Sessions {
 
     /// Ends the user's sessions that `which` names, and their pending 2FA logins when all end.
     /// Returns each ended session with its backend tokens (`None` when they cannot be opened).
-    pub async fn end(&self, user: ObjectId, which: Which<'_>) -> AuthResult<Vec<EndedSession>> {
+    pub async fn end(&self, user: ObjectId, which: Which<'_>) -> AuthResult<EndedSessions> {
         let mut filter = doc! { "user": user };
         match &which {
-            Which::All => {}
+            Which::All | Which::Barred => {}
             Which::One(id) => {
                 filter.insert("_id", *id);
             }
@@ -594,10 +604,26 @@ impl Sessions {
         }
         // The filter again, not the ids: a session the cursor missed (created meanwhile) ends too.
         self.sessions.delete_many(filter).await?;
-        if matches!(which, Which::All) {
+        let mut pending_until_ms = None;
+        if matches!(which, Which::All | Which::Barred) {
+            // Until when their temp tokens could still start a session (LibreChat's 2FA step).
+            pending_until_ms = self
+                .pending
+                .find_one(doc! { "user": user })
+                .sort(doc! { "claimUntil": -1 })
+                .projection(doc! { "claimUntil": 1 })
+                .await?
+                .and_then(|d| {
+                    d.get_datetime("claimUntil")
+                        .ok()
+                        .map(|t| t.timestamp_millis())
+                });
             self.pending.delete_many(doc! { "user": user }).await?;
         }
-        Ok(ended)
+        Ok(EndedSessions {
+            sessions: ended,
+            pending_until_ms,
+        })
     }
 }
 
