@@ -67,6 +67,12 @@ export declare class CustomBackendAuthService {
    */
   logout(refreshToken?: string | undefined | null, userId?: string | undefined | null): Promise<boolean>
   /**
+   * Ends what a login started when the application did not complete it (the admin panel's
+   * admin check refused the user): the session of `refreshToken`, or the pending 2FA login
+   * `pendingId`, at the backend too. Whether the backend was told.
+   */
+  abandonLogin(userId: string, refreshToken?: string | undefined | null, pendingId?: string | undefined | null): Promise<boolean>
+  /**
    * Counts an outcome the shim decided before any native call (a login refused for its
    * fields). Only known flows and codes count: anything else is ignored (`false`), so no input
    * can create a label.
@@ -140,6 +146,8 @@ export interface LoginResult {
   tempToken?: string
   /** The new session document's `_id` hex (absent while 2FA is pending): an audit reference. */
   sessionId?: string
+  /** The pending 2FA login's record id (while `twoFAPending`): what `abandonLogin` ends. */
+  pendingId?: string
 }
 
 /** Backend calls of one endpoint with one outcome: a histogram of their latency. */

@@ -97,7 +97,7 @@ export interface LibreChatUser {
 
 export type LoginResult =
   | { user: LibreChatUser; token: string; refreshToken: string; refreshExpiresAt: number; sessionId: string }
-  | { user: LibreChatUser; twoFAPending: true; tempToken: string };
+  | { user: LibreChatUser; twoFAPending: true; tempToken: string; pendingId: string };
 
 export interface RefreshResult {
   user: LibreChatUser;
@@ -168,6 +168,9 @@ export class CustomBackendAuthService {
    * or `password` is missing, not a string, or longer than 256 / 1024 characters.
    */
   login(credentials: { email?: unknown; username?: unknown; password?: unknown }): Promise<LoginResult>;
+  /** Ends what a login result started (its session, or its pending 2FA login, at the backend too)
+   * when the application did not hand it to the user; `requireCustomBackendAuth` does this itself. */
+  abandonLogin(result: LoginResult): Promise<boolean>;
   checkBearer(token: string): BearerCheck;
   verifyAccessToken(token: string): string | null;
   cachedUser(id: string, version: number): LibreChatUser | null;

@@ -131,6 +131,31 @@ describe('#10.3 the admin panel: POST /api/admin/login/local through the wiring'
     expect(res.headers['set-cookie']).toBeUndefined();
   });
 
+  test('#21.10 a login the admin check refuses leaves no session and no live backend session behind', async () => {
+    await h.reconfigure({ ...ROLES, BACKEND_LOGOUT_URL: h.mock.urls.logout });
+    const until = async (check) => {
+      for (let i = 0; i < 200 && !(await check()); i += 1) await new Promise((r) => setTimeout(r, 25));
+      return check();
+    };
+    for (let i = 0; i < 6; i += 1) expect((await adminLogin(ALICE)).status).toBe(403);
+    expect(await until(async () => (await h.db.collection('sessions').countDocuments({})) === 0)).toBe(true);
+    expect(await until(async () => h.mock.calls.logout === 6)).toBe(true);
+    // The same for a user with LibreChat 2FA: the pending login and its backend session end.
+    const alice = await h.db.collection('users').findOneAndUpdate({ username: 'alice' }, { $set: { twoFactorEnabled: true } });
+    expect(alice).toBeTruthy();
+    const pending = await adminLogin(ALICE);
+    expect(pending.status).toBe(403);
+    expect(await until(async () => (await h.db.collection('customBackendPending2fa').countDocuments({})) === 0)).toBe(true);
+    expect(await until(async () => h.mock.calls.logout === 7)).toBe(true);
+    // A login the admin check lets through keeps its session.
+    const bob = await adminLogin(BOB);
+    expect(bob.status).toBe(200);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await h.db.collection('sessions').countDocuments({})).toBe(1);
+    expect(h.mock.calls.logout).toBe(7);
+    await h.reconfigure(ROLES);
+  });
+
   test('#10.3 the local password path is closed: a LibreChat local account is asked of the backend, which does not know it', async () => {
     await h.lc.methods.createUser({ provider: 'local', email: 'root@example.com', username: 'root', name: 'Root', role: 'ADMIN', emailVerified: true });
     const res = await adminLogin({ email: 'root@example.com', password: 'whatever-it-was' });

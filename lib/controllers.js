@@ -34,9 +34,41 @@ function requireCustomBackendAuth(req, res, next) {
     }
     req.user = user;
     req.authInfo = info;
+    abandonIfNotHandedOut(req, res);
     return next();
   })(req, res, next);
 }
+
+/**
+ * A login whose answer is not the login controller's (a middleware after this one refused it:
+ * the admin panel's admin check answers 403) must not leave its session, nor the backend's,
+ * behind: when the answer is done without the controller having handed the session out, it ends.
+ */
+function abandonIfNotHandedOut(req, res) {
+  const { customBackend: result, service } = req.authInfo ?? {};
+  if (!result || !service) return;
+  res.once('close', () => {
+    if (result[HANDED_OUT]) return;
+    service
+      .abandonLogin(result)
+      .then((told) => {
+        service.logger.info(
+          `[customBackendAuth] a login not completed by the application (answered ${res.statusCode}) was ended${told ? ', at the backend too' : ''}`,
+        );
+        service.audit(AUDIT_EVENTS.BACKEND_SESSION_ENDED, {
+          outcome: 'ok',
+          userId: result.user?._id,
+          backendId: result.user?.idOnTheSource,
+          session: result.sessionId ?? null,
+          req,
+        });
+      })
+      .catch((err) => logFailure(service, 'login', toAuthError(err)));
+  });
+}
+
+/** Marks a login result as answered to the user by the login controller. */
+const HANDED_OUT = Symbol('customBackendLoginHandedOut');
 
 /** A failed login: the status LibreChat's web client turns into the truest message
  * (docs/errors-and-statuses.md), the precise reason in the body for other clients. */
@@ -50,6 +82,7 @@ function customBackendLoginController(req, res) {
   if (!req.user || !result) {
     return res.status(400).json({ message: 'Invalid credentials' });
   }
+  result[HANDED_OUT] = true;
   if (result.twoFAPending) {
     return res.status(200).json({ twoFAPending: true, tempToken: result.tempToken });
   }

@@ -130,7 +130,8 @@ class CustomBackendAuthService {
 
   /**
    * Logs in `{email|username, password}`: backend login, user sync, LibreChat session.
-   * Resolves `{user, token, refreshToken, refreshExpiresAt}` or `{user, twoFAPending, tempToken}`.
+   * Resolves `{user, token, refreshToken, refreshExpiresAt, sessionId}` or `{user, twoFAPending,
+   * tempToken, pendingId}`.
    */
   async login(credentials) {
     let fields;
@@ -145,7 +146,7 @@ class CustomBackendAuthService {
       const r = await this.#native.login(fields);
       const user = EJSON.parse(r.user);
       return r.twoFaPending
-        ? { user, twoFAPending: true, tempToken: r.tempToken }
+        ? { user, twoFAPending: true, tempToken: r.tempToken, pendingId: r.pendingId }
         : {
             user,
             token: r.token,
@@ -214,6 +215,21 @@ class CustomBackendAuthService {
     if (userId) this.#parsed.delete(userId);
     try {
       return await this.#native.logout(refreshToken ?? null, userId ?? null);
+    } catch (err) {
+      throw toAuthError(err);
+    }
+  }
+
+  /**
+   * Ends what a login result started when the application did not hand it to the user (the admin
+   * panel's admin check refused them): its session, or its pending 2FA login, at the backend too.
+   * Resolves whether the backend was told.
+   */
+  async abandonLogin(result) {
+    const userId = result?.user?._id?.toString();
+    if (!userId) return false;
+    try {
+      return await this.#native.abandonLogin(userId, result.refreshToken ?? null, result.pendingId ?? null);
     } catch (err) {
       throw toAuthError(err);
     }

@@ -56,6 +56,8 @@ pub struct LoginResult {
     pub temp_token: Option<String>,
     /// The new session document's `_id` hex (absent while 2FA is pending): an audit reference.
     pub session_id: Option<String>,
+    /// The pending 2FA login's record id (while `twoFAPending`): what `abandonLogin` ends.
+    pub pending_id: Option<String>,
 }
 
 /// A user as relaxed Extended JSON with its cache version.
@@ -274,8 +276,13 @@ impl CustomBackendAuthService {
                 refresh_expires_at: Some(refresh_expires_at_ms as f64),
                 temp_token: None,
                 session_id: Some(session.to_hex()),
+                pending_id: None,
             },
-            LoginOutcome::TwoFactorPending { user, temp_token } => LoginResult {
+            LoginOutcome::TwoFactorPending {
+                user,
+                temp_token,
+                pending,
+            } => LoginResult {
                 user: user_ejson(user)?,
                 two_fa_pending: true,
                 token: None,
@@ -283,6 +290,7 @@ impl CustomBackendAuthService {
                 refresh_expires_at: None,
                 temp_token: Some(temp_token),
                 session_id: None,
+                pending_id: Some(pending.to_hex()),
             },
         };
         Ok(result)
@@ -439,6 +447,22 @@ impl CustomBackendAuthService {
             .await;
         self.inner.metrics.result(Flow::Logout, &ended);
         Ok(ended?)
+    }
+
+    /// Ends what a login started when the application did not complete it (the admin panel's
+    /// admin check refused the user): the session of `refreshToken`, or the pending 2FA login
+    /// `pendingId`, at the backend too. Whether the backend was told.
+    #[napi]
+    pub async fn abandon_login(
+        &self,
+        user_id: String,
+        refresh_token: Option<String>,
+        pending_id: Option<String>,
+    ) -> napi::Result<bool> {
+        Ok(self
+            .inner
+            .abandon_login(&user_id, refresh_token.as_deref(), pending_id.as_deref())
+            .await?)
     }
 
     /// Counts an outcome the shim decided before any native call (a login refused for its

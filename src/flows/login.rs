@@ -28,7 +28,12 @@ pub enum LoginOutcome {
         session: ObjectId,
     },
     /// The user has 2FA: LibreChat's second step takes over with the temp token.
-    TwoFactorPending { user: Document, temp_token: String },
+    TwoFactorPending {
+        user: Document,
+        temp_token: String,
+        /// The pending login's record (its backend tokens wait there for the session).
+        pending: ObjectId,
+    },
 }
 
 /// Reads `email` (LibreChat's form name; it may hold a username) or `username`, and `password`.
@@ -119,10 +124,11 @@ impl Service {
             .map_err(|_| AuthError::Internal("user without ObjectId".into()))?;
         if user.get_bool("twoFactorEnabled").unwrap_or(false) {
             // LibreChat's second step creates the session; its first refresh claims these.
-            db.sessions.stash_pending(user_id, &answer.tokens).await?;
+            let pending = db.sessions.stash_pending(user_id, &answer.tokens).await?;
             return Ok(LoginOutcome::TwoFactorPending {
                 temp_token: self.tokens.two_fa_temp_token(&user_id.to_hex())?,
                 user,
+                pending,
             });
         }
         let session = db
@@ -163,6 +169,32 @@ impl Service {
             event.backend_id = backend_id;
             audit.emit(event);
         });
+    }
+
+    /// A login the application did not complete (its answer was not the login's: LibreChat's
+    /// admin check refused it, say): the session it started ends, at the backend too, as after
+    /// any failed login. `session` is its refresh token, `pending` a 2FA login's record id.
+    /// Whether the backend was told.
+    pub async fn abandon_login(
+        &self,
+        user_id: &str,
+        refresh_token: Option<&str>,
+        pending: Option<&str>,
+    ) -> AuthResult<bool> {
+        if let Some(t) = refresh_token {
+            return self.logout(Some(t), Some(user_id)).await;
+        }
+        let (Some(pending), Ok(user)) = (pending, ObjectId::parse_str(user_id)) else {
+            return Ok(false);
+        };
+        let Ok(pending) = ObjectId::parse_str(pending) else {
+            return Ok(false);
+        };
+        let db = self.db().await?;
+        match db.sessions.take_pending(pending, user).await? {
+            Some(tokens) => Ok(self.backend_logout(&tokens).await),
+            None => Ok(false),
+        }
     }
 }
 

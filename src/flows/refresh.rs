@@ -180,7 +180,7 @@ impl Service {
 
     /// Tells the backend (when `BACKEND_LOGOUT_URL` is set) that these tokens are done, and forgets
     /// the cached verdict on the access token. Best effort: `true` when the call failed.
-    async fn backend_logout(&self, tokens: &BackendTokens) -> bool {
+    pub(crate) async fn backend_logout(&self, tokens: &BackendTokens) -> bool {
         self.bearer.forget(&token_key(&tokens.access_token));
         let Some(url) = &self.config.logout_url else {
             return false;

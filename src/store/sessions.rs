@@ -639,7 +639,11 @@ pub fn pending_indexes() -> [IndexModel; 2] {
 /// A 2FA login's backend tokens, waiting for the session LibreChat's second step creates.
 impl Sessions {
     /// Keeps the tokens of a login answered with `twoFAPending` (no session yet).
-    pub async fn stash_pending(&self, user: ObjectId, backend: &BackendTokens) -> AuthResult<()> {
+    pub async fn stash_pending(
+        &self,
+        user: ObjectId,
+        backend: &BackendTokens,
+    ) -> AuthResult<ObjectId> {
         // Best effort, retried until it succeeds once: lookups stay correct without the indexes,
         // and expired records are also deleted below.
         let _ = self
@@ -669,7 +673,28 @@ impl Sessions {
                 "backend": self.sealed_backend(&pending_ctx(&id), backend)?,
             })
             .await?;
-        Ok(())
+        Ok(id)
+    }
+
+    /// Takes a pending 2FA login of `user` out (a login that was not completed): its backend
+    /// tokens, to end at the backend; `None` when it is gone (claimed, expired) or unreadable.
+    pub async fn take_pending(
+        &self,
+        id: ObjectId,
+        user: ObjectId,
+    ) -> AuthResult<Option<BackendTokens>> {
+        let Some(d) = self
+            .pending
+            .find_one_and_delete(
+                doc! { "_id": id, "user": user, "claimedBy": { "$exists": false } },
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(d.get_document("backend")
+            .ok()
+            .and_then(|b| self.open_backend(b, &pending_ctx(&id)).ok().flatten()))
     }
 
     /// The tokens of the 2FA login a session without backend tokens came from: the newest pending
