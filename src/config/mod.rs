@@ -1036,6 +1036,16 @@ pub mod tests {
         assert!(Config::from_vars(&other).unwrap().introspection.is_none());
     }
 
+    #[test]
+    fn item_21_11c_auth_cache_max_entries_has_an_upper_bound() {
+        let ok = with(&sample_vars(), "AUTH_CACHE_MAX_ENTRIES", "1000000");
+        assert_eq!(Config::from_vars(&ok).unwrap().cache_max, 1_000_000);
+        for too_many in ["1000001", "18446744073709551615"] {
+            let vars = with(&sample_vars(), "AUTH_CACHE_MAX_ENTRIES", too_many);
+            assert_eq!(invalid_var(&vars), "AUTH_CACHE_MAX_ENTRIES", "{too_many}");
+        }
+    }
+
     fn jwks_vars() -> HashMap<String, String> {
         let mut vars = sample_vars();
         vars.insert("BACKEND_BEARER_TOKENS".into(), "jwks".into());

@@ -316,9 +316,9 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "AUTH_CACHE_MAX_ENTRIES",
         section: Request,
-        kind: whole(1, u64::MAX, Count),
+        kind: whole(1, 1_000_000, Count),
         default: Default("10000"),
-        meaning: "Size bound of each in-process cache (users, backend id → user, accepted and refused backend tokens). When one is full, expired entries go first, then the tenth closest to expiry.",
+        meaning: "Size bound of each in-process cache (users, backend id → user, accepted and refused backend tokens). When one is full, expired entries go first, then the tenth closest to expiry. A cached user takes about 3 to 5 KiB, so the bound keeps a typo from promising gigabytes.",
         example: "`50000`",
     },
     Setting {
