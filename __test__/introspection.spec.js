@@ -196,6 +196,20 @@ describe('token introspection (issue 11 section 5)', () => {
       h.assertNoSecretsLogged([t, h.mock.introspectionClient.secret, basicHeader().slice(6)]);
     });
 
+    test('#21.11d an answer with a repeated key (`active` false, then true) is refused as a bad response (503, not cached)', async () => {
+      await login();
+      const t = keep(h.mock.issueAccessToken('u-1001'));
+      const answer = JSON.stringify(h.mock.introspect(t)).replace('"active":true', '"active":false,"active":true');
+      expect(JSON.parse(answer).active).toBe(true); // what a last-wins parser sees
+      h.mock.set({ introspection: { status: 200, body: answer } });
+      for (let i = 1; i <= 2; i++) {
+        const res = await get(t);
+        expect(res.status).toBe(503);
+        expect(res.body.message).toMatch(/introspection answer repeats a key/);
+      }
+      expect(h.mock.calls.introspection).toBe(2);
+    });
+
     test.each([
       ['without `active`', ({ active, ...a }) => a], // eslint-disable-line no-unused-vars
       ['with `active: "true"`', (a) => ({ ...a, active: 'true' })],

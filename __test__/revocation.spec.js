@@ -107,6 +107,18 @@ describe('#11.1 backend events: authenticity', () => {
     expect(big.status).toBe(413);
   });
 
+  test('#21.11d an event body with a repeated key is 400, and nothing happens', async () => {
+    await h.reconfigure(ENV);
+    const a = await login(h);
+    const event = backendEvent('session.revoked', 'u-1001', { sessionId: a.backendSession });
+    const body = JSON.stringify(event).replace('"type":"session.revoked"', '"type":"user.changed","type":"session.revoked"');
+    const signed = signEvent(EVENTS_SECRET, body);
+    const res = await request(h.app).post(EVENTS_PATH).set('Content-Type', 'application/json').set(SIGNATURE_HEADER, signed.signature).send(signed.body);
+    expect(res.status).toBe(400);
+    expect(res.body.message).toMatch(/repeats a key/);
+    expect((await api(h, a.token)).status).toBe(200);
+  });
+
   test('#11.1 mounted after express.json(): 500 naming the mistake, and nothing is done', async () => {
     const express = require('express');
     const { customBackendEventsHandler } = require('..');

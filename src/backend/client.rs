@@ -14,6 +14,7 @@ use crate::backend::breaker::{Breakers, KnownNames, Lane, Outcome};
 use crate::config::{Config, IntrospectionConfig, Mapping};
 use crate::identity::{BackendTokens, BackendUser};
 use crate::shared::error::{AuthError, AuthResult};
+use crate::shared::json::{parse_unique, JsonError};
 use crate::shared::metrics::{call_outcome, Endpoint, Metrics};
 
 /// Larger answers are not a sane login or user-info answer.
@@ -364,9 +365,15 @@ impl Backend {
             }
             body.extend_from_slice(&chunk);
         }
-        serde_json::from_slice(&body)
-            .map(Answer::Json)
-            .map_err(|_| AuthError::BackendBadResponse(format!("{what} answer is not JSON")))
+        match parse_unique(&body) {
+            Ok(v) => Ok(Answer::Json(v)),
+            Err(JsonError::NotJson) => Err(AuthError::BackendBadResponse(format!(
+                "{what} answer is not JSON"
+            ))),
+            Err(JsonError::DuplicateKey) => Err(AuthError::BackendBadResponse(format!(
+                "{what} answer repeats a key"
+            ))),
+        }
     }
 
     pub fn tokens(&self, v: &Value, what: &str) -> AuthResult<BackendTokens> {

@@ -12,6 +12,7 @@ use sha2::Sha256;
 use crate::flows::control::TellBackend;
 use crate::flows::service::Service;
 use crate::shared::error::{AuthError, AuthResult};
+use crate::shared::json::{parse_unique, JsonError};
 use crate::store::events::{Event, Kind};
 use crate::store::revocation::{now_ms, Record};
 use crate::store::sessions::Which;
@@ -156,8 +157,12 @@ fn time_ms(v: &Value) -> AuthResult<i64> {
 
 /// Reads an event body (JSON); every problem is a 400 naming the field.
 pub fn parse(body: &[u8]) -> AuthResult<Event> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|_| AuthError::BadRequest("event body is not JSON".into()))?;
+    let v: Value = parse_unique(body).map_err(|e| {
+        AuthError::BadRequest(match e {
+            JsonError::NotJson => "event body is not JSON".into(),
+            JsonError::DuplicateKey => "event body repeats a key".into(),
+        })
+    })?;
     if !v.is_object() {
         return Err(AuthError::BadRequest("event body must be an object".into()));
     }
