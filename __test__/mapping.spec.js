@@ -114,7 +114,7 @@ describe('mapping and roles', () => {
   });
 
   test('BACKEND_LINK_EXISTING=email links a local account on first login', async () => {
-    const localId = await h.lc.methods.createUser({ provider: 'local', email: 'carol@example.org', username: 'carol-local', name: 'Local Carol', emailVerified: false });
+    const localId = await h.lc.methods.createUser({ provider: 'local', email: 'carol@example.org', username: 'carol-local', name: 'Local Carol', emailVerified: true });
     expect((await login(CAROL)).status).toBe(409);
     await h.reconfigure({ BACKEND_LINK_EXISTING: 'email' });
     const res = await login(CAROL);
@@ -123,6 +123,48 @@ describe('mapping and roles', () => {
     expect(await h.db.collection('users').countDocuments({})).toBe(1);
     // Later logins find it by the backend id.
     expect((await login(CAROL)).body.user.id).toBe(localId.toString());
+  });
+});
+
+describe('#21.4 linking by email', () => {
+  let h;
+  const seen = [];
+  harnessHooks({ db: 'mapping-link' }, (made) => (h = made), { each: freshService, seen });
+  const login = (creds) => postLogin(h.app, creds).then(rememberTokensIn(seen));
+  const users = () => h.db.collection('users');
+  const SECRETS = { password: '$2a$10$abcdefghijklmnopqrstuv', totpSecret: 'sealed-totp', backupCodes: [{ codeHash: 'x', used: false }], twoFactorEnabled: true };
+  const local = async (email, emailVerified) => {
+    const id = await h.lc.methods.createUser({ provider: 'local', email, username: `${email.split('@')[0]}-local`, name: 'Local', emailVerified });
+    await users().updateOne({ _id: id }, { $set: SECRETS });
+    return id;
+  };
+
+  test('#21.4 an account whose email was never verified is not linked: 409, and it stays as it was', async () => {
+    await h.reconfigure({ BACKEND_LINK_EXISTING: 'email' });
+    const id = await local('carol@example.org', false);
+    const before = await users().findOne({ _id: id });
+    const res = await login(CAROL);
+    expect([res.status, res.body.code]).toEqual([409, 'ACCOUNT_CONFLICT']);
+    expect(await users().findOne({ _id: id })).toEqual(before);
+    expect(await h.db.collection('sessions').countDocuments({})).toBe(0);
+  });
+
+  test('#21.4 linking drops the local password and LibreChat 2FA; BACKEND_LINK_KEEP_LOCAL_SECRETS=true keeps them', async () => {
+    await h.reconfigure({ BACKEND_LINK_EXISTING: 'email' });
+    const carol = await local('carol@example.org', true);
+    const res = await login(CAROL);
+    expect(res.status).toBe(200);
+    expect(res.body.user.id).toBe(carol.toString());
+    const linked = await users().findOne({ _id: carol });
+    expect(linked).toMatchObject({ provider: 'custom-backend', idOnTheSource: 'u-1003', twoFactorEnabled: false });
+    for (const k of ['password', 'totpSecret', 'backupCodes']) expect([k, linked[k]]).toEqual([k, undefined]);
+    // The linked user is a session's like any other: no 2FA step is asked.
+    expect(res.body.twoFAPending).toBeUndefined();
+
+    await h.reconfigure({ BACKEND_LINK_EXISTING: 'email', BACKEND_LINK_KEEP_LOCAL_SECRETS: 'true' });
+    const kept = await local('bob@example.com', true);
+    expect((await login(BOB)).body.twoFAPending).toBe(true);
+    expect(await users().findOne({ _id: kept })).toMatchObject({ provider: 'custom-backend', ...SECRETS });
   });
 });
 

@@ -119,6 +119,18 @@ describe('#11.1 backend events: authenticity', () => {
     expect((await api(h, a.token)).status).toBe(200);
   });
 
+  test('#21.11b ids with line separators or bidirectional marks are escaped in the plain log line', async () => {
+    await h.reconfigure(ENV);
+    const before = h.logs.lines.length;
+    const event = backendEvent('user.disabled', 'u-\u2028fake\u200e-line', { id: 'evt-\u2029\u202e-x' });
+    expect((await postEvent(request, h.app, event)).body.status).toBe('no_account');
+    const lines = h.logs.lines.slice(before).filter((l) => l.includes('backend event'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).not.toMatch(/[\u2028\u2029\u200e\u202e]/);
+    expect(lines[0]).toContain('u-\\u2028fake\\u200e-line');
+    expect(lines[0]).toContain('evt-\\u2029\\u202e-x');
+  });
+
   test('#11.1 mounted after express.json(): 500 naming the mistake, and nothing is done', async () => {
     const express = require('express');
     const { customBackendEventsHandler } = require('..');
@@ -438,6 +450,22 @@ describe('#11.2 log out everywhere, and see sessions', () => {
     // A login right after is a new session whose token works at once.
     const again = await login(h);
     expect((await api(h, again.token)).status).toBe(200);
+  });
+
+  test('#21.7 log out everywhere in a loop with a backend token writes at most one revocation per second and spends the user-info budget as rarely', async () => {
+    await login(h); // the account exists
+    const token = h.mock.issueAccessToken('u-1001'); // an opaque backend token (user-info mode)
+    const started = Date.now();
+    for (let i = 0; i < 40; i += 1) {
+      const res = await request(h.app).post('/api/auth/logout/all').set('Authorization', `Bearer ${token}`);
+      expect(res.status).toBe(200);
+    }
+    const seconds = Math.ceil((Date.now() - started) / 1000);
+    const records = await h.db.collection('customBackendRevocations').countDocuments({ reason: 'logout.all' });
+    expect(records).toBeGreaterThanOrEqual(1);
+    expect(records).toBeLessThanOrEqual(seconds + 1);
+    expect(h.mock.calls.userinfo).toBeLessThanOrEqual(2 * seconds + 1);
+    expect(h.mock.calls.userinfo).toBeLessThan(40);
   });
 
   test('#11.2 logout/all needs a signed-in user', async () => {

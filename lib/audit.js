@@ -5,6 +5,8 @@
 // Identifiers only: never a token, password, refresh token or token hash.
 
 /** The stable event names. Nothing else is emitted. */
+const { UNPRINTABLE } = require('./http');
+
 const AUDIT_EVENTS = Object.freeze({
   LOGIN_SUCCESS: 'login.success',
   LOGIN_FAILURE: 'login.failure',
@@ -36,15 +38,14 @@ const HEX_ID = /^[0-9a-f]{24}$/;
 const CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
 /** The circuit breaker's lanes (breaker events' `lane`). */
 const BREAKER_LANES = new Set(['login', 'token', 'session', 'keys']);
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
 /** A compact JWS/JWE: a token put into a request-id header is not logged. */
 const COMPACT_JWT = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*){2}$|^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*){4}$/;
 
 /** A printable, bounded string, or null. */
 function clean(value, max) {
   if (typeof value !== 'string') return null;
-  const s = value.replace(CONTROL, '').trim().slice(0, max);
+  const s = value.replace(UNPRINTABLE, '').trim().slice(0, max);
   return s === '' ? null : s;
 }
 

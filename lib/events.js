@@ -7,7 +7,7 @@
 const { CustomBackendAuthError, toAuthError } = require('./errors');
 const { isCustomBackendAuthEnabled } = require('./switches');
 const { getAuthService } = require('./service');
-const { RETRY_AFTER_SECONDS, logFailure, sendError } = require('./http');
+const { RETRY_AFTER_SECONDS, logFailure, printable, sendError } = require('./http');
 const { AUDIT_EVENTS } = require('./audit');
 
 /** The request header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`. */
@@ -78,8 +78,10 @@ async function customBackendEventsHandler(req, res) {
     service.audit(AUDIT_EVENTS.BACKEND_EVENT_RECEIVED, { outcome: 'ok', ...who });
     if (r.status === 'applied') service.audit(AUDIT_EVENTS.BACKEND_EVENT_APPLIED, { outcome: 'ok', ...who });
     service.logger.info(
-      `[customBackendAuth] backend event ${r.id} (${r.type}) for backend user ${r.backendId}: ${r.status}` +
-        (r.status === 'applied' ? `, ${r.sessionsEnded} session(s) ended` : ''),
+      printable(
+        `[customBackendAuth] backend event ${r.id} (${r.type}) for backend user ${r.backendId}: ${r.status}` +
+          (r.status === 'applied' ? `, ${r.sessionsEnded} session(s) ended` : ''),
+      ),
     );
     return res.status(200).json({ status: r.status, id: r.id, type: r.type, sessionsEnded: r.sessionsEnded });
   } catch (err) {

@@ -7,9 +7,21 @@ const PROVIDER = 'custom-backend';
 /** `Retry-After` of a refresh or logout answered 503: retrying at once is the remedy. */
 const RETRY_AFTER_SECONDS = '1';
 
+/**
+ * Characters that would end, fake or reorder a plain log line: C0/C1 controls, the line and
+ * paragraph separators (U+2028, U+2029) and the bidirectional marks and overrides. Shared with
+ * the audit fields (lib/audit.js).
+ */
+// eslint-disable-next-line no-control-regex
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** A text for a plain log line: every unprintable character written as `\uXXXX`. */
+const printable = (text) =>
+  String(text).replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
 /** Logs an auth failure: code and message only (neither ever holds a secret). */
 function logFailure(service, what, err) {
-  const line = `[customBackendAuth] ${what} failed: ${err.code} ${err.message}`;
+  const line = printable(`[customBackendAuth] ${what} failed: ${err.code} ${err.message}`);
   if (err.status >= 500) service.logger.error(line);
   else service.logger.warn(line);
 }
@@ -64,6 +76,8 @@ function bearerToken(req) {
 module.exports = {
   PROVIDER,
   RETRY_AFTER_SECONDS,
+  UNPRINTABLE,
+  printable,
   logFailure,
   sendError,
   setSessionCookies,

@@ -10,6 +10,60 @@ use crate::config::{IntrospectionConfig, Mapping};
 use crate::shared::error::{AuthError, AuthResult};
 use crate::tokens::librechat::expired;
 
+/// What the common servers write into an introspection answer to say which kind of token it is,
+/// and the values that mean another kind than an access token (compared in any case):
+/// RFC 7662's `token_type` (ORY Hydra `refresh_token`, token-exchange URNs), Keycloak's `typ`
+/// (`Refresh`, `Offline`, `ID`, `Logout`), Cognito-style and Hydra `token_use` (`id`, `refresh`,
+/// `refresh_token`). `token_use` names the access token `access` or `access_token`, nothing else.
+const NOT_ACCESS: &[(&str, &[&str])] = &[
+    (
+        "token_type",
+        &[
+            "refresh_token",
+            "refresh",
+            "id_token",
+            "urn:ietf:params:oauth:token-type:refresh_token",
+            "urn:ietf:params:oauth:token-type:id_token",
+        ],
+    ),
+    (
+        "typ",
+        &[
+            "refresh",
+            "offline",
+            "id",
+            "logout",
+            "refresh_token",
+            "id_token",
+        ],
+    ),
+];
+
+/// Why the answer is not an access token's, if it is not: a marking of another kind, a
+/// `token_use` other than access, or (`required` set) a `token_type` other than that one.
+fn not_access(answer: &Value, required: Option<&str>) -> Option<&'static str> {
+    let field = |k: &str| answer.get(k).and_then(Value::as_str).map(str::trim);
+    for (key, others) in NOT_ACCESS {
+        if field(key).is_some_and(|v| others.iter().any(|o| o.eq_ignore_ascii_case(v))) {
+            return Some("not an access token");
+        }
+    }
+    if let Some(usage) = answer.get("token_use") {
+        let access = usage.as_str().is_some_and(|u| {
+            u.eq_ignore_ascii_case("access") || u.eq_ignore_ascii_case("access_token")
+        });
+        if !access {
+            return Some("not an access token");
+        }
+    }
+    match required {
+        Some(want) if !field("token_type").is_some_and(|t| t.eq_ignore_ascii_case(want)) => {
+            Some("not an access token (token_type)")
+        }
+        _ => None,
+    }
+}
+
 /// The verdict on `answer` at `now` (seconds), and the token's `exp` when the answer gives one (it
 /// bounds how long the verdict is cached). An answer without a boolean `active` is not an
 /// introspection answer: a bad response (503, not cached), never a guess either way.
@@ -28,15 +82,9 @@ pub fn judge(
     if !active {
         return refused("the backend reports the token inactive");
     }
-    // Some servers introspect refresh tokens as active too: they are not for API requests.
-    let is_refresh = ["token_type", "token_use"].iter().any(|k| {
-        answer
-            .get(*k)
-            .and_then(Value::as_str)
-            .is_some_and(|t| t.eq_ignore_ascii_case("refresh_token"))
-    });
-    if is_refresh {
-        return refused("not an access token");
+    // Servers introspect refresh and ID tokens as active too: they are not for API requests.
+    if let Some(why) = not_access(answer, cfg.token_type.as_deref()) {
+        return refused(why);
     }
     let exp = match answer.get("exp").filter(|v| !v.is_null()) {
         None => None,
@@ -110,6 +158,63 @@ mod tests {
             Ok((Verdict::Valid(u), _)) => format!("valid {}", u.id),
             Err(e) => e.code().to_string(),
         }
+    }
+
+    #[test]
+    fn item_21_5_refresh_id_and_other_non_access_tokens_are_refused_in_every_common_marking() {
+        let (cfg, m) = setup(&[]);
+        let now = 1_000_000;
+        let base = json!({"active": true, "sub": "u-1", "email": "a@b.io", "exp": now + 30});
+        let with = |k: &str, v: &str, cfg: &IntrospectionConfig| {
+            let mut a = base.clone();
+            a[k] = json!(v);
+            why(judge(&a, cfg, &m, now))
+        };
+        for (k, v) in [
+            ("token_type", "refresh_token"),
+            ("token_type", "Refresh_Token"),
+            ("token_type", "id_token"),
+            (
+                "token_type",
+                "urn:ietf:params:oauth:token-type:refresh_token",
+            ),
+            ("typ", "Refresh"),
+            ("typ", "Offline"),
+            ("typ", "ID"),
+            ("typ", "Logout"),
+            ("token_use", "refresh"),
+            ("token_use", "refresh_token"),
+            ("token_use", "id"),
+            ("token_use", "something-else"),
+        ] {
+            assert_eq!(with(k, v, &cfg), "not an access token", "{k}={v}");
+        }
+        // What access tokens carry at those servers passes.
+        for (k, v) in [
+            ("token_type", "Bearer"),
+            ("token_type", "access_token"),
+            ("typ", "Bearer"),
+            ("token_use", "access"),
+            ("token_use", "access_token"),
+        ] {
+            assert_eq!(with(k, v, &cfg), "valid u-1", "{k}={v}");
+        }
+        // A token_use that is not a string is no access marking either.
+        let mut odd = base.clone();
+        odd["token_use"] = json!(1);
+        assert_eq!(why(judge(&odd, &cfg, &m, now)), "not an access token");
+        // A server that leaves token_type out for refresh tokens: require the access tokens' one.
+        assert_eq!(why(judge(&base, &cfg, &m, now)), "valid u-1");
+        let (strict, m2) = setup(&[("BACKEND_INTROSPECTION_TOKEN_TYPE", "Bearer")]);
+        assert_eq!(
+            why(judge(&base, &strict, &m2, now)),
+            "not an access token (token_type)"
+        );
+        assert_eq!(with("token_type", "bearer", &strict), "valid u-1");
+        assert_eq!(
+            with("token_type", "DPoP", &strict),
+            "not an access token (token_type)"
+        );
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub struct IntrospectionConfig {
     /// Every one of these must be in the space-separated `scope`.
     pub required_scopes: Vec<String>,
     pub id_claim: String,
+    /// `token_type` must be this (any case) when set: for servers that leave it out of the answers
+    /// for refresh tokens.
+    pub token_type: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +141,8 @@ pub struct Policy {
     /// Lower-cased; empty means every domain.
     pub allowed_email_domains: Vec<String>,
     pub link_existing: LinkExisting,
+    /// A linked account keeps its local password and LibreChat 2FA secrets.
+    pub keep_local_secrets: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -411,6 +416,7 @@ impl Config {
                 .into_iter()
                 .map(|d| crate::identity::fold_case(d.trim_start_matches('@')))
                 .collect(),
+            keep_local_secrets: v.flag("BACKEND_LINK_KEEP_LOCAL_SECRETS")?,
             link_existing: v.choice(
                 "BACKEND_LINK_EXISTING",
                 &[
@@ -488,6 +494,9 @@ impl Config {
                     })
                     .unwrap_or_default(),
                 id_claim: v.text("BACKEND_INTROSPECTION_ID_CLAIM")?,
+                token_type: v
+                    .get("BACKEND_INTROSPECTION_TOKEN_TYPE")
+                    .map(str::to_string),
             })
         } else {
             None

@@ -430,7 +430,7 @@ pub const SETTINGS: &[Setting] = &[
         section: Request,
         kind: Kind::Url,
         default: RequiredWith("introspection"),
-        meaning: "The backend's RFC 7662 introspection endpoint. Read only with `BACKEND_BEARER_TOKENS=introspection`, like the next six.",
+        meaning: "The backend's RFC 7662 introspection endpoint. Read only with `BACKEND_BEARER_TOKENS=introspection`, like the next seven.",
         example: "`https://id.example.com/oauth/introspect`",
     },
     Setting {
@@ -472,6 +472,14 @@ pub const SETTINGS: &[Setting] = &[
         default: Means("no scope required"),
         meaning: "Scopes the token must have, all of them (separated by spaces or commas), checked against the answer's space-separated `scope`.",
         example: "`librechat`",
+    },
+    Setting {
+        name: "BACKEND_INTROSPECTION_TOKEN_TYPE",
+        section: Request,
+        kind: Kind::Text,
+        default: Means("any token_type, or none, unless it marks another kind of token"),
+        meaning: "The answer's `token_type` must be this (any case); an answer without one is refused. For servers that leave `token_type` out of the answer for refresh tokens (Spring Authorization Server answers `Bearer` for access tokens only). Markings of refresh, ID and other non-access tokens are refused in any case ([Every request](sessions-and-tokens.md#every-request-customjwtstrategy)).",
+        example: "`Bearer`",
     },
     Setting {
         name: "BACKEND_INTROSPECTION_ID_CLAIM",
@@ -582,8 +590,16 @@ pub const SETTINGS: &[Setting] = &[
         section: Roles,
         kind: Kind::Choice(&["never", "email"]),
         default: Default("never"),
-        meaning: "`email`: the first login of a backend user takes over an existing account of another provider (local, LDAP, social) with the same email. Read the risk in [Mapping, roles and account linking](mapping.md) first.",
+        meaning: "`email`: the first login of a backend user takes over an existing account of another provider (local, LDAP, social) with the same email, when that email is verified (`emailVerified`); an unverified one stays a 409. Read the risk in [Mapping, roles and account linking](mapping.md) first.",
         example: "`email`",
+    },
+    Setting {
+        name: "BACKEND_LINK_KEEP_LOCAL_SECRETS",
+        section: Roles,
+        kind: Kind::Flag,
+        default: Default("false"),
+        meaning: "`true`: an account linked by `BACKEND_LINK_EXISTING=email` keeps its local password and LibreChat 2FA (secret, backup codes). By default both are removed when it is linked, so that nothing its first owner set up survives the takeover ([Mapping, roles and account linking](mapping.md)).",
+        example: "`true`",
     },
     Setting {
         name: "NODE_ENV",

@@ -2,13 +2,15 @@
 //! end holds on every server: the revocation is recorded, the sessions deleted, the tokens issued
 //! before it refused, the caches dropped, and the backend told.
 
+use std::time::Duration;
+
 use mongodb::bson::oid::ObjectId;
 
 use crate::flows::service::{Db, Service};
 use crate::identity::BackendTokens;
 use crate::identity::PROVIDER;
 use crate::shared::error::{AuthError, AuthResult};
-use crate::store::revocation::{now_ms, Record};
+use crate::store::revocation::{first_valid_second, now_ms, Record};
 use crate::store::sessions::{EndedSession, SessionSummary, Which};
 
 /// Backend logout calls made at once when many sessions end together.
@@ -39,12 +41,26 @@ pub fn parse_user_id(id: &str) -> AuthResult<ObjectId> {
 }
 
 impl Service {
-    /// Records a revocation for every server and applies it here at once.
+    /// Records a revocation for every server and applies it here at once. One this server wrote
+    /// within the same second for the user already refuses every token the new one would (tokens
+    /// carry whole seconds): it is not written again, so a loop of "log out everywhere" writes at
+    /// most one record per user and second, and drops the user's cached verdicts as often.
     pub(crate) async fn revoke(&self, db: &Db, r: Record) -> AuthResult<()> {
+        let user = r.user.to_hex();
+        if let (Some(nb), Some(written)) = (r.not_before_ms, self.revocations_written.get(&user)) {
+            if first_valid_second(written) >= first_valid_second(nb) {
+                return Ok(());
+            }
+        }
         // Here first: this server refuses at once, even if the write fails (the caller then
         // answers an error and the revocation is retried).
         self.apply_revocation(&r);
-        db.revocations.insert(&r).await
+        db.revocations.insert(&r).await?;
+        if let Some(nb) = r.not_before_ms {
+            self.revocations_written
+                .insert(user, nb, Duration::from_secs(2));
+        }
+        Ok(())
     }
 
     /// The backend id of a LibreChat user of ours (to drop its cached backend-token verdicts).

@@ -73,6 +73,7 @@ mod tests {
             required_roles: list(required),
             allowed_email_domains: list(domains),
             link_existing: LinkExisting::Never,
+            keep_local_secrets: false,
         }
     }
 

@@ -68,6 +68,9 @@ pub struct Service {
     pub metrics: Arc<Metrics>,
     /// Revoked users' "not before" times: read on every request, from memory only.
     pub(crate) revoked: NotBefore,
+    /// The "not before" of the revocation this server last wrote for a user, for a second or two:
+    /// a second one that refuses nothing more is not written (`control::revoke`).
+    pub(crate) revocations_written: TtlCache<String, i64>,
     /// The service itself, for its background poll (which must not keep it alive).
     pub(crate) me: OnceLock<Weak<Service>>,
     pub(crate) closed: AtomicBool,
@@ -126,6 +129,7 @@ impl Service {
             bearer: Bearer::new(&config),
             users_cache: TtlCache::new(config.cache_max),
             source_ids: TtlCache::new(config.cache_max),
+            revocations_written: TtlCache::new(config.cache_max),
             source_lookups: SingleFlight::new(),
             versions: AtomicU32::new(1),
             unsaved: Default::default(),
@@ -193,7 +197,7 @@ impl Service {
                         &db,
                         self.config.balance_enabled,
                         self.config.start_balance,
-                        self.config.policy.link_existing,
+                        &self.config.policy,
                     ),
                     sessions: Sessions::new(
                         &db,

@@ -119,6 +119,8 @@ pub struct Users {
     source_indexed: OnceCell<()>,
     start_balance: Option<i64>,
     link_existing: LinkExisting,
+    /// `BACKEND_LINK_KEEP_LOCAL_SECRETS`: a linked account keeps its local password and 2FA.
+    keep_local_secrets: bool,
 }
 
 fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
@@ -130,20 +132,34 @@ fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
 }
 
 impl Users {
-    pub fn new(
-        db: &Database,
-        balance_enabled: bool,
-        start_balance: i64,
-        link_existing: LinkExisting,
-    ) -> Users {
+    pub fn new(db: &Database, balance_enabled: bool, start_balance: i64, policy: &Policy) -> Users {
         Users {
             users: db.collection("users"),
             balances: db.collection("balances"),
             meta: db.collection(META_COLLECTION),
             source_indexed: OnceCell::new(),
             start_balance: (balance_enabled && start_balance > 0).then_some(start_balance),
-            link_existing,
+            link_existing: policy.link_existing,
+            keep_local_secrets: policy.keep_local_secrets,
         }
+    }
+
+    /// An account about to be linked loses what let its first owner sign in without the backend:
+    /// the local password and LibreChat's 2FA (secret, backup codes; 2FA is off until set up anew).
+    async fn drop_local_secrets(&self, owner: &Document) -> AuthResult<()> {
+        let id = owner
+            .get_object_id("_id")
+            .map_err(|_| AuthError::Internal("user without ObjectId".into()))?;
+        self.users
+            .update_one(
+                doc! { "_id": id },
+                doc! {
+                    "$unset": { "password": "", "totpSecret": "", "backupCodes": "" },
+                    "$set": { "twoFactorEnabled": false },
+                },
+            )
+            .await?;
+        Ok(())
     }
 
     /// Creates or updates the LibreChat user for a backend identity. Returns the stored document
@@ -166,15 +182,23 @@ impl Users {
         if let Some(owner) = self
             .users
             .find_one(doc! { "email": &p.email })
-            .projection(doc! {"_id": 1, "provider": 1, "idOnTheSource": 1})
+            .projection(doc! {"_id": 1, "provider": 1, "idOnTheSource": 1, "emailVerified": 1})
             .await?
         {
             let provider = owner.get_str("provider").unwrap_or_default();
             // A parallel first login of this same identity inserted it since our first read.
             let same_identity = provider == PROVIDER
                 && owner.get_str("idOnTheSource").ok() == Some(p.id_on_the_source.as_str());
-            if same_identity || (self.link_existing == LinkExisting::Email && provider != PROVIDER)
-            {
+            // Linking takes over an account of another provider, never one whose email its owner
+            // did not verify: whoever registered the address first would otherwise hand the real
+            // owner an account holding their own password and second factor.
+            let linkable = self.link_existing == LinkExisting::Email
+                && provider != PROVIDER
+                && owner.get_bool("emailVerified").unwrap_or(false);
+            if linkable && !self.keep_local_secrets {
+                self.drop_local_secrets(&owner).await?;
+            }
+            if same_identity || linkable {
                 let user = self.update(&owner, p).await?;
                 self.repair_balance(&user).await?;
                 return Ok(user);
@@ -483,6 +507,7 @@ mod tests {
             required_roles: vec![],
             allowed_email_domains: vec![],
             link_existing: LinkExisting::Never,
+            keep_local_secrets: false,
         };
         let p = Profile::from_backend(
             &BackendUser {
