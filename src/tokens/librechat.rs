@@ -56,6 +56,7 @@ struct PeekClaims {
     session_id: Option<IgnoredAny>,
     #[serde(rename = "twoFAPending")]
     two_fa_pending: Option<IgnoredAny>,
+    provider: Option<IgnoredAny>,
     exp: Option<serde_json::Value>,
     nbf: Option<serde_json::Value>,
     iat: Option<serde_json::Value>,
@@ -88,8 +89,19 @@ const JWT_MARKERS: [&str; 4] = ["eyJhbGciOi", "eyJ0eXAiOi", "eyJpZCI6", "eyJ1c2V
 /// Whether a token looks like a JWT (or a piece of one): then it must be a well-formed JWT, or it
 /// is refused locally and never goes to the backend.
 fn jwt_shaped(token: &str) -> bool {
-    token.split('.').any(|p| p.starts_with(JSON_PART_START))
-        || JWT_MARKERS.iter().any(|m| token.contains(m))
+    // In any case: a token lower- or upper-cased whole is still a damaged JWT.
+    token.split('.').any(|p| {
+        p.get(..JSON_PART_START.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(JSON_PART_START))
+    }) || JWT_MARKERS.iter().any(|m| contains_ignore_case(token, m))
+}
+
+/// `needle` in `haystack`, ASCII letters in any case (both are ASCII here).
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// Whether a token with a `.` holds a piece of a LibreChat header: any 6 characters in a row of
@@ -99,7 +111,7 @@ fn librechat_fragment(token: &str) -> bool {
     const W: usize = 6;
     HS256_HEADERS
         .iter()
-        .any(|h| (0..=h.len() - W).any(|i| token.contains(&h[i..i + W])))
+        .any(|h| (0..=h.len() - W).any(|i| contains_ignore_case(token, &h[i..i + W])))
 }
 
 /// Whether `part` is canonical base64url (what a signature must be before anything reads it).
@@ -185,7 +197,11 @@ fn inspect(token: &str) -> Inspected<'_> {
     let Some(claims) = decode_json::<PeekClaims>(payload) else {
         return damaged();
     };
-    let class = if claims.iss.is_some() {
+    // LibreChat's own claims win over an `iss`: a LibreChat token edited to carry one is damaged.
+    let librechat_claims = claims.session_id.is_some()
+        || claims.two_fa_pending.is_some()
+        || (claims.id.is_some() && claims.provider.is_some());
+    let class = if claims.iss.is_some() && !librechat_claims {
         TokenClass::BackendJwt
     } else if claims.id.is_some()
         || claims.user_id.is_some()
@@ -777,6 +793,50 @@ mod tests {
             classify(&format!("{jwe_header}.a.b.c.d")),
             TokenClass::BackendOpaque
         );
+    }
+
+    #[test]
+    fn item_21_11a_a_librechat_token_cased_whole_or_given_an_iss_is_not_a_backend_token() {
+        let (_, good) = good_token();
+        let t = Tokens::new(b"a", b"r", 900_000).unwrap();
+        let refresh = t
+            .refresh_token(
+                "65f0c0ffee0000000000abcd",
+                "65f0c0ffee0000000000abce",
+                now_secs() + 60,
+            )
+            .unwrap();
+        let temp = t.two_fa_temp_token("abc").unwrap();
+        for base in [good.clone(), refresh, temp] {
+            for damaged in [base.to_ascii_lowercase(), base.to_ascii_uppercase()] {
+                let class = classify(&damaged);
+                assert!(
+                    matches!(class, TokenClass::Garbage | TokenClass::LibreChat),
+                    "{damaged} classified {class:?}"
+                );
+            }
+        }
+        // LibreChat's payload with an `iss` added (re-encoded, the signature left as it was).
+        let parts: Vec<&str> = good.split('.').collect();
+        let mut claims: serde_json::Value =
+            serde_json::from_slice(&B64URL.decode(parts[1]).unwrap()).unwrap();
+        claims["iss"] = serde_json::json!("https://idp.example");
+        let edited = format!(
+            "{}.{}.{}",
+            parts[0],
+            B64URL.encode(serde_json::to_vec(&claims).unwrap()),
+            parts[2]
+        );
+        assert_eq!(classify(&edited), TokenClass::LibreChat);
+        // A backend JWT with an `iss` and an `id` of its own stays a backend token.
+        let backend = format!(
+            "{}.{}.{}",
+            B64URL.encode(br#"{"alg":"RS256","kid":"k1"}"#),
+            B64URL.encode(br#"{"iss":"https://idp","sub":"u-1","id":"u-1"}"#),
+            B64URL.encode([7u8; 64])
+        );
+        assert_eq!(classify(&backend), TokenClass::BackendJwt);
+        assert_eq!(classify("at_0123abcdef"), TokenClass::BackendOpaque);
     }
 
     #[test]
