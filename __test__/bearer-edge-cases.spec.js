@@ -167,9 +167,29 @@ describe('hardening: the every-request path (issue 8)', () => {
       expect((await get(keep(h.mock.issueAccessToken('u-1001')))).status).toBe(200);
       await sleep(2500); // now past TTL + max staleness
       expect((await get(keep(h.mock.issueAccessToken('u-1001')))).status).toBe(503);
-      // The JWKS is back: the next request fetches it and works again.
+      // The JWKS is back: a request after the back-off (#21.11e) fetches it and works again.
       h.mock.set({ jwks: { status: null } });
-      expect((await get(keep(h.mock.issueAccessToken('u-1001')))).status).toBe(200);
+      let status;
+      for (let i = 0; i < 40 && status !== 200; i++) {
+        status = (await get(keep(h.mock.issueAccessToken('u-1001')))).status;
+        if (status !== 200) await sleep(250);
+      }
+      expect(status).toBe(200);
+    }, 20000);
+
+    test('#21.11e with no usable key set and a failing JWKS, requests do not each fetch it: a back-off, 503 meanwhile', async () => {
+      await h.reconfigure(jwksEnv());
+      h.mock.set({ jwtTokens: 'RS256' });
+      await login();
+      h.mock.set({ jwks: { status: 500 } });
+      const started = Date.now();
+      const answers = [];
+      for (let i = 0; i < 30; i++) answers.push((await get(keep(h.mock.issueAccessToken('u-1001')))).status);
+      const seconds = (Date.now() - started) / 1000;
+      expect(new Set(answers)).toEqual(new Set([503]));
+      // 1 s after a failure, then 2, 4, ...: at most one fetch per second of the run, plus the first.
+      expect(h.mock.calls.jwks).toBeLessThanOrEqual(Math.ceil(seconds) + 1);
+      expect(h.mock.calls.jwks).toBeLessThan(30);
     }, 20000);
   });
 

@@ -3,7 +3,7 @@
 //! token itself) and one backend call in flight per token.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,8 @@ pub const NEGATIVE_TTL: Duration = Duration::from_secs(5);
 /// After a failed JWKS fetch, the last good key set is served and no background refetch starts
 /// for this long (a failing endpoint is not hammered by every request).
 const JWKS_RETRY: Duration = Duration::from_secs(5);
+/// The longest wait between JWKS fetches of requests that have no usable key set.
+const JWKS_MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// A poisoned lock only means another thread panicked mid-update: the value is still usable.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -57,8 +59,9 @@ struct JwksState {
     flight: SingleFlight<(), AuthResult<Arc<KeySet>>>,
     /// When the last fetch caused by an unknown `kid` was allowed (the cooldown's clock).
     unknown_refetch: Mutex<Option<Instant>>,
-    /// When the last fetch failed.
+    /// When the last fetch failed, and how many failed in a row (the back-off's clock).
     failed_at: Mutex<Option<Instant>>,
+    failures: AtomicU32,
     /// A background refresh of a stale set is running.
     refreshing: AtomicBool,
 }
@@ -93,15 +96,28 @@ impl JwksState {
                         });
                         *lock(&self.current) = Some(set.clone());
                         *lock(&self.failed_at) = None;
+                        self.failures.store(0, Ordering::Relaxed);
                         Ok(set)
                     }
                     Err(e) => {
                         *lock(&self.failed_at) = Some(Instant::now());
+                        self.failures.fetch_add(1, Ordering::Relaxed);
                         Err(e)
                     }
                 }
             })
             .await
+    }
+
+    /// Whether the JWKS failed so recently that a request without a usable key set must not ask it
+    /// again yet: 1 s after one failure, doubling with each failure in a row, at most
+    /// `JWKS_MAX_BACKOFF`. Requests meanwhile are answered 503 at once instead of each fetching.
+    fn backing_off(&self) -> bool {
+        let failures = self.failures.load(Ordering::Relaxed);
+        let backoff = Duration::from_secs(1)
+            .saturating_mul(1 << failures.saturating_sub(1).min(5))
+            .min(JWKS_MAX_BACKOFF);
+        lock(&self.failed_at).is_some_and(|t| t.elapsed() < backoff)
     }
 
     /// Whether an unknown `kid` may cause a fetch now (at most once per cooldown); counts it.
@@ -259,6 +275,7 @@ impl Bearer {
                 flight: SingleFlight::new(),
                 unknown_refetch: Mutex::new(None),
                 failed_at: Mutex::new(None),
+                failures: AtomicU32::new(0),
                 refreshing: AtomicBool::new(false),
             }),
             budget: Budget::new(cfg.userinfo_budget),
@@ -507,8 +524,18 @@ impl Bearer {
                 None if usable && !self.keys.allow_unknown_refetch(cfg.refetch_cooldown) => {
                     return Ok(None);
                 }
+                None if usable => {
+                    let set = self.keys.fetch(backend, cfg).await?;
+                    return Ok(set.keys.get(kid).cloned());
+                }
                 None => {}
             }
+        }
+        // No usable key set: while the JWKS is failing, not every request asks it again.
+        if self.keys.backing_off() {
+            return Err(AuthError::BackendUnavailable(
+                "JWKS unavailable (retried shortly)".into(),
+            ));
         }
         let set = self.keys.fetch(backend, cfg).await?;
         Ok(set.keys.get(kid).cloned())
