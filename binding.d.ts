@@ -43,8 +43,12 @@ export declare class CustomBackendAuthService {
   cachedUser(id: string): UserRecord | null
   /** Loads a user by id as LibreChat's jwt strategy does; null when there is none. */
   loadUser(id: string, issuedAt?: number | undefined | null): Promise<UserRecord | null>
-  /** Verifies a backend token (JWKS or user info, cached, single-flight) and returns its user. */
-  authenticateBackendToken(token: string): Promise<UserRecord>
+  /**
+   * Verifies a backend token (JWKS or user info, cached, single-flight) and returns its user.
+   * `from`: the client's address; tokens from an address a valid one came from keep their
+   * share of the user-info budget when junk tokens spend the rest.
+   */
+  authenticateBackendToken(token: string, from?: string | undefined | null): Promise<UserRecord>
   /** Refreshes the session a LibreChat refresh token names. */
   refresh(refreshToken: string): Promise<RefreshResult>
   /**

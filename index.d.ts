@@ -175,7 +175,9 @@ export class CustomBackendAuthService {
   verifyAccessToken(token: string): string | null;
   cachedUser(id: string, version: number): LibreChatUser | null;
   loadUser(id: string, issuedAt?: number | null): Promise<LibreChatUser | null>;
-  authenticateBackendToken(token: string): Promise<LibreChatUser>;
+  /** `from`: the client's address (`req.ip`); tokens from an address a valid backend token came
+   * from keep their half of the user-info budget while never-seen tokens spend the other half. */
+  authenticateBackendToken(token: string, from?: string | null): Promise<LibreChatUser>;
   refresh(refreshToken: string): Promise<RefreshResult>;
   /** Resolves true when the backend logout call failed (the logout happened anyway). Rejects
    * (503 for the database) when the session could not be ended: nothing was ended, retry. */

@@ -211,6 +211,50 @@ describe('hardening: the every-request path (issue 8)', () => {
     }
   }, 60000);
 
+  describe('#21.8 junk tokens do not push real users out of the user-info budget', () => {
+    const JUNK = '10.9.9.9';
+    const from = (ip, token) => request(h.app).get('/api/user').set('X-Forwarded-For', ip).set('Authorization', `Bearer ${token}`);
+    const junk = () => `tok_${crypto.randomBytes(16).toString('hex')}`;
+    /** `rounds` times: 20 junk tokens from one address at once with one real request; the real answers. */
+    async function underFlood(rounds, real) {
+      const statuses = [];
+      for (let i = 0; i < rounds; i++) {
+        const [answer] = await Promise.all([real(i), ...Array.from({ length: 20 }, () => from(JUNK, junk()))]);
+        statuses.push(answer.status);
+      }
+      return statuses;
+    }
+
+    beforeEach(async () => {
+      h.app.set('trust proxy', 1); // LibreChat's default (TRUST_PROXY)
+      await h.reconfigure({
+        BACKEND_USERINFO_RATE: '5', BACKEND_USERINFO_BURST: '40', BACKEND_USERINFO_MAX_CONCURRENT: '4', BACKEND_TOKEN_CACHE_TTL: '0',
+      });
+      await login(ALICE);
+      await login(BOB);
+      h.mock.set({ userinfo: { latencyMs: 20 } });
+    });
+    afterEach(() => h.app.set('trust proxy', false));
+
+    test('#21.8 new tokens from an address a valid token came from pass while junk floods', async () => {
+      const users = ['u-1001', 'u-1002'];
+      // Each real user has used a backend token from their address before.
+      for (const [i, u] of users.entries()) expect((await from(`10.0.0.${i + 1}`, keep(h.mock.issueAccessToken(u)))).status).toBe(200);
+      const statuses = await underFlood(12, (i) => from(`10.0.0.${(i % 2) + 1}`, keep(h.mock.issueAccessToken(users[i % 2]))));
+      expect(statuses).toEqual(Array(12).fill(200));
+      // The junk was held to its half: refused at once (503) once that was spent.
+      expect((await from(JUNK, junk())).status).toBe(503);
+    }, 30000);
+
+    test('#21.8 a token seen valid before passes while junk floods, from any address', async () => {
+      const token = keep(h.mock.issueAccessToken('u-1001'));
+      expect((await from('10.0.0.7', token)).status).toBe(200);
+      // No verdict cache (TTL 0): each use is a user-info call, from an address never seen.
+      const statuses = await underFlood(12, (i) => from(`10.0.1.${i + 1}`, token));
+      expect(statuses).toEqual(Array(12).fill(200));
+    }, 30000);
+  });
+
   test('#8.9 a padded or respelled signature does not verify (canonical base64url only)', async () => {
     const s = await login();
     expect((await get(s.token)).status).toBe(200);

@@ -176,4 +176,4 @@ class Auditor {
   }
 }
 
-module.exports = { AUDIT_EVENTS, AUDIT_PREFIX, Auditor, auditEvent, requestIdOf };
+module.exports = { AUDIT_EVENTS, AUDIT_PREFIX, Auditor, auditEvent, ipOf, requestIdOf };

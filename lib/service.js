@@ -190,10 +190,13 @@ class CustomBackendAuthService {
     }
   }
 
-  /** Verifies a backend token (JWKS or user info) and resolves its LibreChat user. */
-  async authenticateBackendToken(token) {
+  /**
+   * Verifies a backend token (JWKS or user info) and resolves its LibreChat user. `from`: the
+   * client's address (`req.ip`), so that its real users keep their share of the user-info budget.
+   */
+  async authenticateBackendToken(token, from) {
     try {
-      return this.#remember(await this.#native.authenticateBackendToken(token));
+      return this.#remember(await this.#native.authenticateBackendToken(token, from ?? null));
     } catch (err) {
       throw toAuthError(err);
     }

@@ -5,7 +5,7 @@
 const { OUTAGE_CODES, toAuthError } = require('./errors');
 const { serviceOf } = require('./service');
 const { PROVIDER, logFailure, bearerToken } = require('./http');
-const { AUDIT_EVENTS } = require('./audit');
+const { AUDIT_EVENTS, ipOf } = require('./audit');
 
 /** The audit fields of a user document. */
 const whoIs = (user) => ({ userId: user?._id, backendId: user?.idOnTheSource });
@@ -76,7 +76,7 @@ class CustomJwtStrategy {
       return this.settle(service, service.loadUser(check.id, check.issuedAt), req);
     }
     if (check.kind === 'backend') {
-      return this.settle(service, service.authenticateBackendToken(token), req);
+      return this.settle(service, service.authenticateBackendToken(token, ipOf(req)), req);
     }
     return this.fail({ message: 'Unauthorized' }, 401);
   }

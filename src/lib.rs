@@ -359,9 +359,18 @@ impl CustomBackendAuthService {
     }
 
     /// Verifies a backend token (JWKS or user info, cached, single-flight) and returns its user.
+    /// `from`: the client's address; tokens from an address a valid one came from keep their
+    /// share of the user-info budget when junk tokens spend the rest.
     #[napi]
-    pub async fn authenticate_backend_token(&self, token: String) -> napi::Result<UserRecord> {
-        let user = self.inner.authenticate_backend(&token).await;
+    pub async fn authenticate_backend_token(
+        &self,
+        token: String,
+        from: Option<String>,
+    ) -> napi::Result<UserRecord> {
+        let user = self
+            .inner
+            .authenticate_backend(&token, from.as_deref())
+            .await;
         self.inner.metrics.result(Flow::Bearer, &user);
         Ok(record(user?))
     }

@@ -31,6 +31,12 @@ pub const NEGATIVE_TTL: Duration = Duration::from_secs(5);
 const JWKS_RETRY: Duration = Duration::from_secs(5);
 /// The longest wait between JWKS fetches of requests that have no usable key set.
 const JWKS_MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a token seen valid is vouched for at most (its `exp` ends it sooner).
+const SEEN_VALID_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long an address a valid backend token came from is vouched for.
+const GOOD_ADDRESS_TTL: Duration = Duration::from_secs(3600);
+/// Longer "addresses" are not addresses (an IPv6 address with a zone fits).
+const MAX_ADDRESS_LEN: usize = 64;
 
 /// A poisoned lock only means another thread panicked mid-update: the value is still usable.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -143,12 +149,23 @@ impl Drop for RefreshingGuard {
 /// The budget of user-info calls for tokens the caches do not know: a cap on calls in flight and
 /// a token bucket (`per_second`, up to `burst`). Over budget, a check fails at once (503) instead
 /// of reaching the backend, so random tokens cannot turn into a flood of backend calls.
+///
+/// Half of it (of the bucket and of the calls in flight) is kept for vouched checks (tokens seen
+/// valid before, tokens from an address a valid backend token came from): a flood of junk tokens
+/// spends only the other half, so it cannot push real users out.
 struct Budget {
     max_concurrent: usize,
     in_flight: AtomicUsize,
     per_second: f64,
     burst: f64,
     bucket: Mutex<(f64, Instant)>,
+}
+
+/// Whether a check may use the half of the budget kept for real users.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Vouched {
+    Yes,
+    No,
 }
 
 /// One user-info call in flight; ends with the call.
@@ -171,8 +188,16 @@ impl Budget {
         }
     }
 
-    fn try_take(&self) -> Option<BudgetPermit<'_>> {
-        if self.in_flight.fetch_add(1, Ordering::SeqCst) >= self.max_concurrent {
+    fn try_take(&self, vouched: Vouched) -> Option<BudgetPermit<'_>> {
+        // An unvouched check must leave the kept half: in flight and in the bucket.
+        let (max_in_flight, floor) = match vouched {
+            Vouched::Yes => (self.max_concurrent, 1.0),
+            Vouched::No => (
+                self.max_concurrent.div_ceil(2),
+                (self.burst / 2.0).floor() + 1.0,
+            ),
+        };
+        if self.in_flight.fetch_add(1, Ordering::SeqCst) >= max_in_flight {
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
@@ -181,7 +206,7 @@ impl Budget {
         let now = Instant::now();
         let refill = now.saturating_duration_since(bucket.1).as_secs_f64() * self.per_second;
         *bucket = ((bucket.0 + refill).min(self.burst), now);
-        if bucket.0 < 1.0 {
+        if bucket.0 < floor {
             return None;
         }
         bucket.0 -= 1.0;
@@ -240,6 +265,10 @@ pub struct Bearer {
     /// Access tokens of LibreChat sessions (the backend's answer at a login or refresh, or found
     /// in a session document): the only backend tokens a 2FA user is accepted with.
     session_tokens: TtlCache<TokenKey, ()>,
+    /// Tokens seen valid (until their `exp`, at most a day) and client addresses a valid backend
+    /// token came from (an hour): their checks are vouched for (`Budget`).
+    seen_valid: TtlCache<TokenKey, ()>,
+    good_addresses: TtlCache<String, ()>,
     flights: SingleFlight<TokenKey, AuthResult<Verdict>>,
     positive_ttl: Duration,
     jwks: Option<JwksConfig>,
@@ -258,6 +287,8 @@ impl Bearer {
             positive: TtlCache::new(cfg.cache_max),
             negative: TtlCache::new(cfg.cache_max),
             session_tokens: TtlCache::new(cfg.cache_max),
+            seen_valid: TtlCache::new(cfg.cache_max),
+            good_addresses: TtlCache::new(cfg.cache_max),
             flights: SingleFlight::new(),
             positive_ttl: cfg.token_cache_ttl,
             jwks: cfg.jwks.clone(),
@@ -343,12 +374,28 @@ impl Bearer {
 
     /// Checks a backend token: from the cache, else by JWKS, introspection or user info (one call
     /// per token at a time). Backend trouble is an error (503), a refusal a `Verdict::Refused` (401).
-    pub async fn verify(&self, backend: &Backend, token: &str) -> AuthResult<Verdict> {
+    /// `from`: the client's address, when known (a valid token vouches for it, see `Budget`).
+    pub async fn verify(
+        &self,
+        backend: &Backend,
+        token: &str,
+        from: Option<&str>,
+    ) -> AuthResult<Verdict> {
         let key = token_key(token);
         if let Some(v) = self.cached(&key) {
             return Ok(v);
         }
-        self.flights
+        let from = from.filter(|a| !a.is_empty() && a.len() <= MAX_ADDRESS_LEN);
+        let vouched = if self.seen_valid.get(&key).is_some()
+            || self.session_tokens.get(&key).is_some()
+            || from.is_some_and(|a| self.good_addresses.get(&a.to_string()).is_some())
+        {
+            Vouched::Yes
+        } else {
+            Vouched::No
+        };
+        let verdict = self
+            .flights
             .run(key, || async {
                 // `exp` of an introspection answer bounds the cache entry like a JWT's own.
                 let (verdict, exp) = match (&self.jwks, &self.introspection) {
@@ -357,19 +404,27 @@ impl Bearer {
                         Err(e) => (Err(e), None),
                     },
                     (None, Some(cfg)) => {
-                        match self.verify_introspection(backend, cfg, token).await {
+                        match self
+                            .verify_introspection(backend, cfg, token, vouched)
+                            .await
+                        {
                             Ok((v, exp)) => (Ok(v), exp),
                             Err(e) => (Err(e), None),
                         }
                     }
-                    (None, None) => (self.verify_userinfo(backend, token).await, None),
+                    (None, None) => (self.verify_userinfo(backend, token, vouched).await, None),
                 };
                 if let Ok(v) = &verdict {
                     self.keep(key, token, v, exp);
                 }
                 verdict
             })
-            .await
+            .await;
+        if let (Ok(Verdict::Valid(_)), Some(address)) = (&verdict, from) {
+            self.good_addresses
+                .insert(address.to_string(), (), GOOD_ADDRESS_TTL);
+        }
+        verdict
     }
 
     /// The verdict on a backend JWT when nothing has to be waited for: JWKS mode, a fresh key set
@@ -396,15 +451,28 @@ impl Bearer {
     /// Caches a verdict: a good one until the token's (or the answer's) `exp`, bounded by the TTL.
     fn keep(&self, key: TokenKey, token: &str, verdict: &Verdict, exp: Option<u64>) {
         match verdict {
-            Verdict::Valid(u) => self
-                .positive
-                .insert(key, u.clone(), self.ttl_for(token, exp)),
+            Verdict::Valid(u) => {
+                let until_exp = exp
+                    .or_else(|| unverified_exp(token))
+                    .map_or(SEEN_VALID_TTL, |e| {
+                        Duration::from_secs(e.saturating_sub(now_secs()))
+                    });
+                self.seen_valid
+                    .insert(key, (), until_exp.min(SEEN_VALID_TTL));
+                self.positive
+                    .insert(key, u.clone(), self.ttl_for(token, exp))
+            }
             Verdict::Refused(why) => self.negative.insert(key, why.clone(), NEGATIVE_TTL),
         }
     }
 
-    async fn verify_userinfo(&self, backend: &Backend, token: &str) -> AuthResult<Verdict> {
-        let Some(_permit) = self.budget.try_take() else {
+    async fn verify_userinfo(
+        &self,
+        backend: &Backend,
+        token: &str,
+        vouched: Vouched,
+    ) -> AuthResult<Verdict> {
+        let Some(_permit) = self.budget.try_take(vouched) else {
             // Not cached (an error): the same token is checked again once the budget allows.
             return Err(AuthError::BackendUnavailable(
                 "too many unknown tokens to check at once".into(),
@@ -427,8 +495,9 @@ impl Bearer {
         backend: &Backend,
         cfg: &IntrospectionConfig,
         token: &str,
+        vouched: Vouched,
     ) -> AuthResult<(Verdict, Option<u64>)> {
-        let Some(_permit) = self.budget.try_take() else {
+        let Some(_permit) = self.budget.try_take(vouched) else {
             return Err(AuthError::BackendUnavailable(
                 "too many unknown tokens to check at once".into(),
             ));
@@ -680,14 +749,49 @@ mod tests {
             per_second: 1,
             burst: 3,
         });
-        let p1 = b.try_take().unwrap();
-        let p2 = b.try_take().unwrap();
-        assert!(b.try_take().is_none(), "a third call in flight");
+        let p1 = b.try_take(Vouched::Yes).unwrap();
+        let p2 = b.try_take(Vouched::Yes).unwrap();
+        assert!(b.try_take(Vouched::Yes).is_none(), "a third call in flight");
         drop((p1, p2));
-        assert!(b.try_take().is_some(), "the burst's third call");
+        assert!(b.try_take(Vouched::Yes).is_some(), "the burst's third call");
         // The burst is spent: nothing more until the bucket refills (1 per second).
-        assert!(b.try_take().is_none());
+        assert!(b.try_take(Vouched::Yes).is_none());
         assert_eq!(b.in_flight.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn item_21_8_unvouched_checks_leave_half_the_budget_to_vouched_ones() {
+        let b = Budget::new(UserinfoBudget {
+            max_concurrent: 4,
+            per_second: 1,
+            burst: 10,
+        });
+        // Unvouched: half of the calls in flight...
+        let held: Vec<_> = (0..2).map(|_| b.try_take(Vouched::No).unwrap()).collect();
+        assert!(
+            b.try_take(Vouched::No).is_none(),
+            "a third unvouched call in flight"
+        );
+        assert!(
+            b.try_take(Vouched::Yes).is_some(),
+            "a vouched one still passes"
+        );
+        drop(held);
+        // ...and half of the bucket: 3 of its 10 spent above, 2 more leave the kept 5.
+        for _ in 0..2 {
+            assert!(b.try_take(Vouched::No).is_some());
+        }
+        assert!(
+            b.try_take(Vouched::No).is_none(),
+            "the kept half is not for junk"
+        );
+        for _ in 0..5 {
+            assert!(
+                b.try_take(Vouched::Yes).is_some(),
+                "the kept half serves real users"
+            );
+        }
+        assert!(b.try_take(Vouched::Yes).is_none());
     }
 
     #[test]
@@ -862,8 +966,12 @@ mod timing {
                     Ok(Verdict::Valid(user.clone()))
                 }))
             });
-            let r_full = per_call(n, |i| rt.block_on(b.verify(&backend, &tokens[i])).unwrap());
-            let r_repeat = per_call(n, |i| rt.block_on(b.verify(&backend, &tokens[i])).unwrap());
+            let r_full = per_call(n, |i| {
+                rt.block_on(b.verify(&backend, &tokens[i], None)).unwrap()
+            });
+            let r_repeat = per_call(n, |i| {
+                rt.block_on(b.verify(&backend, &tokens[i], None)).unwrap()
+            });
             println!(
                 "{alg:?} us/call: Bearer::verify first {r_full:.2} repeat {r_repeat:.2} \
                  (verify_jwt {r_jwt:.2}, cache miss {r_miss:.2}, insert {r_insert:.2}, \

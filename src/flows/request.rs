@@ -160,7 +160,12 @@ impl Service {
 
     /// A backend token the caches could not answer: verified by JWKS or user info, mapped to the
     /// LibreChat user by provider + `idOnTheSource` (created when provisioning is on).
-    pub async fn authenticate_backend(&self, token: &str) -> AuthResult<CachedUser> {
+    /// `from`: the client's address, when the caller knows it (see `Bearer::verify`).
+    pub async fn authenticate_backend(
+        &self,
+        token: &str,
+        from: Option<&str>,
+    ) -> AuthResult<CachedUser> {
         match classify(token) {
             // Damaged, oversized or with control characters: never sent anywhere.
             TokenClass::Garbage => return Err(AuthError::TokenInvalid("malformed token".into())),
@@ -177,7 +182,7 @@ impl Service {
             ));
         }
         let checked_ms = now_ms();
-        let identity = match self.bearer.verify(&self.backend, token).await? {
+        let identity = match self.bearer.verify(&self.backend, token, from).await? {
             Verdict::Valid(u) => u,
             Verdict::Refused(why) => return Err(AuthError::TokenInvalid(why)),
         };
