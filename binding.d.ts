@@ -22,6 +22,8 @@ export declare class CustomBackendAuthService {
   get loginUsesUsername(): boolean
   /** `AUTH_CACHE_MAX_ENTRIES` as parsed: the shim bounds its memo of parsed users by it too. */
   get cacheMaxEntries(): number
+  /** `AUTH_LOG_REPEAT_SECONDS` in milliseconds: the shim's interval for repeated refusals. */
+  get logRepeatMs(): number
   /**
    * Logs in with `{email|username, password}` against the backend, syncs the user and starts a
    * LibreChat session.

@@ -11,6 +11,7 @@ const request = require('supertest');
 const jwt = require('jsonwebtoken');
 const { startHarness, parseSetCookies } = require('./support/harness');
 const { requestIdOf } = require('../lib/audit');
+const { EVENTS_PATH, SIGNATURE_HEADER, EVENTS_SECRET, backendEvent, signEvent } = require('./support/events');
 const { ALICE, CAROL, sleep, postLogin, postRefresh, refreshCookieOf, rememberTokensIn } = require('./support/auth');
 
 const HEX_ID = /^[0-9a-f]{24}$/;
@@ -350,5 +351,55 @@ describe('#11.4 audit events', () => {
       timeout: 60000,
     });
     expect([r.signal, r.status, r.stdout.trim()]).toEqual([null, 0, 'BUILT']);
+  });
+
+  describe('#21.9 refusals callers cause do not buy a log line each', () => {
+    const linesOf = (re) => h.logs.lines.slice(firstLine).filter((l) => re.test(l));
+    const wrong = { email: ALICE.email, password: 'not-the-password' };
+
+    test('#21.9 a flood of bad logins, tokens and forged events: one warn line per kind, then one per interval with the count', async () => {
+      await h.reconfigure({
+        onAuditEvent, AUTH_LOG_REPEAT_SECONDS: '3', BACKEND_USERINFO_BURST: '1', BACKEND_USERINFO_RATE: '1', BACKEND_EVENTS_SECRET: EVENTS_SECRET,
+      });
+      firstLine = h.logs.lines.length;
+      const logins = await Promise.all(Array.from({ length: 20 }, () => login(wrong)));
+      expect(logins.map((r) => r.status)).toEqual(Array(20).fill(404));
+      // Junk backend tokens past the user-info budget: 503, the backend not called.
+      await Promise.all(Array.from({ length: 20 }, () =>
+        request(h.app).get('/api/user').set('Authorization', `Bearer tok_${crypto.randomBytes(12).toString('hex')}`)));
+      // Events signed with another secret: 401, nothing done.
+      const forged = await Promise.all(Array.from({ length: 20 }, () => {
+        const { body, signature } = signEvent('not-the-secret-0123456789abcdef0123', backendEvent('user.disabled', 'u-1001'));
+        return request(h.app).post(EVENTS_PATH).set(SIGNATURE_HEADER, signature).set('Content-Type', 'application/json').send(body);
+      }));
+      expect(forged.map((r) => r.status)).toEqual(Array(20).fill(401));
+      await settle(40);
+      expect(linesOf(/backend event failed: SIGNATURE_INVALID/)).toHaveLength(1);
+      expect(linesOf(/"event":"backend_event.received"/)).toHaveLength(1);
+      expect(linesOf(/login failed: INVALID_CREDENTIALS/)).toHaveLength(1);
+      expect(linesOf(/token check failed: BACKEND_CIRCUIT_OPEN/)).toHaveLength(1);
+      expect(linesOf(/^error /)).toEqual([]);
+      expect(linesOf(/"event":"login.failure"/)).toHaveLength(1);
+      // onAuditEvent gets every one.
+      expect(events.filter((e) => e.event === 'login.failure')).toHaveLength(20);
+      await sleep(3300);
+      const [, counted] = linesOf(/login failed: INVALID_CREDENTIALS/);
+      expect(counted).toMatch(/^warn .*\(and 19 more like it in 3 s\)$/);
+      expect(linesOf(/token check failed: BACKEND_CIRCUIT_OPEN/)[1]).toMatch(/^warn .*and \d+ more like it/);
+      const audit = linesOf(/"event":"login.failure"/).map((l) => JSON.parse(l.slice(l.indexOf('{'))));
+      expect(audit).toHaveLength(2);
+      expect(audit[1]).toMatchObject({ event: 'login.failure', outcome: 'INVALID_CREDENTIALS', repeated: 19, seconds: 3 });
+      // Nothing more counted: no further line.
+      await sleep(3300);
+      expect(linesOf(/INVALID_CREDENTIALS/)).toHaveLength(4);
+    }, 20000);
+
+    test('#21.9 a failure of the backend is still one error line each', async () => {
+      await h.reconfigure({ onAuditEvent, AUTH_LOG_REPEAT_SECONDS: '60' });
+      firstLine = h.logs.lines.length;
+      h.mock.set({ login: { status: 503 } });
+      for (let i = 0; i < 3; i++) expect((await login()).status).toBe(500);
+      expect(linesOf(/^error .*login failed: BACKEND_/)).toHaveLength(3);
+    });
   });
 });

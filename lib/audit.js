@@ -6,6 +6,7 @@
 
 /** The stable event names. Nothing else is emitted. */
 const { UNPRINTABLE } = require('./http');
+const { callerCaused } = require('./errors');
 
 const AUDIT_EVENTS = Object.freeze({
   LOGIN_SUCCESS: 'login.success',
@@ -110,14 +111,17 @@ function auditEvent(event, fields = {}) {
 class Auditor {
   #logger;
   #onAuditEvent;
+  #repeated;
   #callbackFailed = false;
 
-  constructor(logger, onAuditEvent) {
+  /** `repeated`: a RepeatedLines; the lines of refusals callers cause are counted there. */
+  constructor(logger, onAuditEvent, repeated = null) {
     if (onAuditEvent !== undefined && onAuditEvent !== null && typeof onAuditEvent !== 'function') {
       throw new TypeError('onAuditEvent must be a function');
     }
     this.#logger = logger;
     this.#onAuditEvent = onAuditEvent ?? null;
+    this.#repeated = repeated;
   }
 
   emit(event, fields) {
@@ -132,12 +136,20 @@ class Auditor {
     }
   }
 
-  /** Logs and hands out an event already built (the native events are built by `fromNative`). */
+  /**
+   * Logs and hands out an event already built (the native events are built by `fromNative`). The
+   * log line of a refusal its caller caused is counted per event and outcome (the first one logged,
+   * then one line per interval: the last such event with `repeated`, how many more there were);
+   * `onAuditEvent` gets every event. A reused refresh token is always a line of its own.
+   */
   deliver(record) {
     try {
       const line = `${AUDIT_PREFIX} ${JSON.stringify(record)}`;
-      if (typeof this.#logger.info === 'function') this.#logger.info(line);
-      else this.#logger.warn(line);
+      const level = typeof this.#logger.info === 'function' ? 'info' : 'warn';
+      if (this.#repeated && record.outcome !== 'ok' && callerCaused(record.outcome) && record.event !== AUDIT_EVENTS.REFRESH_REUSE_DETECTED) {
+        const summary = (repeated, seconds) => `${AUDIT_PREFIX} ${JSON.stringify({ ...record, repeated, seconds })}`;
+        this.#repeated.log(`audit ${record.event} ${record.outcome}`, level, line, summary);
+      } else this.#logger[level](line);
     } catch {
       // a broken logger is not ours to fix here
     }

@@ -70,7 +70,16 @@ const OUTAGE_CODES = new Set([
   'DB_UNAVAILABLE',
 ]);
 
-/** `Retry-After` of a refresh or logout answered 503: retrying at once is the remedy. */
+/**
+ * Whether a failure is a refusal its caller caused (a wrong password, a bad token, cookie or
+ * event, a policy refusal) or a backend call skipped to protect the backend (`BACKEND_CIRCUIT_OPEN`):
+ * no new failure of the backend or the database. Their log lines are counted (lib/repeatedLines.js).
+ */
+function callerCaused(code) {
+  const status = STATUS_BY_CODE[code] ?? 500;
+  return (status < 500 && code !== 'BACKEND_RATE_LIMITED') || code === 'BACKEND_CIRCUIT_OPEN';
+}
+
 /** An error of this package: `code` is stable, `status` the HTTP status it answers with. */
 class CustomBackendAuthError extends Error {
   constructor(code, message, reason, backendId) {
@@ -111,6 +120,7 @@ module.exports = {
   LOGIN_STATUS_BY_CODE,
   loginStatusOf,
   OUTAGE_CODES,
+  callerCaused,
   CustomBackendAuthError,
   toAuthError,
 };

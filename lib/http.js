@@ -2,6 +2,8 @@
 
 // What the handlers share: cookies as LibreChat sets them, the bearer token, error answers, log lines.
 
+const { callerCaused } = require('./errors');
+
 const PROVIDER = 'custom-backend';
 
 /** `Retry-After` of a refresh or logout answered 503: retrying at once is the remedy. */
@@ -19,10 +21,16 @@ const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u
 const printable = (text) =>
   String(text).replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
-/** Logs an auth failure: code and message only (neither ever holds a secret). */
+/**
+ * Logs an auth failure: code and message only (neither ever holds a secret). A refusal its caller
+ * caused is a `warn` line counted per kind (lib/repeatedLines.js); a failure of the backend or the
+ * database is a line of its own, at `error` (a 5xx) or `warn`.
+ */
 function logFailure(service, what, err) {
   const line = printable(`[customBackendAuth] ${what} failed: ${err.code} ${err.message}`);
-  if (err.status >= 500) service.logger.error(line);
+  if (callerCaused(err.code)) {
+    service.repeatedLines.log(`${what} ${err.code}`, 'warn', line, (more, seconds) => `${line} (and ${more} more like it in ${seconds} s)`);
+  } else if (err.status >= 500) service.logger.error(line);
   else service.logger.warn(line);
 }
 

@@ -7,6 +7,7 @@ const { EJSON } = require('bson');
 const native = require('../binding');
 const { CustomBackendAuthError, toAuthError } = require('./errors');
 const { Auditor, AUDIT_EVENTS } = require('./audit');
+const { RepeatedLines } = require('./repeatedLines');
 
 /** Bounds of the login form fields, in characters (the same as the native check's). */
 const MAX_USERNAME_CHARS = 256;
@@ -112,7 +113,9 @@ class CustomBackendAuthService {
       throw toAuthError(err);
     }
     this.logger = logger ?? defaultLogger();
-    this.#auditor = new Auditor(this.logger, onAuditEvent);
+    /** Lines of refusals callers cause, counted per kind (`AUTH_LOG_REPEAT_SECONDS`). */
+    this.repeatedLines = new RepeatedLines(this.logger, this.#native.logRepeatMs);
+    this.#auditor = new Auditor(this.logger, onAuditEvent, this.repeatedLines);
     // Events without a request (docs/security.md, "Audit events") come from the addon through this listener.
     const auditor = this.#auditor;
     this.#native.setAuditListener((json) => auditor.fromNative(json));
@@ -361,6 +364,7 @@ class CustomBackendAuthService {
   }
 
   async close() {
+    this.repeatedLines.close();
     await this.#native.close();
   }
 }

@@ -254,6 +254,12 @@ impl CustomBackendAuthService {
         u32::try_from(self.inner.config.cache_max).unwrap_or(u32::MAX)
     }
 
+    /// `AUTH_LOG_REPEAT_SECONDS` in milliseconds: the shim's interval for repeated refusals.
+    #[napi(getter)]
+    pub fn log_repeat_ms(&self) -> u32 {
+        u32::try_from(self.inner.config.log_repeat.as_millis()).unwrap_or(u32::MAX)
+    }
+
     /// Logs in with `{email|username, password}` against the backend, syncs the user and starts a
     /// LibreChat session.
     #[napi]

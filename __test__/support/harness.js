@@ -25,6 +25,8 @@ const TEST_ENV = Object.freeze({
   BACKEND_TIMEOUT_MS: '2000',
   // LibreChat's login limiter (7 per 5 minutes per IP) would stop the suites; one test lowers it.
   LOGIN_MAX: '1000000',
+  // Every refusal its own log line, as the suites count them; #21.9 (audit.spec.js) checks the counting.
+  AUTH_LOG_REPEAT_SECONDS: '0',
 });
 
 /** A logger that keeps every line, plus console capture for anything logged elsewhere. */

@@ -474,7 +474,7 @@ impl Bearer {
     ) -> AuthResult<Verdict> {
         let Some(_permit) = self.budget.try_take(vouched) else {
             // Not cached (an error): the same token is checked again once the budget allows.
-            return Err(AuthError::BackendUnavailable(
+            return Err(AuthError::BackendCircuitOpen(
                 "too many unknown tokens to check at once".into(),
             ));
         };
@@ -498,7 +498,7 @@ impl Bearer {
         vouched: Vouched,
     ) -> AuthResult<(Verdict, Option<u64>)> {
         let Some(_permit) = self.budget.try_take(vouched) else {
-            return Err(AuthError::BackendUnavailable(
+            return Err(AuthError::BackendCircuitOpen(
                 "too many unknown tokens to check at once".into(),
             ));
         };
@@ -602,8 +602,8 @@ impl Bearer {
         }
         // No usable key set: while the JWKS is failing, not every request asks it again.
         if self.keys.backing_off() {
-            return Err(AuthError::BackendUnavailable(
-                "JWKS unavailable (retried shortly)".into(),
+            return Err(AuthError::BackendCircuitOpen(
+                "the JWKS failed, asked again shortly".into(),
             ));
         }
         let set = self.keys.fetch(backend, cfg).await?;

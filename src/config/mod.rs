@@ -169,6 +169,8 @@ pub struct Config {
     pub refresh_grace: Duration,
     pub user_cache_ttl: Duration,
     pub cache_max: usize,
+    /// `AUTH_LOG_REPEAT_SECONDS`: applied by the shim's log lines (lib/refusals.js).
+    pub log_repeat: Duration,
     pub bearer_mode: BearerMode,
     pub jwks: Option<JwksConfig>,
     pub introspection: Option<IntrospectionConfig>,
@@ -555,6 +557,7 @@ impl Config {
             user_cache_ttl: Duration::from_secs(v.whole("USER_CACHE_TTL")?),
             cache_max: usize::try_from(v.whole("AUTH_CACHE_MAX_ENTRIES")?)
                 .unwrap_or(usize::MAX),
+            log_repeat: Duration::from_secs(v.whole("AUTH_LOG_REPEAT_SECONDS")?),
             bearer_mode,
             jwks,
             introspection,

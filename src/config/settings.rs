@@ -322,6 +322,14 @@ pub const SETTINGS: &[Setting] = &[
         example: "`50000`",
     },
     Setting {
+        name: "AUTH_LOG_REPEAT_SECONDS",
+        section: Request,
+        kind: whole(0, 3_600, Seconds),
+        default: Default("60"),
+        meaning: "Refusals caused by callers (a wrong password, a bad or forged token or event, a backend not called to protect it) are logged at `warn`, the first of each kind in full, then at most one line per kind per this many seconds with how many more there were, so that a flood cannot buy log lines; the audit lines of such refusals likewise. Failures of the backend or the database are logged one by one at `error`. `0`: one line per refusal.",
+        example: "`300`",
+    },
+    Setting {
         name: "BACKEND_BEARER_TOKENS",
         section: Request,
         kind: Kind::Choice(&["userinfo", "jwks", "introspection", "off"]),
