@@ -160,6 +160,10 @@ export class CustomBackendAuthService {
   /** Throws `CustomBackendAuthError` with code `CONFIG_INVALID` naming the variable. */
   constructor(options?: CustomBackendAuthOptions);
   readonly logger: Logger;
+  /** The log lines callers can repeat, counted per kind (`AUTH_LOG_REPEAT_SECONDS`; lib/repeatedLines.js). */
+  readonly repeatedLines: {
+    log(kind: string, level: 'info' | 'warn' | 'error', line: string, summary: (count: number, seconds: number) => string): void;
+  };
   readonly secureCookies: boolean;
   /** `BACKEND_LOGIN_USES_USERNAME`: LibreChat's login page asks for a user name. */
   readonly loginUsesUsername: boolean;

@@ -9,6 +9,7 @@ const { execFile } = require('child_process');
 const request = require('supertest');
 const { Registry } = require('prom-client');
 const { until } = require('./support/until');
+const { sleep } = require('./support/auth');
 const { startHarness, parseSetCookies } = require('./support/harness');
 const { startMockBackend } = require('./support/mockBackend');
 const { mongoUri } = require('./support/mongoUri');
@@ -186,22 +187,39 @@ describe('#11.3 circuit breaker', () => {
     expect(breaker().openings).toBe(2);
   });
 
-  test('#11.3 a hanging backend never has more than BACKEND_MAX_PENDING calls pending; the rest are refused at once', async () => {
+  test('#11.3 #21.11f a hanging backend never has more than BACKEND_MAX_PENDING calls pending; 4 times as many wait, the rest are refused at once', async () => {
     await h.reconfigure({ ...BREAKER, BACKEND_MAX_PENDING: '4', BACKEND_TIMEOUT_MS: '60000' });
     h.mock.set({ login: { hang: true } });
     const answers = [];
-    const all = Array.from({ length: 12 }, () => login().then((r) => answers.push(r)));
-    await until(() => answers.length === 8 && h.mock.inFlight.login === 4, '8 answers and 4 calls pending');
+    const all = Array.from({ length: 24 }, () => login().then((r) => answers.push(r)));
+    // 4 calls pending, 16 waiting for a place, 4 refused at once.
+    await until(() => answers.length === 4 && h.mock.inFlight.login === 4, '4 answers and 4 calls pending');
     for (const r of answers) expect(outage(r)).toBe('BACKEND_CIRCUIT_OPEN');
+    await sleep(200);
+    expect(answers).toHaveLength(4);
     expect(h.mock.calls.login).toBe(4);
     expect(h.service.metrics().backendCallsInFlight).toBe(4);
     // Refused for the bound, not for failures: the breaker is still closed.
     expect(stateOf()).toBe(CLOSED);
+    // The backend fails: the pending calls and the next waiting ones fail until the lane opens,
+    // then the waiting ones are refused by the breaker; never more than 4 at the backend at once.
+    h.mock.set({ login: { hang: false, status: 503 } });
     h.mock.answerHanging(503);
     await Promise.all(all);
-    expect(answers.slice(8).map(outage)).toEqual(Array(4).fill('BACKEND_UNAVAILABLE'));
+    expect(h.mock.peakInFlight.login).toBe(4);
+    const codes = answers.slice(4).map(outage);
+    expect(codes.filter((c) => c === 'BACKEND_UNAVAILABLE').length).toBeGreaterThanOrEqual(4);
+    expect(new Set(codes)).toEqual(new Set(['BACKEND_UNAVAILABLE', 'BACKEND_CIRCUIT_OPEN']));
     expect(h.mock.inFlight.login).toBe(0);
     expect(stateOf()).toBe(OPEN);
+  });
+
+  test('#21.11f a burst of logins beyond BACKEND_MAX_PENDING is served, not refused', async () => {
+    await h.reconfigure({ BACKEND_MAX_PENDING: '4', BACKEND_TIMEOUT_MS: '5000' });
+    h.mock.set({ latencyMs: 50 });
+    const answers = await Promise.all(Array.from({ length: 20 }, () => login()));
+    expect(answers.map((r) => r.status)).toEqual(Array(20).fill(200));
+    expect(h.mock.calls.login).toBe(20);
   });
 
   test('#11.3 a login storm (100 at once, backend answering in 20 ms) is not shed by the default bound', async () => {

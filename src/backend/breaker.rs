@@ -18,6 +18,11 @@
 //! open, the login of a user name that signed in through this service before is let through as a
 //! probe (at most `probes` at a time), and its answer closes the lane. LibreChat tokens never come
 //! here (only backend calls do).
+//!
+//! Each lane also bounds its calls in flight (`max_pending`). A call beyond it waits for a place,
+//! first come first served, up to `queue_wait` (`BACKEND_TIMEOUT_MS`), so that a burst of logins is
+//! served rather than refused; when `MAX_WAITING_PER_PLACE` times as many calls already wait, or
+//! the wait ends without a place, it is refused (`BackendCircuitOpen`).
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashSet, VecDeque};
@@ -27,6 +32,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 #[cfg(test)]
 use std::time::Duration;
 use std::time::Instant;
+
+use tokio::sync::Notify;
 
 use reqwest::Url;
 
@@ -118,10 +125,41 @@ struct Inner {
     generation: u64,
 }
 
+/// Calls that may wait for a place, per place (`max_pending`): a hanging backend then holds at
+/// most this many more requests per lane, each for at most `queue_wait`.
+const MAX_WAITING_PER_PLACE: usize = 4;
+
 struct LaneState {
     inner: Mutex<Inner>,
     pending: AtomicUsize,
+    /// Calls waiting for a place, and the signal that one was freed (one waiter woken per place).
+    waiting: AtomicUsize,
+    freed: Notify,
     openings: AtomicU64,
+}
+
+impl LaneState {
+    /// Takes a place for a call in flight, if one is free.
+    fn reserve(&self, max_pending: usize) -> bool {
+        if self.pending.fetch_add(1, Ordering::SeqCst) >= max_pending {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+}
+
+/// One call counted as waiting for a place while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn no_place() -> AuthError {
+    AuthError::BackendCircuitOpen("too many calls to it in flight".into())
 }
 
 struct Host {
@@ -226,6 +264,8 @@ impl Breakers {
                 generation: 0,
             }),
             pending: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            freed: Notify::new(),
             openings: AtomicU64::new(0),
         };
         let h = Arc::new(Host {
@@ -273,13 +313,56 @@ impl Breakers {
         vouched: bool,
     ) -> Result<Permit, AuthError> {
         let host = self.host(&origin(url));
-        let ls = host.lane(lane);
-        if ls.pending.fetch_add(1, Ordering::SeqCst) >= self.cfg.max_pending {
-            ls.pending.fetch_sub(1, Ordering::SeqCst);
-            return Err(AuthError::BackendCircuitOpen(
-                "too many calls to it in flight".into(),
-            ));
+        if !host.lane(lane).reserve(self.cfg.max_pending) {
+            return Err(no_place());
         }
+        self.admit_reserved(host, lane, vouched)
+    }
+
+    /// As `admit`, but a call that finds every place of its lane taken waits for one (module docs).
+    pub async fn admit_waiting(
+        self: &Arc<Self>,
+        url: &Url,
+        lane: Lane,
+        vouched: bool,
+    ) -> Result<Permit, AuthError> {
+        let host = self.host(&origin(url));
+        let ls = host.lane(lane);
+        if !ls.reserve(self.cfg.max_pending) {
+            let max_waiting = self.cfg.max_pending.saturating_mul(MAX_WAITING_PER_PLACE);
+            if ls.waiting.fetch_add(1, Ordering::SeqCst) >= max_waiting {
+                ls.waiting.fetch_sub(1, Ordering::SeqCst);
+                return Err(no_place());
+            }
+            let _waiting = Waiting(&ls.waiting);
+            let deadline = tokio::time::Instant::now() + self.cfg.queue_wait;
+            loop {
+                // Registered before the place is looked for again, so a place freed in between
+                // is not missed.
+                let freed = ls.freed.notified();
+                tokio::pin!(freed);
+                freed.as_mut().enable();
+                if ls.reserve(self.cfg.max_pending) {
+                    break;
+                }
+                if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                    // A wake-up this call may have taken as it timed out goes to the next one.
+                    ls.freed.notify_one();
+                    return Err(no_place());
+                }
+            }
+        }
+        self.admit_reserved(host.clone(), lane, vouched)
+    }
+
+    /// The breaker's decision on a call that holds a place in flight.
+    fn admit_reserved(
+        self: &Arc<Self>,
+        host: Arc<Host>,
+        lane: Lane,
+        vouched: bool,
+    ) -> Result<Permit, AuthError> {
+        let ls = host.lane(lane);
         let mut permit = Permit {
             breakers: self.clone(),
             host: host.clone(),
@@ -441,6 +524,7 @@ impl Drop for Permit {
     fn drop(&mut self) {
         let ls = self.host.lane(self.lane);
         ls.pending.fetch_sub(1, Ordering::SeqCst);
+        ls.freed.notify_one();
         if !self.finished && self.probe {
             // An abandoned probe (the caller went away) frees its place for another probe.
             let mut inner = lock(&ls.inner);
@@ -516,6 +600,7 @@ mod tests {
                 cooldown: Duration::from_secs(30),
                 probes,
                 max_pending,
+                queue_wait: Duration::from_millis(300),
             },
             [&url],
             Arc::new(move || *lock(&clock_now)),
@@ -648,6 +733,47 @@ mod tests {
             drop(a);
             let _d = f.admit(Lane::Login).unwrap();
             assert_eq!(f.b.states().len(), 2 * LANES.len());
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn item_21_11f_a_call_beyond_the_bound_waits_for_a_place_up_to_queue_wait() {
+        let f = fixture(5, 1, 1);
+        let held = f.b.admit_waiting(&f.url, Lane::Login, false).await.unwrap();
+        // A place freed while it waits: the waiting call gets it.
+        let b = f.b.clone();
+        let url = f.url.clone();
+        let waiter =
+            tokio::spawn(
+                async move { b.admit_waiting(&url, Lane::Login, false).await.map(|_| ()) },
+            );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "it waits");
+        drop(held);
+        assert!(waiter.await.unwrap().is_ok());
+        // No place within queue_wait (300 ms here): refused.
+        let _held = f.b.admit_waiting(&f.url, Lane::Login, false).await.unwrap();
+        let started = Instant::now();
+        let refused =
+            f.b.admit_waiting(&f.url, Lane::Login, false)
+                .await
+                .err()
+                .unwrap();
+        assert_eq!(refused.code(), "BACKEND_CIRCUIT_OPEN");
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        // At most 4 waiting per place: the fifth is refused at once.
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let (b, url) = (f.b.clone(), f.url.clone());
+                tokio::spawn(async move { b.admit_waiting(&url, Lane::Login, false).await.is_ok() })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let started = Instant::now();
+        assert!(f.b.admit_waiting(&f.url, Lane::Login, false).await.is_err());
+        assert!(started.elapsed() < Duration::from_millis(300));
+        for w in waiters {
+            assert!(!w.await.unwrap(), "no place came free");
         }
     }
 

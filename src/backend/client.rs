@@ -290,8 +290,9 @@ impl Backend {
         self.send_with(req, endpoint, lane, false, &[]).await
     }
 
-    /// Sends a request through its host's breaker lane (refused at once while it is open or its
-    /// calls in flight are at their bound: nothing is sent; `vouched` may probe an open lane),
+    /// Sends a request through its host's breaker lane (refused at once while it is open, after a
+    /// wait for a place while its calls in flight are at their bound: nothing is sent; `vouched`
+    /// may probe an open lane),
     /// timed and counted per endpoint and outcome (a call dropped before it ends, e.g. by a client
     /// gone away, leaves the in-flight gauge but is not timed).
     async fn send_with(
@@ -304,7 +305,10 @@ impl Backend {
     ) -> AuthResult<Answer> {
         let (client, req) = req.build_split();
         let req = req.map_err(|e| transport_error(&e, endpoint.what()))?;
-        let permit = self.breakers.admit(req.url(), lane, vouched)?;
+        let permit = self
+            .breakers
+            .admit_waiting(req.url(), lane, vouched)
+            .await?;
         let _in_flight = self.metrics.backend_call_started();
         let started = Instant::now();
         let sent = client.execute(req).await;

@@ -106,6 +106,8 @@ pub struct BreakerConfig {
     pub probes: u32,
     /// Calls in flight per host at most.
     pub max_pending: usize,
+    /// How long a call waits for a place when they are all taken (`BACKEND_TIMEOUT_MS`).
+    pub queue_wait: Duration,
 }
 
 /// Where the backend's answers keep their values. Paths are dot-separated; alternatives are tried
@@ -579,6 +581,7 @@ impl Config {
                 .unwrap_or(1_000),
                 max_pending: usize::try_from(v.whole("BACKEND_MAX_PENDING")?)
                 .unwrap_or(100_000),
+                queue_wait: Duration::from_millis(v.millis("BACKEND_TIMEOUT_MS")?),
             },
             auth_url,
             userinfo_url,
@@ -791,6 +794,7 @@ pub mod tests {
                 cooldown: Duration::from_secs(30),
                 probes: 1,
                 max_pending: 256,
+                queue_wait: Duration::from_secs(10),
             }
         );
         assert!(!c.balance_enabled);
@@ -1076,7 +1080,7 @@ pub mod tests {
     fn item_14_19_every_numeric_variable_refuses_zero_negative_fraction_huge_and_text() {
         type Read = fn(&Config) -> u128;
         // (variable, whether it needs JWKS mode, the smallest allowed value, how it is read back)
-        let table: [(&str, bool, u128, Read); 20] = [
+        let table: [(&str, bool, u128, Read); 21] = [
             ("SESSION_EXPIRY", false, 1, |c| {
                 u128::from(c.session_expiry_ms)
             }),
@@ -1094,6 +1098,9 @@ pub mod tests {
                 u128::from(c.user_cache_ttl.as_secs())
             }),
             ("AUTH_CACHE_MAX_ENTRIES", false, 1, |c| c.cache_max as u128),
+            ("AUTH_LOG_REPEAT_SECONDS", false, 0, |c| {
+                u128::from(c.log_repeat.as_secs())
+            }),
             ("BACKEND_TOKEN_CACHE_TTL", false, 0, |c| {
                 u128::from(c.token_cache_ttl.as_secs())
             }),

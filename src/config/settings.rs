@@ -558,7 +558,7 @@ pub const SETTINGS: &[Setting] = &[
         section: Breaker,
         kind: whole(1, 100_000, Count),
         default: Default("256"),
-        meaning: "Most calls in flight to one backend host per lane (login, token, session, keys; [Backend circuit breaker](sessions-and-tokens.md#backend-circuit-breaker)); beyond it a call is answered at once (a login 500, \"please try again\"). It also caps `BACKEND_USERINFO_MAX_CONCURRENT` (`doctor` says when that is set higher).",
+        meaning: "Most calls in flight to one backend host per lane (login, token, session, keys; [Backend circuit breaker](sessions-and-tokens.md#backend-circuit-breaker)); beyond it a call waits for a place, up to `BACKEND_TIMEOUT_MS`, and is then answered (a login 500, \"please try again\"); when 4 times as many already wait, at once. It also caps `BACKEND_USERINFO_MAX_CONCURRENT` (`doctor` says when that is set higher).",
         example: "`128`",
     },
     Setting {
