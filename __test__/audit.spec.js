@@ -394,6 +394,19 @@ describe('#11.4 audit events', () => {
       expect(linesOf(/INVALID_CREDENTIALS/)).toHaveLength(4);
     }, 20000);
 
+    test('#21.9 a count whose interval ended before its timer ran is written, not lost', () => {
+      const { RepeatedLines } = require('../lib/repeatedLines');
+      const lines = [];
+      const repeated = new RepeatedLines({ warn: (l) => lines.push(l) }, 50);
+      const log = () => repeated.log('kind', 'warn', 'refused', (n) => `refused, ${n} more`);
+      log();
+      log();
+      for (const started = Date.now(); Date.now() - started < 60;); // no timer can run meanwhile
+      log();
+      repeated.close();
+      expect(lines).toEqual(['refused', 'refused, 1 more', 'refused']);
+    });
+
     test('#21.9 a failure of the backend is still one error line each', async () => {
       await h.reconfigure({ onAuditEvent, AUTH_LOG_REPEAT_SECONDS: '60' });
       firstLine = h.logs.lines.length;

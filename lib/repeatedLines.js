@@ -21,15 +21,18 @@ class RepeatedLines {
    * is counted, and `summary(count, seconds)` logged once the interval is over.
    */
   log(kind, level, line, summary) {
+    if (this.#intervalMs <= 0) return this.#write(level, line);
     const k = this.#kinds.get(kind);
     const now = Date.now();
-    if (this.#intervalMs > 0 && k && now - k.since < this.#intervalMs) {
+    if (k && now - k.since < this.#intervalMs) {
       k.more += 1;
       k.summary = summary;
       this.#arm();
       return;
     }
-    if (this.#intervalMs > 0) this.#kinds.set(kind, { since: now, more: 0, level, summary });
+    // The interval is over but its timer has not run yet: its count first, never lost.
+    if (k?.more) this.#writeCount(k, now);
+    this.#kinds.set(kind, { since: now, more: 0, level, summary });
     this.#write(level, line);
   }
 
@@ -42,7 +45,7 @@ class RepeatedLines {
         this.#kinds.delete(kind);
         continue;
       }
-      this.#write(k.level, k.summary(k.more, Math.max(1, Math.round((now - k.since) / 1000))));
+      this.#writeCount(k, now);
       // The summary is this kind's line: the next interval starts with it.
       this.#kinds.set(kind, { ...k, since: now, more: 0 });
     }
@@ -53,9 +56,7 @@ class RepeatedLines {
   close() {
     clearTimeout(this.#timer);
     this.#timer = null;
-    this.flush(true);
-    clearTimeout(this.#timer);
-    this.#timer = null;
+    this.flush(true); // leaves nothing counted, so no timer either
     this.#kinds.clear();
   }
 
@@ -70,6 +71,10 @@ class RepeatedLines {
       this.flush();
     }, Math.max(0, due - Date.now()));
     this.#timer.unref?.();
+  }
+
+  #writeCount(k, now) {
+    this.#write(k.level, k.summary(k.more, Math.max(1, Math.round((now - k.since) / 1000))));
   }
 
   #write(level, line) {

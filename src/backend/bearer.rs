@@ -214,6 +214,18 @@ impl Budget {
     }
 }
 
+/// How long until the token's `exp` (the answer's, else read from a JWT-shaped token), if it has one.
+fn time_to_exp(token: &str, exp_hint: Option<u64>) -> Option<Duration> {
+    exp_hint
+        .or_else(|| unverified_exp(token))
+        .map(|exp| Duration::from_secs(exp.saturating_sub(now_secs())))
+}
+
+/// `ttl`, shortened to the token's remaining life when it has one.
+fn bounded_by(ttl: Duration, to_exp: Option<Duration>) -> Duration {
+    to_exp.map_or(ttl, |d| ttl.min(d))
+}
+
 /// The algorithms a backend JWT may use: asymmetric only, so that no shared secret is involved.
 fn key_algorithm(jwk: &Jwk) -> Option<Algorithm> {
     let declared = jwk.common.key_algorithm;
@@ -363,13 +375,12 @@ impl Bearer {
 
     /// At most `BACKEND_TOKEN_CACHE_TTL`, and never past the token's own `exp` when it has one.
     fn ttl_for(&self, token: &str, exp_hint: Option<u64>) -> Duration {
-        let exp = exp_hint.or_else(|| unverified_exp(token));
-        match exp {
-            Some(exp) => self
-                .positive_ttl
-                .min(Duration::from_secs(exp.saturating_sub(now_secs()))),
-            None => self.positive_ttl,
-        }
+        bounded_by(self.positive_ttl, time_to_exp(token, exp_hint))
+    }
+
+    /// Whether backend tokens are checked by a backend call, under the budget (not by JWKS).
+    fn budgeted(&self) -> bool {
+        self.jwks.is_none()
     }
 
     /// Checks a backend token: from the cache, else by JWKS, introspection or user info (one call
@@ -385,10 +396,12 @@ impl Bearer {
         if let Some(v) = self.cached(&key) {
             return Ok(v);
         }
-        let from = from.filter(|a| !a.is_empty() && a.len() <= MAX_ADDRESS_LEN);
-        let vouched = if self.seen_valid.get(&key).is_some()
-            || self.session_tokens.get(&key).is_some()
-            || from.is_some_and(|a| self.good_addresses.get(&a.to_string()).is_some())
+        // Only checks under the budget look at (or keep) what vouches for them.
+        let from = from.filter(|a| self.budgeted() && !a.is_empty() && a.len() <= MAX_ADDRESS_LEN);
+        let vouched = if self.budgeted()
+            && (self.seen_valid.get(&key).is_some()
+                || self.session_tokens.get(&key).is_some()
+                || from.is_some_and(|a| self.good_addresses.get(&a.to_string()).is_some()))
         {
             Vouched::Yes
         } else {
@@ -452,15 +465,13 @@ impl Bearer {
     fn keep(&self, key: TokenKey, token: &str, verdict: &Verdict, exp: Option<u64>) {
         match verdict {
             Verdict::Valid(u) => {
-                let until_exp = exp
-                    .or_else(|| unverified_exp(token))
-                    .map_or(SEEN_VALID_TTL, |e| {
-                        Duration::from_secs(e.saturating_sub(now_secs()))
-                    });
-                self.seen_valid
-                    .insert(key, (), until_exp.min(SEEN_VALID_TTL));
+                let to_exp = time_to_exp(token, exp);
+                if self.budgeted() {
+                    self.seen_valid
+                        .insert(key, (), bounded_by(SEEN_VALID_TTL, to_exp));
+                }
                 self.positive
-                    .insert(key, u.clone(), self.ttl_for(token, exp))
+                    .insert(key, u.clone(), bounded_by(self.positive_ttl, to_exp))
             }
             Verdict::Refused(why) => self.negative.insert(key, why.clone(), NEGATIVE_TTL),
         }

@@ -195,6 +195,8 @@ pub struct Permit {
     generation: u64,
     probe: bool,
     finished: bool,
+    /// It waited for a place (`admit_waiting`): its call has less than `queue_wait` left.
+    waited: bool,
 }
 
 /// One lane's state for the metrics and `doctor`.
@@ -328,7 +330,8 @@ impl Breakers {
     ) -> Result<Permit, AuthError> {
         let host = self.host(&origin(url));
         let ls = host.lane(lane);
-        if !ls.reserve(self.cfg.max_pending) {
+        let waited = !ls.reserve(self.cfg.max_pending);
+        if waited {
             let max_waiting = self.cfg.max_pending.saturating_mul(MAX_WAITING_PER_PLACE);
             if ls.waiting.fetch_add(1, Ordering::SeqCst) >= max_waiting {
                 ls.waiting.fetch_sub(1, Ordering::SeqCst);
@@ -352,7 +355,9 @@ impl Breakers {
                 }
             }
         }
-        self.admit_reserved(host.clone(), lane, vouched)
+        let mut permit = self.admit_reserved(host.clone(), lane, vouched)?;
+        permit.waited = waited;
+        Ok(permit)
     }
 
     /// The breaker's decision on a call that holds a place in flight.
@@ -370,6 +375,7 @@ impl Breakers {
             generation: 0,
             probe: false,
             finished: true,
+            waited: false,
         };
         if self.cfg.failures == 0 {
             permit.finished = false;
@@ -514,6 +520,11 @@ impl Breakers {
 
 impl Permit {
     /// Records how the call ended.
+    /// Whether the call waited for a place before it was let through.
+    pub fn waited(&self) -> bool {
+        self.waited
+    }
+
     pub fn finish(mut self, outcome: Outcome) {
         self.finished = true;
         self.breakers.clone().settle(&self, outcome);

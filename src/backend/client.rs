@@ -91,6 +91,8 @@ enum Answer {
 #[derive(Clone)]
 pub struct Backend {
     http: Client,
+    /// `BACKEND_TIMEOUT_MS`: the whole of a call, its wait for a place included.
+    timeout: Duration,
     auth_url: Url,
     userinfo_url: Url,
     refresh_url: Url,
@@ -133,6 +135,7 @@ impl Backend {
         let http = http_client(cfg)?;
         Ok(Backend {
             http,
+            timeout: cfg.backend_timeout,
             auth_url: cfg.auth_url.clone(),
             userinfo_url: cfg.userinfo_url.clone(),
             refresh_url: cfg.refresh_url.clone(),
@@ -304,21 +307,31 @@ impl Backend {
         refusals: &[StatusCode],
     ) -> AuthResult<Answer> {
         let (client, req) = req.build_split();
-        let req = req.map_err(|e| transport_error(&e, endpoint.what()))?;
+        let mut req = req.map_err(|e| transport_error(&e, endpoint.what()))?;
+        let asked = Instant::now();
         let permit = self
             .breakers
             .admit_waiting(req.url(), lane, vouched)
             .await?;
+        if permit.waited() {
+            // The wait counts against BACKEND_TIMEOUT_MS: a queued login is answered within it too.
+            *req.timeout_mut() = Some(self.timeout.saturating_sub(asked.elapsed()));
+        }
         let _in_flight = self.metrics.backend_call_started();
         let started = Instant::now();
         let sent = client.execute(req).await;
         let unreachable = matches!(&sent, Err(e) if e.is_connect());
         let answer = self.exchange(sent, endpoint.what(), refusals).await;
-        permit.finish(if unreachable {
-            Outcome::Unreachable
+        if permit.waited() && matches!(answer, Err(AuthError::BackendTimeout)) {
+            // Cut short by our own queue, not given the backend's full time: says nothing about
+            // the backend, so it is not counted (the permit drops unfinished).
         } else {
-            Outcome::of(&answer)
-        });
+            permit.finish(if unreachable {
+                Outcome::Unreachable
+            } else {
+                Outcome::of(&answer)
+            });
+        }
         let outcome = call_outcome(match &answer {
             Ok(Answer::Json(_)) => Ok(true),
             Ok(Answer::Refused) => Ok(false),

@@ -171,7 +171,7 @@ pub struct Config {
     pub refresh_grace: Duration,
     pub user_cache_ttl: Duration,
     pub cache_max: usize,
-    /// `AUTH_LOG_REPEAT_SECONDS`: applied by the shim's log lines (lib/refusals.js).
+    /// `AUTH_LOG_REPEAT_SECONDS`: applied by the shim's log lines (lib/repeatedLines.js).
     pub log_repeat: Duration,
     pub bearer_mode: BearerMode,
     pub jwks: Option<JwksConfig>,

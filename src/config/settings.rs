@@ -254,7 +254,7 @@ pub const SETTINGS: &[Setting] = &[
         section: Basics,
         kind: Kind::Millis { max: TEN_MIN_MS },
         default: Default("10000"),
-        meaning: "Longest wait for one backend call, in ms (connecting: at most 5 s of it). Then `BACKEND_TIMEOUT` (504) at login, 503 elsewhere.",
+        meaning: "Longest wait for one backend call, in ms, its wait for a place (`BACKEND_MAX_PENDING`) included (connecting: at most 5 s of it). Then `BACKEND_TIMEOUT` ([Errors and statuses](errors-and-statuses.md): a login 500, an API request 503).",
         example: "`5000`",
     },
     Setting {
@@ -558,7 +558,7 @@ pub const SETTINGS: &[Setting] = &[
         section: Breaker,
         kind: whole(1, 100_000, Count),
         default: Default("256"),
-        meaning: "Most calls in flight to one backend host per lane (login, token, session, keys; [Backend circuit breaker](sessions-and-tokens.md#backend-circuit-breaker)); beyond it a call waits for a place, up to `BACKEND_TIMEOUT_MS`, and is then answered (a login 500, \"please try again\"); when 4 times as many already wait, at once. It also caps `BACKEND_USERINFO_MAX_CONCURRENT` (`doctor` says when that is set higher).",
+        meaning: "Most calls in flight to one backend host per lane (login, token, session, keys; [Backend circuit breaker](sessions-and-tokens.md#backend-circuit-breaker)); beyond it a call waits for a place, up to `BACKEND_TIMEOUT_MS`, and is then answered (a login 500, \"please try again\"); the wait counts against the call's `BACKEND_TIMEOUT_MS`; when 4 times as many already wait, at once. It also caps `BACKEND_USERINFO_MAX_CONCURRENT` (`doctor` says when that is set higher).",
         example: "`128`",
     },
     Setting {
