@@ -318,6 +318,8 @@ export const customLogoutAllController: Handler;
 export const customSessionsController: Handler;
 /** `DELETE /api/auth/sessions/:sessionId` handler (behind `requireJwtAuth`): ends one session. */
 export const customEndSessionController: Handler;
+/** `POST /api/auth/register`, `/requestPasswordReset`, `/resetPassword` while the switch is on: 403, as LibreChat with them turned off. */
+export const customLocalAccountsClosed: Handler;
 /** `POST /api/auth/custom-backend/events` handler, mounted before `express.json()`. */
 export const customBackendEventsHandler: Handler;
 

@@ -19,6 +19,7 @@ const {
   customLogoutAllController,
   customSessionsController,
   customEndSessionController,
+  customLocalAccountsClosed,
 } = require('./lib/controllers');
 const { customBackendEventsHandler } = require('./lib/events');
 const { customBackendStartupConfig } = require('./lib/startupConfig');
@@ -41,6 +42,7 @@ module.exports = {
   customLogoutAllController,
   customSessionsController,
   customEndSessionController,
+  customLocalAccountsClosed,
   customBackendEventsHandler,
   customBackendStartupConfig,
   registerCustomBackendMetrics,

@@ -285,7 +285,11 @@ test('#10.6 without indexes and MONGO_AUTO_INDEX empty: a line with the exact cr
     .filter(Boolean).map((m) => m[1]);
   expect(commands.sort()).toEqual([...expected].sort());
   const problems = lines(r.stdout, 'PROBLEM');
-  expect(problems[problems.length - 1]).toBe(`  PROBLEM  MONGO_AUTO_INDEX: is empty (as in LibreChat's .env.example), which turns LibreChat's index creation off (anything but true does): that is why ${expected.length} of its indexes are missing. Set MONGO_AUTO_INDEX=true and start LibreChat once (it creates every model's indexes, on all its collections; keep it, or set it back afterwards), or create them with the commands above`);
+  // #22.6 counted apart: those every LibreChat since v0.7.9 defines, and those only newer ones do.
+  const newer = lines(r.stdout, 'INFO').filter((l) => /: missing index .*create it:/.test(l)).length;
+  const counts = `${expected.length - newer}, and ${newer} that only a newer LibreChat defines`;
+  expect(newer).toBeGreaterThan(0);
+  expect(problems[problems.length - 1]).toBe(`  PROBLEM  MONGO_AUTO_INDEX: is empty (as in LibreChat's .env.example), which turns LibreChat's index creation off (anything but true does): that is why its indexes are missing (${counts}). Set MONGO_AUTO_INDEX=true and start LibreChat once (it creates every model's indexes, on all its collections; keep it, or set it back afterwards), or create them with the commands above`);
   // Required (every LibreChat since v0.7.9 defines them): PROBLEM; only newer LibreChat: INFO.
   expect(problems.join('\n')).toContain('PROBLEM  sessions: missing index {expiration: 1} {expireAfterSeconds: 0}; create it: db.sessions.createIndex({expiration: 1}, {expireAfterSeconds: 0})');
   expect(problems.join('\n')).toContain('PROBLEM  users: missing index {email: 1, tenantId: 1} {unique: true} (LibreChat v0.7.9 to v0.8.4: {email: 1} {unique: true}); create it: db.users.createIndex({email: 1, tenantId: 1}, {unique: true})');
@@ -296,7 +300,7 @@ test('#10.6 without indexes and MONGO_AUTO_INDEX empty: a line with the exact cr
   // The same database with MONGO_AUTO_INDEX unset: LibreChat would create them; it never started here.
   const unset = await runCli(['doctor'], baseEnv({ MONGO_URI: mongoUri(DB_NO_INDEXES) }));
   expect(unset.code).toBe(1);
-  expect(lines(unset.stdout, 'INFO').join('\n')).toMatch(/INFO +MONGO_AUTO_INDEX: not set: LibreChat creates its models' indexes when it starts, so the missing ones \(\d+\) were never created/);
+  expect(lines(unset.stdout, 'INFO').join('\n')).toMatch(/INFO +MONGO_AUTO_INDEX: not set: LibreChat creates its models' indexes when it starts, so the missing ones \(\d+, and \d+ that only a newer LibreChat defines\) were never created/);
   expect(unset.stdout).not.toMatch(/PROBLEM +MONGO_AUTO_INDEX/);
 });
 
@@ -350,8 +354,7 @@ test('a database without the collections: a PROBLEM line for each of LibreChat\'
   // appears only at LibreChat's first write: the one problem is the setting.
   const off = await runCli(['doctor'], baseEnv({ MONGO_URI: mongoUri(DB_EMPTY), MONGO_AUTO_INDEX: '' }));
   expect(off.code).toBe(1);
-  const total = Object.values(librechatIndexes()).flat().length;
-  expect(lines(off.stdout, 'PROBLEM')).toEqual([expect.stringMatching(new RegExp(`^ {2}PROBLEM {2}MONGO_AUTO_INDEX: is empty .*: that is why ${total} of its indexes are missing\\.`))]);
+  expect(lines(off.stdout, 'PROBLEM')).toEqual([expect.stringMatching(new RegExp(`^ {2}PROBLEM {2}MONGO_AUTO_INDEX: is empty .*: that is why its indexes are missing \\(\\d+, and \\d+ that only a newer LibreChat defines\\)\\.`))]);
   expect(lines(off.stdout, 'INFO').join('\n')).toMatch(/INFO +balances: collection not created yet in database "doctor-empty" \(LibreChat creates it at start-up, or at its first write with MONGO_AUTO_CREATE off/);
 });
 
@@ -402,4 +405,56 @@ test('usage: --help exits 0; an unknown command or option exits 2 with the usage
   r = await runCli(['doctor', '--verbose'], env);
   expect(r.code).toBe(2);
   expect(r.stderr).toMatch(/unknown option --verbose/);
+});
+
+describe('#22.6 doctor checks the wiring while the switch is on', () => {
+  const { stockOf, wiredOf, makeTree } = require('./support/librechatTrees');
+  const wiring = require('../lib/wiring');
+  const ON = { USE_CUSTOM_BACKEND_AUTH: 'true', ALLOW_REGISTRATION: 'true' };
+
+  test('#22.6 not wired: a PROBLEM naming the files; exit 1', async () => {
+    const dir = makeTree(tmp, 'v0.8.8-rc1', stockOf('main'));
+    const r = await runCli(['doctor', '--dir', dir], baseEnv(ON));
+    expect(r.code).toBe(1);
+    const problem = lines(r.stdout, 'PROBLEM').join('\n');
+    expect(problem).toContain(`wiring: USE_CUSTOM_BACKEND_AUTH is true but LibreChat v0.8.8-rc1 in ${dir} is not wired (api/server/index.js, api/server/routes/auth.js, api/server/routes/config.js, api/server/routes/admin/auth.js)`);
+    expect(problem).toContain('npx librechat-custom-backend-auth init');
+    expect(problem).toContain('ALLOW_REGISTRATION: is true');
+  });
+
+  test('#22.6 wired in part (a version\'s file left out): a PROBLEM naming that file', async () => {
+    const dir = makeTree(tmp, 'v0.8.8-rc1', { ...wiredOf('main'), 'api/server/routes/admin/auth.js': stockOf('main')['api/server/routes/admin/auth.js'] });
+    const r = await runCli(['doctor', '--dir', dir], baseEnv(ON));
+    expect(r.code).toBe(1);
+    expect(lines(r.stdout, 'PROBLEM').join('\n')).toMatch(/wiring: api\/server\/routes\/admin\/auth\.js of LibreChat v0\.8\.8-rc1 .* is not wired \(the others are\)/);
+  });
+
+  test('#22.6 a line init looks for gone from a file that does not use the package: a PROBLEM; one wired by hand: not checked (INFO)', async () => {
+    const files = wiredOf('main');
+    files['api/server/routes/config.js'] = stockOf('main')['api/server/routes/config.js'].replace("require('~/server/services/Config/ldap')", "require('./ldap')");
+    files['api/server/index.js'] = files['api/server/index.js'].replace('passport.use(useCustomAuth ? customJwtStrategy() : jwtLogin());', 'passport.use(useCustomAuth ? customJwtStrategy() : ownJwt());');
+    const dir = makeTree(tmp, 'v0.8.8-rc1', files);
+    const r = await runCli(['doctor', '--dir', dir], baseEnv(ON));
+    expect(lines(r.stdout, 'PROBLEM').join('\n')).toContain('wiring: api/server/routes/config.js: the package, after the require of ~/server/services/Config/ldap: anchor not found, and the file does not use the package');
+    expect(lines(r.stdout, 'INFO').join('\n')).toContain("wiring: api/server/index.js: the strategies: passport.use(jwtLogin());: not in the form init makes (wired by hand, or by an older wiring); not checked");
+  });
+
+  test('#22.6 wired: OK, and open registration is no problem (the wiring answers it 403); switched off: no wiring check', async () => {
+    const dir = makeTree(tmp, 'v0.8.8-rc1', stockOf('main'));
+    wiring.change(dir, 'wired');
+    const r = await runCli(['doctor', '--dir', dir], baseEnv(ON));
+    expect(r.code).toBe(0);
+    expect(lines(r.stdout, 'OK').join('\n')).toContain(`wiring: LibreChat v0.8.8-rc1 in ${dir} is wired`);
+    expect(lines(r.stdout, 'INFO').join('\n')).toMatch(/ALLOW_REGISTRATION: is true, and the wiring answers 403/);
+    const off = await runCli(['doctor', '--dir', dir], baseEnv({ ALLOW_REGISTRATION: 'true' }));
+    expect(off.stdout).not.toMatch(/ wiring: /);
+  });
+
+  test('#22.6 run in LibreChat\'s api/ folder with the root .env: the root is found from the env file', async () => {
+    const dir = makeTree(tmp, 'v0.8.8-rc1', stockOf('main'));
+    const env = baseEnv(ON);
+    fs.writeFileSync(path.join(dir, '.env'), Object.entries(env).filter(([k]) => k !== 'PATH').map(([k, v]) => `${k}=${v}`).join('\n'));
+    const r = await runCli(['doctor'], { PATH: process.env.PATH }, path.join(dir, 'api'));
+    expect(lines(r.stdout, 'PROBLEM').join('\n')).toContain(`in ${dir} is not wired`);
+  });
 });

@@ -64,7 +64,7 @@ test('#10.8 docs/install.md records the real-LibreChat run: version, Node 24, .e
   // The result table: one row per step, each PASS or FAIL, covering what item 9 asks for.
   const rows = sub.split('\n').filter((l) => /^\| .* \| (PASS|FAIL) \|/.test(l));
   expect(rows.length).toBeGreaterThanOrEqual(20);
-  for (const want of [/wiring patch applies/, /login with a user name/, /GET \/api\/user \|/, /GET \/api\/convos/,
+  for (const want of [/init wires LibreChat/, /registration and password reset answer 403/, /checkout is left as it was/, /login with a user name/, /GET \/api\/user \|/, /GET \/api\/convos/,
     /GET \/api\/balance/, /refresh with the cookie/, /POST \/api\/auth\/logout/, /outage: login/,
     /outage: API calls/, /outage: refresh/, /Node v24\.16\.0/, /ldap\.username/, /admin panel: POST/,
     /switch off/, /limiter/]) {

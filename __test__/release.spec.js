@@ -309,6 +309,19 @@ describe('#9.3 install from the tarballs with no Rust, as docs/install.md says',
       expect(dockerfile).toMatch(/^RUN sh \/app\/custom-backend-auth\/install\.sh \/app$/m);
     });
 
+    test('#22 install.sh wires the image\'s LibreChat with init, for that version (v0.8.7 here), .env left alone', async () => {
+      const { stockOf, wiredOf, makeTree } = require('./support/librechatTrees');
+      const app = makeTree(tmpDir('docker-wire'), 'v0.8.7', stockOf('v0.8.7'));
+      fs.mkdirSync(path.join(app, 'node_modules'));
+      fs.cpSync(DIST, path.join(app, 'custom-backend-auth'), { recursive: true });
+      const busybox = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
+      await runOk(busybox || 'sh', [...(busybox ? ['sh'] : []), path.join(app, 'custom-backend-auth', 'install.sh'), app], {
+        env: { ...process.env, PATH: pathWithoutRust(), npm_config_cpu: 'x64', npm_config_libc: 'glibc' },
+      });
+      for (const [file, text] of Object.entries(wiredOf('v0.8.7'))) expect(fs.readFileSync(path.join(app, file), 'utf8')).toBe(text);
+      expect(fs.existsSync(path.join(app, '.env'))).toBe(false);
+    });
+
     test('docker-compose.override.yml: valid YAML that rebuilds LibreChat\'s `api` service from the release folder', () => {
       const override = yaml.load(fs.readFileSync(distFile(path.join(DIST, 'docker-compose.override.yml')), 'utf8'));
       expect(Object.keys(override)).toEqual(['services']);

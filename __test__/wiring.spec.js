@@ -16,8 +16,6 @@ const read = (...p) => fs.readFileSync(path.join(...p), 'utf8');
 
 /** The test app's file for a LibreChat file of a given wiring patch. */
 const APP_FILE = {
-  'api/strategies/index.js': 'strategies/index.js',
-  'api/server/middleware/index.js': 'server/middleware/index.js',
   'api/server/index.js': 'server/index.js',
   'api/server/routes/auth.js': 'server/routes/auth.js',
   'api/server/routes/config.js': 'server/routes/config.js',
@@ -100,6 +98,18 @@ describe('#10.1 the login page: GET /api/config through the wiring', () => {
     expect(h.mock.requests.at(-1).body).toEqual({ username: 'carol', password: 'carol-password-3' });
   });
 
+  test.each([
+    ['/api/auth/register', { email: 'new@example.com', password: 'a-password-1', name: 'New', username: 'new' }],
+    ['/api/auth/requestPasswordReset', { email: 'alice@example.com' }],
+    ['/api/auth/resetPassword', { userId: '000000000000000000000001', token: 'x', password: 'a-password-1' }],
+  ])('#22.5 POST %s is closed while the switch is on, even with ALLOW_REGISTRATION and ALLOW_PASSWORD_RESET true: LibreChat\'s own "not allowed" answer', async (route, body) => {
+    const res = await request(h.app).post(route).send(body);
+    expect(res.status).toBe(403);
+    if (route.endsWith('/register')) expect(res.body).toEqual({ message: 'Registration is not allowed.' });
+    else expect(res.text).toBe('Password reset is not allowed.');
+    expect(await h.db.collection('users').countDocuments({ email: 'new@example.com' })).toBe(0);
+  });
+
   test('#10.1 BACKEND_LOGIN_USES_USERNAME must be true or false: anything else stops start-up', () => {
     expect(() => h.makeService({ BACKEND_LOGIN_USES_USERNAME: 'yes' })).toThrow(/BACKEND_LOGIN_USES_USERNAME/);
   });
@@ -172,7 +182,7 @@ describe('#10.3 the admin panel: POST /api/admin/login/local through the wiring'
 describe('USE_CUSTOM_BACKEND_AUTH=false: the same wiring gives back LibreChat\'s own login', () => {
   let h;
   beforeAll(async () => {
-    h = await startHarness({ db: 'wiring-off', env: { USE_CUSTOM_BACKEND_AUTH: 'false', ALLOW_REGISTRATION: 'true' } });
+    h = await startHarness({ db: 'wiring-off', env: { USE_CUSTOM_BACKEND_AUTH: 'false', ALLOW_REGISTRATION: 'true', ALLOW_PASSWORD_RESET: 'true' } });
   });
   afterAll(async () => {
     await h.close();
@@ -182,6 +192,9 @@ describe('USE_CUSTOM_BACKEND_AUTH=false: the same wiring gives back LibreChat\'s
   test.each([
     ['/api/auth/login', 'requireLocalAuth'],
     ['/api/auth/refresh', 'refreshController'],
+    ['/api/auth/register', 'registrationController'],
+    ['/api/auth/requestPasswordReset', 'resetPasswordRequestController'],
+    ['/api/auth/resetPassword', 'resetPasswordController'],
     ['/api/admin/login/local', 'requireLocalAuth'],
   ])('POST %s runs LibreChat\'s %s, never the backend', async (route, stock) => {
     const res = await request(h.app).post(route).send(ALICE);

@@ -1,18 +1,20 @@
 #!/usr/bin/env node
 'use strict';
 
-// `npx librechat-custom-backend-auth doctor [--env-file path | --env path]`: prints the effective configuration
-// (secrets redacted), checks that each backend URL answers (sending no credentials), that the
-// database is reachable and has the indexes LibreChat's models define for `users`, `sessions` and
-// `balances`, and the package's own. The env file: --env-file, else ./.env, else ../.env.
-// Exit code: 0 without problems, 1 with any problem (one PROBLEM line each), 2 on a usage error.
-// The checks and the redaction happen in the native addon (src/doctor/); this file reads the
-// environment and prints.
+// The package's command line (USAGE below says what each command does):
+// - `doctor` prints the effective configuration (secrets redacted) and its checks; the checks and the
+//   redaction happen in the native addon (src/doctor/), the wiring's in lib/wiring.js; this file
+//   reads the environment and prints. Exit code: 0 without problems, 1 with any, 2 on a usage error.
+// - `init` / `uninstall` wire LibreChat and write its .env block (lib/init.js), then run doctor.
 
 const fs = require('fs');
 const path = require('path');
+const wiring = require('../lib/wiring');
+const { init, librechatRoot } = require('../lib/init');
+const { isEnabled } = require('../lib/switches');
 
 const NAME = 'librechat-custom-backend-auth';
+const PACKAGE_REQUIRE = `require('${NAME}')`;
 
 const USAGE = `Usage: ${NAME} <command> [options]
 
@@ -21,12 +23,40 @@ Commands:
                          each backend URL answers (no credentials are sent), the database is
                          reachable and has the indexes of LibreChat's models on users,
                          sessions and balances and the package's own. Without NODE_ENV it
-                         checks as production (what \`npm run backend\` sets).
+                         checks as production (what \`npm run backend\` sets). With the switch
+                         on, that LibreChat's files (--dir, else the env file's folder, else
+                         this folder or its parent) are wired as init wires them.
                          Exits 0 when there is no problem, 1 otherwise.
 
+  init                   Wire the package into the LibreChat folder (--dir, else this folder or,
+                         in LibreChat's api/ folder, its parent): finds each place in LibreChat's
+                         files by its code, not by line numbers, for LibreChat v0.7.9 to main,
+                         and writes the package's block into LibreChat's .env (the switch, the
+                         backend URLs, a generated encryption key). Changes no file unless every
+                         place is found exactly once and every value is known; otherwise says
+                         what is missing (for a place: the file, the line it looked for and the
+                         lines to add by hand). A second run changes nothing and says so.
+                         Exit 0 done, 1 not done, 2 usage error.
+  uninstall              The same as init --revert.
+
 Options:
-  --env-file <path>      Read variables from this file (default: .env in the current folder,
-  --env <path>           else in its parent: LibreChat's root when run in its api/ folder).
+  --dir <path>           The LibreChat folder (init, uninstall, doctor's wiring check).
+  --dry-run              init: print what it would change (the diff, the .env block with
+                         generated keys masked) and write nothing.
+  --revert               init: give every wired file and the .env back as they were, byte for byte.
+  --backend <origin>     init: the backend's URLs below it (/api/auth/login, /api/auth/userinfo,
+                         /api/auth/refresh), for those not given one by one:
+  --auth-url <url>       init: BACKEND_AUTH_URL           Without a flag, a value .env or the
+  --userinfo-url <url>   init: BACKEND_USER_INFO_URL      environment already has is kept; at a
+  --refresh-url <url>    init: BACKEND_REFRESH_URL        terminal, a missing one is asked for.
+  --logout-url <url>     init: BACKEND_LOGOUT_URL (optional).
+  --events               init: also generate BACKEND_EVENTS_SECRET (backend events).
+  --username-login       init: BACKEND_LOGIN_USES_USERNAME=true (the login page asks for a user name).
+  --no-env               init: wire the files only; leave .env alone.
+  --no-doctor            init: do not run doctor at the end (it does by default, on what init wrote).
+  --env-file <path>      doctor: read variables from this file (default: .env in the current
+  --env <path>           folder, else in its parent: LibreChat's root when run in its api/
+                         folder). init: the .env to write (default: LibreChat's root .env).
                          Variables already in the environment take precedence.
                          (Node 20 itself also reads an --env-file argument and stops with
                          exit code 9 if the file is missing; --env avoids that.)
@@ -65,16 +95,32 @@ function parseEnvFile(file) {
 }
 
 function parseArgs(argv) {
-  const opts = { command: undefined, envFile: undefined, help: false, error: undefined };
+  const opts = {
+    command: undefined, envFile: undefined, dir: undefined, backend: undefined, urls: {},
+    dryRun: false, revert: false, noEnv: false, noDoctor: false, events: false, usernameLogin: false, help: false, error: undefined,
+  };
+  const PATHS = { '--env-file': 'envFile', '--env': 'envFile', '--dir': 'dir', '--backend': 'backend' };
+  const URL_FLAGS = {
+    '--auth-url': 'BACKEND_AUTH_URL',
+    '--userinfo-url': 'BACKEND_USER_INFO_URL',
+    '--refresh-url': 'BACKEND_REFRESH_URL',
+    '--logout-url': 'BACKEND_LOGOUT_URL',
+  };
+  const SWITCHES = {
+    '--dry-run': 'dryRun', '--revert': 'revert', '--no-env': 'noEnv', '--no-doctor': 'noDoctor', '--events': 'events', '--username-login': 'usernameLogin',
+  };
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
+    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
     if (arg === '-h' || arg === '--help') {
       opts.help = true;
-    } else if (arg === '--env-file' || arg === '--env') {
-      if (i + 1 >= argv.length) return { ...opts, error: `${arg} needs a path` };
-      opts.envFile = argv[(i += 1)];
-    } else if (/^--env(-file)?=/.test(arg)) {
-      opts.envFile = arg.slice(arg.indexOf('=') + 1);
+    } else if (SWITCHES[arg]) {
+      opts[SWITCHES[arg]] = true;
+    } else if (PATHS[flag] || URL_FLAGS[flag]) {
+      if (inline === undefined && i + 1 >= argv.length) return { ...opts, error: `${flag} needs a value` };
+      const value = inline ?? argv[(i += 1)];
+      if (PATHS[flag]) opts[PATHS[flag]] = value;
+      else opts.urls[URL_FLAGS[flag]] = value;
     } else if (arg.startsWith('-')) {
       return { ...opts, error: `unknown option ${arg}` };
     } else if (opts.command === undefined) {
@@ -114,7 +160,39 @@ function loadVars(envFile) {
 
 const LABELS = { ok: 'OK', info: 'INFO', problem: 'PROBLEM' };
 
-async function doctor(envFile, out) {
+/**
+ * The wiring's findings while the switch is on: LibreChat's files must be wired (all of them, in the
+ * form `init` makes for that version), or LibreChat silently runs its own login.
+ */
+function wiringFindings(vars, dir) {
+  if (!isEnabled(vars.USE_CUSTOM_BACKEND_AUTH)) return { findings: [], wired: false };
+  const root = librechatRoot(dir);
+  if (!fs.existsSync(path.join(root, 'api', 'server', 'index.js'))) {
+    return {
+      findings: [{ level: 'info', check: 'wiring', detail: `no LibreChat folder at ${root} (no api/server/index.js): run doctor in LibreChat's folder or its api/, or give --dir, to check the wiring` }],
+      wired: false,
+    };
+  }
+  const s = wiring.wiringState(root);
+  const version = `LibreChat ${s.versionText ?? '(version unknown)'}`;
+  if (s.state === 'wired') return { findings: [{ level: 'ok', check: 'wiring', detail: `${version} in ${root} is wired` }], wired: true };
+  const fix = 'run `npx librechat-custom-backend-auth init` there (docs/install.md, "Wiring"); until then LibreChat runs its own login';
+  if (s.state === 'stock') {
+    return { findings: [{ level: 'problem', check: 'wiring', detail: `USE_CUSTOM_BACKEND_AUTH is true but ${version} in ${root} is not wired (${s.notWired.join(', ')}): ${fix}` }], wired: false };
+  }
+  const findings = s.notWired.map((file) => ({ level: 'problem', check: 'wiring', detail: `${file} of ${version} in ${root} is not wired (the others are): ${fix}` }));
+  for (const p of s.problems) {
+    // A file that names the package was wired by hand or by an older wiring: doctor cannot tell more.
+    const byHand = p.reason !== 'not found' && fs.readFileSync(path.join(root, p.file), 'utf8').includes(PACKAGE_REQUIRE);
+    findings.push(byHand
+      ? { level: 'info', check: 'wiring', detail: `${p.file}: ${p.what}: not in the form init makes (wired by hand, or by an older wiring); not checked` }
+      : { level: 'problem', check: 'wiring', detail: `${p.file}: ${p.what}: ${p.reason}, and the file does not use the package: ${fix}` });
+  }
+  return { findings, wired: false };
+}
+
+async function doctor(opts, out) {
+  const envFile = opts.envFile;
   let loaded;
   try {
     loaded = loadVars(envFile);
@@ -133,6 +211,17 @@ async function doctor(envFile, out) {
   out.log(`${NAME} doctor (binary built from sources ${native.sourceId().slice(0, 12)})`);
   out.log(`Env file: ${loaded.file ?? '(none in this folder or its parent; process environment only)'}`);
   const report = await native.CustomBackendAuthService.doctor(loaded.vars);
+  const wired = wiringFindings(loaded.vars, opts.dir ?? (loaded.file ? path.dirname(loaded.file) : undefined));
+  if (wired.wired) {
+    // The wiring answers LibreChat's registration and password reset itself while the switch is on.
+    for (const f of report.findings) {
+      if (f.check === 'ALLOW_REGISTRATION' || f.check === 'ALLOW_PASSWORD_RESET') {
+        f.level = 'info';
+        f.detail = 'is true, and the wiring answers 403 to LibreChat\'s registration and password reset while the switch is on (customLocalAccountsClosed); false says the same to whoever reads .env';
+      }
+    }
+  }
+  report.findings.push(...wired.findings);
 
   out.log('');
   out.log('Effective configuration');
@@ -162,7 +251,18 @@ async function main(argv, out) {
     out.log(USAGE);
     return 0;
   }
-  if (opts.command === 'doctor') return doctor(opts.envFile, out);
+  if (opts.command === 'doctor') return doctor(opts, out);
+  if (opts.command === 'init') {
+    const code = await init(opts, out);
+    if (code !== 0 || opts.dryRun || opts.revert || opts.noDoctor) return code;
+    // Proven before the restart: the configuration init wrote, as LibreChat will read it.
+    const root = librechatRoot(opts.dir);
+    out.log('');
+    const checked = await doctor({ envFile: opts.envFile ?? path.join(root, '.env'), dir: root }, out);
+    if (checked !== 0) out.log('init is done, but doctor found the problems above: mend them before LibreChat restarts.');
+    return checked;
+  }
+  if (opts.command === 'uninstall') return init({ ...opts, revert: true }, out);
   out.err(opts.command === undefined ? `${NAME}: a command is required\n` : `${NAME}: unknown command ${opts.command}\n`);
   out.err(USAGE);
   return 2;

@@ -9,7 +9,8 @@
 # npm_config_libc override it as usual) into that folder's node_modules/, outside LibreChat's own tree
 # (LibreChat's package.json and lock stay as they are, and nothing points outside the build context).
 # It links the package into LibreChat's node_modules/, where `require('librechat-custom-backend-auth')`
-# in api/ finds it, and applies wiring-v0.8.patch to LibreChat's files.
+# in api/ finds it, and wires LibreChat's files with the package's `init` (by anchors, for the
+# LibreChat version of the image; the build fails, naming what it did not find, where it cannot).
 # LCBA_SKIP_WIRING=1 leaves LibreChat's files alone (the package is installed, not wired).
 set -eu
 
@@ -49,7 +50,7 @@ ln -sfn "$HERE/node_modules/$NAME" "$APP/node_modules/$NAME"
 ln -sfn "../$NAME/bin/cli.js" "$APP/node_modules/.bin/$NAME"
 
 if [ "${LCBA_SKIP_WIRING:-}" != 1 ]; then
-  (cd "$APP" && patch -p1 < "$HERE/wiring-v0.8.patch") || die "the wiring patch does not apply to this LibreChat version (see docs/install.md, Wiring)"
+  node "$HERE/node_modules/$NAME/bin/cli.js" init --no-env --no-doctor --dir "$APP" || die "init could not wire this LibreChat (what it looked for is above; docs/install.md, Wiring)"
 fi
 
 # Loads the package and its binary now, so that a wrong platform fails the image build, not the start

@@ -229,7 +229,21 @@ async function customEndSessionController(req, res) {
   }
 }
 
+/**
+ * Handler for LibreChat's `POST /api/auth/register`, `/requestPasswordReset` and `/resetPassword`
+ * while the switch is on: no local account may appear or change beside the backend's users. It
+ * answers as LibreChat does with registration or password reset turned off (its
+ * `validateRegistration` and `validatePasswordReset`), invitations included.
+ */
+function customLocalAccountsClosed(req, res) {
+  if (String(req.path ?? '').endsWith('/register')) {
+    return res.status(403).json({ message: 'Registration is not allowed.' });
+  }
+  return res.status(403).send('Password reset is not allowed.');
+}
+
 module.exports = {
+  customLocalAccountsClosed,
   customLogoutAllController,
   customSessionsController,
   customEndSessionController,

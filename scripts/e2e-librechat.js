@@ -3,7 +3,7 @@
 
 /**
  * The real-LibreChat check (issue 10, item 9): installs this package into a LibreChat checkout,
- * applies librechat/wiring-v0.8.patch, starts LibreChat's API against the test database and the mock
+ * wires it with the package's `init` (lib/wiring.js), starts LibreChat's API against the test database and the mock
  * backend, and drives it over HTTP as a browser would. One line per step, PASS/FAIL; exit 1 on any
  * FAIL. Not part of `npm test` (it needs a LibreChat checkout).
  *
@@ -16,15 +16,17 @@
  *     x64-gnu binary (`npm run build`) inside. Installed with npm into
  *     $LIBRECHAT_DIR/custom-backend-auth-e2e/ (LibreChat's package.json and lock stay untouched) and
  *     linked into $LIBRECHAT_DIR/node_modules/, as docker/install.sh does.
- *  2. The wiring: `patch -p1 < librechat/wiring-v0.8.patch` in $LIBRECHAT_DIR (reports clean,
- *     offset/fuzz, or failed; an already applied patch is reverted first). Reverted at the end.
+ *  2. The wiring: `init` in $LIBRECHAT_DIR (by anchors, for whatever version the checkout is; a
+ *     wiring left by an interrupted run is taken back first). Reverted at the end (`init --revert`),
+ *     and every wired file is checked to be back byte for byte.
  *  3. $LIBRECHAT_DIR/.env (LibreChat reads it from its root, where `npm run backend` runs): the test
  *     database (scripts/test-db.js; or E2E_MONGO_URI), the mock backend (__test__/support/mockBackend.js,
  *     a real HTTP server), fresh random secrets, LOGIN_MAX=1000 (LibreChat's login limiter allows 7
  *     per 5 min by default), BAN_VIOLATIONS=false. A .env already there is moved aside and restored.
  *  4. `node api/server/index.js` with NODE_ENV=production (as `npm run backend`), cwd $LIBRECHAT_DIR,
  *     on Node 24.16.0 (LibreChat's .nvmrc; scripts/runtimes.sh, or LIBRECHAT_NODE); if it does not come
- *     up there, on this Node (20), and says so. Its log: $LIBRECHAT_DIR/custom-backend-auth-e2e/api.log.
+ *     up there, on this Node (20), and says so. Its logs are copied to E2E_LOG_DIR (default
+ *     $TMPDIR/librechat-e2e-logs) at the end.
  *     LibreChat's balance is on (a librechat.yaml there, CONFIG_PATH), so login writes a start balance.
  *  5. HTTP with a browser User-Agent (LibreChat's uaParser refuses others on /api/agents, /api/files,
  *     /api/assistants, and logs a violation), in three starts of LibreChat:
@@ -35,6 +37,11 @@
  *       local ADMIN), refresh, an outage (a TCP relay in front of the mock backend is closed, so
  *       connections are refused while the backend keeps its sessions; then reopened), logout;
  *     - LOGIN_MAX=2 (log: api.limiter.log): LibreChat's login limiter.
+ *
+ *  6. The checkout is left as it was found: the wiring reverted, the package's entry in node_modules
+ *     put back (an installation of the operator's own is moved aside and returned), the prefix folder,
+ *     the placeholder page and the run-time files LibreChat wrote where there were none removed; a
+ *     last step compares a hash of every file (outside node_modules and .git) before and after.
  *
  * LibreChat checkout, once (what the run in docs/install.md, "Checked against real LibreChat" took):
  *   git -C <LibreChat mirror> worktree add /work/librechat main      (or git clone)
@@ -52,8 +59,8 @@
  *     (the API serves client/dist/index.html; a placeholder is enough without the web client).
  *
  * Environment: LIBRECHAT_DIR (required), LIBRECHAT_NODE (the node binary for LibreChat),
- * E2E_MONGO_URI (a MongoDB to use instead of the test database), E2E_KEEP_WIRING=1 (leave the patch
- * applied), E2E_MARKDOWN=1 (print the results as the table of docs/install.md, "Checked against real LibreChat"), E2E_START_TIMEOUT_MS (default 240000: LibreChat's start on 2 busy cores is slow).
+ * E2E_MONGO_URI (a MongoDB to use instead of the test database), E2E_KEEP_WIRING=1 (leave the wiring
+ * in place), E2E_MARKDOWN=1 (print the results as the table of docs/install.md, "Checked against real LibreChat"), E2E_START_TIMEOUT_MS (default 240000: LibreChat's start on 2 busy cores is slow).
  */
 
 const fs = require('fs');
@@ -66,7 +73,7 @@ const { startTestDb, freePort } = require('./test-db');
 
 const REPO = path.resolve(__dirname, '..');
 const NAME = 'librechat-custom-backend-auth';
-const PATCH = path.join(REPO, 'librechat', 'wiring-v0.8.patch');
+const wiringEngine = require('../lib/wiring');
 const BROWSER_UA =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 const START_TIMEOUT_MS = Number(process.env.E2E_START_TIMEOUT_MS) || 240_000;
@@ -131,29 +138,105 @@ function installPackage(lcDir, tarballs, runtimeBin) {
     '--loglevel=error'], { cwd: prefix, env: { ...process.env, PATH: `${path.dirname(runtimeBin)}:${process.env.PATH}` } });
   if (r.code !== 0) throw new Error(`npm install failed: ${r.out.slice(-800)}`);
   const link = path.join(lcDir, 'node_modules', NAME);
+  const aside = path.join(lcDir, 'node_modules', `.${NAME}.before-e2e`);
+  // The operator's own installation of the package is put back at the end (restorePackage).
+  if (!fs.existsSync(aside) && fs.lstatSync(link, { throwIfNoEntry: false })) fs.renameSync(link, aside);
   fs.rmSync(link, { recursive: true, force: true });
   fs.symlinkSync(path.join(prefix, 'node_modules', NAME), link);
   return prefix;
 }
 
-/* ------------------------------------------------------------------ the wiring */
-
-function applyWiring(lcDir) {
-  const patchText = fs.readFileSync(PATCH);
-  const run = (args) => sh('patch', ['-p1', '--forward', '--no-backup-if-mismatch', ...args],
-    { cwd: lcDir, input: patchText });
-  // Applied by an earlier run that was interrupted: revert it, so this run applies today's patch.
-  const reverse = sh('patch', ['-p1', '-R', '--dry-run'], { cwd: lcDir, input: patchText });
-  if (reverse.code === 0) sh('patch', ['-p1', '-R', '--no-backup-if-mismatch'], { cwd: lcDir, input: patchText });
-  const dry = run(['--dry-run']);
-  if (dry.code !== 0) return { ok: false, clean: false, out: dry.out };
-  const r = run([]);
-  const clean = r.code === 0 && !/offset|fuzz/i.test(r.out);
-  return { ok: r.code === 0, clean, out: r.out };
+/** Gives back node_modules' entry of the package as it was, and removes the e2e prefix folder. */
+function restorePackage(lcDir, prefix, logsTo) {
+  const link = path.join(lcDir, 'node_modules', NAME);
+  const aside = path.join(lcDir, 'node_modules', `.${NAME}.before-e2e`);
+  fs.rmSync(link, { recursive: true, force: true });
+  if (fs.lstatSync(aside, { throwIfNoEntry: false })) fs.renameSync(aside, link);
+  fs.mkdirSync(logsTo, { recursive: true });
+  for (const f of fs.existsSync(prefix) ? fs.readdirSync(prefix) : []) {
+    if (f.endsWith('.log')) fs.copyFileSync(path.join(prefix, f), path.join(logsTo, f));
+  }
+  fs.rmSync(prefix, { recursive: true, force: true });
 }
 
-function revertWiring(lcDir) {
-  return sh('patch', ['-p1', '-R', '--no-backup-if-mismatch'], { cwd: lcDir, input: fs.readFileSync(PATCH) });
+/* ------------------------------------------------------------------ leaving the checkout as found */
+
+/** LibreChat's own run-time output (its logs, violation store, uploads): written by LibreChat itself. */
+const RUNTIME_DIRS = ['logs', 'api/logs', 'data', 'uploads', 'images', 'client/public/images'];
+
+/**
+ * The checkout as a map path -> content hash (node_modules and .git left out, the installed
+ * package's entry in node_modules in), to compare before and after a run.
+ */
+function snapshot(dir) {
+  const out = new Map();
+  const walk = (d) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      const rel = path.relative(dir, p);
+      if (e.name === 'node_modules' || e.name === '.git') continue;
+      if (e.isDirectory()) {
+        out.set(`${rel}/`, 'dir');
+        walk(p);
+      } else if (e.isSymbolicLink()) {
+        out.set(rel, `-> ${fs.readlinkSync(p)}`);
+      } else if (e.isFile()) {
+        out.set(rel, crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex'));
+      }
+    }
+  };
+  walk(dir);
+  const pkg = path.join(dir, 'node_modules', NAME);
+  let entry = 'absent';
+  try {
+    const st = fs.lstatSync(pkg);
+    entry = st.isSymbolicLink() ? `-> ${fs.readlinkSync(pkg)}` : `dir, package.json ${fs.readFileSync(path.join(pkg, 'package.json'), 'utf8').length} bytes`;
+  } catch { /* absent */ }
+  out.set(`node_modules/${NAME}`, entry);
+  return out;
+}
+
+const inRuntimeDir = (rel) => RUNTIME_DIRS.some((d) => rel === `${d}/` || rel.startsWith(`${d}/`));
+
+/**
+ * Takes away what LibreChat's own runs wrote where nothing was before (its logs and violation
+ * store), then compares: every path the same, except LibreChat's appends to run-time files that
+ * were there already. Returns the differences.
+ */
+function leftAsFound(dir, before) {
+  let now = snapshot(dir);
+  const created = [...now.keys()].filter((k) => !before.has(k) && inRuntimeDir(k)).sort().reverse();
+  for (const rel of created) fs.rmSync(path.join(dir, rel), { recursive: true, force: true });
+  now = snapshot(dir);
+  const diffs = [];
+  for (const k of new Set([...before.keys(), ...now.keys()])) {
+    if (before.get(k) === now.get(k)) continue;
+    if (before.has(k) && now.has(k) && inRuntimeDir(k)) continue; // LibreChat appended to its own log
+    diffs.push(`${k}: ${before.has(k) ? (now.has(k) ? 'changed' : 'gone') : 'new'}`);
+  }
+  return diffs;
+}
+
+/* ------------------------------------------------------------------ the wiring */
+
+/** Wires the checkout as `init` does; the stock files' bytes are kept to check the revert against. */
+function applyWiring(lcDir) {
+  // Wired by an earlier run that was interrupted: taken back, so this run wires with today's table.
+  wiringEngine.change(lcDir, 'stock');
+  const stock = Object.fromEntries(wiringEngine.FILES.map((f) => path.join(lcDir, f.file))
+    .filter((f) => fs.existsSync(f)).map((f) => [f, fs.readFileSync(f)]));
+  const r = wiringEngine.change(lcDir, 'wired');
+  const out = r.problems.length > 0
+    ? r.problems.map((p) => `${p.file}: ${p.what}: ${p.reason}`).join('\n')
+    : r.changes.map((c) => `wired ${c.file} (${c.count} places)`).join('\n');
+  return { ok: r.problems.length === 0 && r.changes.length > 0, version: r.versionText, out, stock, files: r.changes.length };
+}
+
+/** `init --revert`, then whether every file is back byte for byte. */
+function revertWiring(lcDir, stock) {
+  const r = wiringEngine.change(lcDir, 'stock');
+  const same = Object.entries(stock).every(([f, bytes]) => fs.readFileSync(f).equals(bytes));
+  return { ok: r.problems.length === 0 && same, out: r.problems.length ? JSON.stringify(r.problems) : `${r.changes.length} files, byte for byte: ${same}` };
 }
 
 /**
@@ -288,6 +371,7 @@ async function main() {
 
   const dir = path.resolve(lcDir);
   const cleanups = [];
+  let before = null;
   let mock = null;
   let lc = null;
   let aborted = false;
@@ -319,8 +403,11 @@ async function main() {
       .filter((p) => !fs.existsSync(path.join(dir, p)));
     if (!step('checkout is installed and built', missing.length === 0,
       missing.length ? `missing ${missing.join(', ')}: see this script's header` : '')) return 1;
+    before = snapshot(dir);
     const indexHtml = path.join(dir, 'client', 'dist', 'index.html');
     if (!fs.existsSync(indexHtml)) {
+      const firstMissing = ['client', 'client/dist'].map((p) => path.join(dir, p)).find((p) => !fs.existsSync(p)) ?? indexHtml;
+      cleanups.push(() => fs.rmSync(firstMissing, { recursive: true, force: true }));
       fs.mkdirSync(path.dirname(indexHtml), { recursive: true });
       fs.writeFileSync(indexHtml, '<!doctype html><title>LibreChat</title><p>placeholder (no web client built)</p>\n');
       info('wrote a placeholder client/dist/index.html (the API serves it; no web client is built)');
@@ -336,9 +423,16 @@ async function main() {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lcba-e2e-'));
     cleanups.push(() => fs.rmSync(tmp, { recursive: true, force: true }));
     let prefix;
+    // LibreChat's logs of this run are kept outside the checkout (the prefix folder goes at the end).
+    const logsTo = process.env.E2E_LOG_DIR || path.join(os.tmpdir(), 'librechat-e2e-logs');
+    cleanups.push(() => {
+      if (prefix) restorePackage(dir, prefix, logsTo);
+      info(`LibreChat's logs of this run: ${logsTo}`);
+    });
     try {
       const pkg = packageTarballs(tmp);
-      prefix = installPackage(dir, pkg.files, nodeBin);
+      prefix = path.join(dir, 'custom-backend-auth-e2e');
+      installPackage(dir, pkg.files, nodeBin);
       const loaded = sh(nodeBin, ['-e', `const p=require('${NAME}');console.log(require('${NAME}/package.json').version, typeof p.customBackendStrategy)`], { cwd: path.join(dir, 'api') });
       step('install the packed package into LibreChat', loaded.code === 0 && /function/.test(loaded.out),
         `${pkg.what}; loads from api/: ${loaded.out.split('\n').pop()}`);
@@ -349,21 +443,22 @@ async function main() {
 
     // ---- the wiring
     const wiring = applyWiring(dir);
-    step('wiring patch applies (patch -p1 < librechat/wiring-v0.8.patch)', wiring.ok,
-      wiring.ok ? (wiring.clean ? 'cleanly' : 'with offsets/fuzz') : 'FAILED');
+    step(`init wires LibreChat ${wiring.version} by anchors`, wiring.ok,
+      wiring.ok ? `${wiring.files} files` : 'FAILED');
     info(wiring.out.split('\n').join('\n      '));
     if (!wiring.ok) return 1;
     if (!process.env.E2E_KEEP_WIRING) {
       cleanups.push(() => {
-        const r = revertWiring(dir);
-        info(`wiring reverted: ${r.code === 0 ? 'yes' : `no (${r.out})`}`);
+        const r = revertWiring(dir, wiring.stock);
+        info(`wiring reverted (init --revert): ${r.ok ? 'yes' : 'NO'}, ${r.out}`);
+        if (!r.ok) process.exitCode = 1;
       });
     }
     // The package knows the user-name switch (issue 10.1): then the wiring must make /api/config say so.
     const jsFiles = (d) => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory()
       ? (e.name === 'node_modules' ? [] : jsFiles(path.join(d, e.name)))
       : (e.name.endsWith('.js') ? [path.join(d, e.name)] : [])));
-    const usernameWiring = [PATCH, ...jsFiles(path.join(prefix, 'node_modules', NAME))]
+    const usernameWiring = [...jsFiles(path.join(prefix, 'node_modules', NAME))]
       .some((f) => fs.readFileSync(f, 'utf8').includes('BACKEND_LOGIN_USES_USERNAME'));
 
     // ---- the database and the backend
@@ -545,7 +640,7 @@ async function main() {
 
     // The admin panel's login (issue 10.3), when the wiring covers LibreChat's admin auth router.
     const admin = client(base);
-    if (/admin\/auth\.js/.test(fs.readFileSync(PATCH, 'utf8'))) {
+    if (fs.existsSync(path.join(dir, 'api', 'server', 'routes', 'admin', 'auth.js'))) {
       const adminLogin = await admin.call('POST', '/api/admin/login/local', { body: { email: 'bob', password: 'bob-password-2' } });
       const adminToken = adminLogin.json?.token;
       step('admin panel: POST /api/admin/login/local with a backend user name (backend role admin -> ADMIN)',
@@ -644,10 +739,13 @@ async function main() {
       unsigned.status === 401 && signed.status === 200 && signedBody?.status === 'applied' && signedBody?.sessionsEnded === 1
         && disabled.status === 401,
       `unsigned ${unsigned.status}; signed ${signed.status} ${signedBody?.status}, ${signedBody?.sessionsEnded} ended; /api/user ${disabled.status}`);
-    // Not a step: what LibreChat's own registration route does while the switch is on.
+    // LibreChat's own registration and password reset are closed while the switch is on (issue 22.5).
     const regOn = await call('POST', '/api/auth/register', { cookies: false, body: { name: 'Late Local', username: 'latelocal',
       email: 'late.local@example.net', password: LOCAL.password, confirm_password: LOCAL.password } });
-    info(`note: POST /api/auth/register with the switch on answers ${brief(regOn)}`);
+    const resetOn = await call('POST', '/api/auth/requestPasswordReset', { cookies: false, body: { email: LOCAL.email } });
+    step('switch on: registration and password reset answer 403 as LibreChat does with them off (ALLOW_REGISTRATION=true in .env)',
+      regOn.status === 403 && regOn.json?.message === 'Registration is not allowed.' && resetOn.status === 403,
+      `register ${brief(regOn)}; requestPasswordReset ${resetOn.status} ${resetOn.text.slice(0, 40)}`);
 
     // ---- LibreChat's login limiter (LOGIN_MAX per LOGIN_WINDOW minutes per IP) runs before the package
     await stopLibreChat(lc);
@@ -656,14 +754,14 @@ async function main() {
     lc = startLibreChat(dir, nodeBin, port, logFile.replace(/\.log$/, '.limiter.log'));
     if (!step('limiter: LibreChat restarts with LOGIN_MAX=2 (switch on)', await lc.ready)) return 1;
     const statuses = [];
-    const before = mock.calls.login;
+    const loginsBefore = mock.calls.login;
     for (let i = 0; i < 3; i++) {
       const r = await call('POST', '/api/auth/login', { body: { email: USER.username, password: 'wrong' }, cookies: false });
       statuses.push(r.status);
     }
     step('limiter: the third login within the window answers 429, without asking the backend',
-      statuses[2] === 429 && statuses[0] !== 429 && statuses[1] !== 429 && mock.calls.login === before + 2,
-      `statuses ${statuses.join(', ')}; backend login calls ${mock.calls.login - before}`);
+      statuses[2] === 429 && statuses[0] !== 429 && statuses[1] !== 429 && mock.calls.login === loginsBefore + 2,
+      `statuses ${statuses.join(', ')}; backend login calls ${mock.calls.login - loginsBefore}`);
     return results.every((r) => r.ok) ? 0 : 1;
   } catch (err) {
     step('unexpected error', false, err.stack || String(err));
@@ -671,6 +769,11 @@ async function main() {
   } finally {
     await cleanupAll();
     if (aborted) await new Promise(() => {}); // the signal handler prints and exits
+    if (before && !process.env.E2E_KEEP_WIRING) {
+      const diffs = leftAsFound(dir, before);
+      step('the checkout is left as it was: every file outside node_modules and the installed package (a hash of each, before and after)',
+        diffs.length === 0, diffs.length ? diffs.slice(0, 8).join('; ') : `${before.size} paths compared`);
+    }
     const failed = results.filter((r) => !r.ok).length;
     if (lcDir && process.env.E2E_MARKDOWN) console.log(`\n${markdownTable(results)}\n`);
     if (lcDir) console.log(`${failed ? 'FAILED' : 'PASSED'}: ${results.length - failed} of ${results.length} steps passed`);

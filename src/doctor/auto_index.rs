@@ -32,7 +32,12 @@ pub fn read(vars: &HashMap<String, String>) -> AutoIndex {
 /// upgrade. `required`: missing ones every LibreChat since v0.7.9 defines; `newer`: missing ones
 /// only newer LibreChat defines (a missing collection counts with all its indexes).
 pub fn cause(auto: &AutoIndex, required: usize, newer: usize) -> Option<Finding> {
-    let all = required + newer;
+    // Counted apart: the LibreChat in use may define fewer than this package knows of.
+    let counts = if newer == 0 {
+        format!("{required}")
+    } else {
+        format!("{required}, and {newer} that only a newer LibreChat defines")
+    };
     match (auto, required, newer) {
         (AutoIndex::Off(shown), 0, 0) => Some(finding(
             INFO,
@@ -52,7 +57,7 @@ pub fn cause(auto: &AutoIndex, required: usize, newer: usize) -> Option<Finding>
             PROBLEM,
             VAR,
             format!(
-                "is {shown}, which turns LibreChat's index creation off (anything but true does): that is why {all} of its indexes are missing. Set {VAR}=true and start LibreChat once (it creates every model's indexes, on all its collections; keep it, or set it back afterwards), or create them with the commands above"
+                "is {shown}, which turns LibreChat's index creation off (anything but true does): that is why its indexes are missing ({counts}). Set {VAR}=true and start LibreChat once (it creates every model's indexes, on all its collections; keep it, or set it back afterwards), or create them with the commands above"
             ),
         )),
         (_, 0, _) => None,
@@ -60,7 +65,7 @@ pub fn cause(auto: &AutoIndex, required: usize, newer: usize) -> Option<Finding>
             INFO,
             VAR,
             format!(
-                "{}: LibreChat creates its models' indexes when it starts, so the missing ones ({all}) were never created by the LibreChat in use: start it once against this database, or create them with the commands above (indexes only a newer LibreChat defines come with the upgrade)",
+                "{}: LibreChat creates its models' indexes when it starts, so the missing ones ({counts}) were never created by the LibreChat in use: start it once against this database, or create them with the commands above (indexes only a newer LibreChat defines come with the upgrade)",
                 if *state == AutoIndex::On { "is true" } else { "not set" }
             ),
         )),
@@ -90,7 +95,7 @@ mod tests {
         let f = cause(&off, 3, 1).unwrap();
         assert_eq!((f.level, f.check.as_str()), (PROBLEM, VAR));
         assert!(f.detail.contains(
-            "that is why 4 of its indexes are missing. Set MONGO_AUTO_INDEX=true and start LibreChat once"
+            "that is why its indexes are missing (3, and 1 that only a newer LibreChat defines). Set MONGO_AUTO_INDEX=true and start LibreChat once"
         ));
         assert_eq!(cause(&off, 0, 0).unwrap().level, INFO);
         assert_eq!(cause(&off, 0, 2).unwrap().level, INFO);

@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use super::env::shown_url;
-use super::finding::{finding, Finding, INFO, OK, PROBLEM};
+use super::finding::{finding, Finding, OK, PROBLEM};
 use crate::backend::breaker::{Breakers, Lane, Outcome};
 use crate::config::Config;
 
@@ -150,11 +150,12 @@ async fn check_answer(
         );
     }
     if !jwks && status == StatusCode::NOT_FOUND {
-        // Answers, but a 404 to GET may as well be a wrong path as a POST-only route.
+        // A POST-only route answers a GET so on most servers (a healthy install prints this for
+        // each of them), as does a wrong path: the server is up; the first login tells the rest.
         return finding(
-            INFO,
+            OK,
             name,
-            format!("{shown} answers HTTP 404 to a GET without credentials: the server is up; check that the path is right"),
+            format!("{shown} answers (HTTP 404 to a GET without credentials, as a POST-only route does; a wrong path would too)"),
         );
     }
     if !jwks {
@@ -291,6 +292,32 @@ mod tests {
         assert_eq!(usable_keys(&v), Some((1, 5)));
         assert_eq!(usable_keys(&serde_json::json!({"keys": []})), Some((0, 0)));
         assert_eq!(usable_keys(&serde_json::json!({"k": []})), None);
+    }
+
+    #[tokio::test]
+    async fn item_22_6_a_post_only_route_answering_404_to_a_get_is_ok_not_info() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = listener.accept() {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        let cfg = Config::from_vars(&sample_vars()).unwrap();
+        let http = crate::backend::client::http_client(&cfg).unwrap();
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/login")).unwrap();
+        let (f, outcome) =
+            check_url(&http, "BACKEND_AUTH_URL", &url, false, cfg.backend_timeout).await;
+        assert_eq!(outcome, Outcome::Answered);
+        assert_eq!(f.level, OK);
+        assert!(f
+            .detail
+            .contains("HTTP 404 to a GET without credentials, as a POST-only route does"));
     }
 
     #[tokio::test]

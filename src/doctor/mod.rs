@@ -35,7 +35,13 @@ use finding::{finding, Finding, OK, PROBLEM};
 /// The whole report: the effective configuration, then the checks. An invalid configuration is
 /// the only problem when it does not validate.
 pub async fn diagnose(vars: &HashMap<String, String>) -> (Vec<(String, String)>, Vec<Finding>) {
-    let shown = effective_config(vars);
+    let mut shown = effective_config(vars);
+    if node_env::is_set(vars).is_none() {
+        // Its default row speaks of development's cookies; the checks below run as production.
+        if let Some(row) = shown.iter_mut().find(|(name, _)| name == "NODE_ENV") {
+            row.1 = "(not set) checked as production, which `npm run backend` sets".into();
+        }
+    }
     let (checked, node_env) = node_env::as_started(vars);
     let mut findings: Vec<Finding> = node_env.into_iter().collect();
     match Config::from_vars(&checked) {
@@ -83,5 +89,27 @@ mod tests {
         assert!(findings[1]
             .detail
             .starts_with("[CONFIG_INVALID] BACKEND_TIMEOUT_MS:"));
+    }
+
+    #[tokio::test]
+    async fn item_22_6_an_unset_node_env_is_shown_as_checked_not_as_developments_cookies() {
+        let mut vars = sample_vars();
+        vars.insert("BACKEND_TIMEOUT_MS".into(), "0".into()); // invalid: no network check runs
+        let (shown, _) = diagnose(&vars).await;
+        let row = shown
+            .iter()
+            .find(|(n, _)| n == "NODE_ENV")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(
+            row,
+            Some("(not set) checked as production, which `npm run backend` sets")
+        );
+        vars.insert("NODE_ENV".into(), "development".into());
+        let (shown, _) = diagnose(&vars).await;
+        let row = shown
+            .iter()
+            .find(|(n, _)| n == "NODE_ENV")
+            .map(|(_, v)| v.clone());
+        assert_eq!(row.as_deref(), Some("development"));
     }
 }

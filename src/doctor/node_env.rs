@@ -13,7 +13,7 @@ use crate::config::Config;
 
 const VAR: &str = "NODE_ENV";
 
-fn is_set(vars: &HashMap<String, String>) -> Option<&str> {
+pub(super) fn is_set(vars: &HashMap<String, String>) -> Option<&str> {
     vars.get(VAR).map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 

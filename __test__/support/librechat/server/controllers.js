@@ -27,5 +27,8 @@ module.exports = {
   loginController: stock('loginController'),
   refreshController: stock('refreshController'),
   logoutController: stock('logoutController'),
+  registrationController: stock('registrationController'),
+  resetPasswordRequestController: stock('resetPasswordRequestController'),
+  resetPasswordController: stock('resetPasswordController'),
   getUserController,
 };

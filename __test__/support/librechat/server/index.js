@@ -25,14 +25,17 @@ require('../alias');
 const passport = require('passport');
 const compression = require('compression');
 const cookieParser = require('cookie-parser');
-const { isEnabled } = require('../api');
 const models = require('~/models');
 const { setAppConfig } = require('../appConfig');
 const { jwtLogin } = require('~/strategies');
-const { customJwtStrategy, customBackendStrategy } = require('~/strategies');
+const {
+  isCustomBackendAuthEnabled,
+  customJwtStrategy,
+  customBackendStrategy,
+  customBackendEventsHandler,
+  appendCustomBackendMetrics,
+} = require('librechat-custom-backend-auth');
 const { optionalJwtAuth } = require('~/server/middleware/requireJwtAuth');
-const { appendCustomBackendMetrics } = require('./middleware');
-const { customBackendEventsHandler } = require('./middleware');
 const { createMetrics } = require('./metrics');
 const { getUserController } = require('./controllers');
 
@@ -101,12 +104,12 @@ async function createLibreChatApp({
 
     /* OAUTH */
     app.use(passport.initialize());
-    const useCustomAuth = isEnabled(process.env.USE_CUSTOM_BACKEND_AUTH);
+    const useCustomAuth = isCustomBackendAuthEnabled();
     passport.use(useCustomAuth ? customJwtStrategy() : jwtLogin()); // both are named 'jwt'
-    // passport.use(passportLogin()); LibreChat's 'local' strategy: its login is a stand-in here.
     if (useCustomAuth) {
       passport.use(customBackendStrategy()); // 'custom-backend'
     }
+    // passport.use(passportLogin()); LibreChat's 'local' strategy: its login is a stand-in here.
 
     const requireJwtAuth = require('~/server/middleware').requireJwtAuth;
     const authRoutes = require(version === 'v0.7.9' ? './routes/auth-v0.7.9' : './routes/auth');

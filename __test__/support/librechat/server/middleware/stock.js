@@ -10,7 +10,9 @@
  * - `checkBan` passes on: LibreChat's ban state lives in its violation cache, which nothing here
  *   fills (no violations are logged), so its check would always pass on too;
  * - `requireLocalAuth` and `requireLdapAuth` stand for LibreChat's own logins and answer 418, so
- *   that a test sees which path ran.
+ *   that a test sees which path ran;
+ * - `validateRegistration` and `validatePasswordReset`: LibreChat's checks themselves (an invitation
+ *   is left out).
  */
 
 const { isEnabled } = require('../../api');
@@ -43,7 +45,21 @@ function validateEmailLogin(req, res, next) {
   return res.status(403).json({ message: 'Email login is not allowed.' });
 }
 
+/** ALLOW_REGISTRATION not true answers 403 with LibreChat's JSON message. */
+function validateRegistration(req, res, next) {
+  if (isEnabled(process.env.ALLOW_REGISTRATION)) return next();
+  return res.status(403).json({ message: 'Registration is not allowed.' });
+}
+
+/** ALLOW_PASSWORD_RESET not true answers 403 with LibreChat's plain-text message. */
+function validatePasswordReset(req, res, next) {
+  if (isEnabled(process.env.ALLOW_PASSWORD_RESET)) return next();
+  return res.status(403).send('Password reset is not allowed.');
+}
+
 module.exports = {
+  validateRegistration,
+  validatePasswordReset,
   logHeaders: pass,
   loginLimiter,
   checkBan: pass,

@@ -1,28 +1,38 @@
 'use strict';
 
-// api/server/routes/auth.js of LibreChat v0.8.8-rc1 (the login, logout and refresh routes), with the
-// wiring of docs/install.md. A factory, so that each test app builds it with its own Express.
+// api/server/routes/auth.js of LibreChat v0.8.8-rc1 (the login, logout, refresh, registration and
+// password-reset routes; limiters, invitations and 2FA left out), with the wiring of
+// docs/install.md. A factory, so that each test app builds it with its own Express.
 
-const { loginController, logoutController, refreshController } = require('../controllers');
+const {
+  loginController,
+  logoutController,
+  refreshController,
+  registrationController,
+  resetPasswordRequestController,
+  resetPasswordController,
+} = require('../controllers');
 const {
   isCustomBackendAuthEnabled,
+  requireCustomBackendAuth,
   customBackendLoginController,
   customRefreshController,
   customLogoutController,
   customLogoutAllController,
   customSessionsController,
   customEndSessionController,
+  customLocalAccountsClosed,
 } = require('librechat-custom-backend-auth');
 const middleware = require('~/server/middleware');
 const { createSetBalanceConfig } = require('../../api');
 const { balanceOptions } = require('../../appConfig');
 
 module.exports = function authRoutes(express) {
+  const useCustomAuth = isCustomBackendAuthEnabled();
   const setBalanceConfig = createSetBalanceConfig(balanceOptions);
   const router = express.Router();
 
   const ldapAuth = !!process.env.LDAP_URL && !!process.env.LDAP_USER_SEARCH_BASE;
-  const useCustomAuth = isCustomBackendAuthEnabled();
   router.post(
     '/logout',
     middleware.requireJwtAuth,
@@ -35,7 +45,7 @@ module.exports = function authRoutes(express) {
     middleware.checkBan,
     middleware.validateEmailLogin,
     useCustomAuth
-      ? middleware.requireCustomBackendAuth
+      ? requireCustomBackendAuth
       : ldapAuth
         ? middleware.requireLdapAuth
         : middleware.requireLocalAuth,
@@ -47,6 +57,11 @@ module.exports = function authRoutes(express) {
     router.post('/logout/all', middleware.requireJwtAuth, customLogoutAllController);
     router.get('/sessions', middleware.requireJwtAuth, customSessionsController);
     router.delete('/sessions/:sessionId', middleware.requireJwtAuth, customEndSessionController);
+    // No local accounts beside backend users: answered as LibreChat answers them when disabled.
+    router.post(['/register', '/requestPasswordReset', '/resetPassword'], customLocalAccountsClosed);
   }
+  router.post('/register', middleware.checkBan, middleware.validateRegistration, registrationController);
+  router.post('/requestPasswordReset', middleware.checkBan, middleware.validatePasswordReset, resetPasswordRequestController);
+  router.post('/resetPassword', middleware.checkBan, middleware.validatePasswordReset, resetPasswordController);
   return router;
 };

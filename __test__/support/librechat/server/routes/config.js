@@ -8,7 +8,7 @@
  */
 
 const { isEnabled } = require('../../api');
-const { customBackendStartupConfig } = require('librechat-custom-backend-auth');
+const { isCustomBackendAuthEnabled, customBackendStartupConfig } = require('librechat-custom-backend-auth');
 
 function getLdapConfig() {
   const ldap = { enabled: !!process.env.LDAP_URL && !!process.env.LDAP_USER_SEARCH_BASE };
@@ -21,7 +21,7 @@ module.exports = function configRoutes(express) {
   const emailLoginEnabled =
     process.env.ALLOW_EMAIL_LOGIN === undefined || isEnabled(process.env.ALLOW_EMAIL_LOGIN);
   const passwordResetEnabled = isEnabled(process.env.ALLOW_PASSWORD_RESET);
-  const useCustomAuth = isEnabled(process.env.USE_CUSTOM_BACKEND_AUTH);
+  const useCustomAuth = isCustomBackendAuthEnabled();
 
   function buildPreLoginPayload() {
     const ldap = getLdapConfig();

@@ -10,10 +10,14 @@
  */
 
 const { SystemCapabilities } = require('@librechat/data-schemas');
-const { isEnabled, tenantContextMiddleware, createSetBalanceConfig } = require('../../../api');
+const { tenantContextMiddleware, createSetBalanceConfig } = require('../../../api');
 const { balanceOptions } = require('../../../appConfig');
 const { loginController } = require('../../controllers');
-const { customBackendLoginController } = require('librechat-custom-backend-auth');
+const {
+  isCustomBackendAuthEnabled,
+  requireCustomBackendAuth,
+  customBackendLoginController,
+} = require('librechat-custom-backend-auth');
 const models = require('~/models');
 const middleware = require('~/server/middleware');
 
@@ -41,7 +45,7 @@ function requireCapability(capability) {
 module.exports = function adminAuthRoutes(express) {
   const router = express.Router();
   const requireAdminAccess = requireCapability(SystemCapabilities.ACCESS_ADMIN);
-  const useCustomAuth = isEnabled(process.env.USE_CUSTOM_BACKEND_AUTH);
+  const useCustomAuth = isCustomBackendAuthEnabled();
   const setBalanceConfig = createSetBalanceConfig(balanceOptions);
 
   router.post(
@@ -50,7 +54,7 @@ module.exports = function adminAuthRoutes(express) {
     middleware.loginLimiter,
     middleware.checkBan,
     middleware.validateEmailLogin,
-    useCustomAuth ? middleware.requireCustomBackendAuth : middleware.requireLocalAuth,
+    useCustomAuth ? requireCustomBackendAuth : middleware.requireLocalAuth,
     tenantContextMiddleware,
     requireAdminAccess,
     setBalanceConfig,
