@@ -30,6 +30,12 @@ export declare class CustomBackendAuthService {
    */
   login(credentials: any): Promise<LoginResult>
   /**
+   * A canary login (`doctor --check-login`): the backend checks the credentials and the user is
+   * mapped and checked against the policy as at login, but nothing is written and no session is
+   * kept (the backend's is ended where `BACKEND_LOGOUT_URL` allows). Not counted in the metrics.
+   */
+  checkLogin(credentials: any): Promise<LoginCheckResult>
+  /**
    * The hot path of every request, synchronous (no Promise): classifies the bearer token,
    * verifies a LibreChat token natively and answers from the caches; a backend JWT whose key
    * the fresh JWKS set holds is verified here too (no hop to the runtime). The verdict comes packed
@@ -136,6 +142,17 @@ export interface EventResult {
   backendId: string
   userId?: string
   sessionsEnded: number
+}
+
+/** What `checkLogin` found (a canary login: no user written, no session kept). */
+export interface LoginCheckResult {
+  backendId: string
+  email: string
+  username: string
+  /** The LibreChat role the role mapping gives (absent: no mapping configured). */
+  role?: string
+  /** The backend session the login opened: ended, the end failed, or absent without `BACKEND_LOGOUT_URL`. */
+  backendSessionEnded?: boolean
 }
 
 /** What `login` answers. `user` is relaxed Extended JSON (the shim restores ObjectIds and Dates). */

@@ -458,3 +458,61 @@ describe('#22.6 doctor checks the wiring while the switch is on', () => {
     expect(lines(r.stdout, 'PROBLEM').join('\n')).toContain(`in ${dir} is not wired`);
   });
 });
+
+describe('#22.3 doctor --check-login: a canary login that writes nothing', () => {
+  const { spawn } = require('child_process');
+  const PASSWORD = 'alice-password-1';
+  /** The CLI with `input` on stdin (a pipe: no terminal). */
+  const runWithStdin = (args, env, input) => new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env, cwd: path.join(tmp, 'cwd') });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.on('close', (code) => resolve({ code, stdout, stderr, all: `${stdout}\n${stderr}` }));
+    child.stdin.end(input);
+  });
+  const counts = async () => {
+    const db = mongoose.connection.useDb(DB_OK);
+    return [await db.collection('users').countDocuments({}), await db.collection('sessions').countDocuments({})];
+  };
+
+  test('#22.3 the backend accepts: OK with who it is; the backend session is ended; no user, no session written; the password never printed', async () => {
+    const before = await counts();
+    const env = baseEnv({ BACKEND_LOGOUT_URL: mock.urls.logout, BACKEND_ROLES_FIELD: 'roles', BACKEND_ADMIN_ROLES: 'admin' });
+    const r = await runWithStdin(['doctor', '--check-login', 'alice'], env, `${PASSWORD}\n`);
+    expect(r.code).toBe(0);
+    expect(lines(r.stdout, 'OK').join('\n')).toMatch(/check-login: the backend accepted "alice": backend id u-1001, email alice@example\.com, LibreChat user name alice, role USER; no user written, no session kept; its backend session was ended/);
+    // Besides doctor's bare GET of each URL: one login posted, one logout posted.
+    const posted = (name) => mock.requests.filter((q) => q.name === name && q.method === 'POST').length;
+    expect([posted('login'), posted('logout')]).toEqual([1, 1]);
+    expect(await counts()).toEqual(before);
+    expect(r.all).not.toContain(PASSWORD);
+    expectNoSecret(r.all);
+  });
+
+  test('#22.3 a wrong password, and no password at all: a PROBLEM, exit 1, nothing printed of it', async () => {
+    const wrong = await runWithStdin(['doctor', '--check-login', 'alice'], baseEnv(), 'not-the-password\n');
+    expect(wrong.code).toBe(1);
+    expect(lines(wrong.stdout, 'PROBLEM').join('\n')).toMatch(/check-login: the login failed: \[INVALID_CREDENTIALS\]/);
+    expect(wrong.all).not.toContain('not-the-password');
+    const none = await runWithStdin(['doctor', '--check-login', 'alice'], baseEnv(), '');
+    expect(none.code).toBe(1);
+    expect(lines(none.stdout, 'PROBLEM').join('\n')).toContain('check-login: no password: type it at the prompt, or give it on stdin (never on the command line)');
+  });
+
+  (fs.existsSync('/usr/bin/script') ? test : test.skip)('#22.3 at a terminal the password is asked with no echo', async () => {
+    const env = baseEnv({ TERM: 'dumb' });
+    const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} doctor --check-login alice`;
+    const child = spawn('script', ['-qec', cmd, '/dev/null'], { env, cwd: path.join(tmp, 'cwd') });
+    let output = '';
+    child.stdout.on('data', (d) => { output += d; });
+    for (let i = 0; i < 400 && !output.includes('(not shown): '); i += 1) await new Promise((res) => setTimeout(res, 25));
+    child.stdin.write(`${PASSWORD}\r`);
+    const code = await new Promise((res) => child.on('close', res));
+    expect(code).toBe(0);
+    expect(output).toContain('Password of alice at the backend (not shown): ');
+    expect(output).toMatch(/check-login: the backend accepted "alice"/);
+    expect(output).not.toContain(PASSWORD);
+  });
+});

@@ -330,3 +330,51 @@ describe('#22.2 init writes the package\'s block in LibreChat\'s .env', () => {
     expect(r.stdout).not.toContain('a-secret-of-some-length');
   });
 });
+
+describe('#22.4 init --docker: LibreChat\'s compose setup with the image of its version', () => {
+  const DOCKER = path.join(__dirname, '..', 'docker');
+  const withRelease = (version, family) => {
+    const dir = tree(version, stockOf(family));
+    fs.mkdirSync(path.join(dir, 'custom-backend-auth'));
+    for (const f of ['Dockerfile', 'install.sh', 'docker-compose.override.yml']) fs.copyFileSync(path.join(DOCKER, f), path.join(dir, 'custom-backend-auth', f));
+    return dir;
+  };
+
+  test.each([
+    ['v0.8.7', 'v0.8.7', 'ghcr.io/danny-avila/librechat:v0.8.7'],
+    ['v0.7.9', 'v0.7.9', 'ghcr.io/danny-avila/librechat:v0.7.9'],
+  ])('#22.4 %s: the override builds %s\'s image, the .env block is written, the host\'s files are left to the image build; --revert gives the tree back', async (version, family, image) => {
+    const dir = withRelease(version, family);
+    const before = hashOf(dir);
+    const r = await cli(['init', '--docker', '--dir', dir, '--backend', 'https://id.example.com']);
+    expect(r.code).toBe(0);
+    const override = read(dir, 'docker-compose.override.yml');
+    expect(override).toContain(`LIBRECHAT_IMAGE: ${image}`);
+    expect(override.replace(`LIBRECHAT_IMAGE: ${image}`, '')).toBe(fs.readFileSync(path.join(DOCKER, 'docker-compose.override.yml'), 'utf8').replace(/LIBRECHAT_IMAGE: .*/, ''));
+    expect(read(dir, '.env')).toContain('BACKEND_AUTH_URL=https://id.example.com/api/auth/login');
+    for (const [file, text] of Object.entries(stockOf(family))) expect(read(dir, file)).toBe(text);
+    expect(r.stdout).toContain('docker compose build api && docker compose up -d');
+    expect((await cli(['init', '--docker', '--dir', dir])).stdout).toContain('Already wired: nothing changed.');
+    expect((await cli(['init', '--docker', '--revert', '--dir', dir])).code).toBe(0);
+    expect(hashOf(dir)).toBe(before);
+  });
+
+  test('#22.4 --image chooses another; an override that is not the package\'s is never replaced; no release folder: said', async () => {
+    const dir = withRelease('v0.8.8-rc1', 'main');
+    expect((await cli(['init', '--docker', '--no-env', '--dir', dir, '--image', 'registry.librechat.ai/danny-avila/librechat-dev:latest'])).code).toBe(0);
+    expect(read(dir, 'docker-compose.override.yml')).toContain('LIBRECHAT_IMAGE: registry.librechat.ai/danny-avila/librechat-dev:latest');
+
+    const own = withRelease('v0.8.7', 'v0.8.7');
+    fs.writeFileSync(path.join(own, 'docker-compose.override.yml'), 'services:\n  api:\n    ports: ["3081:3080"]\n');
+    const before = hashOf(own);
+    const r = await cli(['init', '--docker', '--dir', own, '--backend', 'https://id.example.com']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('is not the package\'s (its first line differs): init does not replace it');
+    expect(hashOf(own)).toBe(before);
+
+    const bare = tree('v0.8.7', stockOf('v0.8.7'));
+    const none = await cli(['init', '--docker', '--dir', bare, '--backend', 'https://id.example.com']);
+    expect(none.code).toBe(1);
+    expect(none.stdout).toContain('holds no release folder');
+  });
+});

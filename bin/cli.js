@@ -12,6 +12,7 @@ const path = require('path');
 const wiring = require('../lib/wiring');
 const { init, librechatRoot } = require('../lib/init');
 const { isEnabled } = require('../lib/switches');
+const { readSecret } = require('../lib/terminal');
 
 const NAME = 'librechat-custom-backend-auth';
 const PACKAGE_REQUIRE = `require('${NAME}')`;
@@ -53,7 +54,16 @@ Options:
   --events               init: also generate BACKEND_EVENTS_SECRET (backend events).
   --username-login       init: BACKEND_LOGIN_USES_USERNAME=true (the login page asks for a user name).
   --no-env               init: wire the files only; leave .env alone.
+  --docker               init: for LibreChat's Docker setup: with the release folder copied to
+                         custom-backend-auth/, writes docker-compose.override.yml building the
+                         image of the LibreChat version found (ghcr.io/danny-avila/librechat:<tag>;
+                         --image <ref> for another), and the .env block; the image's own files
+                         are wired when it is built. No doctor (it runs in the container).
   --no-doctor            init: do not run doctor at the end (it does by default, on what init wrote).
+  --check-login <user>   doctor (and init's doctor): a canary login of <user> at the backend with
+                         the configuration checked; the password is asked with no echo, or read
+                         from stdin (never from the command line). No user is written and no
+                         session kept; the backend's is ended where BACKEND_LOGOUT_URL is set.
   --env-file <path>      doctor: read variables from this file (default: .env in the current
   --env <path>           folder, else in its parent: LibreChat's root when run in its api/
                          folder). init: the .env to write (default: LibreChat's root .env).
@@ -96,10 +106,10 @@ function parseEnvFile(file) {
 
 function parseArgs(argv) {
   const opts = {
-    command: undefined, envFile: undefined, dir: undefined, backend: undefined, urls: {},
-    dryRun: false, revert: false, noEnv: false, noDoctor: false, events: false, usernameLogin: false, help: false, error: undefined,
+    command: undefined, envFile: undefined, dir: undefined, backend: undefined, checkLogin: undefined, image: undefined, urls: {},
+    dryRun: false, revert: false, noEnv: false, noDoctor: false, docker: false, events: false, usernameLogin: false, help: false, error: undefined,
   };
-  const PATHS = { '--env-file': 'envFile', '--env': 'envFile', '--dir': 'dir', '--backend': 'backend' };
+  const PATHS = { '--env-file': 'envFile', '--env': 'envFile', '--dir': 'dir', '--backend': 'backend', '--check-login': 'checkLogin', '--image': 'image' };
   const URL_FLAGS = {
     '--auth-url': 'BACKEND_AUTH_URL',
     '--userinfo-url': 'BACKEND_USER_INFO_URL',
@@ -107,7 +117,7 @@ function parseArgs(argv) {
     '--logout-url': 'BACKEND_LOGOUT_URL',
   };
   const SWITCHES = {
-    '--dry-run': 'dryRun', '--revert': 'revert', '--no-env': 'noEnv', '--no-doctor': 'noDoctor', '--events': 'events', '--username-login': 'usernameLogin',
+    '--dry-run': 'dryRun', '--revert': 'revert', '--no-env': 'noEnv', '--docker': 'docker', '--no-doctor': 'noDoctor', '--events': 'events', '--username-login': 'usernameLogin',
   };
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
@@ -191,7 +201,40 @@ function wiringFindings(vars, dir) {
   return { findings, wired: false };
 }
 
-async function doctor(opts, out) {
+/**
+ * `--check-login USER`: a canary login with the configuration doctor checked (the password from the
+ * terminal, with no echo, or from stdin; never from the command line). Nothing is written, no session
+ * is kept (the backend's is ended where BACKEND_LOGOUT_URL allows). One finding.
+ */
+async function checkLoginFinding(native, vars, username, io) {
+  const check = 'check-login';
+  const password = await readSecret(io, `Password of ${username} at the backend (not shown): `);
+  if (!password) return { level: 'problem', check, detail: 'no password: type it at the prompt, or give it on stdin (never on the command line)' };
+  let service;
+  try {
+    service = new native.CustomBackendAuthService(vars);
+  } catch (err) {
+    return { level: 'problem', check, detail: `not run: ${err.message}` };
+  }
+  try {
+    const r = await service.checkLogin({ username, password });
+    const ended = r.backendSessionEnded === undefined || r.backendSessionEnded === null
+      ? 'its backend session stays until it expires (no BACKEND_LOGOUT_URL)'
+      : r.backendSessionEnded ? 'its backend session was ended' : 'ending its backend session failed';
+    return {
+      level: 'ok',
+      check,
+      detail: `the backend accepted ${JSON.stringify(username)}: backend id ${r.backendId}, email ${r.email}, LibreChat user name ${r.username}${r.role ? `, role ${r.role}` : ''}; no user written, no session kept; ${ended}`,
+    };
+  } catch (err) {
+    // `[CODE] message` from the addon: never a password or token.
+    return { level: 'problem', check, detail: `the login failed: ${err.message}` };
+  } finally {
+    await service.close().catch(() => {});
+  }
+}
+
+async function doctor(opts, out, io = { stdin: process.stdin, stdout: process.stdout }) {
   const envFile = opts.envFile;
   let loaded;
   try {
@@ -222,6 +265,7 @@ async function doctor(opts, out) {
     }
   }
   report.findings.push(...wired.findings);
+  if (opts.checkLogin !== undefined) report.findings.push(await checkLoginFinding(native, loaded.vars, opts.checkLogin, io));
 
   out.log('');
   out.log('Effective configuration');
@@ -254,11 +298,11 @@ async function main(argv, out) {
   if (opts.command === 'doctor') return doctor(opts, out);
   if (opts.command === 'init') {
     const code = await init(opts, out);
-    if (code !== 0 || opts.dryRun || opts.revert || opts.noDoctor) return code;
+    if (code !== 0 || opts.dryRun || opts.revert || opts.noDoctor || opts.docker) return code;
     // Proven before the restart: the configuration init wrote, as LibreChat will read it.
     const root = librechatRoot(opts.dir);
     out.log('');
-    const checked = await doctor({ envFile: opts.envFile ?? path.join(root, '.env'), dir: root }, out);
+    const checked = await doctor({ envFile: opts.envFile ?? path.join(root, '.env'), dir: root, checkLogin: opts.checkLogin }, out);
     if (checked !== 0) out.log('init is done, but doctor found the problems above: mend them before LibreChat restarts.');
     return checked;
   }

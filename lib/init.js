@@ -6,8 +6,8 @@
 
 const fs = require('fs');
 const path = require('path');
-const readline = require('readline');
 const wiring = require('./wiring');
+const { asker } = require('./terminal');
 const envBlock = require('./envBlock');
 
 /** The backend URLs init writes: setting, flag, path below --backend, what the prompt asks. */
@@ -32,16 +32,6 @@ function isUrl(v) {
   } catch {
     return false;
   }
-}
-
-/** Asks on the terminal; `null` when stdin is not one (then nothing is asked). */
-function asker(io) {
-  if (!io.stdin.isTTY) return null;
-  const rl = readline.createInterface({ input: io.stdin, output: io.stdout });
-  const ask = (question, fallback) => new Promise((resolve) => {
-    rl.question(`${question}${fallback ? ` [${fallback}]` : ''}: `, (a) => resolve(a.trim() || fallback || ''));
-  });
-  return { ask, close: () => rl.close() };
 }
 
 /**
@@ -105,6 +95,35 @@ function printProblems(r, opts, out) {
   out.log('Make the lines above by hand (docs/install.md, "Wiring"), or bring the anchor back, and run it again.');
 }
 
+/** The image LibreChat publishes for a release tag (its .github/workflows/tag-images.yml). */
+const imageFor = (versionText) => (versionText && /^v\d+\.\d+\.\d+(-rc\d+)?$/.test(versionText)
+  ? `ghcr.io/danny-avila/librechat:${versionText}`
+  : 'registry.librechat.ai/danny-avila/librechat-dev:latest');
+
+/**
+ * `--docker`: LibreChat's compose override (from the release folder copied as custom-backend-auth/),
+ * building the image of the LibreChat version found (`--image` to choose another). An override that
+ * is not the package's is never replaced. Returns { problem } or { file, before, after } (null: none).
+ */
+function dockerPlan(root, versionText, opts) {
+  const context = path.join(root, 'custom-backend-auth');
+  const template = path.join(context, 'docker-compose.override.yml');
+  const file = path.join(root, 'docker-compose.override.yml');
+  const before = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : null;
+  if (!fs.existsSync(template) || !fs.existsSync(path.join(context, 'Dockerfile'))) {
+    return { problem: `${context} holds no release folder (Dockerfile, install.sh, docker-compose.override.yml, the tarballs): copy the release's dist/ there first` };
+  }
+  const text = fs.readFileSync(template, 'utf8');
+  const ours = (t) => t !== null && t.split('\n')[0] === text.split('\n')[0];
+  if (before !== null && !ours(before)) {
+    return { problem: `${file} is not the package's (its first line differs): init does not replace it; add the api service of ${template} to it by hand` };
+  }
+  if (opts.revert) return { file, before, after: ours(before) ? null : before };
+  const image = opts.image ?? imageFor(versionText);
+  const after = text.replace(/^( *LIBRECHAT_IMAGE: ).*$/m, `$1${image}`);
+  return { file, before, after, image };
+}
+
 /** Writes `text` over `file` whole (beside it, then renamed); a new file is readable by its owner only. */
 function writeWhole(file, text) {
   const mode = fs.existsSync(file) ? fs.statSync(file).mode : 0o600;
@@ -124,12 +143,19 @@ async function init(opts, out, io = { stdin: process.stdin, stdout: process.stdo
     return 2;
   }
   const to = opts.revert ? 'stock' : 'wired';
-  const plan = wiring.change(root, to, { dryRun: true });
+  // With --docker the image's files are wired when it is built (install.sh), not these.
+  const plan = opts.docker ? { ...wiring.inspect(root), changes: [], problems: [] } : wiring.change(root, to, { dryRun: true });
   out.log(`LibreChat ${plan.versionText ?? '(version not found in package.json)'} in ${root}`);
   if (plan.problems.length > 0) {
     printProblems(plan, opts, out);
     return 1;
   }
+  const docker = opts.docker ? dockerPlan(root, plan.versionText, opts) : null;
+  if (docker?.problem) {
+    out.log(`Not ${opts.revert ? 'reverted' : 'wired'}: no file was changed. ${docker.problem}`);
+    return 1;
+  }
+  const dockerChanges = docker !== null && docker.after !== docker.before;
 
   // The .env block, planned before anything is written.
   let envPlan = null;
@@ -161,7 +187,8 @@ async function init(opts, out, io = { stdin: process.stdin, stdout: process.stdo
   }
   const envChanges = envPlan && envPlan.after !== envPlan.before;
 
-  if (plan.changes.length === 0 && !envChanges) {
+  const changed = plan.changes.length + (envChanges ? 1 : 0) + (dockerChanges ? 1 : 0);
+  if (changed === 0) {
     out.log(opts.revert ? 'Not wired: nothing to revert.' : 'Already wired: nothing changed.');
     return 0;
   }
@@ -173,11 +200,12 @@ async function init(opts, out, io = { stdin: process.stdin, stdout: process.stdo
     } else if (envChanges) {
       out.log(`${envPlan.file}: the block would be removed`);
     }
-    out.log(`Dry run: ${plan.changes.length + (envChanges ? 1 : 0)} file(s) would change; nothing was written.`);
+    if (dockerChanges) out.log(docker.after === null ? `${docker.file} would be removed` : `${docker.file} would build ${docker.image}`);
+    out.log(`Dry run: ${changed} file(s) would change; nothing was written.`);
     return 0;
   }
 
-  const done = wiring.change(root, to);
+  const done = opts.docker ? plan : wiring.change(root, to);
   for (const c of done.changes) out.log(`  ${opts.revert ? 'reverted' : 'wired'}   ${c.file} (${c.count} place${c.count === 1 ? '' : 's'})`);
   if (envChanges) {
     if (opts.revert && envPlan.created && envPlan.after === '') fs.rmSync(envPlan.file);
@@ -187,6 +215,17 @@ async function init(opts, out, io = { stdin: process.stdin, stdout: process.stdo
       if (c.what === 'kept' && c.detail === 'already in the block') continue;
       out.log(`    ${c.name}: ${c.what}${c.secret ? ' (generated from the system\'s random source; not shown: read it in the file)' : ''}${c.detail ? `, ${c.detail}` : ''}`);
     }
+  }
+  if (dockerChanges) {
+    if (docker.after === null) fs.rmSync(docker.file);
+    else writeWhole(docker.file, docker.after);
+    out.log(docker.after === null ? `  removed ${docker.file}` : `  wrote   ${docker.file} (LibreChat's api service built from ${docker.image}, wired at the build)`);
+  }
+  if (opts.docker) {
+    out.log(opts.revert
+      ? 'Reverted. `docker compose up -d --build` runs LibreChat\'s own image again.'
+      : 'Done. Then: docker compose build api && docker compose up -d; doctor runs in the container: docker compose exec api npx librechat-custom-backend-auth doctor');
+    return 0;
   }
   out.log(opts.revert
     ? 'Reverted. Restart LibreChat (Docker: rebuild the image) to run its own login again.'

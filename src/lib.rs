@@ -41,6 +41,18 @@ pub fn source_id() -> &'static str {
 /// Audit events waiting for the event loop at most; more are dropped (and counted).
 const AUDIT_QUEUE: usize = 1024;
 
+/// What `checkLogin` found (a canary login: no user written, no session kept).
+#[napi(object)]
+pub struct LoginCheckResult {
+    pub backend_id: String,
+    pub email: String,
+    pub username: String,
+    /// The LibreChat role the role mapping gives (absent: no mapping configured).
+    pub role: Option<String>,
+    /// The backend session the login opened: ended, the end failed, or absent without `BACKEND_LOGOUT_URL`.
+    pub backend_session_ended: Option<bool>,
+}
+
 /// What `login` answers. `user` is relaxed Extended JSON (the shim restores ObjectIds and Dates).
 #[napi(object)]
 pub struct LoginResult {
@@ -300,6 +312,24 @@ impl CustomBackendAuthService {
             },
         };
         Ok(result)
+    }
+
+    /// A canary login (`doctor --check-login`): the backend checks the credentials and the user is
+    /// mapped and checked against the policy as at login, but nothing is written and no session is
+    /// kept (the backend's is ended where `BACKEND_LOGOUT_URL` allows). Not counted in the metrics.
+    #[napi]
+    pub async fn check_login(
+        &self,
+        credentials: serde_json::Value,
+    ) -> napi::Result<LoginCheckResult> {
+        let c = self.inner.check_login(&credentials).await?;
+        Ok(LoginCheckResult {
+            backend_id: c.backend_id,
+            email: c.email,
+            username: c.username,
+            role: c.role.map(str::to_string),
+            backend_session_ended: c.backend_session_ended,
+        })
     }
 
     /// The hot path of every request, synchronous (no Promise): classifies the bearer token,

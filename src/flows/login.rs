@@ -78,6 +78,17 @@ pub fn login_fields(body: &Value) -> AuthResult<(String, String)> {
     Ok((username, password))
 }
 
+/// What a canary login found (`doctor --check-login`): nothing was written, no session kept.
+pub struct LoginCheck {
+    pub backend_id: String,
+    pub email: String,
+    pub username: String,
+    /// The LibreChat role the role mapping gives (`None`: no mapping configured).
+    pub role: Option<&'static str>,
+    /// The backend session the login opened: ended, the end failed, or no `BACKEND_LOGOUT_URL`.
+    pub backend_session_ended: Option<bool>,
+}
+
 impl Service {
     /// The backend's user for a fresh login: from the login answer when it carries id and email,
     /// else from user info with the new access token.
@@ -108,6 +119,30 @@ impl Service {
             self.abandon_backend_session(tokens, backend_id);
         }
         outcome
+    }
+
+    /// A login as far as the backend and this configuration go (the backend's answer, the user it
+    /// maps to, the role and domain policy), with no user written and no LibreChat session; the
+    /// backend session it opened is ended at once where `BACKEND_LOGOUT_URL` allows.
+    pub async fn check_login(&self, body: &Value) -> AuthResult<LoginCheck> {
+        let (username, password) = login_fields(body)?;
+        let answer = self.backend.login(&username, &password).await?;
+        let tokens = answer.tokens.clone();
+        let checked = match self.login_user(answer.user, &tokens.access_token).await {
+            Ok(user) => self.config.policy.admit(&user).map(|()| user),
+            Err(e) => Err(e),
+        };
+        let end_failed = self.backend_logout(&tokens).await;
+        let backend_session_ended = self.config.logout_url.is_some().then_some(!end_failed);
+        let user = checked?;
+        let profile = Profile::from_backend(&user, &self.config.policy);
+        Ok(LoginCheck {
+            backend_id: user.id,
+            email: profile.email,
+            username: profile.username,
+            role: profile.role,
+            backend_session_ended,
+        })
     }
 
     /// After the backend accepted the credentials: user sync, then the session (or 2FA step).
