@@ -159,6 +159,58 @@ function restorePackage(lcDir, prefix, logsTo) {
   fs.rmSync(prefix, { recursive: true, force: true });
 }
 
+/* ------------------------------------------------------------------ the web client */
+
+/**
+ * LibreChat's login page in headless Chromium (Debian's, with playwright-core; E2E_CHROMIUM for
+ * another), when client/dist is a real build of the web client (not the placeholder page): types
+ * the user name and password into LibreChat's own form and waits for the chat page.
+ */
+async function webClientLogin(lcDir, base, user) {
+  const index = path.join(lcDir, 'client', 'dist', 'index.html');
+  if (!fs.existsSync(index) || !/\/assets\//.test(fs.readFileSync(index, 'utf8'))) {
+    return { skipped: 'client/dist is not a build of the web client (npm run frontend builds it)' };
+  }
+  let chromium;
+  try {
+    ({ chromium } = require('playwright-core'));
+  } catch {
+    return { skipped: 'playwright-core is not installed (npm install)' };
+  }
+  const executablePath = process.env.E2E_CHROMIUM || '/usr/bin/chromium';
+  if (!fs.existsSync(executablePath)) return { skipped: `no Chromium at ${executablePath} (apt-get install chromium)` };
+  const browser = await chromium.launch({ executablePath, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${base}/login`, { waitUntil: 'domcontentloaded', timeout: 60_000 });
+    const field = page.locator('#email');
+    await field.waitFor({ timeout: 60_000 });
+    const label = (await page.locator('label[for="email"]').first().textContent({ timeout: 5_000 }).catch(() => '') || '').trim();
+    await field.fill(user.username);
+    await page.locator('#password').fill(user.password);
+    const [answer] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/api/auth/login') && r.request().method() === 'POST', { timeout: 30_000 }),
+      page.locator('[data-testid="login-button"]').click(),
+    ]);
+    let error = '';
+    await page.waitForURL((u) => /\/c\//.test(u.pathname), { timeout: 30_000 }).catch((e) => { error = e.message.split('\n')[0]; });
+    const cookies = await page.context().cookies();
+    const url = new URL(page.url());
+    return {
+      label,
+      status: answer.status(),
+      path: url.pathname,
+      chat: /\/c\//.test(url.pathname),
+      refreshCookie: cookies.some((c) => c.name === 'refreshToken' && c.httpOnly),
+      error,
+    };
+  } catch (err) {
+    return { status: 0, path: '', chat: false, refreshCookie: false, label: '', error: err.message.split('\n')[0] };
+  } finally {
+    await browser.close();
+  }
+}
+
 /* ------------------------------------------------------------------ leaving the checkout as found */
 
 /** LibreChat's own run-time output (its logs, violation store, uploads): written by LibreChat itself. */
@@ -610,6 +662,15 @@ async function main() {
     step('POST /api/auth/login with a user name', login.status === 200 && !!token && !!browser.jar.get('refreshToken'),
       `${login.status}, user ${login.json?.user?.username} <${login.json?.user?.email}>, cookies: ${[...browser.jar.keys()].join(', ')}`);
 
+    // LibreChat's own web client, when the checkout has it built: its login page in Chromium.
+    const web = await webClientLogin(dir, base, { username: 'bob', password: 'bob-password-2' });
+    if (web.skipped) info(`SKIP  the web client's login: ${web.skipped}`);
+    else {
+      step('the web client: LibreChat\'s login page in Chromium, a backend user name and password typed and sent, the chat page opens',
+        web.status === 200 && web.chat && web.refreshCookie && web.label === 'Username',
+        `field labelled "${web.label}"; POST /api/auth/login ${web.status}; then ${web.path}; refreshToken cookie ${web.refreshCookie}${web.error ? `; ${web.error}` : ''}`);
+    }
+
     const wrong = await call('POST', '/api/auth/login', { body: { email: USER.username, password: 'wrong' }, cookies: false });
     step('POST /api/auth/login with a wrong password is refused (4xx, docs/errors-and-statuses.md), no cookie',
       wrong.status >= 400 && wrong.status < 500 && !wrong.headers.getSetCookie().some((c) => /^refreshToken=[^;]/.test(c)),
@@ -698,12 +759,17 @@ async function main() {
     browser.jar.set('refreshToken', refreshCookie3);
     const deadRefresh = await call('POST', '/api/auth/refresh');
     step('after logout: the old refresh cookie is refused (401)', deadRefresh.status === 401, brief(deadRefresh));
-    const metrics = await call('GET', '/metrics', { token: envVars.METRICS_SECRET, cookies: false });
-    const text = metrics.text;
-    step('GET /metrics (METRICS_SECRET): LibreChat\'s metrics and the package\'s, with the logins and refreshes above',
-      metrics.status === 200 && /librechat_custom_backend_logins_total\{code="ok"\} [1-9]/.test(text)
-        && /librechat_custom_backend_refreshes_total\{code="BACKEND_UNAVAILABLE"\} 1\b/.test(text) && /^# HELP (?!librechat_custom_backend_)/m.test(text),
-      `${metrics.status}; ${(text.match(/^librechat_custom_backend_(logins|refreshes)_total\{[^}]*\} \d+/gm) ?? []).join(', ')}`);
+    // LibreChat has a /metrics router from v0.8.6 on (the wiring appends the package's there).
+    if (/metricsRouter/.test(fs.readFileSync(path.join(dir, 'api', 'server', 'index.js'), 'utf8'))) {
+      const metrics = await call('GET', '/metrics', { token: envVars.METRICS_SECRET, cookies: false });
+      const text = metrics.text;
+      step('GET /metrics (METRICS_SECRET): LibreChat\'s metrics and the package\'s, with the logins and refreshes above',
+        metrics.status === 200 && /librechat_custom_backend_logins_total\{code="ok"\} [1-9]/.test(text)
+          && /librechat_custom_backend_refreshes_total\{code="BACKEND_UNAVAILABLE"\} 1\b/.test(text) && /^# HELP (?!librechat_custom_backend_)/m.test(text),
+        `${metrics.status}; ${(text.match(/^librechat_custom_backend_(logins|refreshes)_total\{[^}]*\} \d+/gm) ?? []).join(', ')}`);
+    } else {
+      info('SKIP  /metrics: this LibreChat has no /metrics router (v0.8.6 and newer have)');
+    }
     const afterLogout = await call('GET', '/api/user', { token: token3, cookies: false });
     step('after logout: the LibreChat access token stays valid until it expires (docs/logout-events-revocation.md, "Logout")',
       afterLogout.status === 200, `${afterLogout.status}`);
