@@ -53,7 +53,11 @@ test('#10.8 docs/install.md records the real-LibreChat run: version, Node 24, .e
   // The LibreChat version and commit the wiring ran in, and how to repeat it.
   expect(sub).toMatch(/v0\.8\.8-rc1, commit `0ab3414c`/);
   expect(sub).toContain('LIBRECHAT_DIR=/work/librechat npm run e2e:librechat');
-  expect(sub).toMatch(/Result of the run, \d{4}-\d\d-\d\d/);
+  expect(sub).toMatch(/Result of the run on main, \d{4}-\d\d-\d\d/);
+  // #22: the versions the real server ran, each with its steps.
+  expect(sub).toMatch(/^\| v0\.7\.9, commit `bef5c26b` \| .* \| \d+ of \d+ \|/m);
+  expect(sub).toMatch(/^\| v0\.8\.7, commit `9e74cc0e` \| .* \| \d+ of \d+ \|/m);
+  expect(sub).toMatch(/the web client: LibreChat.s login page in Chromium/);
   // The facts an operator meets.
   expect(sub).toMatch(/Node 24\.16\.0 \(`\.nvmrc`, and `node:24\.16\.0-alpine` in its `Dockerfile`\)/);
   expect(sub).toMatch(/root `\.env`/);

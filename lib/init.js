@@ -85,10 +85,11 @@ function printProblems(r, opts, out) {
     out.log('');
     out.log(`  ${p.file}: ${p.what}: ${p.reason}`);
     if (p.anchor !== undefined) {
+      const [looked, made] = opts.revert ? [p.lines, p.anchor] : [p.anchor, p.lines];
       out.log('    It looks for (the whole line, any indent):');
-      for (const line of p.anchor.replace(/\n$/, '').split('\n')) out.log(`      ${line}`);
+      for (const line of looked.replace(/\n$/, '').split('\n')) out.log(`      ${line}`);
       out.log(`    and ${opts.revert ? 'puts back' : 'makes it'}:`);
-      for (const line of (opts.revert ? p.anchor : p.lines).replace(/\n$/, '').split('\n')) out.log(`      ${line}`);
+      for (const line of made.replace(/\n$/, '').split('\n')) out.log(`      ${line}`);
     }
   }
   out.log('');
@@ -223,7 +224,7 @@ async function init(opts, out, io = { stdin: process.stdin, stdout: process.stdo
   }
   if (opts.docker) {
     out.log(opts.revert
-      ? 'Reverted. `docker compose up -d --build` runs LibreChat\'s own image again.'
+      ? 'Reverted. `docker compose up -d` runs LibreChat\'s own image again.'
       : 'Done. Then: docker compose build api && docker compose up -d; doctor runs in the container: docker compose exec api npx librechat-custom-backend-auth doctor');
     return 0;
   }
@@ -233,4 +234,4 @@ async function init(opts, out, io = { stdin: process.stdin, stdout: process.stdo
   return 0;
 }
 
-module.exports = { init, librechatRoot, URLS };
+module.exports = { init, librechatRoot };
