@@ -439,6 +439,17 @@ describe('#22.6 doctor checks the wiring while the switch is on', () => {
     expect(lines(r.stdout, 'INFO').join('\n')).toContain("wiring: api/server/index.js: the strategies: passport.use(jwtLogin());: not in the form init makes (wired by hand, or by an older wiring); not checked");
   });
 
+  test('#22.6 the older wiring (through LibreChat\'s barrels, the patches before init): not checked (INFO), not a problem', async () => {
+    const files = wiredOf('main');
+    const ours = /const \{\n {2}isCustomBackendAuthEnabled,\n {2}customJwtStrategy,[^]*?\} = require\('librechat-custom-backend-auth'\);\n/;
+    expect(files['api/server/index.js']).toMatch(ours);
+    files['api/server/index.js'] = files['api/server/index.js'].replace(ours, "const { customJwtStrategy, customBackendStrategy } = require('~/strategies');\n");
+    const dir = makeTree(tmp, 'v0.8.8-rc1', files);
+    const r = await runCli(['doctor', '--dir', dir], baseEnv(ON));
+    expect(lines(r.stdout, 'PROBLEM').join('\n')).not.toMatch(/ wiring: /);
+    expect(lines(r.stdout, 'INFO').join('\n')).toMatch(/wiring: api\/server\/index\.js: the package, after the require of ~\/strategies: not in the form init makes/);
+  });
+
   test('#22.6 wired: OK, and open registration is no problem (the wiring answers it 403); switched off: no wiring check', async () => {
     const dir = makeTree(tmp, 'v0.8.8-rc1', stockOf('main'));
     wiring.change(dir, 'wired');

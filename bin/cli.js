@@ -15,7 +15,8 @@ const { isEnabled } = require('../lib/switches');
 const { readSecret } = require('../lib/terminal');
 
 const NAME = 'librechat-custom-backend-auth';
-const PACKAGE_REQUIRE = `require('${NAME}')`;
+/** A file that names the package or one of its exports uses it (wired by hand, or by an older wiring). */
+const USES_PACKAGE = /librechat-custom-backend-auth|\bcustom(?:Jwt|Backend)\w*|\brequireCustomBackendAuth\b|\bisCustomBackendAuthEnabled\b/;
 
 const USAGE = `Usage: ${NAME} <command> [options]
 
@@ -187,13 +188,16 @@ function wiringFindings(vars, dir) {
   const version = `LibreChat ${s.versionText ?? '(version unknown)'}`;
   if (s.state === 'wired') return { findings: [{ level: 'ok', check: 'wiring', detail: `${version} in ${root} is wired` }], wired: true };
   const fix = 'run `npx librechat-custom-backend-auth init` there (docs/install.md, "Wiring"); until then LibreChat runs its own login';
-  if (s.state === 'stock') {
+  const uses = (file) => USES_PACKAGE.test(fs.readFileSync(path.join(root, file), 'utf8'));
+  if (s.state === 'stock' && !s.notWired.some(uses)) {
     return { findings: [{ level: 'problem', check: 'wiring', detail: `USE_CUSTOM_BACKEND_AUTH is true but ${version} in ${root} is not wired (${s.notWired.join(', ')}): ${fix}` }], wired: false };
   }
-  const findings = s.notWired.map((file) => ({ level: 'problem', check: 'wiring', detail: `${file} of ${version} in ${root} is not wired (the others are): ${fix}` }));
+  const findings = s.notWired.map((file) => (uses(file)
+    ? { level: 'info', check: 'wiring', detail: `${file}: uses the package in a form init does not make (by hand, or the patches before init); not checked (\`init --dry-run\` shows init's form)` }
+    : { level: 'problem', check: 'wiring', detail: `${file} of ${version} in ${root} is not wired (the others are): ${fix}` }));
   for (const p of s.problems) {
     // A file that names the package was wired by hand or by an older wiring: doctor cannot tell more.
-    const byHand = p.reason !== 'not found' && fs.readFileSync(path.join(root, p.file), 'utf8').includes(PACKAGE_REQUIRE);
+    const byHand = p.reason !== 'not found' && USES_PACKAGE.test(fs.readFileSync(path.join(root, p.file), 'utf8'));
     findings.push(byHand
       ? { level: 'info', check: 'wiring', detail: `${p.file}: ${p.what}: not in the form init makes (wired by hand, or by an older wiring); not checked` }
       : { level: 'problem', check: 'wiring', detail: `${p.file}: ${p.what}: ${p.reason}, and the file does not use the package: ${fix}` });
