@@ -282,6 +282,19 @@ describe('#22.2 init writes the package\'s block in LibreChat\'s .env', () => {
     expect(hashOf(dir)).toBe(before);
   });
 
+  test('#22.2 a block whose end line was deleted by hand: nothing written, said so', async () => {
+    const dir = tree('v0.8.8-rc1', stockOf('main'));
+    expect((await cli(['init', '--no-doctor', '--dir', dir, ...URLS])).code).toBe(0);
+    fs.writeFileSync(path.join(dir, '.env'), envOf(dir).replace('# <<< librechat-custom-backend-auth\n', ''));
+    const before = hashOf(dir);
+    for (const args of [['init', '--dir', dir], ['init', '--revert', '--dir', dir]]) {
+      const r = await cli(args);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain('has the package\'s start line but not its end line (# <<< librechat-custom-backend-auth): mend the block by hand.');
+    }
+    expect(hashOf(dir)).toBe(before);
+  });
+
   test('#22.2 a flag replaces a value of the block; others are kept', async () => {
     const dir = tree('v0.8.8-rc1', stockOf('main'));
     expect((await cli(['init', '--dir', dir, ...URLS])).code).toBe(0);

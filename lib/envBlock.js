@@ -1,9 +1,10 @@
 'use strict';
 
 // The package's block in LibreChat's .env (`init`): the switch, the backend URLs and generated keys,
-// between two marker lines. Lines outside the block stay as they are, except a LibreChat setting
-// that would stop backend logins (`ALLOW_EMAIL_LOGIN` not true): that line is kept, commented out
-// with a marker, and `init --revert` restores it and removes the block, byte for byte.
+// between two marker lines. Lines outside the block stay as they are, except a setting that would
+// keep the package off or stop backend logins (`USE_CUSTOM_BACKEND_AUTH`, `ALLOW_EMAIL_LOGIN` not
+// true): that line is kept, commented out with a marker, and `init --revert` restores it and removes
+// the block, byte for byte.
 
 const crypto = require('crypto');
 
@@ -33,6 +34,8 @@ function parse(text) {
   const lines = text.split('\n');
   const start = lines.findIndex((l) => HEADERS.includes(l));
   const end = start < 0 ? -1 : lines.indexOf(END, start);
+  // A start line without its end line (edited by hand): nothing can be told apart safely.
+  const damaged = start >= 0 && end < 0;
   const block = new Map();
   if (start >= 0 && end > start) {
     for (const l of lines.slice(start + 1, end)) {
@@ -46,7 +49,7 @@ function parse(text) {
     const m = assignment(l);
     if (m) outside.set(m[1], { value: unquote(m[2]), line: k });
   });
-  return { lines, start, end, block, outside };
+  return { lines, start, end, block, outside, damaged };
 }
 
 function unquote(raw) {

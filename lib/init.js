@@ -164,6 +164,10 @@ async function init(opts, out, io = { stdin: process.stdin, stdout: process.stdo
     const file = path.resolve(opts.envFile ?? path.join(root, '.env'));
     const exists = fs.existsSync(file);
     const { text, back } = wiring.lfText(exists ? fs.readFileSync(file, 'utf8') : '');
+    if (envBlock.parse(text).damaged) {
+      out.log(`Not ${opts.revert ? 'reverted' : 'wired'}: no file was changed. ${file} has the package's start line but not its end line (${envBlock.END}): mend the block by hand.`);
+      return 1;
+    }
     if (opts.revert) {
       const r = envBlock.remove(text);
       envPlan = { file, before: text, after: r.text, write: back(r.text), changes: [], created: r.created };
