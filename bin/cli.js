@@ -197,7 +197,7 @@ function wiringFindings(vars, dir) {
     : { level: 'problem', check: 'wiring', detail: `${file} of ${version} in ${root} is not wired (the others are): ${fix}` }));
   for (const p of s.problems) {
     // A file that names the package was wired by hand or by an older wiring: doctor cannot tell more.
-    const byHand = p.reason !== 'not found' && USES_PACKAGE.test(fs.readFileSync(path.join(root, p.file), 'utf8'));
+    const byHand = p.reason !== 'not found' && uses(p.file);
     findings.push(byHand
       ? { level: 'info', check: 'wiring', detail: `${p.file}: ${p.what}: not in the form init makes (wired by hand, or by an older wiring); not checked` }
       : { level: 'problem', check: 'wiring', detail: `${p.file}: ${p.what}: ${p.reason}, and the file does not use the package: ${fix}` });
