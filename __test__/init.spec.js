@@ -282,6 +282,19 @@ describe('#22.2 init writes the package\'s block in LibreChat\'s .env', () => {
     expect(hashOf(dir)).toBe(before);
   });
 
+  test('#22.2 a .env that is a link stays a link: its target gets the block and loses it again', async () => {
+    const dir = tree('v0.8.8-rc1', stockOf('main'));
+    const shared = path.join(dir, '..', `shared-${path.basename(dir)}.env`);
+    fs.writeFileSync(shared, 'JWT_SECRET=abc\n');
+    fs.symlinkSync(shared, path.join(dir, '.env'));
+    expect((await cli(['init', '--no-doctor', '--dir', dir, ...URLS])).code).toBe(0);
+    expect(fs.lstatSync(path.join(dir, '.env')).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(shared, 'utf8')).toContain('BACKEND_AUTH_URL=https://id.example.com/api/auth/login');
+    expect((await cli(['init', '--revert', '--dir', dir])).code).toBe(0);
+    expect(fs.lstatSync(path.join(dir, '.env')).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(shared, 'utf8')).toBe('JWT_SECRET=abc\n');
+  });
+
   test('#22.2 a block whose end line was deleted by hand: nothing written, said so', async () => {
     const dir = tree('v0.8.8-rc1', stockOf('main'));
     expect((await cli(['init', '--no-doctor', '--dir', dir, ...URLS])).code).toBe(0);

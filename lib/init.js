@@ -125,8 +125,12 @@ function dockerPlan(root, versionText, opts) {
   return { file, before, after, image };
 }
 
-/** Writes `text` over `file` whole (beside it, then renamed); a new file is readable by its owner only. */
-function writeWhole(file, text) {
+/**
+ * Writes `text` over `file` whole (beside it, then renamed); a new file is readable by its owner only.
+ * A link (a `.env` shared between checkouts) stays a link: its target is written.
+ */
+function writeWhole(link, text) {
+  const file = fs.existsSync(link) ? fs.realpathSync(link) : link;
   const mode = fs.existsSync(file) ? fs.statSync(file).mode : 0o600;
   const tmp = `${file}.librechat-custom-backend-auth.tmp`;
   fs.writeFileSync(tmp, text, { mode });
