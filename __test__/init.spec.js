@@ -280,6 +280,13 @@ describe('#22.2 init writes the package\'s block in LibreChat\'s .env', () => {
     expect(r.stdout).toMatch(/ {2}BACKEND_TOKEN_ENCRYPTION_KEY=<64 characters, generated, not shown>/);
     expect(r.stdout).toMatch(/Dry run: 5 file\(s\) would change; nothing was written\./);
     expect(hashOf(dir)).toBe(before);
+    // What an operator put into the block (a secret, a URL with credentials) is not printed either.
+    expect((await cli(['init', '--no-doctor', '--dir', dir, ...URLS])).code).toBe(0);
+    fs.writeFileSync(path.join(dir, '.env'), envOf(dir).replace('# <<< ', 'BACKEND_INTROSPECTION_CLIENT_SECRET=s3cr3t-of-the-client\n# <<< '));
+    const again = await cli(['init', '--dry-run', '--dir', dir, '--refresh-url', 'https://svc:p4ss@id.example.com/r']);
+    expect(again.stdout).toContain('  BACKEND_INTROSPECTION_CLIENT_SECRET=<20 characters, not shown>');
+    expect(again.stdout).toContain('  BACKEND_REFRESH_URL=https://…@id.example.com/r');
+    expect(again.stdout).not.toMatch(/s3cr3t|p4ss/);
   });
 
   test('#22.2 a .env that is a link stays a link: its target gets the block and loses it again', async () => {

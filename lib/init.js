@@ -73,10 +73,19 @@ async function blockValues(opts, parsed, env, prompt) {
   return { wanted, replace, missing, invalid };
 }
 
-/** The block as the dry run shows it: generated values masked. */
+/** Settings of the block whose values the dry run shows (URLs without any user:password@). */
+const SHOWN = new Set(['USE_CUSTOM_BACKEND_AUTH', 'BACKEND_LOGIN_USES_USERNAME', 'ALLOW_EMAIL_LOGIN', ...URLS.map((u) => u.name), 'BACKEND_LOGOUT_URL']);
+
+/**
+ * The block as the dry run shows it: the values init writes; a generated key, or anything else an
+ * operator put in the block (a client secret, a MONGO_URI), only as its length.
+ */
 function shownBlock(text) {
   const p = envBlock.parse(text);
-  return [...p.block].map(([n, v]) => `  ${n}=${envBlock.GENERATED.has(n) ? `<${v.length} characters, generated, not shown>` : v}`);
+  return [...p.block].map(([n, v]) => {
+    if (!SHOWN.has(n)) return `  ${n}=<${v.length} characters, ${envBlock.GENERATED.has(n) ? 'generated, ' : ''}not shown>`;
+    return `  ${n}=${v.replace(/^(\w+:\/\/)[^/@]*@/, '$1…@')}`;
+  });
 }
 
 function printProblems(r, opts, out) {
