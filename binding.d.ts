@@ -20,15 +20,17 @@ export declare class CustomBackendAuthService {
   get secureCookies(): boolean
   /** Whether LibreChat's login page should ask for a user name (`BACKEND_LOGIN_USES_USERNAME`). */
   get loginUsesUsername(): boolean
+  /** LibreChat's `TRUST_TENANT_HEADER`: a request's `X-Tenant-Id` names its tenant. */
+  get trustTenantHeader(): boolean
   /** `AUTH_CACHE_MAX_ENTRIES` as parsed: the shim bounds its memo of parsed users by it too. */
   get cacheMaxEntries(): number
   /** `AUTH_LOG_REPEAT_SECONDS` in milliseconds: the shim's interval for repeated refusals. */
   get logRepeatMs(): number
   /**
    * Logs in with `{email|username, password}` against the backend, syncs the user and starts a
-   * LibreChat session.
+   * LibreChat session. `tenant`: the request's (docs/tenants.md).
    */
-  login(credentials: any): Promise<LoginResult>
+  login(credentials: any, tenant?: string | undefined | null): Promise<LoginResult>
   /**
    * A canary login (`doctor --check-login`): the backend checks the credentials and the user is
    * mapped and checked against the policy as at login, but nothing is written and no session is
@@ -43,22 +45,23 @@ export declare class CustomBackendAuthService {
    * property store per field on every request (measured in the bench server: the call went from
    * 8.6 to 7.2 us). `u<version>:<id>` (verified, user cached at `version`), `l<iat>:<id>`
    * (verified, load the user; `iat` may be empty), `b` (a backend token), `i<reason>`.
+   * `tenant`: the request's (docs/tenants.md), usually none.
    */
-  checkBearer(token: string): string
+  checkBearer(token: string, tenant?: string | undefined | null): string
   /** Verifies a LibreChat access token (HS256, `JWT_SECRET`, `exp`, `id`): the user id or null. */
   verifyAccessToken(token: string): string | null
   /** The cached user document (relaxed Extended JSON), if cached. */
   cachedUser(id: string): UserRecord | null
   /** Loads a user by id as LibreChat's jwt strategy does; null when there is none. */
-  loadUser(id: string, issuedAt?: number | undefined | null): Promise<UserRecord | null>
+  loadUser(id: string, issuedAt?: number | undefined | null, tenant?: string | undefined | null): Promise<UserRecord | null>
   /**
    * Verifies a backend token (JWKS or user info, cached, single-flight) and returns its user.
    * `from`: the client's address; tokens from an address a valid one came from keep their
    * share of the user-info budget when junk tokens spend the rest.
    */
-  authenticateBackendToken(token: string, from?: string | undefined | null): Promise<UserRecord>
+  authenticateBackendToken(token: string, from?: string | undefined | null, tenant?: string | undefined | null): Promise<UserRecord>
   /** Refreshes the session a LibreChat refresh token names. */
-  refresh(refreshToken: string): Promise<RefreshResult>
+  refresh(refreshToken: string, tenant?: string | undefined | null): Promise<RefreshResult>
   /**
    * The user and session a refresh token names, if it is genuine (expired or not); null
    * otherwise. For the audit of refreshes and logouts: identifiers only.
@@ -140,7 +143,10 @@ export interface EventResult {
   id: string
   eventType: string
   backendId: string
+  /** The first of `user_ids`, if any. */
   userId?: string
+  /** Every LibreChat account it was applied to (one per tenant). */
+  userIds: Array<string>
   sessionsEnded: number
 }
 

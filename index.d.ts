@@ -129,6 +129,7 @@ export type ErrorCode =
   | 'INVALID_CREDENTIALS'
   | 'ACCESS_DENIED'
   | 'ACCOUNT_CONFLICT'
+  | 'TENANT_MISMATCH'
   | 'BACKEND_UNAVAILABLE'
   | 'BACKEND_TIMEOUT'
   | 'BACKEND_CIRCUIT_OPEN'
@@ -167,22 +168,25 @@ export class CustomBackendAuthService {
   readonly secureCookies: boolean;
   /** `BACKEND_LOGIN_USES_USERNAME`: LibreChat's login page asks for a user name. */
   readonly loginUsesUsername: boolean;
+  /** LibreChat's `TRUST_TENANT_HEADER`: a request's `X-Tenant-Id` names its tenant. */
+  readonly trustTenantHeader: boolean;
   /**
    * Rejects with `BAD_REQUEST` before any native call when the user name (`email`, else `username`)
    * or `password` is missing, not a string, or longer than 256 / 1024 characters.
    */
-  login(credentials: { email?: unknown; username?: unknown; password?: unknown }): Promise<LoginResult>;
+  /** `tenant`: the request's LibreChat tenant (docs/tenants.md). */
+  login(credentials: { email?: unknown; username?: unknown; password?: unknown }, tenant?: string | null): Promise<LoginResult>;
   /** Ends what a login result started (its session, or its pending 2FA login, at the backend too)
    * when the application did not hand it to the user; `requireCustomBackendAuth` does this itself. */
   abandonLogin(result: LoginResult): Promise<boolean>;
-  checkBearer(token: string): BearerCheck;
+  checkBearer(token: string, tenant?: string | null): BearerCheck;
   verifyAccessToken(token: string): string | null;
   cachedUser(id: string, version: number): LibreChatUser | null;
-  loadUser(id: string, issuedAt?: number | null): Promise<LibreChatUser | null>;
+  loadUser(id: string, issuedAt?: number | null, tenant?: string | null): Promise<LibreChatUser | null>;
   /** `from`: the client's address (`req.ip`); tokens from an address a valid backend token came
    * from keep their half of the user-info budget while never-seen tokens spend the other half. */
-  authenticateBackendToken(token: string, from?: string | null): Promise<LibreChatUser>;
-  refresh(refreshToken: string): Promise<RefreshResult>;
+  authenticateBackendToken(token: string, from?: string | null, tenant?: string | null): Promise<LibreChatUser>;
+  refresh(refreshToken: string, tenant?: string | null): Promise<RefreshResult>;
   /** Resolves true when the backend logout call failed (the logout happened anyway). Rejects
    * (503 for the database) when the session could not be ended: nothing was ended, retry. */
   logout(refreshToken: string | null, userId: string | null): Promise<boolean>;
@@ -233,8 +237,10 @@ export interface BackendEventResult {
   id: string;
   type: 'user.disabled' | 'user.deleted' | 'user.changed' | 'session.revoked';
   backendId: string;
-  /** The LibreChat user (`_id` hex) when the event was applied to one. */
+  /** The LibreChat user (`_id` hex) when the event was applied to one: the first of `userIds`. */
   userId: string | null;
+  /** Every account it was applied to: one per tenant (or only the tenant the event names). */
+  userIds: string[];
   sessionsEnded: number;
 }
 

@@ -304,6 +304,27 @@ test('#10.6 without indexes and MONGO_AUTO_INDEX empty: a line with the exact cr
   expect(unset.stdout).not.toMatch(/PROBLEM +MONGO_AUTO_INDEX/);
 });
 
+test('#25 with tenants in use, LibreChat\'s tenant-aware indexes are required: missing, a PROBLEM rather than INFO', async () => {
+  const env = baseEnv({ MONGO_URI: mongoUri(DB_NO_INDEXES) });
+  const r = await runCli(['doctor'], { ...env, TRUST_TENANT_HEADER: 'true' });
+  expect(r.stdout).toMatch(/INFO +tenants: in use \(TRUST_TENANT_HEADER, BACKEND_TENANT_FIELD or users with a tenantId\)/);
+  expect(lines(r.stdout, 'PROBLEM').join('\n')).toMatch(/PROBLEM +sessions: missing index \{tenantId: 1\} \(defined by LibreChat v0\.8\.5 and newer\), needed with tenants in use;/);
+  expect(lines(r.stdout, 'PROBLEM').join('\n')).toMatch(/PROBLEM +users: missing index \{email: 1, tenantId: 1\} \{unique: true\} .*, needed with tenants in use;/);
+  // The same database without tenants: those are information only, and no tenants line.
+  const without = await runCli(['doctor'], env);
+  expect(without.stdout).toMatch(/INFO +sessions: missing index \{tenantId: 1\} \(defined by LibreChat v0\.8\.5 and newer\);/);
+  expect(without.stdout).not.toMatch(/tenants: in use/);
+  // A user with a tenantId is enough to count as in use.
+  const users = mongoose.connection.useDb(DB_NO_INDEXES).collection('users');
+  try {
+    await users.insertOne({ email: 'x@acme.io', tenantId: 'acme' });
+    const byData = await runCli(['doctor'], env);
+    expect(byData.stdout).toMatch(/tenants: in use/);
+  } finally {
+    await users.deleteMany({ tenantId: 'acme' });
+  }
+});
+
 test('#10.6 run in LibreChat\'s api/ folder: reads the root\'s .env (../.env) and says which file it used', async () => {
   const root = fs.mkdtempSync(path.join(tmp, 'librechat-'));
   const api = path.join(root, 'api');

@@ -173,8 +173,8 @@ describe('issue 8: login, user sync and the database', () => {
       expect(results.map((r) => r.status)).toEqual(results.map(() => 'fulfilled'));
       expect(await db.collection('users').countDocuments({ idOnTheSource: 'u-1001' })).toBe(1);
 
-      const ours = (await db.collection('users').indexes()).find((ix) => ix.name === 'customBackend_provider_idOnTheSource');
-      expect(ours).toMatchObject({ key: { provider: 1, idOnTheSource: 1 }, unique: true, partialFilterExpression: { provider: 'custom-backend' } });
+      const ours = (await db.collection('users').indexes()).find((ix) => ix.name === 'customBackend_provider_idOnTheSource_tenantId');
+      expect(ours).toMatchObject({ key: { provider: 1, idOnTheSource: 1, tenantId: 1 }, unique: true, partialFilterExpression: { provider: 'custom-backend' } });
       // The database itself refuses a second account of the identity.
       await expect(db.collection('users').insertOne({ provider: 'custom-backend', idOnTheSource: 'u-1001', email: 'x@y.z' }))
         .rejects.toMatchObject({ code: 11000 });

@@ -6,6 +6,7 @@ const { CustomBackendAuthError, toAuthError, loginStatusOf } = require('./errors
 const { getAuthService } = require('./service');
 const { hostModule } = require('./host');
 const { AUDIT_EVENTS } = require('./audit');
+const { requestTenant } = require('./tenant');
 const {
   PROVIDER,
   RETRY_AFTER_SECONDS,
@@ -98,7 +99,7 @@ async function customRefreshController(req, res) {
   // Identifiers of the session the token names (checked signature), for the audit of a refusal.
   const subject = () => service.refreshSubject(refreshToken);
   try {
-    const r = await service.refresh(refreshToken);
+    const r = await service.refresh(refreshToken, requestTenant(req, service));
     service.audit(r.outage ? AUDIT_EVENTS.REFRESH_OUTAGE : AUDIT_EVENTS.REFRESH_SUCCESS, {
       outcome: r.outage ? (r.outageCode ?? 'BACKEND_UNAVAILABLE') : 'ok',
       userId: r.user?._id,

@@ -76,7 +76,10 @@ async function customBackendEventsHandler(req, res) {
     const r = await service.handleBackendEvent(body, typeof signature === 'string' ? signature : '');
     const who = { userId: r.userId, backendId: r.backendId, req };
     service.audit(AUDIT_EVENTS.BACKEND_EVENT_RECEIVED, { outcome: 'ok', ...who });
-    if (r.status === 'applied') service.audit(AUDIT_EVENTS.BACKEND_EVENT_APPLIED, { outcome: 'ok', ...who });
+    // One per account it changed: one per tenant with an account of the backend user.
+    if (r.status === 'applied') {
+      for (const userId of r.userIds) service.audit(AUDIT_EVENTS.BACKEND_EVENT_APPLIED, { outcome: 'ok', ...who, userId });
+    }
     service.logger.info(
       printable(
         `[customBackendAuth] backend event ${r.id} (${r.type}) for backend user ${r.backendId}: ${r.status}` +

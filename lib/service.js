@@ -120,6 +120,8 @@ class CustomBackendAuthService {
     const auditor = this.#auditor;
     this.#native.setAuditListener((json) => auditor.fromNative(json));
     this.#parsedMax = this.#native.cacheMaxEntries; // AUTH_CACHE_MAX_ENTRIES, as Rust parsed it
+    /** LibreChat's `TRUST_TENANT_HEADER`, as Rust parsed it (read on every request: kept here). */
+    this.trustTenantHeader = this.#native.trustTenantHeader;
   }
 
   get secureCookies() {
@@ -132,11 +134,11 @@ class CustomBackendAuthService {
   }
 
   /**
-   * Logs in `{email|username, password}`: backend login, user sync, LibreChat session.
-   * Resolves `{user, token, refreshToken, refreshExpiresAt, sessionId}` or `{user, twoFAPending,
-   * tempToken, pendingId}`.
+   * Logs in `{email|username, password}`: backend login, user sync, LibreChat session, in the
+   * request's `tenant` (docs/tenants.md). Resolves `{user, token, refreshToken, refreshExpiresAt,
+   * sessionId}` or `{user, twoFAPending, tempToken, pendingId}`.
    */
-  async login(credentials) {
+  async login(credentials, tenant) {
     let fields;
     try {
       fields = loginCredentials(credentials);
@@ -146,7 +148,7 @@ class CustomBackendAuthService {
       throw err;
     }
     try {
-      const r = await this.#native.login(fields);
+      const r = await this.#native.login(fields, tenant ?? null);
       const user = EJSON.parse(r.user);
       return r.twoFaPending
         ? { user, twoFAPending: true, tempToken: r.tempToken, pendingId: r.pendingId }
@@ -162,9 +164,12 @@ class CustomBackendAuthService {
     }
   }
 
-  /** Synchronous hot path: `{kind: 'user'|'load'|'backend'|'invalid', id, version, reason, issuedAt}`. */
-  checkBearer(token) {
-    return unpackCheck(this.#native.checkBearer(token));
+  /**
+   * Synchronous hot path: `{kind: 'user'|'load'|'backend'|'invalid', id, version, reason,
+   * issuedAt}`. `tenant`: the request's; a user of another tenant is `invalid`.
+   */
+  checkBearer(token, tenant) {
+    return unpackCheck(this.#native.checkBearer(token, tenant));
   }
 
   /** Verifies a LibreChat access token synchronously: the user id, or null. */
@@ -184,9 +189,9 @@ class CustomBackendAuthService {
    * Loads a user by id as LibreChat's jwt strategy does; null when there is none. `issuedAt` (the
    * token's `iat`, from `checkBearer`) is checked against revocations once the database is known.
    */
-  async loadUser(id, issuedAt) {
+  async loadUser(id, issuedAt, tenant) {
     try {
-      const record = await this.#native.loadUser(id, issuedAt ?? null);
+      const record = await this.#native.loadUser(id, issuedAt ?? null, tenant ?? null);
       return record ? this.#remember(record) : null;
     } catch (err) {
       throw toAuthError(err);
@@ -196,19 +201,23 @@ class CustomBackendAuthService {
   /**
    * Verifies a backend token (JWKS or user info) and resolves its LibreChat user. `from`: the
    * client's address (`req.ip`), so that its real users keep their share of the user-info budget.
+   * `tenant`: the request's; the user is that tenant's.
    */
-  async authenticateBackendToken(token, from) {
+  async authenticateBackendToken(token, from, tenant) {
     try {
-      return this.#remember(await this.#native.authenticateBackendToken(token, from ?? null));
+      return this.#remember(await this.#native.authenticateBackendToken(token, from ?? null, tenant ?? null));
     } catch (err) {
       throw toAuthError(err);
     }
   }
 
-  /** Refreshes the session of a LibreChat refresh token: `{token, user, refreshToken, refreshExpiresAt, provider}`. */
-  async refresh(refreshToken) {
+  /**
+   * Refreshes the session of a LibreChat refresh token: `{token, user, refreshToken,
+   * refreshExpiresAt, provider}`. `tenant`: the request's; another tenant's session is refused.
+   */
+  async refresh(refreshToken, tenant) {
     try {
-      const r = await this.#native.refresh(refreshToken);
+      const r = await this.#native.refresh(refreshToken, tenant ?? null);
       return { ...r, user: EJSON.parse(r.user) };
     } catch (err) {
       throw toAuthError(err);
@@ -248,13 +257,22 @@ class CustomBackendAuthService {
 
   /**
    * Checks a signed backend event (the raw body as a Buffer, the signature header) and applies it:
-   * `{status, id, type, backendId, userId, sessionsEnded}`.
+   * `{status, id, type, backendId, userId, userIds, sessionsEnded}` (`userIds`: the account in each
+   * tenant it was applied to, `userId` the first).
    */
   async handleBackendEvent(body, signature) {
     try {
       const r = await this.#native.handleBackendEvent(body, signature);
-      if (r.userId) this.#parsed.delete(r.userId);
-      return { status: r.status, id: r.id, type: r.eventType, backendId: r.backendId, userId: r.userId ?? null, sessionsEnded: r.sessionsEnded };
+      for (const id of r.userIds) this.#parsed.delete(id);
+      return {
+        status: r.status,
+        id: r.id,
+        type: r.eventType,
+        backendId: r.backendId,
+        userId: r.userId ?? null,
+        userIds: r.userIds,
+        sessionsEnded: r.sessionsEnded,
+      };
     } catch (err) {
       throw toAuthError(err);
     }

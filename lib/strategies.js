@@ -6,6 +6,7 @@ const { OUTAGE_CODES, toAuthError } = require('./errors');
 const { serviceOf } = require('./service');
 const { PROVIDER, logFailure, bearerToken } = require('./http');
 const { AUDIT_EVENTS, ipOf } = require('./audit');
+const { requestTenant } = require('./tenant');
 
 /** The audit fields of a user document. */
 const whoIs = (user) => ({ userId: user?._id, backendId: user?.idOnTheSource });
@@ -23,7 +24,7 @@ class CustomBackendStrategy {
     // One audit event per login: a throw after the success event is not a second one.
     let audited = false;
     service
-      .login({ email: body.email, username: body.username, password: body.password })
+      .login({ email: body.email, username: body.username, password: body.password }, requestTenant(req, service))
       .then((result) => {
         audited = true;
         const pending = result.twoFAPending === true;
@@ -67,16 +68,17 @@ class CustomJwtStrategy {
     const service = serviceOf(this._opts);
     const token = bearerToken(req);
     if (!token) return this.fail({ message: 'No auth token' }, 401);
-    const check = service.checkBearer(token);
+    const tenant = requestTenant(req, service);
+    const check = service.checkBearer(token, tenant);
     if (check.kind === 'user') {
       const user = service.cachedUser(check.id, check.version);
       if (user) return this.success(withLibreChatDefaults(user));
     }
     if (check.kind === 'user' || check.kind === 'load') {
-      return this.settle(service, service.loadUser(check.id, check.issuedAt), req);
+      return this.settle(service, service.loadUser(check.id, check.issuedAt, tenant), req);
     }
     if (check.kind === 'backend') {
-      return this.settle(service, service.authenticateBackendToken(token, ipOf(req)), req);
+      return this.settle(service, service.authenticateBackendToken(token, ipOf(req), tenant), req);
     }
     return this.fail({ message: 'Unauthorized' }, 401);
   }
@@ -87,7 +89,9 @@ class CustomJwtStrategy {
       (err) => {
         const authErr = toAuthError(err);
         if (authErr.status >= 500) logFailure(service, 'token check', authErr);
-        if (authErr.code === 'TWO_FACTOR_REQUIRED') return this.fail({ message: authErr.message }, 401);
+        if (authErr.code === 'TWO_FACTOR_REQUIRED' || authErr.code === 'TENANT_MISMATCH') {
+          return this.fail({ message: authErr.message }, 401);
+        }
         if (authErr.status === 401) return this.fail({ message: 'Unauthorized' }, 401);
         if (OUTAGE_CODES.has(authErr.code)) return this.fail({ message: authErr.message }, 503);
         if (authErr.code === 'ACCESS_DENIED') {

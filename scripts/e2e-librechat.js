@@ -12,7 +12,7 @@
  *
  * What it does, in order:
  *  1. The package: the release tarballs in dist/ when `npm run pack:release` made them (main +
- *     linux-x64-gnu), otherwise `npm pack` of this folder, i.e. the developer build with the
+ *     linux-x64-gnu) after the developer build's binary, otherwise `npm pack` of this folder, i.e. the developer build with the
  *     x64-gnu binary (`npm run build`) inside. Installed with npm into
  *     $LIBRECHAT_DIR/custom-backend-auth-e2e/ (LibreChat's package.json and lock stay untouched) and
  *     linked into $LIBRECHAT_DIR/node_modules/, as docker/install.sh does.
@@ -103,10 +103,12 @@ function packageTarballs(tmp) {
   const dist = path.join(REPO, 'dist');
   const main = path.join(dist, `${NAME}-${version}.tgz`);
   const platform = path.join(dist, `${NAME}-linux-x64-gnu-${version}.tgz`);
-  if (fs.existsSync(main) && fs.existsSync(platform)) {
+  const binary = path.join(REPO, `${NAME}.linux-x64-gnu.node`);
+  // A release older than the developer build would test yesterday's package: the build wins then.
+  const mtime = (f) => (fs.existsSync(f) ? fs.statSync(f).mtimeMs : 0);
+  if (fs.existsSync(main) && fs.existsSync(platform) && Math.min(mtime(main), mtime(platform)) >= mtime(binary)) {
     return { files: [main, platform], what: `release tarballs from dist/ (${path.basename(main)} + ${path.basename(platform)})` };
   }
-  const binary = path.join(REPO, `${NAME}.linux-x64-gnu.node`);
   if (!fs.existsSync(binary)) {
     throw new Error(`no dist/ release and no developer build (${path.basename(binary)}): run npm run build`);
   }
@@ -366,8 +368,8 @@ async function stopLibreChat(state) {
 
 function client(base) {
   const jar = new Map();
-  async function call(method, url, { body, token, cookies = true, ua = BROWSER_UA } = {}) {
-    const headers = { 'User-Agent': ua, Accept: 'application/json' };
+  async function call(method, url, { body, token, cookies = true, ua = BROWSER_UA, headers: extra = {} } = {}) {
+    const headers = { 'User-Agent': ua, Accept: 'application/json', ...extra };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     if (token) headers.Authorization = `Bearer ${token}`;
     if (cookies && jar.size) headers.Cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
@@ -388,6 +390,54 @@ function client(base) {
     return { status: res.status, json, text, headers: res.headers };
   }
   return { call, jar };
+}
+
+/**
+ * Issue 25 on a LibreChat with tenants (TRUST_TENANT_HEADER=true): the same backend user logs in
+ * through two tenants as a proxy would send them (X-Tenant-Id), each account sees only its own
+ * conversations through LibreChat's tenant context, and one tenant's token and session are refused
+ * on the other's requests. Conversations are written into the database as LibreChat stores them
+ * (there is no model to chat with here), one per account and one of acme's account filed in globex.
+ */
+async function tenantSteps(base, mongoUri) {
+  const CAROL = { email: 'carol', password: 'carol-password-3' };
+  const tenant = (t) => ({ 'X-Tenant-Id': t });
+  const acme = client(base);
+  const globex = client(base);
+  const la = await acme.call('POST', '/api/auth/login', { body: CAROL, headers: tenant('acme') });
+  const lg = await globex.call('POST', '/api/auth/login', { body: CAROL, headers: tenant('globex') });
+  const idA = la.json?.user?._id;
+  const idG = lg.json?.user?._id;
+  const { MongoClient } = require('mongodb');
+  const mongo = new MongoClient(mongoUri);
+  try {
+    const db = mongo.db();
+    // Carol's account outside tenants (the admin panel step above) stays apart.
+    const accounts = await db.collection('users').find({ idOnTheSource: 'u-1003' }).project({ tenantId: 1 }).toArray();
+    const inTenants = accounts.filter((a) => a.tenantId).map((a) => `${a.tenantId}:${a._id}`).sort().join();
+    step('tenants: the same backend user logs in through X-Tenant-Id acme and globex: two more LibreChat accounts, one in each',
+      la.status === 200 && lg.status === 200 && !!idA && !!idG && inTenants === `acme:${idA},globex:${idG}`,
+      `${brief(la)}; ${brief(lg)}; accounts in ${accounts.map((a) => a.tenantId ?? '(none)').join(', ')}`);
+    const now = new Date();
+    const convo = (user, tenantId, title) => ({ conversationId: crypto.randomUUID(), user, tenantId, title,
+      endpoint: 'openAI', model: 'gpt-4o', isArchived: false, messages: [], tags: [], createdAt: now, updatedAt: now, __v: 0 });
+    await db.collection('conversations').insertMany([
+      convo(idA, 'acme', 'acme chat'), convo(idG, 'globex', 'globex chat'), convo(idA, 'globex', 'misfiled in globex')]);
+  } finally {
+    await mongo.close();
+  }
+  const titles = (r) => (r.json?.conversations ?? []).map((c) => c.title).sort().join(', ');
+  const ca = await acme.call('GET', '/api/convos', { token: la.json?.token, headers: tenant('acme') });
+  const cg = await globex.call('GET', '/api/convos', { token: lg.json?.token, headers: tenant('globex') });
+  step('tenants: each account sees only its own conversations of its tenant (GET /api/convos, LibreChat\'s tenant context from req.user)',
+    ca.status === 200 && cg.status === 200 && titles(ca) === 'acme chat' && titles(cg) === 'globex chat',
+    `acme: ${ca.status} [${titles(ca)}]; globex: ${cg.status} [${titles(cg)}]`);
+  const cross = await acme.call('GET', '/api/convos', { token: la.json?.token, headers: tenant('globex') });
+  const crossRefresh = await acme.call('POST', '/api/auth/refresh', { headers: tenant('globex') });
+  const ownRefresh = await acme.call('POST', '/api/auth/refresh', { headers: tenant('acme') });
+  step('tenants: acme\'s token and refresh cookie on globex requests are refused (401, 403); on acme\'s they work',
+    cross.status === 401 && crossRefresh.status === 403 && ownRefresh.status === 200 && ownRefresh.json?.user?._id === idA,
+    `convos ${cross.status}; refresh ${crossRefresh.status}; own refresh ${ownRefresh.status}`);
 }
 
 /** Status and message of an answer; never a token (an answer holding one prints its keys only). */
@@ -577,6 +627,9 @@ async function main() {
       BACKEND_ADMIN_ROLES: 'admin', // the mock's bob
       METRICS_SECRET: hex(16), // LibreChat's /metrics answers only with it
     };
+    // LibreChat v0.8.5+ runs tenants: X-Tenant-Id trusted, as behind a proxy that sets it (issue 25).
+    const tenants = /preAuthTenantMiddleware/.test(fs.readFileSync(path.join(dir, 'api', 'server', 'index.js'), 'utf8'));
+    if (tenants) envVars.TRUST_TENANT_HEADER = 'true';
     const envFile = path.join(dir, '.env');
     const aside = path.join(dir, '.env.before-e2e');
     const MARK = '# written by librechat-custom-backend-auth scripts/e2e-librechat.js; removed when it ends';
@@ -807,6 +860,7 @@ async function main() {
       unsigned.status === 401 && signed.status === 200 && signedBody?.status === 'applied' && signedBody?.sessionsEnded === 1
         && disabled.status === 401,
       `unsigned ${unsigned.status}; signed ${signed.status} ${signedBody?.status}, ${signedBody?.sessionsEnded} ended; /api/user ${disabled.status}`);
+    if (tenants) await tenantSteps(base, mongoWithDb);
     // LibreChat's own registration and password reset are closed while the switch is on (issue 22.5).
     const regOn = await call('POST', '/api/auth/register', { cookies: false, body: { name: 'Late Local', username: 'latelocal',
       email: 'late.local@example.net', password: LOCAL.password, confirm_password: LOCAL.password } });

@@ -22,7 +22,7 @@ use napi::bindgen_prelude::{Buffer, Function, Unknown};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 
-use crate::flows::login::LoginOutcome;
+use crate::flows::login::{request_tenant, LoginOutcome};
 use crate::flows::refresh::Refreshed;
 use crate::flows::request::SyncAuth;
 use crate::flows::service::{user_ejson, Service};
@@ -190,7 +190,10 @@ pub struct EventResult {
     pub id: String,
     pub event_type: String,
     pub backend_id: String,
+    /// The first of `user_ids`, if any.
     pub user_id: Option<String>,
+    /// Every LibreChat account it was applied to (one per tenant).
+    pub user_ids: Vec<String>,
     pub sessions_ended: u32,
 }
 
@@ -260,6 +263,12 @@ impl CustomBackendAuthService {
         self.inner.config.login_uses_username
     }
 
+    /// LibreChat's `TRUST_TENANT_HEADER`: a request's `X-Tenant-Id` names its tenant.
+    #[napi(getter)]
+    pub fn trust_tenant_header(&self) -> bool {
+        self.inner.config.trust_tenant_header
+    }
+
     /// `AUTH_CACHE_MAX_ENTRIES` as parsed: the shim bounds its memo of parsed users by it too.
     #[napi(getter)]
     pub fn cache_max_entries(&self) -> u32 {
@@ -273,11 +282,18 @@ impl CustomBackendAuthService {
     }
 
     /// Logs in with `{email|username, password}` against the backend, syncs the user and starts a
-    /// LibreChat session.
+    /// LibreChat session. `tenant`: the request's (docs/tenants.md).
     #[napi]
-    pub async fn login(&self, credentials: serde_json::Value) -> napi::Result<LoginResult> {
+    pub async fn login(
+        &self,
+        credentials: serde_json::Value,
+        tenant: Option<String>,
+    ) -> napi::Result<LoginResult> {
         let inner = self.inner.clone();
-        let outcome = inner.login(&credentials).await;
+        let outcome = match request_tenant(tenant.as_deref()) {
+            Ok(t) => inner.login(&credentials, t.as_deref()).await,
+            Err(e) => Err(e),
+        };
         inner.metrics.result(Flow::Login, &outcome);
         let result = match outcome? {
             LoginOutcome::Session {
@@ -339,12 +355,17 @@ impl CustomBackendAuthService {
     /// property store per field on every request (measured in the bench server: the call went from
     /// 8.6 to 7.2 us). `u<version>:<id>` (verified, user cached at `version`), `l<iat>:<id>`
     /// (verified, load the user; `iat` may be empty), `b` (a backend token), `i<reason>`.
+    /// `tenant`: the request's (docs/tenants.md), usually none.
     #[napi(catch_unwind)]
-    pub fn check_bearer(&self, token: String) -> String {
+    pub fn check_bearer(&self, token: String, tenant: Option<String>) -> String {
         // A verdict here ends the check (counted); `load` and `backend` are counted by the call
         // that finishes them.
         let metrics = &self.inner.metrics;
-        match self.inner.authenticate_sync(&token) {
+        let verdict = match request_tenant(tenant.as_deref()) {
+            Ok(t) => self.inner.authenticate_sync(&token, t.as_deref()),
+            Err(e) => SyncAuth::Invalid(e.code(), e.to_string()),
+        };
+        match verdict {
             SyncAuth::User { id, version } => {
                 metrics.ok(Flow::Bearer);
                 format!("u{version}:{id}")
@@ -381,9 +402,13 @@ impl CustomBackendAuthService {
         &self,
         id: String,
         issued_at: Option<i64>,
+        tenant: Option<String>,
     ) -> napi::Result<Option<UserRecord>> {
         let iat = issued_at.and_then(|i| u64::try_from(i).ok());
-        let loaded = self.inner.load_token_user(&id, iat).await;
+        let loaded = match request_tenant(tenant.as_deref()) {
+            Ok(t) => self.inner.load_token_user(&id, iat, t.as_deref()).await,
+            Err(e) => Err(e),
+        };
         let metrics = &self.inner.metrics;
         match &loaded {
             Ok(Some(_)) => metrics.ok(Flow::Bearer),
@@ -402,19 +427,31 @@ impl CustomBackendAuthService {
         &self,
         token: String,
         from: Option<String>,
+        tenant: Option<String>,
     ) -> napi::Result<UserRecord> {
-        let user = self
-            .inner
-            .authenticate_backend(&token, from.as_deref())
-            .await;
+        let user = match request_tenant(tenant.as_deref()) {
+            Ok(t) => {
+                self.inner
+                    .authenticate_backend(&token, from.as_deref(), t.as_deref())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         self.inner.metrics.result(Flow::Bearer, &user);
         Ok(record(user?))
     }
 
     /// Refreshes the session a LibreChat refresh token names.
     #[napi]
-    pub async fn refresh(&self, refresh_token: String) -> napi::Result<RefreshResult> {
-        let r = self.inner.refresh(&refresh_token).await;
+    pub async fn refresh(
+        &self,
+        refresh_token: String,
+        tenant: Option<String>,
+    ) -> napi::Result<RefreshResult> {
+        let r = match request_tenant(tenant.as_deref()) {
+            Ok(t) => self.inner.refresh(&refresh_token, t.as_deref()).await,
+            Err(e) => Err(e),
+        };
         match &r {
             // An outage answer is not a refresh: it counts as the backend's failure.
             Ok(Refreshed {
@@ -607,7 +644,8 @@ impl CustomBackendAuthService {
             id: o.event.id,
             event_type: o.event.kind.name().to_string(),
             backend_id: o.event.user,
-            user_id: o.user_id,
+            user_id: o.user_ids.first().cloned(),
+            user_ids: o.user_ids,
             sessions_ended: o.sessions_ended,
         })
     }

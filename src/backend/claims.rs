@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::backend::client::{map_id, map_roles, map_user};
+use crate::backend::client::{first_string, map_id, map_roles, map_user};
 use crate::config::{Config, Mapping};
 use crate::identity::BackendUser;
 use crate::shared::error::AuthResult;
@@ -43,6 +43,7 @@ pub fn identity_from_claims(claims: &Value, mapping: &Mapping) -> AuthResult<Ver
         |_| BackendUser {
             id,
             roles: map_roles(claims, mapping),
+            tenant: first_string(claims, &mapping.user_tenant),
             ..BackendUser::default()
         },
     )))

@@ -449,6 +449,7 @@ pub fn map_user(v: &Value, m: &Mapping) -> AuthResult<BackendUser> {
         name: bounded(first_string(v, &m.user_name)),
         avatar: bounded(first_string(v, &m.user_avatar)).filter(|a| usable_avatar(a)),
         roles: roles_at(v, &m.user_roles),
+        tenant: first_string(v, &m.user_tenant),
     })
 }
 
@@ -484,7 +485,7 @@ pub fn lookup<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
         .filter(|v| !v.is_null())
 }
 
-fn first_string(v: &Value, paths: &[String]) -> Option<String> {
+pub(crate) fn first_string(v: &Value, paths: &[String]) -> Option<String> {
     paths.iter().find_map(|p| match lookup(v, p) {
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
         _ => None,

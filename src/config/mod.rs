@@ -126,6 +126,8 @@ pub struct Mapping {
     pub user_roles: Vec<String>,
     /// The backend's session id in a login or refresh answer (`session.revoked` events name it).
     pub session_id: Vec<String>,
+    /// The user's LibreChat tenant (`BACKEND_TENANT_FIELD`; docs/tenants.md).
+    pub user_tenant: Vec<String>,
 }
 
 /// Whether an existing account of another provider with the backend user's email may be linked.
@@ -161,6 +163,8 @@ pub struct Config {
     pub db_timeout: Duration,
     pub token_encryption_key: [u8; 32],
     pub balance_enabled: bool,
+    /// LibreChat's `TRUST_TENANT_HEADER`: a request's `X-Tenant-Id` names its tenant.
+    pub trust_tenant_header: bool,
     pub start_balance: i64,
     /// The session cookies' `Secure` flag, decided as LibreChat decides it (`secure_cookie`).
     pub secure_cookies: bool,
@@ -411,6 +415,7 @@ impl Config {
             user_avatar: v.paths("BACKEND_USER_AVATAR_FIELD")?,
             user_roles: v.paths("BACKEND_ROLES_FIELD")?,
             session_id: v.paths("BACKEND_SESSION_ID_FIELD")?,
+            user_tenant: v.paths("BACKEND_TENANT_FIELD")?,
         };
         let policy = Policy {
             admin_roles: v.paths("BACKEND_ADMIN_ROLES")?,
@@ -595,6 +600,7 @@ impl Config {
             db_timeout: Duration::from_millis(v.millis("MONGO_TIMEOUT_MS")?),
             token_encryption_key: parse_key(v.required("BACKEND_TOKEN_ENCRYPTION_KEY")?)?,
             balance_enabled: v.librechat_flag("CHECK_BALANCE"),
+            trust_tenant_header: v.librechat_flag("TRUST_TENANT_HEADER"),
             start_balance,
             secure_cookies: secure_cookie(map),
             mapping,

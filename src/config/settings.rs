@@ -12,6 +12,7 @@ pub enum Section {
     Sessions,
     Breaker,
     Roles,
+    Tenants,
     StartUp,
     Mapping,
 }
@@ -19,13 +20,14 @@ pub enum Section {
 // The docs' headings: rendered by the unit test that writes docs/configuration.md.
 #[cfg(test)]
 impl Section {
-    pub const ALL: [Section; 8] = [
+    pub const ALL: [Section; 9] = [
         Section::Basics,
         Section::Events,
         Section::Request,
         Section::Sessions,
         Section::Breaker,
         Section::Roles,
+        Section::Tenants,
         Section::StartUp,
         Section::Mapping,
     ];
@@ -39,6 +41,7 @@ impl Section {
             Section::Sessions => "**Sessions** ([Refresh](sessions-and-tokens.md#refresh-customrefreshcontroller), [Logout](logout-events-revocation.md))",
             Section::Breaker => "**Backend circuit breaker** ([Backend circuit breaker](sessions-and-tokens.md#backend-circuit-breaker))",
             Section::Roles => "**Roles and access** ([Mapping, roles and account linking](mapping.md))",
+            Section::Tenants => "**Tenants** ([Tenants](tenants.md))",
             Section::StartUp => "**Start-up and TLS**",
             Section::Mapping => "**Mapping the backend's answers.** Each of these variables is a comma-separated list of alternative
 paths; the first one that holds a non-empty value wins. A path is dot-separated keys
@@ -608,6 +611,22 @@ pub const SETTINGS: &[Setting] = &[
         default: Default("false"),
         meaning: "`true`: an account linked by `BACKEND_LINK_EXISTING=email` keeps its local password and LibreChat 2FA (secret, backup codes). By default both are removed when it is linked, so that nothing its first owner set up survives the takeover ([Mapping, roles and account linking](mapping.md)).",
         example: "`true`",
+    },
+    Setting {
+        name: "TRUST_TENANT_HEADER",
+        section: Tenants,
+        kind: Kind::LibreChat,
+        default: Means("no tenant from requests"),
+        meaning: "LibreChat's own (v0.8.5+): `true` (any case) makes a request's `X-Tenant-Id` header its tenant, where LibreChat's `preAuthTenant` has not already set one: at login, refresh, and on every request (a token of another tenant's user is refused). Only behind a proxy that sets the header and strips the client's.",
+        example: "`true`",
+    },
+    Setting {
+        name: "BACKEND_TENANT_FIELD",
+        section: Tenants,
+        kind: Kind::List,
+        default: Means("the tenant is the request's"),
+        meaning: "Path(s) of the user's LibreChat tenant in the backend's user object (or JWT claims). When the request has a tenant too, the two must be the same (otherwise `TENANT_MISMATCH`); alone, it places the user.",
+        example: "`tenant,org.id`",
     },
     Setting {
         name: "NODE_ENV",

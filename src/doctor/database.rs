@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mongodb::bson::doc;
+use mongodb::bson::{doc, Document};
 use mongodb::options::ClientOptions;
 
 use super::auto_index::{self, AutoIndex};
@@ -53,7 +53,9 @@ pub async fn check_db(cfg: &Config, auto: &AutoIndex) -> Vec<Finding> {
     let db = client
         .default_database()
         .unwrap_or_else(|| client.database("test"));
-    let out = check_db_contents(&db, &hosts, cfg.db_timeout, auto).await;
+    // Tenants are in use when this configuration places users in them or the database has any.
+    let configured = cfg.trust_tenant_header || !cfg.mapping.user_tenant.is_empty();
+    let out = check_db_contents(&db, &hosts, cfg.db_timeout, auto, configured).await;
     client.shutdown().await;
     out
 }
@@ -63,6 +65,7 @@ async fn check_db_contents(
     hosts: &str,
     timeout: Duration,
     auto: &AutoIndex,
+    tenants_configured: bool,
 ) -> Vec<Finding> {
     let name = db.name().to_string();
     if let Err(e) = db.run_command(doc! { "ping": 1 }).await {
@@ -88,6 +91,14 @@ async fn check_db_contents(
             return out;
         }
     };
+    let tenants = tenants_configured || tenant_users(db).await;
+    if tenants {
+        out.push(finding(
+            INFO,
+            "tenants",
+            "in use (TRUST_TENANT_HEADER, BACKEND_TENANT_FIELD or users with a tenantId): LibreChat's tenant-aware indexes are required",
+        ));
+    }
     let (mut required, mut newer) = (0, 0);
     for collection in librechat_indexes::COLLECTIONS {
         if !collections.iter().any(|c| c == collection) {
@@ -112,7 +123,7 @@ async fn check_db_contents(
                 continue;
             }
         };
-        let checked = librechat_indexes::check_collection(collection, &indexes);
+        let checked = librechat_indexes::check_collection(collection, &indexes, tenants);
         required += checked.missing - checked.missing_newer;
         newer += checked.missing_newer;
         out.extend(checked.findings);
@@ -128,6 +139,16 @@ async fn check_db_contents(
     out.extend(own_indexes::own_state(db, &collections, timeout).await);
     out.extend(auto_index::cause(auto, required, newer));
     out
+}
+
+/// Whether any user has a `tenantId` (an unanswered query counts as none: the lines on the
+/// collections say what is wrong with the database).
+async fn tenant_users(db: &mongodb::Database) -> bool {
+    db.collection::<Document>("users")
+        .find_one(doc! { "tenantId": { "$exists": true } })
+        .projection(doc! { "_id": 1 })
+        .await
+        .is_ok_and(|d| d.is_some())
 }
 
 /// With `MONGO_AUTO_INDEX` off a collection may appear only at LibreChat's first write to it

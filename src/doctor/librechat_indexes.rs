@@ -132,8 +132,10 @@ pub struct Checked {
 }
 
 /// One line per missing index (PROBLEM when every LibreChat since v0.7.9 defines it, INFO when
-/// only newer LibreChat does), each with the command that creates it, then a count.
-pub fn check_collection(collection: &str, indexes: &[Document]) -> Checked {
+/// only newer LibreChat does), each with the command that creates it, then a count. With `tenants`
+/// in use (docs/tenants.md), LibreChat's tenant-aware indexes are required in their current form:
+/// an older form without `tenantId` (`unique {email: 1}`) refuses the same email in two tenants.
+pub fn check_collection(collection: &str, indexes: &[Document], tenants: bool) -> Checked {
     let expected: Vec<Expected> = expected()
         .into_iter()
         .filter(|x| x.collection == collection)
@@ -142,14 +144,17 @@ pub fn check_collection(collection: &str, indexes: &[Document]) -> Checked {
     let mut missing = 0;
     let mut missing_newer = 0;
     for x in &expected {
-        let present = indexes
+        let tenant_aware = tenants && x.spec.keys.contains_key("tenantId");
+        let current = indexes.iter().any(|ix| x.spec.matches(ix));
+        let older = indexes
             .iter()
-            .any(|ix| x.spec.matches(ix) || x.older.iter().any(|(old, _)| old.matches(ix)));
-        if present {
+            .any(|ix| x.older.iter().any(|(old, _)| old.matches(ix)));
+        if current || (older && !tenant_aware) {
             continue;
         }
         missing += 1;
-        if x.since.is_some() {
+        // Demanded now: counted with the required ones (the line on MONGO_AUTO_INDEX).
+        if x.since.is_some() && !tenant_aware {
             missing_newer += 1;
         }
         let older = x
@@ -157,12 +162,19 @@ pub fn check_collection(collection: &str, indexes: &[Document]) -> Checked {
             .iter()
             .map(|(old, versions)| format!("; {versions}: {}", old.describe()))
             .collect::<String>();
-        let level = if x.since.is_some() { INFO } else { PROBLEM };
-        let why = match (x.since, older.is_empty()) {
+        let level = if x.since.is_some() && !tenant_aware {
+            INFO
+        } else {
+            PROBLEM
+        };
+        let mut why = match (x.since, older.is_empty()) {
             (Some(v), _) => format!(" (defined by {v} and newer{older})"),
             (None, true) => String::new(),
             (None, false) => format!(" ({})", older.trim_start_matches("; ")),
         };
+        if tenant_aware {
+            why.push_str(", needed with tenants in use");
+        }
         // The same keys with other options: creating the index fails until that one is dropped.
         let clash = indexes.iter().find(|ix| x.spec.same_keys(ix));
         let detail = match clash {
@@ -232,7 +244,7 @@ mod tests {
                 .filter(|x| x.collection == c)
                 .map(|x| listed(&x.spec))
                 .collect();
-            let r = check_collection(c, &all);
+            let r = check_collection(c, &all, false);
             assert_eq!(r.missing, 0);
             assert_eq!(levels(&r.findings), vec![OK]);
         }
@@ -241,7 +253,7 @@ mod tests {
             listed(&IndexSpec::new(doc! {"expiration": 1}).ttl(0)),
             listed(&IndexSpec::new(doc! {"tenantId": 1})),
         ];
-        let r = check_collection("sessions", &rc1);
+        let r = check_collection("sessions", &rc1, false);
         assert_eq!(levels(&r.findings), vec![INFO, INFO]);
         assert!(r.findings[0]
             .detail
@@ -257,31 +269,42 @@ mod tests {
         for f in PROVIDER_ID_FIELDS {
             old.push(listed(&IndexSpec::new(doc! { f: 1 }).unique().sparse()));
         }
-        let r = check_collection("users", &old);
+        let r = check_collection("users", &old, false);
         assert!(
             r.findings.iter().all(|f| f.level != PROBLEM),
             "{:?}",
             r.findings
         );
         assert_eq!(r.missing, 4); // idOnTheSource, tenantId, role+tenantId, idOnTheSource+…
+
+        // With tenants in use, the same database is not enough: its unique {email: 1} (and the
+        // provider ids without tenantId) would refuse the same person in a second tenant.
+        let r = check_collection("users", &old, true);
+        let problems: Vec<&Finding> = r.findings.iter().filter(|f| f.level == PROBLEM).collect();
+        assert!(problems.iter().any(|f| f
+            .detail
+            .contains("{email: 1, tenantId: 1} {unique: true}")
+            && f.detail.contains("needed with tenants in use")));
+        assert_eq!(r.missing_newer, 1); // idOnTheSource alone (no tenantId in it)
+        assert_eq!(problems.len(), r.missing - r.missing_newer);
     }
 
     #[test]
     fn required_indexes_missing_or_different_are_problems() {
-        let r = check_collection("sessions", &[]);
+        let r = check_collection("sessions", &[], false);
         assert_eq!(r.findings[0].level, PROBLEM);
         assert_eq!(
             r.findings[0].detail,
             "missing index {expiration: 1} {expireAfterSeconds: 0}; create it: db.sessions.createIndex({expiration: 1}, {expireAfterSeconds: 0})"
         );
         let wrong_ttl = [doc! {"key": {"expiration": 1}, "name": "e", "expireAfterSeconds": 60}];
-        let r = check_collection("sessions", &wrong_ttl);
+        let r = check_collection("sessions", &wrong_ttl, false);
         assert_eq!(r.findings[0].level, PROBLEM);
         assert!(r.findings[0]
             .detail
             .starts_with("index e on {expiration: 1} (e, TTL 60 s) is not LibreChat's {expiration: 1} {expireAfterSeconds: 0}; drop it (db.sessions.dropIndex(\"e\"))"));
         let weak_email = [doc! {"key": {"email": 1}, "name": "email_1"}];
-        let r = check_collection("users", &weak_email);
+        let r = check_collection("users", &weak_email, false);
         let unique_email = r
             .findings
             .iter()

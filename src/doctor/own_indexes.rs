@@ -26,11 +26,22 @@ pub fn check_source_index(indexes: &[Document]) -> Finding {
         .find(|ix| ix.get_str("name") == Ok(SOURCE_INDEX_NAME))
         .or_else(|| indexes.iter().find(|ix| fmt_keys(ix) == want_keys));
     let Some(ix) = candidate else {
+        let old = indexes
+            .iter()
+            .any(|ix| ix.get_str("name") == Ok(crate::store::users::OLD_SOURCE_INDEX_NAME));
+        let replaces = if old {
+            format!(
+                " (the older {} without tenantId is there: the package replaces it then)",
+                crate::store::users::OLD_SOURCE_INDEX_NAME
+            )
+        } else {
+            String::new()
+        };
         return finding(
             INFO,
             "users",
             format!(
-                "index {SOURCE_INDEX_NAME} (unique {want_keys} for provider \"{}\") not created yet: the first login of a new backend user creates it, or create it: {create}",
+                "index {SOURCE_INDEX_NAME} (unique {want_keys} for provider \"{}\") not created yet: the first login of a new backend user creates it{replaces}, or create it: {create}",
                 crate::identity::PROVIDER
             ),
         );
@@ -68,7 +79,8 @@ pub async fn check_duplicate_identities(db: &mongodb::Database, timeout: Duratio
             "aggregate": "users",
             "pipeline": [
                 { "$match": { "provider": crate::identity::PROVIDER } },
-                { "$group": { "_id": "$idOnTheSource", "n": { "$sum": 1 } } },
+                // One account per backend identity and tenant.
+                { "$group": { "_id": { "id": "$idOnTheSource", "tenant": "$tenantId" }, "n": { "$sum": 1 } } },
                 { "$match": { "n": { "$gt": 1 } } },
                 { "$count": "identities" },
             ],
@@ -91,7 +103,7 @@ pub async fn check_duplicate_identities(db: &mongodb::Database, timeout: Duratio
             PROBLEM,
             "users",
             format!(
-                "{} backend identities have more than one account (provider \"{}\", same idOnTheSource); merge or remove the extra accounts, else the package's unique index cannot be created and new backend users cannot log in",
+                "{} backend identities have more than one account (provider \"{}\", same idOnTheSource in one tenant); merge or remove the extra accounts, else the package's unique index cannot be created and new backend users cannot log in",
                 n,
                 crate::identity::PROVIDER
             ),
@@ -215,25 +227,33 @@ mod tests {
         let base = [doc! {"key": {"_id": 1}, "name": "_id_"}];
         assert_eq!(check_source_index(&base).level, INFO);
         let good = doc! {
-            "key": {"provider": 1, "idOnTheSource": 1}, "name": SOURCE_INDEX_NAME, "unique": true,
+            "key": {"provider": 1, "idOnTheSource": 1, "tenantId": 1}, "name": SOURCE_INDEX_NAME, "unique": true,
             "partialFilterExpression": {"provider": "custom-backend"},
         };
         let f = check_source_index(&[base[0].clone(), good]);
         assert_eq!(f.level, OK, "{}", f.detail);
         let not_unique = doc! {
-            "key": {"provider": 1, "idOnTheSource": 1}, "name": "p_i",
+            "key": {"provider": 1, "idOnTheSource": 1, "tenantId": 1}, "name": "p_i",
             "partialFilterExpression": {"provider": "custom-backend"},
         };
         let f = check_source_index(&[not_unique]);
         assert_eq!(f.level, PROBLEM);
         assert!(f.detail.contains("dropIndex(\"p_i\")"), "{}", f.detail);
         let not_partial = doc! {
-            "key": {"provider": 1, "idOnTheSource": 1}, "name": SOURCE_INDEX_NAME, "unique": true,
+            "key": {"provider": 1, "idOnTheSource": 1, "tenantId": 1}, "name": SOURCE_INDEX_NAME, "unique": true,
         };
         assert_eq!(check_source_index(&[not_partial]).level, PROBLEM);
         let other_keys =
             doc! {"key": {"idOnTheSource": 1}, "name": SOURCE_INDEX_NAME, "unique": true};
         assert_eq!(check_source_index(&[other_keys]).level, PROBLEM);
+        // The index of versions before tenants: replaced at the next first login, said so.
+        let old = doc! {
+            "key": {"provider": 1, "idOnTheSource": 1}, "name": crate::store::users::OLD_SOURCE_INDEX_NAME,
+            "unique": true, "partialFilterExpression": {"provider": "custom-backend"},
+        };
+        let f = check_source_index(&[old]);
+        assert_eq!(f.level, INFO);
+        assert!(f.detail.contains("replaces it"), "{}", f.detail);
     }
 
     #[test]

@@ -10,7 +10,9 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::flows::control::TellBackend;
+use crate::flows::login::user_tenant;
 use crate::flows::service::Service;
+use crate::identity::tenant_id;
 use crate::shared::error::{AuthError, AuthResult};
 use crate::shared::json::{parse_unique, JsonError};
 use crate::store::events::{Event, Kind};
@@ -49,8 +51,8 @@ impl Status {
 pub struct Outcome {
     pub status: Status,
     pub event: Event,
-    /// The LibreChat user (`_id` hex), when there is one.
-    pub user_id: Option<String>,
+    /// The LibreChat users (`_id` hex) it was applied to: one per tenant with an account.
+    pub user_ids: Vec<String>,
     pub sessions_ended: u32,
 }
 
@@ -192,6 +194,17 @@ pub fn parse(body: &[u8]) -> AuthResult<Event> {
         user: text(&v, "userId", true)?.unwrap_or_default(),
         session,
         profile,
+        tenant: match field(&v, "tenantId") {
+            None => None,
+            Some(Value::String(t)) => {
+                tenant_id(Some(t), "event tenantId").map_err(AuthError::BadRequest)?
+            }
+            Some(_) => {
+                return Err(AuthError::BadRequest(
+                    "event tenantId must be a string".into(),
+                ))
+            }
+        },
     })
 }
 
@@ -214,10 +227,10 @@ impl Service {
         let tolerance = i64::try_from(self.config.events_tolerance_secs).unwrap_or(300);
         verify_signature(secret, signature, body, now_ms() / 1000, tolerance)?;
         let event = parse(body)?;
-        let outcome = |status, user_id, sessions_ended| Outcome {
+        let outcome = |status, user_ids, sessions_ended| Outcome {
             status,
             event: event.clone(),
-            user_id,
+            user_ids,
             sessions_ended,
         };
         // A time further ahead than a signature may be (a backend node's clock far off) would
@@ -228,7 +241,7 @@ impl Service {
         }
         let db = self.db().await?;
         if db.events.seen(&event.id).await? {
-            return Ok(outcome(Status::Duplicate, None, 0));
+            return Ok(outcome(Status::Duplicate, Vec::new(), 0));
         }
         // Order decides between profile states only: a disable or delete always takes effect.
         if event.kind == Kind::UserChanged {
@@ -239,18 +252,20 @@ impl Service {
                 .await?
                 .is_some_and(|t| t > event.time_ms);
             if too_old || newer {
-                return Ok(outcome(Status::Stale, None, 0));
+                return Ok(outcome(Status::Stale, Vec::new(), 0));
             }
         }
         if !db.events.claim(&event).await? {
-            return Ok(outcome(Status::Duplicate, None, 0));
+            return Ok(outcome(Status::Duplicate, Vec::new(), 0));
         }
         match self.apply(&event).await {
-            Ok((user, ended)) => Ok(match user {
-                // Kept claimed all the same: its order holds against later events.
-                None => outcome(Status::NoAccount, None, 0),
-                Some(user) => outcome(Status::Applied, Some(user.to_hex()), ended),
-            }),
+            // Kept claimed all the same when no account had it: its order holds against later events.
+            Ok((users, _)) if users.is_empty() => Ok(outcome(Status::NoAccount, Vec::new(), 0)),
+            Ok((users, ended)) => Ok(outcome(
+                Status::Applied,
+                users.into_iter().map(ObjectId::to_hex).collect(),
+                ended,
+            )),
             Err(e) => {
                 // Unclaimed, so that the backend's retry of it is applied.
                 let _ = db.events.release(&event.id).await;
@@ -259,13 +274,26 @@ impl Service {
         }
     }
 
-    /// An event's effects: the LibreChat user it names (none without an account) and the
-    /// sessions it ended.
-    async fn apply(&self, event: &Event) -> AuthResult<(Option<ObjectId>, u32)> {
+    /// An event's effects on each LibreChat account of the backend user (one per tenant, or only
+    /// the named tenant's): the accounts and the sessions it ended.
+    async fn apply(&self, event: &Event) -> AuthResult<(Vec<ObjectId>, u32)> {
         let db = self.db().await?;
-        let Some(user) = db.users.find_id_by_source(&event.user).await? else {
-            return Ok((None, 0));
-        };
+        let scope = event.tenant.as_deref().map(Some);
+        let accounts = db.users.find_by_source(&event.user, scope).await?;
+        let mut ended = 0;
+        for (user, tenant) in &accounts {
+            ended += self.apply_to(event, *user, tenant.as_deref()).await?;
+        }
+        Ok((accounts.into_iter().map(|(id, _)| id).collect(), ended))
+    }
+
+    /// An event's effect on one account: the sessions it ended.
+    async fn apply_to(
+        &self,
+        event: &Event,
+        user: ObjectId,
+        tenant: Option<&str>,
+    ) -> AuthResult<u32> {
         let backend_id = Some(event.user.clone());
         let ended = match event.kind {
             Kind::UserDisabled | Kind::UserDeleted => {
@@ -291,14 +319,19 @@ impl Service {
                 .await?
                 .sessions
             }
-            Kind::UserChanged => self.apply_change(event, user).await?,
+            Kind::UserChanged => self.apply_change(event, user, tenant).await?,
         };
-        Ok((Some(user), ended))
+        Ok(ended)
     }
 
     /// `user.changed`: the user document re-synced now (role mapping included) and every server's
     /// caches of it dropped; a user the policy no longer admits loses every session instead.
-    async fn apply_change(&self, event: &Event, user: ObjectId) -> AuthResult<u32> {
+    async fn apply_change(
+        &self,
+        event: &Event,
+        user: ObjectId,
+        tenant: Option<&str>,
+    ) -> AuthResult<u32> {
         let raw = event.profile.as_ref().cloned().unwrap_or(Value::Null);
         let changed = self
             .backend
@@ -309,7 +342,9 @@ impl Service {
                 "event user id differs from userId".into(),
             ));
         }
-        if self.config.policy.admit(&changed).is_err() {
+        // An account in a tenant the backend no longer puts the user in is barred like a denial.
+        let moved = user_tenant(tenant, &changed).is_err();
+        if moved || self.config.policy.admit(&changed).is_err() {
             let ended = self
                 .end_sessions(
                     user,
@@ -322,9 +357,9 @@ impl Service {
             return Ok(ended.sessions);
         }
         let db = self.db().await?;
-        db.users
-            .sync(&Profile::from_backend(&changed, &self.config.policy))
-            .await?;
+        let profile = Profile::from_backend(&changed, &self.config.policy)
+            .in_tenant(tenant.map(str::to_string));
+        db.users.sync(&profile).await?;
         self.revoke(
             db,
             Record::new(user, Some(event.user.clone()), None, "user.changed"),

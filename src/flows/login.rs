@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::backend::breaker::Lane;
 use crate::backend::client::LoginAnswer;
 use crate::flows::service::Service;
-use crate::identity::{BackendTokens, BackendUser};
+use crate::identity::{agreed_tenant, tenant_id, BackendTokens, BackendUser};
 use crate::shared::audit::{events, AuditEvent};
 use crate::shared::error::{AuthError, AuthResult};
 use crate::store::users::Profile;
@@ -78,6 +78,20 @@ pub fn login_fields(body: &Value) -> AuthResult<(String, String)> {
     Ok((username, password))
 }
 
+/// A request's tenant as it came (LibreChat's tenant context or the trusted `X-Tenant-Id`),
+/// checked as LibreChat's `preAuthTenant` checks the header: a 400 when it is not a tenant id.
+pub fn request_tenant(raw: Option<&str>) -> AuthResult<Option<String>> {
+    tenant_id(raw, "the request's tenant (X-Tenant-Id)").map_err(AuthError::BadRequest)
+}
+
+/// The tenant of a backend user reached through a request of tenant `request`: the request's and
+/// the backend's (`BACKEND_TENANT_FIELD`) must agree when both are known (docs/tenants.md).
+pub fn user_tenant(request: Option<&str>, user: &BackendUser) -> AuthResult<Option<String>> {
+    let backend = tenant_id(user.tenant.as_deref(), "the backend's tenant of the user")
+        .map_err(AuthError::BackendBadResponse)?;
+    agreed_tenant(request, backend.as_deref()).map_err(|m| AuthError::TenantMismatch(m.into()))
+}
+
 /// What a canary login found (`doctor --check-login`): nothing was written, no session kept.
 pub struct LoginCheck {
     pub backend_id: String,
@@ -108,12 +122,13 @@ impl Service {
             })
     }
 
-    pub async fn login(&self, body: &Value) -> AuthResult<LoginOutcome> {
+    /// `tenant`: the request's (`request_tenant`).
+    pub async fn login(&self, body: &Value, tenant: Option<&str>) -> AuthResult<LoginOutcome> {
         let (username, password) = login_fields(body)?;
         let answer = self.backend.login(&username, &password).await?;
         let tokens = answer.tokens.clone();
         let backend_id = answer.user.as_ref().map(|u| u.id.clone());
-        let outcome = self.start_session(answer).await;
+        let outcome = self.start_session(answer, tenant).await;
         if outcome.is_err() {
             // The backend issued tokens that no session will hold: end its session too.
             self.abandon_backend_session(tokens, backend_id);
@@ -146,12 +161,18 @@ impl Service {
     }
 
     /// After the backend accepted the credentials: user sync, then the session (or 2FA step).
-    async fn start_session(&self, answer: LoginAnswer) -> AuthResult<LoginOutcome> {
+    async fn start_session(
+        &self,
+        answer: LoginAnswer,
+        tenant: Option<&str>,
+    ) -> AuthResult<LoginOutcome> {
         let backend_user = self
             .login_user(answer.user, &answer.tokens.access_token)
             .await?;
         self.config.policy.admit(&backend_user)?;
-        let profile = Profile::from_backend(&backend_user, &self.config.policy);
+        let tenant = user_tenant(tenant, &backend_user)?;
+        let profile =
+            Profile::from_backend(&backend_user, &self.config.policy).in_tenant(tenant.clone());
         let db = self.db().await?;
         let user = db.users.sync(&profile).await?;
         let user_id = user
@@ -168,7 +189,7 @@ impl Service {
         }
         let session = db
             .sessions
-            .create(&self.tokens, user_id, &answer.tokens)
+            .create(&self.tokens, user_id, tenant.as_deref(), &answer.tokens)
             .await?;
         self.after_revocation_second(&user_id.to_hex()).await;
         let token = self.session_token(&user, user_id, &answer.tokens, Some(&backend_user))?;

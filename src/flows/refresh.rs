@@ -16,6 +16,7 @@ use mongodb::bson::{oid::ObjectId, DateTime, Document};
 use crate::backend::bearer::token_key;
 use crate::backend::breaker::Lane;
 use crate::config::SessionMode;
+use crate::flows::login::user_tenant;
 use crate::flows::service::{Db, Service};
 use crate::identity::PROVIDER;
 use crate::identity::{BackendTokens, BackendUser};
@@ -69,7 +70,12 @@ impl Service {
 
     /// `POST /api/auth/refresh`: verifies the LibreChat refresh token, consults the backend (one
     /// call per session even under concurrent refreshes on several servers), rotates, re-syncs.
-    pub async fn refresh(&self, refresh_token: &str) -> AuthResult<Refreshed> {
+    /// `tenant`: the request's; a session of another tenant is refused and left as it is.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        tenant: Option<&str>,
+    ) -> AuthResult<Refreshed> {
         let claims = self
             .tokens
             .verify_refresh(refresh_token)
@@ -97,6 +103,11 @@ impl Service {
             };
             if s.user.to_hex() != claims.id {
                 return Err(AuthError::SessionInvalid("Invalid refresh token".into()));
+            }
+            if tenant.is_some() && s.tenant.as_deref() != tenant {
+                return Err(AuthError::TenantMismatch(
+                    "this session belongs to another tenant".into(),
+                ));
             }
             if s.expiration_ms <= now {
                 db.sessions.delete(sid).await?;
@@ -441,11 +452,17 @@ impl Service {
                 AuthError::SessionInvalid("The backend user no longer matches this session".into());
             return Err(self.refuse(db, s, owner, version.as_deref(), live, e).await);
         }
-        let user = match db
-            .users
-            .sync(&Profile::from_backend(&identity, &self.config.policy))
-            .await
-        {
+        // The user stays in their tenant: a backend that now names another one ends the session.
+        let tenant = user
+            .as_ref()
+            .and_then(|u| u.get_str("tenantId").ok())
+            .map(str::to_string);
+        if let Err(e) = user_tenant(tenant.as_deref(), &identity) {
+            let e = AuthError::SessionInvalid(e.to_string());
+            return Err(self.refuse(db, s, owner, version.as_deref(), live, e).await);
+        }
+        let profile = Profile::from_backend(&identity, &self.config.policy).in_tenant(tenant);
+        let user = match db.users.sync(&profile).await {
             Ok(u) => u,
             Err(e) => return Err(self.release(db, s, owner, e).await),
         };

@@ -7,7 +7,8 @@ use mongodb::bson::oid::ObjectId;
 use crate::backend::bearer::token_key;
 use crate::backend::claims::Verdict;
 use crate::config::{BearerMode, SessionMode};
-use crate::flows::service::{CachedUser, Service};
+use crate::flows::login::user_tenant;
+use crate::flows::service::{source_key, CachedUser, Service};
 use crate::shared::error::{AuthError, AuthResult};
 use crate::shared::metrics::Cache;
 use crate::store::revocation::now_ms;
@@ -25,6 +26,11 @@ pub enum SyncAuth {
     Backend,
     /// Refused with this code (a metric's label); the reason is safe to show.
     Invalid(&'static str, String),
+}
+
+/// A LibreChat token of one tenant's user on a request of another tenant.
+fn wrong_tenant() -> AuthError {
+    AuthError::TenantMismatch("this token belongs to another tenant".into())
 }
 
 /// A token issued before a revocation of its user (docs/logout-events-revocation.md, "Revocation").
@@ -66,8 +72,11 @@ impl Service {
         cached
     }
 
-    fn user_state(&self, id: String, iat: Option<u64>) -> SyncAuth {
+    fn user_state(&self, id: String, iat: Option<u64>, tenant: Option<&str>) -> SyncAuth {
         match self.counted_user(&id) {
+            Some(c) if !c.in_tenant(tenant) => {
+                SyncAuth::Invalid("TENANT_MISMATCH", wrong_tenant().to_string())
+            }
             Some(c) => SyncAuth::User {
                 id,
                 version: c.version,
@@ -77,13 +86,13 @@ impl Service {
     }
 
     /// The synchronous part of every request: classify, verify a LibreChat token, or answer a
-    /// backend token from the caches. No I/O.
-    pub fn authenticate_sync(&self, token: &str) -> SyncAuth {
+    /// backend token from the caches. No I/O. `tenant`: the request's (docs/tenants.md).
+    pub fn authenticate_sync(&self, token: &str, tenant: Option<&str>) -> SyncAuth {
         match self.tokens.check_access(token) {
             AccessCheck::Valid(id, iat) if self.revoked.refuses(&id, iat) => {
                 SyncAuth::Invalid("TOKEN_INVALID", revoked().to_string())
             }
-            AccessCheck::Valid(id, iat) => self.user_state(id, iat),
+            AccessCheck::Valid(id, iat) => self.user_state(id, iat, tenant),
             AccessCheck::Invalid(e) => SyncAuth::Invalid(e.code(), e.to_string()),
             AccessCheck::NotLibreChat(TokenClass::Garbage) => {
                 SyncAuth::Invalid("TOKEN_INVALID", "malformed token".into())
@@ -106,26 +115,38 @@ impl Service {
                     {
                         SyncAuth::Backend
                     }
-                    Some(Verdict::Valid(identity)) => match self.source_ids.get(&identity.id) {
-                        Some(id) if self.backend_token_revoked(token, &id, None) => {
-                            SyncAuth::Invalid("TOKEN_INVALID", revoked().to_string())
-                        }
-                        // A 2FA user's token needs the slow path's check unless known as a
-                        // session's; an uncached user is loaded by the slow path, which checks.
-                        Some(id) => match self.counted_user(&id) {
-                            Some(c) if !c.two_factor || self.bearer.is_session_token(&key) => {
-                                SyncAuth::User {
-                                    id,
-                                    version: c.version,
-                                }
-                            }
-                            _ => SyncAuth::Backend,
-                        },
-                        None => SyncAuth::Backend,
+                    Some(Verdict::Valid(identity)) => match user_tenant(tenant, &identity) {
+                        Err(e) => SyncAuth::Invalid(e.code(), e.to_string()),
+                        Ok(t) => self.cached_backend_user(token, &key, &identity.id, t.as_deref()),
                     },
                     None => SyncAuth::Backend,
                 }
             }
+        }
+    }
+
+    /// A verified backend token's user in a tenant, from the caches alone.
+    fn cached_backend_user(
+        &self,
+        token: &str,
+        key: &[u8; 32],
+        backend_id: &str,
+        tenant: Option<&str>,
+    ) -> SyncAuth {
+        match self.source_ids.get(&source_key(backend_id, tenant)) {
+            Some(id) if self.backend_token_revoked(token, &id, None) => {
+                SyncAuth::Invalid("TOKEN_INVALID", revoked().to_string())
+            }
+            // A 2FA user's token needs the slow path's check unless known as a
+            // session's; an uncached user is loaded by the slow path, which checks.
+            Some(id) => match self.counted_user(&id) {
+                Some(c) if !c.two_factor || self.bearer.is_session_token(key) => SyncAuth::User {
+                    id,
+                    version: c.version,
+                },
+                _ => SyncAuth::Backend,
+            },
+            None => SyncAuth::Backend,
         }
     }
 
@@ -135,12 +156,16 @@ impl Service {
         &self,
         id: &str,
         iat: Option<u64>,
+        tenant: Option<&str>,
     ) -> AuthResult<Option<CachedUser>> {
         self.db().await?;
         if self.revoked.refuses(id, iat) {
             return Err(revoked());
         }
-        self.load_user(id).await
+        match self.load_user(id).await? {
+            Some(u) if !u.in_tenant(tenant) => Err(wrong_tenant()),
+            u => Ok(u),
+        }
     }
 
     /// Loads a user by `_id` hex (as LibreChat's jwt strategy does) into the cache.
@@ -161,10 +186,13 @@ impl Service {
     /// A backend token the caches could not answer: verified by JWKS or user info, mapped to the
     /// LibreChat user by provider + `idOnTheSource` (created when provisioning is on).
     /// `from`: the client's address, when the caller knows it (see `Bearer::verify`).
+    /// `tenant`: the request's; the user is the one of that tenant (or of the backend's tenant for
+    /// the identity, which must be the same when both are known).
     pub async fn authenticate_backend(
         &self,
         token: &str,
         from: Option<&str>,
+        tenant: Option<&str>,
     ) -> AuthResult<CachedUser> {
         match classify(token) {
             // Damaged, oversized or with control characters: never sent anywhere.
@@ -187,7 +215,9 @@ impl Service {
             Verdict::Refused(why) => return Err(AuthError::TokenInvalid(why)),
         };
         self.config.policy.admit(&identity)?;
-        if let Some(id) = self.source_ids.get(&identity.id) {
+        let tenant = user_tenant(tenant, &identity)?;
+        let source = source_key(&identity.id, tenant.as_deref());
+        if let Some(id) = self.source_ids.get(&source) {
             if let Some(u) = self.load_user(&id).await? {
                 self.refuse_revoked(token, &u.id, checked_ms)?;
                 self.check_second_factor(token, &u).await?;
@@ -197,8 +227,12 @@ impl Service {
         let db = self.db().await?;
         let found = self
             .source_lookups
-            .run(identity.id.clone(), || async {
-                match db.users.find_id_by_source(&identity.id).await? {
+            .run(source.clone(), || async {
+                match db
+                    .users
+                    .find_id_by_source(&identity.id, tenant.as_deref())
+                    .await?
+                {
                     Some(oid) => db.users.find_public(oid).await,
                     None => Ok(None),
                 }
@@ -214,7 +248,10 @@ impl Service {
                 }
                 Some(
                     db.users
-                        .sync(&Profile::from_backend(&identity, &self.config.policy))
+                        .sync(
+                            &Profile::from_backend(&identity, &self.config.policy)
+                                .in_tenant(tenant.clone()),
+                        )
                         .await?,
                 )
             }
@@ -227,7 +264,7 @@ impl Service {
         self.refuse_revoked(token, &cached.id, checked_ms)?;
         if let Ok(oid) = user.get_object_id("_id") {
             self.source_ids
-                .insert(identity.id, oid.to_hex(), self.config.user_cache_ttl);
+                .insert(source, oid.to_hex(), self.config.user_cache_ttl);
         }
         self.check_second_factor(token, &cached).await?;
         Ok(cached)

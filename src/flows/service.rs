@@ -46,6 +46,25 @@ pub struct CachedUser {
     /// `twoFactorEnabled`: backend tokens are accepted only as a session's
     /// (docs/sessions-and-tokens.md, "Every request").
     pub two_factor: bool,
+    /// `tenantId`: the LibreChat tenant the user belongs to.
+    pub tenant: Option<Arc<str>>,
+}
+
+impl CachedUser {
+    /// Whether a request of tenant `request` may be this user's: any request when it names no
+    /// tenant (LibreChat then takes the tenant from the user), else only one of the user's tenant.
+    pub fn in_tenant(&self, request: Option<&str>) -> bool {
+        request.is_none_or(|r| self.tenant.as_deref() == Some(r))
+    }
+}
+
+/// The key of `source_ids` and `source_lookups`: a backend identity within a tenant.
+pub(crate) fn source_key(backend_id: &str, tenant: Option<&str>) -> String {
+    match tenant {
+        None => backend_id.to_string(),
+        // `\n` never occurs in a usable backend id (no control characters) nor in a tenant id.
+        Some(t) => format!("{backend_id}\n{t}"),
+    }
 }
 
 pub struct Service {
@@ -237,8 +256,9 @@ impl Service {
                 .map(|s| crate::tokens::librechat::now_secs().saturating_add(s));
             self.bearer
                 .remember(&backend.access_token, identity.clone(), exp);
+            let key = source_key(&identity.id, user.get_str("tenantId").ok());
             self.source_ids
-                .insert(identity.id.clone(), id.to_hex(), self.config.user_cache_ttl);
+                .insert(key, id.to_hex(), self.config.user_cache_ttl);
         }
         Ok(backend.access_token.clone())
     }
@@ -254,6 +274,7 @@ impl Service {
             json: Arc::from(user_ejson(user.clone())?),
             version: self.versions.fetch_add(1, Ordering::Relaxed),
             two_factor: user.get_bool("twoFactorEnabled").unwrap_or(false),
+            tenant: user.get_str("tenantId").ok().map(Arc::from),
         };
         self.users_cache
             .insert(id, cached.clone(), self.config.user_cache_ttl);

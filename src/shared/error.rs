@@ -20,6 +20,8 @@ pub enum AuthError {
     },
     /// Another LibreChat account already owns this email.
     AccountConflict,
+    /// The request's tenant is not the user's (or the backend's tenant for the user is another).
+    TenantMismatch(String),
     /// The backend could not be reached, or answered 5xx.
     BackendUnavailable(String),
     /// The backend did not answer within `BACKEND_TIMEOUT_MS`.
@@ -65,6 +67,7 @@ impl AuthError {
             AuthError::InvalidCredentials => "INVALID_CREDENTIALS",
             AuthError::AccessDenied { .. } => "ACCESS_DENIED",
             AuthError::AccountConflict => "ACCOUNT_CONFLICT",
+            AuthError::TenantMismatch(_) => "TENANT_MISMATCH",
             AuthError::BackendUnavailable(_) => "BACKEND_UNAVAILABLE",
             AuthError::BackendTimeout => "BACKEND_TIMEOUT",
             AuthError::BackendBadResponse(_) => "BACKEND_BAD_RESPONSE",
@@ -117,6 +120,7 @@ impl fmt::Display for AuthError {
             AuthError::AccountConflict => f.write_str(
                 "An account with this email already exists and is not linked to your organisation's login. Ask an administrator to link or remove it.",
             ),
+            AuthError::TenantMismatch(m) => write!(f, "Wrong tenant: {m}."),
             AuthError::BackendUnavailable(m) => {
                 write!(f, "The authentication service is unavailable ({m}). Please try again later.")
             }

@@ -13,13 +13,14 @@ use std::time::Duration;
 use crate::shared::error::AuthError;
 
 /// The `code` label: `ok` and every stable code of `AuthError::code()` (a test keeps them equal).
-pub const CODES: [&str; 20] = [
+pub const CODES: [&str; 21] = [
     "ok",
     "CONFIG_INVALID",
     "BAD_REQUEST",
     "INVALID_CREDENTIALS",
     "ACCESS_DENIED",
     "ACCOUNT_CONFLICT",
+    "TENANT_MISMATCH",
     "BACKEND_UNAVAILABLE",
     "BACKEND_TIMEOUT",
     "BACKEND_BAD_RESPONSE",
@@ -327,6 +328,7 @@ mod tests {
                 backend_id: None,
             },
             AuthError::AccountConflict,
+            AuthError::TenantMismatch(String::new()),
             AuthError::BackendUnavailable(String::new()),
             AuthError::BackendTimeout,
             AuthError::BackendBadResponse(String::new()),

@@ -50,6 +50,8 @@ pub struct Event {
     pub session: Option<String>,
     /// `user.changed`: the user as the backend's user info answers it.
     pub profile: Option<Value>,
+    /// `tenantId`: the one tenant whose account of the user it is about; none: every tenant's.
+    pub tenant: Option<String>,
 }
 
 /// Events applied (for their ids and the per-user order), kept as long as revocations.

@@ -174,6 +174,8 @@ pub struct StoredSession {
     /// with a superseded token within the grace window.
     next_sealed: Option<String>,
     backend: Option<Document>,
+    /// `tenantId`: the tenant the session was started in.
+    pub tenant: Option<String>,
 }
 
 impl StoredSession {
@@ -281,6 +283,7 @@ impl Sessions {
             generations: read_generations(cb),
             next_sealed: cb.and_then(|c| c.get_str("next").ok()).map(str::to_string),
             backend: cb.filter(|c| c.contains_key("accessToken")).cloned(),
+            tenant: d.get_str("tenantId").ok().map(str::to_string),
         }))
     }
 
@@ -477,6 +480,7 @@ impl Sessions {
         &self,
         tokens: &Tokens,
         user: ObjectId,
+        tenant: Option<&str>,
         backend: &BackendTokens,
     ) -> AuthResult<NewSession> {
         let session_id = ObjectId::new();
@@ -488,14 +492,21 @@ impl Sessions {
             &session_id.to_hex(),
             u64::try_from(expires_at_ms / 1000).unwrap_or(0),
         )?;
-        let session = doc! {
+        let mut session = doc! {
             "expiration": DateTime::from_millis(expires_at_ms),
             "user": user,
             "_id": session_id,
             "refreshTokenHash": sha256_hex(&refresh_token),
-            "__v": 0,
-            "customBackend": self.sealed_backend(&session_id.to_hex(), backend)?,
         };
+        // As LibreChat's tenant plugin writes it in the user's tenant.
+        if let Some(t) = tenant {
+            session.insert("tenantId", t);
+        }
+        session.insert("__v", 0);
+        session.insert(
+            "customBackend",
+            self.sealed_backend(&session_id.to_hex(), backend)?,
+        );
         self.sessions.insert_one(session).await?;
         Ok(NewSession {
             session_id,

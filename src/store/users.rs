@@ -15,11 +15,21 @@ use crate::shared::error::{AuthError, AuthResult};
 pub const META_COLLECTION: &str = "customBackendMeta";
 /// The marker document deciding LibreChat's first-user rule across every server.
 const FIRST_ADMIN_MARKER: &str = "firstUserAdmin";
-/// Our own unique index on `users`: one account per backend identity, whatever LibreChat's indexes.
-pub const SOURCE_INDEX_NAME: &str = "customBackend_provider_idOnTheSource";
+/// Our own unique index on `users`: one account per backend identity and tenant, whatever
+/// LibreChat's indexes.
+pub const SOURCE_INDEX_NAME: &str = "customBackend_provider_idOnTheSource_tenantId";
+/// Its predecessor without the tenant (before 0.2), which would keep one backend identity from
+/// having an account in two tenants: dropped when ours is created.
+pub const OLD_SOURCE_INDEX_NAME: &str = "customBackend_provider_idOnTheSource";
 
 pub fn source_index_keys() -> Document {
-    doc! { "provider": 1, "idOnTheSource": 1 }
+    doc! { "provider": 1, "idOnTheSource": 1, "tenantId": 1 }
+}
+
+/// A filter's `tenantId` for a tenant: the tenant, or none (`null` also matches a document without
+/// the field, which is how LibreChat stores a user outside every tenant).
+pub fn tenant_filter(tenant: Option<&str>) -> Bson {
+    tenant.map_or(Bson::Null, Bson::from)
 }
 
 pub fn source_index_filter() -> Document {
@@ -57,6 +67,8 @@ pub struct Profile {
     pub avatar: Option<String>,
     /// The role the backend's roles give; `None` when no role mapping is configured.
     pub role: Option<&'static str>,
+    /// The LibreChat tenant of the account (`None`: a deployment without tenants).
+    pub tenant: Option<String>,
 }
 
 impl Profile {
@@ -74,7 +86,13 @@ impl Profile {
             name,
             avatar: u.avatar.clone(),
             role: policy.role(u),
+            tenant: None,
         }
+    }
+
+    /// The same profile, in a tenant.
+    pub fn in_tenant(self, tenant: Option<String>) -> Profile {
+        Profile { tenant, ..self }
     }
 }
 
@@ -107,8 +125,12 @@ pub fn new_user_document(p: &Profile, role: &str, now: DateTime) -> Document {
         "skillStates": {},
         "createdAt": now,
         "updatedAt": now,
-        "__v": 0,
     });
+    // Where LibreChat's tenant plugin puts it (set in its pre-save hook).
+    if let Some(t) = &p.tenant {
+        d.insert("tenantId", t);
+    }
+    d.insert("__v", 0);
     d
 }
 
@@ -164,8 +186,11 @@ impl Users {
 
     /// Creates or updates the LibreChat user for a backend identity. Returns the stored document
     /// without secret fields.
+    /// Everything happens inside the profile's tenant: another tenant's accounts (the same
+    /// identity, the same email) are other people's.
     pub async fn sync(&self, p: &Profile) -> AuthResult<Document> {
-        let key = doc! { "provider": PROVIDER, "idOnTheSource": &p.id_on_the_source };
+        let tenant = tenant_filter(p.tenant.as_deref());
+        let key = doc! { "provider": PROVIDER, "idOnTheSource": &p.id_on_the_source, "tenantId": &tenant };
         if let Some(existing) = self
             .users
             .find_one(key.clone())
@@ -181,7 +206,7 @@ impl Users {
         // mismatch), unless the operator opted in to linking accounts of other providers by email.
         if let Some(owner) = self
             .users
-            .find_one(doc! { "email": &p.email })
+            .find_one(doc! { "email": &p.email, "tenantId": &tenant })
             .projection(doc! {"_id": 1, "provider": 1, "idOnTheSource": 1, "emailVerified": 1})
             .await?
         {
@@ -207,9 +232,11 @@ impl Users {
         }
         // Uniqueness of the identity is ours to enforce, not LibreChat's email index's.
         self.ensure_source_index().await?;
-        let claim = match p.role {
-            Some(_) => None,
-            None => self.claim_first_admin(&p.id_on_the_source).await?,
+        // As LibreChat (v0.8.5+): only the first user of a deployment without tenants becomes
+        // ADMIN by order; a tenant's administrators come from a trusted source (the role mapping).
+        let claim = match (p.role, &p.tenant) {
+            (None, None) => self.claim_first_admin(&p.id_on_the_source).await?,
+            _ => None,
         };
         let role = p.role.unwrap_or(if claim.is_some() {
             ROLE_ADMIN
@@ -282,6 +309,12 @@ impl Users {
                     )
                     .build();
                 self.users.create_index(model).await?;
+                // The old index without the tenant would still refuse a second tenant's account.
+                match self.users.drop_index(OLD_SOURCE_INDEX_NAME).await {
+                    Ok(()) => {}
+                    Err(e) if matches!(&*e.kind, ErrorKind::Command(c) if c.code == 27) => {}
+                    Err(e) => return Err(e.into()),
+                }
                 Ok::<(), AuthError>(())
             })
             .await?;
@@ -321,7 +354,7 @@ impl Users {
         match held.get_str("source") {
             Ok(s) if s == source => return Ok(held_nonce.as_object_id()),
             Ok(s) => {
-                if self.find_id_by_source(s).await?.is_some() {
+                if self.find_id_by_source(s, None).await?.is_some() {
                     return Ok(None);
                 }
             }
@@ -375,7 +408,7 @@ impl Users {
             .map_err(|_| AuthError::Internal("user without ObjectId".into()))?;
         if self
             .users
-            .find_one(doc! { "email": &p.email, "_id": { "$ne": id } })
+            .find_one(doc! { "email": &p.email, "_id": { "$ne": id }, "tenantId": tenant_filter(p.tenant.as_deref()) })
             .projection(doc! {"_id": 1})
             .await?
             .is_some()
@@ -438,14 +471,44 @@ impl Users {
         Ok(Some(user))
     }
 
-    /// The LibreChat user linked to a backend identity.
-    pub async fn find_id_by_source(&self, id_on_the_source: &str) -> AuthResult<Option<ObjectId>> {
+    /// The LibreChat user linked to a backend identity in a tenant.
+    pub async fn find_id_by_source(
+        &self,
+        id_on_the_source: &str,
+        tenant: Option<&str>,
+    ) -> AuthResult<Option<ObjectId>> {
         let found = self
             .users
-            .find_one(doc! { "provider": PROVIDER, "idOnTheSource": id_on_the_source })
+            .find_one(doc! { "provider": PROVIDER, "idOnTheSource": id_on_the_source, "tenantId": tenant_filter(tenant) })
             .projection(doc! {"_id": 1})
             .await?;
         Ok(found.and_then(|d| d.get_object_id("_id").ok()))
+    }
+
+    /// The LibreChat users linked to a backend identity, in one tenant (`Some`) or in every one
+    /// (`None`), with each one's tenant.
+    pub async fn find_by_source(
+        &self,
+        id_on_the_source: &str,
+        tenant: Option<Option<&str>>,
+    ) -> AuthResult<Vec<(ObjectId, Option<String>)>> {
+        let mut filter = doc! { "provider": PROVIDER, "idOnTheSource": id_on_the_source };
+        if let Some(t) = tenant {
+            filter.insert("tenantId", tenant_filter(t));
+        }
+        let mut cursor = self
+            .users
+            .find(filter)
+            .projection(doc! {"_id": 1, "tenantId": 1})
+            .await?;
+        let mut found = Vec::new();
+        while cursor.advance().await? {
+            let d = cursor.deserialize_current()?;
+            if let Ok(id) = d.get_object_id("_id") {
+                found.push((id, d.get_str("tenantId").ok().map(str::to_string)));
+            }
+        }
+        Ok(found)
     }
 
     /// The start balance when `CHECK_BALANCE` and `START_BALANCE` ask for one and the user has
@@ -457,12 +520,7 @@ impl Users {
         let (Some(amount), Ok(id)) = (self.start_balance, user.get_object_id("_id")) else {
             return Ok(());
         };
-        let upsert = self
-            .balances
-            .update_one(
-                doc! { "user": id },
-                doc! {
-                    "$setOnInsert": {
+        let mut insert = doc! {
                         "_id": id,
                         "user": id,
                         "tokenCredits": amount,
@@ -472,9 +530,14 @@ impl Users {
                         "refillAmount": 0,
                         "lastRefill": DateTime::now(),
                         "__v": 0,
-                    },
-                },
-            )
+        };
+        // LibreChat's tenant plugin scopes the upsert, so the new balance carries the tenant.
+        if let Some(t) = user.get("tenantId") {
+            insert.insert("tenantId", t.clone());
+        }
+        let upsert = self
+            .balances
+            .update_one(doc! { "user": id }, doc! { "$setOnInsert": insert })
             .upsert(true)
             .await;
         match upsert {
@@ -548,8 +611,21 @@ mod tests {
             name: "A".into(),
             avatar: None,
             role: None,
+            tenant: None,
         };
         let d = new_user_document(&p, ROLE_USER, DateTime::now());
+        assert!(d.get("tenantId").is_none());
+        let keys = |d: &Document| d.keys().cloned().collect::<Vec<_>>();
+        let in_tenant = new_user_document(
+            &p.clone().in_tenant(Some("acme".into())),
+            ROLE_USER,
+            DateTime::now(),
+        );
+        // Where LibreChat's tenant plugin puts it: after `updatedAt`, before `__v`.
+        assert_eq!(
+            keys(&in_tenant)[keys(&in_tenant).len() - 2..],
+            ["tenantId", "__v"]
+        );
         assert_eq!(d.get_str("provider").unwrap(), PROVIDER);
         assert_eq!(d.get_i32("__v").unwrap(), 0);
         assert!(d.get_bool("emailVerified").unwrap());

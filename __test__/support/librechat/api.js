@@ -8,9 +8,36 @@ function isEnabled(value) {
   return typeof value === 'string' && value.toLowerCase().trim() === 'true';
 }
 
-/** `tenantContextMiddleware`: single-tenant here, so it only passes on. */
+const VALID_TENANT_ID = /^[-a-zA-Z0-9_.]+$/;
+
+/**
+ * `preAuthTenantMiddleware` (middleware/preAuthTenant.ts) on the published data-schemas'
+ * AsyncLocalStorage: the tenant from `X-Tenant-Id` when `TRUST_TENANT_HEADER=true`; the system
+ * tenant and malformed ids are ignored (the request runs without a tenant).
+ */
+function preAuthTenantMiddleware(req, res, next) {
+  const { tenantStorage, SYSTEM_TENANT_ID } = require('@librechat/data-schemas');
+  const raw = req.headers['x-tenant-id'];
+  if (!raw || typeof raw !== 'string' || !isEnabled(process.env.TRUST_TENANT_HEADER)) return next();
+  const tenantId = raw.trim();
+  if (!tenantId || tenantId === SYSTEM_TENANT_ID || tenantId.length > 128 || !VALID_TENANT_ID.test(tenantId)) {
+    return next();
+  }
+  return tenantStorage.run({ tenantId }, async () => next());
+}
+
+/**
+ * `tenantContextMiddleware` (middleware/tenant.ts), chained by `requireJwtAuth` after the strategy:
+ * what follows runs in `req.user.tenantId`'s context; the system tenant is a 403.
+ */
 function tenantContextMiddleware(req, res, next) {
-  next();
+  const { tenantStorage, SYSTEM_TENANT_ID } = require('@librechat/data-schemas');
+  const tenantId = req.user?.tenantId;
+  if (tenantId === SYSTEM_TENANT_ID) {
+    return res.status(403).json({ error: 'System tenant is not allowed for request-scoped routes' });
+  }
+  if (!tenantId) return next();
+  return tenantStorage.run({ tenantId, userId: req.user.id }, async () => next());
 }
 
 /**
@@ -44,4 +71,4 @@ function createSetBalanceConfig({ getAppConfig, findBalanceByUser, upsertBalance
   };
 }
 
-module.exports = { isEnabled, tenantContextMiddleware, createSetBalanceConfig };
+module.exports = { isEnabled, preAuthTenantMiddleware, tenantContextMiddleware, createSetBalanceConfig };

@@ -36,6 +36,7 @@ const {
   appendCustomBackendMetrics,
 } = require('librechat-custom-backend-auth');
 const { optionalJwtAuth } = require('~/server/middleware/requireJwtAuth');
+const { preAuthTenantMiddleware } = require('../api');
 const { createMetrics } = require('./metrics');
 const { getUserController } = require('./controllers');
 
@@ -113,6 +114,8 @@ async function createLibreChatApp({
 
     const requireJwtAuth = require('~/server/middleware').requireJwtAuth;
     const authRoutes = require(version === 'v0.7.9' ? './routes/auth-v0.7.9' : './routes/auth');
+    // v0.8.5+: the tenant of unauthenticated routes (login, refresh) from the trusted header.
+    if (version === 'v0.8') app.use('/api/auth', preAuthTenantMiddleware);
     app.use('/api/auth', authRoutes(express));
     app.use('/api/config', optionalJwtAuth, require('./routes/config')(express));
     if (version === 'v0.8') app.use('/api/admin', require('./routes/admin/auth')(express));

@@ -3,13 +3,13 @@
 /**
  * `requireJwtAuth` and `optionalJwtAuth` (api/server/middleware/), written from reading LibreChat.
  * The default export is v0.8.8-rc1's: JSON 401 `{message}`, the OpenID reuse branch, `req.authStrategy`
- * (tenant context and the CloudFront cookie refresh are left out). `classic` is v0.7.9's: passport's
+ * and its tenant context after success (the CloudFront cookie refresh is left out). `classic` is v0.7.9's: passport's
  * own failure, a plain-text `Unauthorized`.
  */
 
 const cookies = require('cookie');
 const passport = require('passport');
-const { isEnabled } = require('../../api');
+const { isEnabled, tenantContextMiddleware } = require('../../api');
 
 const hasPassportStrategy = (name) => passport._strategy(name) != null;
 const userIdOf = (user) => user?.id?.toString?.() ?? user?._id?.toString?.();
@@ -49,7 +49,7 @@ function requireJwtAuth(req, res, next) {
       }
       req.user = user;
       req.authStrategy = strategy;
-      return next();
+      return tenantContextMiddleware(req, res, next);
     })(req, res, next);
   };
   attempt(0);
