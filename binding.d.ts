@@ -60,8 +60,26 @@ export declare class CustomBackendAuthService {
    * share of the user-info budget when junk tokens spend the rest.
    */
   authenticateBackendToken(token: string, from?: string | undefined | null, tenant?: string | undefined | null): Promise<UserRecord>
-  /** Refreshes the session a LibreChat refresh token names. */
-  refresh(refreshToken: string, tenant?: string | undefined | null): Promise<RefreshResult>
+  /**
+   * Refreshes the session a LibreChat refresh token names. `sso`: what the request carries for
+   * single sign-on, when it is on (the portal identity wins over another person's session).
+   */
+  refresh(refreshToken: string, tenant?: string | undefined | null, sso?: SsoRequest | undefined | null): Promise<RefreshResult>
+  /**
+   * Single sign-on on a page load without a LibreChat session: the portal cookie or a trusted
+   * proxy's headers start one, as a login does (docs/single-sign-on.md).
+   */
+  ssoLogin(sso: SsoRequest, tenant?: string | undefined | null): Promise<SsoLoginResult>
+  /**
+   * The pause mark a logout leaves for this request's single sign-on credential (an HMAC of
+   * it), or null when it carries none.
+   */
+  ssoPauseMark(sso: SsoRequest): string | null
+  /**
+   * What the shim reads from a request for single sign-on: `{cookie, headers, logoutUrl}`, or
+   * null when it is off.
+   */
+  get ssoSettings(): SsoSettings | null
   /**
    * The user and session a refresh token names, if it is genuine (expired or not); null
    * otherwise. For the audit of refreshes and logouts: identifiers only.
@@ -226,6 +244,8 @@ export interface MetricsSnapshot {
   caches: Array<MetricsCache>
   singleFlightJoins: Array<MetricsFlightJoins>
   refreshLeaseWaits: number
+  /** Single sign-on identity headers from peers that are not trusted proxies (ignored). */
+  ssoUntrustedHeaders: number
   backendCallsInFlight: number
   backendBreakers: Array<MetricsBreaker>
 }
@@ -247,6 +267,11 @@ export interface RefreshResult {
   outageCode?: string
   /** The session document's `_id` hex: an audit reference. */
   sessionId: string
+  /**
+   * Single sign-on ended the session presented (another person's) and started this one for the
+   * portal's user: how they came in (`sso-cookie`, `sso-proxy`).
+   */
+  switchedVia?: string
 }
 
 /**
@@ -281,6 +306,38 @@ export interface SessionsEnded {
  * build that was not given one.
  */
 export declare function sourceId(): string
+
+/**
+ * A single sign-on attempt: `outcome` `none` (nothing to sign in with), `untrusted` (identity
+ * headers from a peer that is not a trusted proxy, ignored) or `session` (with `via` and the
+ * session, as a login's).
+ */
+export interface SsoLoginResult {
+  outcome: string
+  via?: string
+  login?: LoginResult
+}
+
+/**
+ * What a request carries for single sign-on (docs/single-sign-on.md): the portal cookie's value,
+ * the TCP peer's address, the proxy's identity headers (lower-case names) and the pause mark.
+ */
+export interface SsoRequest {
+  cookie?: string
+  peer?: string
+  headers?: Record<string, string>
+  paused?: string
+}
+
+/** The single sign-on settings the shim reads requests by (`ssoSettings`). */
+export interface SsoSettings {
+  /** The portal cookie's name. */
+  cookie?: string
+  /** The proxy headers to pass on (lower case); empty without trusted proxies. */
+  headers: Array<string>
+  /** `BACKEND_SSO_LOGOUT_URL`: the logout answer's `redirect`. */
+  logoutUrl?: string
+}
 
 /** A user as relaxed Extended JSON with its cache version. */
 export interface UserRecord {

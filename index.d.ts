@@ -56,6 +56,8 @@ export interface AuditEvent {
   host?: string;
   /** The breaker lane (breaker events): whose calls it carries. */
   lane?: 'login' | 'token' | 'session' | 'keys';
+  /** How the user came in (login events of single sign-on). */
+  via?: 'sso-cookie' | 'sso-proxy';
 }
 export type AuditCallback = (event: AuditEvent) => unknown;
 
@@ -105,14 +107,41 @@ export interface RefreshResult {
   refreshToken: string;
   refreshExpiresAt: number;
   /** `token_provider` cookie value: `custom-backend`, or `librechat` for a local account. */
-  provider: string;  /** Answered during a backend outage without a backend refresh (docs/sessions-and-tokens.md, "Refresh"): `refreshToken`
+  provider: string;
+  /** Answered during a backend outage without a backend refresh (docs/sessions-and-tokens.md, "Refresh"): `refreshToken`
    * is the one presented, unchanged, and `token` expires no later than the one issued with it. */
   outage: boolean;
   /** The backend failure an outage answer stood in for. */
   outageCode?: ErrorCode;
   /** The session document's `_id` hex (an audit reference). */
   sessionId: string;
+  /** Single sign-on ended the presented session (another person's) and started this one for the
+   * portal's user: how they came in. */
+  switchedVia?: 'sso-cookie' | 'sso-proxy';
 }
+
+/** What a request carries for single sign-on (lib/sso.js `ssoRequest`; docs/single-sign-on.md). */
+export interface SsoRequest {
+  cookie?: string;
+  /** The TCP peer's address (`req.socket.remoteAddress`). */
+  peer?: string;
+  /** The proxy's identity headers, lower-case names. */
+  headers?: Record<string, string>;
+  /** The pause mark a logout left in this browser. */
+  paused?: string;
+}
+
+export type SsoLoginResult =
+  | { outcome: 'none' | 'untrusted' }
+  | {
+      outcome: 'session';
+      via: 'sso-cookie' | 'sso-proxy';
+      user: LibreChatUser;
+      token: string;
+      refreshToken: string;
+      refreshExpiresAt: number;
+      sessionId: string;
+    };
 
 export interface BearerCheck {
   kind: 'user' | 'load' | 'backend' | 'invalid';
@@ -186,7 +215,13 @@ export class CustomBackendAuthService {
   /** `from`: the client's address (`req.ip`); tokens from an address a valid backend token came
    * from keep their half of the user-info budget while never-seen tokens spend the other half. */
   authenticateBackendToken(token: string, from?: string | null, tenant?: string | null): Promise<LibreChatUser>;
-  refresh(refreshToken: string, tenant?: string | null): Promise<RefreshResult>;
+  refresh(refreshToken: string, tenant?: string | null, sso?: SsoRequest | null): Promise<RefreshResult>;
+  /** Single sign-on on a page load without a session (docs/single-sign-on.md). */
+  ssoLogin(sso: SsoRequest, tenant?: string | null): Promise<SsoLoginResult>;
+  /** The pause mark a logout leaves for the request's single sign-on credential, or null. */
+  ssoPauseMark(sso: SsoRequest | null): string | null;
+  /** Single sign-on's settings, null when it is off. */
+  readonly ssoSettings: { cookie: string | null; headers: string[]; logoutUrl: string | null } | null;
   /** Resolves true when the backend logout call failed (the logout happened anyway). Rejects
    * (503 for the database) when the session could not be ended: nothing was ended, retry. */
   logout(refreshToken: string | null, userId: string | null): Promise<boolean>;
@@ -265,6 +300,8 @@ export interface CustomBackendMetrics {
   cache: Record<'user' | 'backend_token', { hits: number; misses: number }>;
   singleFlightJoins: Record<'backend_token' | 'backend_user' | 'jwks', number>;
   refreshLeaseWaits: number;
+  /** Single sign-on identity headers from a peer that is not a trusted proxy (ignored). */
+  ssoUntrustedHeaders: number;
   backendCallsInFlight: number;
   /** The circuit breaker of each backend host (`scheme://host:port` of the configured URLs), lane by lane. */
   backendBreakers: Array<{ host: string; lane: 'login' | 'token' | 'session' | 'keys'; state: 0 | 1 | 2; openings: number }>;

@@ -20,7 +20,9 @@ function roundRobin(tokens, tokenIn) {
     setupRequest(req) {
       const token = tokens[next];
       next = (next + 1) % tokens.length;
-      const header = tokenIn === 'cookie' ? { cookie: `refreshToken=${token}` } : { authorization: `Bearer ${token}` };
+      // A cookie the request already has (the portal's, refreshSSO) stays beside the refresh token.
+      const cookie = [req.headers?.cookie, `refreshToken=${token}`].filter(Boolean).join('; ');
+      const header = tokenIn === 'cookie' ? { cookie } : { authorization: `Bearer ${token}` };
       return { ...req, headers: { ...req.headers, ...header } };
     },
   }];

@@ -102,6 +102,9 @@ const STACKS = [
   { key: 'loginLC', label: "(loginLC) LibreChat's local login: passport-local, bcryptjs (cost 10), data-schemas, loginController", flow: 'login', server: 'Llc' },
   { key: 'refresh', label: `(refresh) ours: POST /api/auth/refresh, backend refresh answering after ${FLOW_LATENCY_MS} ms, then user info (${LATENCY_MS} ms)`, flow: 'refresh', server: 'L', ours: true },
   { key: 'refreshLC', label: "(refreshLC) LibreChat's refreshController: verify, getUserById, findSession, rotate", flow: 'refresh', server: 'Llc' },
+  // #26: the page load of a signed-in user with single sign-on on: the refresh of (refresh), and the
+  // portal cookie of the same user on every request (checked as a backend token, cached after the first).
+  { key: 'refreshSSO', label: '(refreshSSO) as (refresh), single sign-on on (BACKEND_SSO_COOKIE) and the same user\'s portal cookie on each page load', flow: 'refresh', server: 'L', ours: true, sso: true, env: { BACKEND_SSO_COOKIE: 'portal_session' } },
   // Cache-unfriendly: every request another user and token, round-robin over MANY_USERS.
   { key: 'bN', label: `(bN) as (b), ${MANY_USERS} users round-robin, a token each`, token: 'many', server: 'b' },
   { key: 'dN', label: `(dN) as (d), ${MANY_USERS} users round-robin, a token each`, token: 'many', server: 'd', ours: true },
@@ -591,8 +594,12 @@ async function runFlow(stack, ctx, base, res, server) {
     request = { method: 'POST', headers: json, body: JSON.stringify(creds) };
     smoke = () => fetch(url, { method: 'POST', headers: json, body: request.body });
   } else {
-    request = (n) => ({ method: 'POST', tokens: takeTokens(pool, n), tokenIn: 'cookie' });
-    smoke = () => fetch(url, { method: 'POST', headers: { cookie: `refreshToken=${takeTokens(pool, 1)[0]}` } });
+    // refreshSSO: the portal cookie is the flow user's backend access token (BACKEND_SSO_COOKIE
+    // without a URL: checked as a bearer token).
+    const portal = stack.sso ? `portal_session=${ctx.user.backendToken}` : null;
+    const headers = portal ? { cookie: portal } : undefined;
+    request = (n) => ({ method: 'POST', headers, tokens: takeTokens(pool, n), tokenIn: 'cookie' });
+    smoke = () => fetch(url, { method: 'POST', headers: { cookie: [portal, `refreshToken=${takeTokens(pool, 1)[0]}`].filter(Boolean).join('; ') } });
   }
   const r = await smoke();
   const text = await r.text();
@@ -1011,12 +1018,26 @@ function flowSummary(stacks) {
     };
     out[flow].ratio = out[flow].ours && out[flow].librechat ? out[flow].ours.perSec / out[flow].librechat.perSec : null;
   }
+  // #26: a refresh with single sign-on on against the same refresh without it, same run.
+  const plain = out.refresh.ours;
+  const s = by.refreshSSO;
+  const sso = s && (s.status === 'ok' || s.status === 'flagged') && s.rps > 0
+    ? { perSec: s.rps, p50: s.latencyMs.p50, p99: s.latencyMs.p99, serverCpuUs: s.serverCpuUsPerReq, lowLoad: low(s) } : null;
+  out.refreshSSO = { sso, plain, ratio: sso && plain ? sso.perSec / plain.perSec : null };
   return out;
 }
 
 function formatFlows(f) {
   const lines = [];
   for (const [flow, v] of Object.entries(f)) {
+    if (flow === 'refreshSSO') {
+      if (!v.sso) continue;
+      const x = v.sso;
+      lines.push(`refresh with single sign-on on (the portal cookie too): ${fmt(x.perSec, 1)}/s, p50 ${fmt(x.p50)} ms, server CPU ${fmt(x.serverCpuUs)} us each` +
+        (x.lowLoad ? `; one at a time: own ${fmt(x.lowLoad.ownCostMs)} ms` : ''));
+      if (v.ratio != null) lines.push(`  with/without single sign-on ${v.ratio.toFixed(2)}`);
+      continue;
+    }
     if (!v.ours && !v.librechat) continue;
     const one = (x, name) => (!x ? `  ${name}: not run / failed` : `  ${name}: ${fmt(x.perSec, 1)}/s, p50 ${fmt(x.p50)} ms, p99 ${fmt(x.p99)} ms, ` +
       `server CPU ${fmt(x.serverCpuUs)} us each` + (x.lowLoad ? `; one at a time: p50 ${fmt(x.lowLoad.p50)} ms` +
@@ -1209,7 +1230,7 @@ async function main() {
       // single-flight row (ours).
       const rows = (key) => (stacks.some((s) => s.key === key) ? perRound * ROUNDS : 0);
       const needed = {
-        ours: rows('refresh') + (PROBES.includes('singleflight') ? SINGLE_FLIGHT_TABS.length : 0) + 2,
+        ours: rows('refresh') + rows('refreshSSO') + (PROBES.includes('singleflight') ? SINGLE_FLIGHT_TABS.length : 0) + 2,
         lc: rows('refreshLC') + 2,
       };
       log(`login/refresh rows: a LibreChat local user, ${needed.ours} sessions of ours and ${needed.lc} of LibreChat's...`);

@@ -37,6 +37,8 @@ const MAX_REQUEST_ID_CHARS = 128;
 const MAX_FIELD_CHARS = 256;
 const HEX_ID = /^[0-9a-f]{24}$/;
 const CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
+/** How a user came in (login events' `via`, single sign-on only). */
+const VIAS = new Set(['sso-cookie', 'sso-proxy']);
 /** The circuit breaker's lanes (breaker events' `lane`). */
 const BREAKER_LANES = new Set(['login', 'token', 'session', 'keys']);
 
@@ -80,7 +82,7 @@ function ipOf(req) {
 
 /**
  * Builds one event from what the caller knows. `fields`: `outcome` ('ok' or an error code),
- * `userId`, `backendId`, `session`, `host`, `lane`, `time` (ms or Date; default now), and `req` (for `ip`
+ * `userId`, `backendId`, `session`, `host`, `lane`, `via`, `time` (ms or Date; default now), and `req` (for `ip`
  * and `requestId`). Anything not an identifier of the expected shape becomes null.
  */
 function auditEvent(event, fields = {}) {
@@ -100,6 +102,7 @@ function auditEvent(event, fields = {}) {
   const host = clean(fields.host, MAX_FIELD_CHARS);
   if (host) out.host = host;
   if (BREAKER_LANES.has(fields.lane)) out.lane = fields.lane;
+  if (VIAS.has(fields.via)) out.via = fields.via;
   return out;
 }
 

@@ -7,6 +7,7 @@ const { getAuthService } = require('./service');
 const { hostModule } = require('./host');
 const { AUDIT_EVENTS } = require('./audit');
 const { requestTenant } = require('./tenant');
+const { ssoRequest, setSsoPause, clearSsoPause, viaOf } = require('./sso');
 const {
   PROVIDER,
   RETRY_AFTER_SECONDS,
@@ -87,19 +88,67 @@ function customBackendLoginController(req, res) {
   if (result.twoFAPending) {
     return res.status(200).json({ twoFAPending: true, tempToken: result.tempToken });
   }
+  clearSsoPause(req, res);
   setSessionCookies(res, service, result.refreshToken, result.refreshExpiresAt);
   return res.status(200).send({ token: result.token, user: result.user });
+}
+
+/**
+ * Single sign-on on a page load without a LibreChat session (docs/single-sign-on.md): a session
+ * as after a login, or the answer of a page load without one (LibreChat's client then shows the
+ * login page) when the request's identity is refused; 503 when it cannot be checked now.
+ */
+async function ssoSignIn(req, res, service, sso, tenant) {
+  try {
+    const r = await service.ssoLogin(sso, tenant);
+    if (r.outcome === 'untrusted') {
+      const line = '[customBackendAuth] single sign-on identity headers from a peer that is not a trusted proxy were ignored';
+      service.repeatedLines.log('sso untrusted', 'warn', line, (more, seconds) => `${line} (and ${more} more in ${seconds} s)`);
+    }
+    if (r.outcome !== 'session') return res.status(200).send('Refresh token not provided');
+    service.audit(AUDIT_EVENTS.LOGIN_SUCCESS, {
+      outcome: 'ok', userId: r.user?._id, backendId: r.user?.idOnTheSource, session: r.sessionId, via: r.via, req,
+    });
+    clearSsoPause(req, res);
+    setSessionCookies(res, service, r.refreshToken, r.refreshExpiresAt);
+    return res.status(200).send({ token: r.token, user: r.user });
+  } catch (err) {
+    const authErr = toAuthError(err);
+    logFailure(service, 'single sign-on', authErr);
+    service.audit(AUDIT_EVENTS.LOGIN_FAILURE, { outcome: authErr.code, backendId: authErr.backendId, via: viaOf(sso), req });
+    if (authErr.status >= 500) {
+      if (authErr.status === 503) res.set('Retry-After', RETRY_AFTER_SECONDS);
+      return sendError(res, authErr);
+    }
+    return res.status(200).send('Refresh token not provided');
+  }
 }
 
 /** Handler for `POST /api/auth/refresh`, in place of LibreChat's `refreshController`. */
 async function customRefreshController(req, res) {
   const service = getAuthService();
   const refreshToken = readCookie(req, 'refreshToken');
-  if (!refreshToken) return res.status(200).send('Refresh token not provided');
+  const tenant = requestTenant(req, service);
+  const sso = ssoRequest(req, service);
+  if (!refreshToken) {
+    if (sso) return ssoSignIn(req, res, service, sso, tenant);
+    return res.status(200).send('Refresh token not provided');
+  }
   // Identifiers of the session the token names (checked signature), for the audit of a refusal.
   const subject = () => service.refreshSubject(refreshToken);
   try {
-    const r = await service.refresh(refreshToken, requestTenant(req, service));
+    const r = await service.refresh(refreshToken, tenant, sso);
+    if (r.switchedVia) {
+      // The portal's user is another person than the session's: that session ended, theirs began.
+      const s = subject();
+      service.audit(AUDIT_EVENTS.LOGOUT, { outcome: 'ok', userId: s?.userId, session: s?.sessionId, req });
+      service.audit(AUDIT_EVENTS.LOGIN_SUCCESS, {
+        outcome: 'ok', userId: r.user?._id, backendId: r.user?.idOnTheSource, session: r.sessionId, via: r.switchedVia, req,
+      });
+      clearSsoPause(req, res);
+      setSessionCookies(res, service, r.refreshToken, r.refreshExpiresAt);
+      return res.status(200).send({ token: r.token, user: r.user });
+    }
     service.audit(r.outage ? AUDIT_EVENTS.REFRESH_OUTAGE : AUDIT_EVENTS.REFRESH_SUCCESS, {
       outcome: r.outage ? (r.outageCode ?? 'BACKEND_UNAVAILABLE') : 'ok',
       userId: r.user?._id,
@@ -158,7 +207,19 @@ async function customLogoutController(req, res) {
   }
   service.audit(AUDIT_EVENTS.LOGOUT, audited('ok'));
   clearSessionCookies(res);
-  return res.status(200).send({ message: 'Logout successful' });
+  return res.status(200).send(pauseSso(req, res, service, { message: 'Logout successful' }));
+}
+
+/**
+ * After a logout, single sign-on waits in this browser while the same portal identity is there
+ * (the pause mark); with `BACKEND_SSO_LOGOUT_URL` the answer sends LibreChat's client to the
+ * portal's logout (its `redirect`, as for OpenID). Returns the answer's body.
+ */
+function pauseSso(req, res, service, body) {
+  const mark = service.ssoPauseMark(ssoRequest(req, service));
+  if (mark) setSsoPause(res, service, mark);
+  const redirect = service.ssoSettings?.logoutUrl;
+  return redirect ? { ...body, redirect } : body;
 }
 
 /** The signed-in user's id (`requireJwtAuth` ran before). */
@@ -187,7 +248,9 @@ async function customLogoutAllController(req, res) {
       service.logger.warn(`[customBackendAuth] backend logout failed for ${r.backendFailures} session(s) of user ${userId}; the LibreChat sessions were ended`);
     }
     clearSessionCookies(res);
-    return res.status(200).json({ message: 'Logged out of all sessions', sessions: r.sessions, backendFailures: r.backendFailures });
+    return res.status(200).json(
+      pauseSso(req, res, service, { message: 'Logged out of all sessions', sessions: r.sessions, backendFailures: r.backendFailures }),
+    );
   } catch (err) {
     return sendSessionsError(res, service, 'logout everywhere', err);
   }

@@ -52,7 +52,7 @@ function metricFamilies(read) {
     ),
     family(
       'backend_call_duration_seconds',
-      'Calls to the identity backend: latency in seconds by endpoint (login, refresh, userinfo, jwks, logout, introspection) and outcome (ok, refused, timeout, unavailable, rate_limited, bad_response)',
+      'Calls to the identity backend: latency in seconds by endpoint (login, refresh, userinfo, jwks, logout, introspection, sso_cookie, sso_lookup) and outcome (ok, refused, timeout, unavailable, rate_limited, bad_response)',
       'histogram',
       (s) => {
         const name = `${PREFIX}backend_call_duration_seconds`;
@@ -96,6 +96,9 @@ function metricFamilies(read) {
     ),
     family('refresh_lease_waits_total', 'Refreshes that waited for another request\'s refresh of the same session', 'counter', (s) => [
       { labels: {}, value: s.refreshLeaseWaits },
+    ]),
+    family('sso_untrusted_headers_total', 'Single sign-on identity headers from a peer that is not a trusted proxy (ignored)', 'counter', (s) => [
+      { labels: {}, value: s.ssoUntrustedHeaders },
     ]),
   ];
 }

@@ -64,7 +64,7 @@ function defaultLogger() {
  * The native snapshot as the JS API gives it out:
  * `{ outcomes: { login: { ok, CODE… }, refresh, logout, bearer }, backendCalls: [{ endpoint, outcome,
  * count, sumSeconds, buckets: [{ le, count }] }], bucketBoundsSeconds, cache: { user: { hits, misses },
- * backend_token }, singleFlightJoins: { backend_token, backend_user, jwks }, refreshLeaseWaits, backendCallsInFlight,
+ * backend_token }, singleFlightJoins: { backend_token, backend_user, jwks }, refreshLeaseWaits, ssoUntrustedHeaders, backendCallsInFlight,
  * backendBreakers: [{ host, lane, state (0 closed, 1 half-open, 2 open), openings }] }`.
  */
 function shapeSnapshot(raw) {
@@ -84,6 +84,7 @@ function shapeSnapshot(raw) {
     cache: Object.fromEntries(raw.caches.map((c) => [c.cache, { hits: c.hits, misses: c.misses }])),
     singleFlightJoins: Object.fromEntries(raw.singleFlightJoins.map((f) => [f.flight, f.joins])),
     refreshLeaseWaits: raw.refreshLeaseWaits,
+    ssoUntrustedHeaders: raw.ssoUntrustedHeaders,
     backendCallsInFlight: raw.backendCallsInFlight,
     backendBreakers: raw.backendBreakers.map((b) => ({ host: b.host, lane: b.lane, state: b.state, openings: b.openings })),
   };
@@ -122,6 +123,8 @@ class CustomBackendAuthService {
     this.#parsedMax = this.#native.cacheMaxEntries; // AUTH_CACHE_MAX_ENTRIES, as Rust parsed it
     /** LibreChat's `TRUST_TENANT_HEADER`, as Rust parsed it (read on every request: kept here). */
     this.trustTenantHeader = this.#native.trustTenantHeader;
+    /** Single sign-on: `{cookie, headers, logoutUrl}`, null when off (docs/single-sign-on.md). */
+    this.ssoSettings = this.#native.ssoSettings ?? null;
   }
 
   get secureCookies() {
@@ -213,15 +216,46 @@ class CustomBackendAuthService {
 
   /**
    * Refreshes the session of a LibreChat refresh token: `{token, user, refreshToken,
-   * refreshExpiresAt, provider}`. `tenant`: the request's; another tenant's session is refused.
+   * refreshExpiresAt, provider, switchedVia}`. `tenant`: the request's; another tenant's session
+   * is refused. `sso`: what the request carries for single sign-on (lib/sso.js); when it names
+   * another person than the session, that session ends and one of theirs starts (`switchedVia`).
    */
-  async refresh(refreshToken, tenant) {
+  async refresh(refreshToken, tenant, sso) {
     try {
-      const r = await this.#native.refresh(refreshToken, tenant ?? null);
+      const r = await this.#native.refresh(refreshToken, tenant ?? null, sso ?? null);
       return { ...r, user: EJSON.parse(r.user) };
     } catch (err) {
       throw toAuthError(err);
     }
+  }
+
+  /**
+   * Single sign-on on a page load without a session (docs/single-sign-on.md): `{outcome: 'none' |
+   * 'untrusted'}` or `{outcome: 'session', via, user, token, refreshToken, refreshExpiresAt,
+   * sessionId}`. Rejects when the credential, the policy or 2FA refuses it, or on an outage.
+   */
+  async ssoLogin(sso, tenant) {
+    try {
+      const r = await this.#native.ssoLogin(sso, tenant ?? null);
+      if (r.outcome !== 'session') return { outcome: r.outcome };
+      const l = r.login;
+      return {
+        outcome: 'session',
+        via: r.via,
+        user: EJSON.parse(l.user),
+        token: l.token,
+        refreshToken: l.refreshToken,
+        refreshExpiresAt: l.refreshExpiresAt,
+        sessionId: l.sessionId,
+      };
+    } catch (err) {
+      throw toAuthError(err);
+    }
+  }
+
+  /** The pause mark a logout leaves for the request's single sign-on credential, or null. */
+  ssoPauseMark(sso) {
+    return sso ? (this.#native.ssoPauseMark(sso) ?? null) : null;
   }
 
   /** Ends a session. Resolves true when the backend's logout call failed (the logout still happened);

@@ -169,20 +169,7 @@ function restorePackage(lcDir, prefix, logsTo) {
  * the user name and password into LibreChat's own form and waits for the chat page.
  */
 async function webClientLogin(lcDir, base, user) {
-  const index = path.join(lcDir, 'client', 'dist', 'index.html');
-  if (!fs.existsSync(index) || !/\/assets\//.test(fs.readFileSync(index, 'utf8'))) {
-    return { skipped: 'client/dist is not a build of the web client (npm run frontend builds it)' };
-  }
-  let chromium;
-  try {
-    ({ chromium } = require('playwright-core'));
-  } catch {
-    return { skipped: 'playwright-core is not installed (npm install)' };
-  }
-  const executablePath = process.env.E2E_CHROMIUM || '/usr/bin/chromium';
-  if (!fs.existsSync(executablePath)) return { skipped: `no Chromium at ${executablePath} (apt-get install chromium)` };
-  const browser = await chromium.launch({ executablePath, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
-  try {
+  return withChromium(lcDir, async (browser) => {
     const page = await browser.newPage();
     await page.goto(`${base}/login`, { waitUntil: 'domcontentloaded', timeout: 60_000 });
     const field = page.locator('#email');
@@ -206,8 +193,31 @@ async function webClientLogin(lcDir, base, user) {
       refreshCookie: cookies.some((c) => c.name === 'refreshToken' && c.httpOnly),
       error,
     };
+  });
+}
+
+/**
+ * Runs `fn(browser)` in Debian's Chromium through playwright-core: its result, `{skipped}` when the
+ * checkout has no web client build or there is no browser, `{error}` when it threw.
+ */
+async function withChromium(lcDir, fn) {
+  const index = path.join(lcDir, 'client', 'dist', 'index.html');
+  if (!fs.existsSync(index) || !/\/assets\//.test(fs.readFileSync(index, 'utf8'))) {
+    return { skipped: 'client/dist is not a build of the web client (npm run frontend builds it)' };
+  }
+  let chromium;
+  try {
+    ({ chromium } = require('playwright-core'));
+  } catch {
+    return { skipped: 'playwright-core is not installed (npm install)' };
+  }
+  const executablePath = process.env.E2E_CHROMIUM || '/usr/bin/chromium';
+  if (!fs.existsSync(executablePath)) return { skipped: `no Chromium at ${executablePath} (apt-get install chromium)` };
+  const browser = await chromium.launch({ executablePath, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  try {
+    return await fn(browser);
   } catch (err) {
-    return { status: 0, path: '', chat: false, refreshCookie: false, label: '', error: err.message.split('\n')[0] };
+    return { error: err.message.split('\n')[0] };
   } finally {
     await browser.close();
   }
@@ -390,6 +400,106 @@ function client(base) {
     return { status: res.status, json, text, headers: res.headers };
   }
   return { call, jar };
+}
+
+/** The authenticating proxy's own address: the TCP peer LibreChat sees for its requests. */
+const SSO_PROXY_ADDRESS = '127.0.0.2';
+
+/**
+ * The portal of issue 26: `GET /session` answers the user of its `portal_session` cookie (the mock
+ * backend's Alice), 401 without one. `signIn()` makes a portal session and returns its cookie value.
+ */
+async function startPortal() {
+  const http = require('http');
+  const sessions = new Map();
+  const server = http.createServer((req, res) => {
+    const m = /(?:^|;\s*)portal_session=([^;]*)/.exec(req.headers.cookie ?? '');
+    const user = new URL(req.url, 'http://portal').pathname === '/session' && m ? sessions.get(m[1]) : null;
+    res.writeHead(user ? 200 : 401, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(user ? { user } : { error: 'not signed in' }));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    signIn() {
+      const value = crypto.randomBytes(24).toString('base64url');
+      sessions.set(value, { id: 'u-1001', email: 'alice@example.com', username: 'alice', name: 'Alice Liddell' });
+      return value;
+    },
+    close: () => new Promise((r) => server.close(r)),
+  };
+}
+
+/**
+ * An authenticating proxy in front of LibreChat, as Authelia or oauth2-proxy would be: it strips
+ * the identity headers a client sends, sets its own, and connects from `from` (a loopback address
+ * of its own), the one LibreChat is told to trust.
+ */
+async function startIdentityProxy(targetPort, from, identity) {
+  const http = require('http');
+  const server = http.createServer((req, res) => {
+    const headers = { ...req.headers };
+    for (const k of Object.keys(headers)) if (/^(remote-|x-forwarded-(user|email|groups))/.test(k)) delete headers[k];
+    Object.assign(headers, identity);
+    const out = http.request({ host: '127.0.0.1', port: targetPort, localAddress: from, method: req.method, path: req.url, headers }, (answer) => {
+      res.writeHead(answer.statusCode, answer.headers);
+      answer.pipe(res);
+    });
+    out.on('error', () => { res.writeHead(502); res.end(); });
+    req.pipe(out);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => server.close(r)) };
+}
+
+/**
+ * Issue 26 in LibreChat's web client (Chromium): a browser holding the portal cookie opens
+ * LibreChat and lands in the chat with no login form; LibreChat's own "Log out" shows the login
+ * page, and a reload does not sign back in; through the identity proxy the chat opens too; the
+ * same headers sent straight to LibreChat are refused. Screenshots go to `shots`.
+ */
+async function ssoSteps(lcDir, base, portal, proxy, shots) {
+  const web = await withChromium(lcDir, async (browser) => {
+    fs.mkdirSync(shots, { recursive: true });
+    const shot = (page, name) => page.screenshot({ path: path.join(shots, `${name}.png`) }).catch(() => {});
+    const inChat = (page) => page.waitForURL((u) => /\/c\//.test(u.pathname), { timeout: 60_000 }).then(() => true, () => false);
+    const onLogin = (page) => page.locator('#email').waitFor({ timeout: 60_000 }).then(() => /\/login/.test(new URL(page.url()).pathname), () => false);
+    const ctx = await browser.newContext();
+    await ctx.addCookies([{ name: 'portal_session', value: portal.signIn(), url: base }]);
+    const page = await ctx.newPage();
+    await page.goto(`${base}/`, { waitUntil: 'domcontentloaded', timeout: 60_000 });
+    const chat = await inChat(page);
+    const form = await page.locator('#email').count();
+    await shot(page, 'sso-1-portal-cookie-chat');
+    await page.getByTestId('nav-user').click({ timeout: 30_000 });
+    await page.getByRole('menuitem', { name: 'Log out' }).click({ timeout: 30_000 });
+    const loggedOut = await onLogin(page);
+    await shot(page, 'sso-2-after-logout');
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    await page.waitForTimeout(3_000); // the page's own refresh has been answered by then
+    const stillOut = await onLogin(page);
+    await shot(page, 'sso-3-reload-after-logout');
+    const viaProxy = await (await browser.newContext()).newPage();
+    await viaProxy.goto(`${proxy.url}/`, { waitUntil: 'domcontentloaded', timeout: 60_000 });
+    const proxied = await inChat(viaProxy);
+    await shot(viaProxy, 'sso-4-proxy-chat');
+    return { chat, form, loggedOut, stillOut, proxied };
+  });
+  if (web.skipped) {
+    info(`SKIP  single sign-on in the web client: ${web.skipped}`);
+  } else {
+    step('single sign-on: a browser holding the portal cookie opens LibreChat and lands in the chat, no login form (Chromium)',
+      web.chat && web.form === 0, `chat ${web.chat}; login fields ${web.form}${web.error ? `; ${web.error}` : ''}`);
+    step('single sign-on: LibreChat\'s "Log out" shows the login page, and a reload with the portal cookie still there does not sign back in',
+      web.loggedOut && web.stillOut, `after logout ${web.loggedOut}; after reload ${web.stillOut}`);
+    step('single sign-on: through an identity proxy connecting from 127.0.0.2 (Remote-User), the chat opens',
+      web.proxied, `chat ${web.proxied}; screenshots in ${shots}`);
+  }
+  const direct = await fetch(`${base}/api/auth/refresh`, { method: 'POST', headers: { 'User-Agent': BROWSER_UA,
+    'Remote-User': 'carol', 'Remote-Email': 'carol@example.org', 'X-Forwarded-For': SSO_PROXY_ADDRESS } });
+  const text = await direct.text();
+  step('single sign-on: the same identity headers sent straight to LibreChat (X-Forwarded-For set) start nothing',
+    direct.status === 200 && text === 'Refresh token not provided' && !direct.headers.getSetCookie().length, `${direct.status} ${text.slice(0, 40)}`);
 }
 
 /**
@@ -868,6 +978,19 @@ async function main() {
     step('switch on: registration and password reset answer 403 as LibreChat does with them off (ALLOW_REGISTRATION=true in .env)',
       regOn.status === 403 && regOn.json?.message === 'Registration is not allowed.' && resetOn.status === 403,
       `register ${brief(regOn)}; requestPasswordReset ${resetOn.status} ${resetOn.text.slice(0, 40)}`);
+
+    // ---- single sign-on (issue 26): restarted with the portal cookie and a trusted proxy
+    await stopLibreChat(lc);
+    if (aborted) return 1;
+    const portal = await startPortal();
+    cleanups.push(() => portal.close());
+    const proxy = await startIdentityProxy(port, SSO_PROXY_ADDRESS, { 'remote-user': 'dave', 'remote-email': 'dave@example.net', 'remote-name': 'Dave' });
+    cleanups.push(() => proxy.close());
+    writeEnv({ ...envVars, BACKEND_SSO_COOKIE: 'portal_session', BACKEND_SSO_COOKIE_URL: `${portal.url}/session`,
+      BACKEND_SSO_PROXIES: SSO_PROXY_ADDRESS, BACKEND_SSO_PROXY_USERS: 'headers' });
+    lc = startLibreChat(dir, nodeBin, port, logFile.replace(/\.log$/, '.sso.log'));
+    if (!step('single sign-on: LibreChat restarts with BACKEND_SSO_COOKIE (the portal\'s session check) and BACKEND_SSO_PROXIES', await lc.ready)) return 1;
+    await ssoSteps(dir, base, portal, proxy, path.join(logsTo, 'screenshots'));
 
     // ---- LibreChat's login limiter (LOGIN_MAX per LOGIN_WINDOW minutes per IP) runs before the package
     await stopLibreChat(lc);

@@ -23,9 +23,11 @@ use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 
 use crate::flows::login::{request_tenant, LoginOutcome};
-use crate::flows::refresh::Refreshed;
+use crate::flows::refresh::{Refreshed, SsoState};
 use crate::flows::request::SyncAuth;
 use crate::flows::service::{user_ejson, Service};
+use crate::flows::sso::{AfterRefresh, SsoFound, SsoInput};
+use crate::identity::Via;
 use crate::shared::metrics::{code_index, Flow};
 
 /// The marker and source id a build was given (build.rs): found in the file by the release spec.
@@ -96,6 +98,108 @@ pub struct RefreshResult {
     pub outage_code: Option<String>,
     /// The session document's `_id` hex: an audit reference.
     pub session_id: String,
+    /// Single sign-on ended the session presented (another person's) and started this one for the
+    /// portal's user: how they came in (`sso-cookie`, `sso-proxy`).
+    pub switched_via: Option<String>,
+}
+
+/// A login's outcome as the shim gets it.
+fn login_result(outcome: LoginOutcome) -> napi::Result<LoginResult> {
+    Ok(match outcome {
+        LoginOutcome::Session {
+            user,
+            token,
+            refresh_token,
+            refresh_expires_at_ms,
+            session,
+        } => LoginResult {
+            user: user_ejson(user)?,
+            two_fa_pending: false,
+            token: Some(token),
+            refresh_token: Some(refresh_token),
+            refresh_expires_at: Some(refresh_expires_at_ms as f64),
+            temp_token: None,
+            session_id: Some(session.to_hex()),
+            pending_id: None,
+        },
+        LoginOutcome::TwoFactorPending {
+            user,
+            temp_token,
+            pending,
+        } => LoginResult {
+            user: user_ejson(user)?,
+            two_fa_pending: true,
+            token: None,
+            refresh_token: None,
+            refresh_expires_at: None,
+            temp_token: Some(temp_token),
+            session_id: None,
+            pending_id: Some(pending.to_hex()),
+        },
+    })
+}
+
+/// A refresh that single sign-on answered with a new session for the portal's user.
+fn switched(login: LoginOutcome, via: Via) -> napi::Result<RefreshResult> {
+    let r = login_result(login)?;
+    let missing = || {
+        napi::Error::from(crate::shared::error::AuthError::Internal(
+            "a switched session without its tokens".into(),
+        ))
+    };
+    Ok(RefreshResult {
+        user: r.user,
+        token: r.token.ok_or_else(missing)?,
+        refresh_token: r.refresh_token.ok_or_else(missing)?,
+        refresh_expires_at: r.refresh_expires_at.ok_or_else(missing)?,
+        provider: crate::identity::PROVIDER.to_string(),
+        outage: false,
+        outage_code: None,
+        session_id: r.session_id.ok_or_else(missing)?,
+        switched_via: Some(via.name().to_string()),
+    })
+}
+
+/// The single sign-on settings the shim reads requests by (`ssoSettings`).
+#[napi(object)]
+pub struct SsoSettings {
+    /// The portal cookie's name.
+    pub cookie: Option<String>,
+    /// The proxy headers to pass on (lower case); empty without trusted proxies.
+    pub headers: Vec<String>,
+    /// `BACKEND_SSO_LOGOUT_URL`: the logout answer's `redirect`.
+    pub logout_url: Option<String>,
+}
+
+/// What a request carries for single sign-on (docs/single-sign-on.md): the portal cookie's value,
+/// the TCP peer's address, the proxy's identity headers (lower-case names) and the pause mark.
+#[napi(object)]
+pub struct SsoRequest {
+    pub cookie: Option<String>,
+    pub peer: Option<String>,
+    pub headers: Option<HashMap<String, String>>,
+    pub paused: Option<String>,
+}
+
+impl SsoRequest {
+    fn input(self) -> SsoInput {
+        SsoInput {
+            cookie: self.cookie,
+            peer: self.peer,
+            headers: self.headers.unwrap_or_default(),
+            paused: self.paused,
+        }
+    }
+}
+
+/// A single sign-on attempt: `outcome` `none` (nothing to sign in with), `untrusted` (identity
+/// headers from a peer that is not a trusted proxy, ignored) or `session` (with `via` and the
+/// session, as a login's).
+#[napi(object)]
+pub struct SsoLoginResult {
+    pub outcome: String,
+    pub via: Option<String>,
+    pub login: Option<LoginResult>,
 }
 
 /// Whom a genuine LibreChat refresh token names (its signature checked, its expiry not): the
@@ -159,6 +263,8 @@ pub struct MetricsSnapshot {
     pub caches: Vec<MetricsCache>,
     pub single_flight_joins: Vec<MetricsFlightJoins>,
     pub refresh_lease_waits: f64,
+    /// Single sign-on identity headers from peers that are not trusted proxies (ignored).
+    pub sso_untrusted_headers: f64,
     pub backend_calls_in_flight: f64,
     pub backend_breakers: Vec<MetricsBreaker>,
 }
@@ -295,38 +401,7 @@ impl CustomBackendAuthService {
             Err(e) => Err(e),
         };
         inner.metrics.result(Flow::Login, &outcome);
-        let result = match outcome? {
-            LoginOutcome::Session {
-                user,
-                token,
-                refresh_token,
-                refresh_expires_at_ms,
-                session,
-            } => LoginResult {
-                user: user_ejson(user)?,
-                two_fa_pending: false,
-                token: Some(token),
-                refresh_token: Some(refresh_token),
-                refresh_expires_at: Some(refresh_expires_at_ms as f64),
-                temp_token: None,
-                session_id: Some(session.to_hex()),
-                pending_id: None,
-            },
-            LoginOutcome::TwoFactorPending {
-                user,
-                temp_token,
-                pending,
-            } => LoginResult {
-                user: user_ejson(user)?,
-                two_fa_pending: true,
-                token: None,
-                refresh_token: None,
-                refresh_expires_at: None,
-                temp_token: Some(temp_token),
-                session_id: None,
-                pending_id: Some(pending.to_hex()),
-            },
-        };
+        let result = login_result(outcome?)?;
         Ok(result)
     }
 
@@ -441,16 +516,35 @@ impl CustomBackendAuthService {
         Ok(record(user?))
     }
 
-    /// Refreshes the session a LibreChat refresh token names.
+    /// Refreshes the session a LibreChat refresh token names. `sso`: what the request carries for
+    /// single sign-on, when it is on (the portal identity wins over another person's session).
     #[napi]
     pub async fn refresh(
         &self,
         refresh_token: String,
         tenant: Option<String>,
+        sso: Option<SsoRequest>,
     ) -> napi::Result<RefreshResult> {
-        let r = match request_tenant(tenant.as_deref()) {
-            Ok(t) => self.inner.refresh(&refresh_token, t.as_deref()).await,
-            Err(e) => Err(e),
+        let tenant = request_tenant(tenant.as_deref())?;
+        let tenant = tenant.as_deref();
+        let r = match sso {
+            None => {
+                self.inner
+                    .refresh(&refresh_token, tenant, &SsoState::Absent)
+                    .await
+            }
+            Some(sso) => match self
+                .inner
+                .refresh_with_sso(&refresh_token, tenant, &sso.input())
+                .await
+            {
+                Ok(AfterRefresh::Refreshed(r)) => Ok(r),
+                Ok(AfterRefresh::Switched(login, via)) => {
+                    self.inner.metrics.ok(Flow::Login);
+                    return switched(login, via);
+                }
+                Err(e) => Err(e),
+            },
         };
         match &r {
             // An outage answer is not a refresh: it counts as the backend's failure.
@@ -469,6 +563,67 @@ impl CustomBackendAuthService {
             outage: r.outage.is_some(),
             outage_code: r.outage.as_ref().map(|e| e.code().to_string()),
             session_id: r.session.to_hex(),
+            switched_via: None,
+        })
+    }
+
+    /// Single sign-on on a page load without a LibreChat session: the portal cookie or a trusted
+    /// proxy's headers start one, as a login does (docs/single-sign-on.md).
+    #[napi]
+    pub async fn sso_login(
+        &self,
+        sso: SsoRequest,
+        tenant: Option<String>,
+    ) -> napi::Result<SsoLoginResult> {
+        let inner = self.inner.clone();
+        let tenant = request_tenant(tenant.as_deref())?;
+        let found = inner.sso_identity(&sso.input()).await;
+        let identity = match found {
+            Ok(SsoFound::None) => {
+                return Ok(SsoLoginResult {
+                    outcome: "none".into(),
+                    via: None,
+                    login: None,
+                })
+            }
+            Ok(SsoFound::Untrusted) => {
+                return Ok(SsoLoginResult {
+                    outcome: "untrusted".into(),
+                    via: None,
+                    login: None,
+                })
+            }
+            Ok(SsoFound::Identity(i)) => i,
+            Err(e) => {
+                inner.metrics.error(Flow::Login, &e);
+                return Err(e.into());
+            }
+        };
+        let outcome = inner.sso_login(&identity, tenant.as_deref()).await;
+        inner.metrics.result(Flow::Login, &outcome);
+        Ok(SsoLoginResult {
+            outcome: "session".into(),
+            via: Some(identity.via.name().into()),
+            login: Some(login_result(outcome?)?),
+        })
+    }
+
+    /// The pause mark a logout leaves for this request's single sign-on credential (an HMAC of
+    /// it), or null when it carries none.
+    #[napi(catch_unwind)]
+    pub fn sso_pause_mark(&self, sso: SsoRequest) -> Option<String> {
+        self.inner.sso_pause_mark(&sso.input())
+    }
+
+    /// What the shim reads from a request for single sign-on: `{cookie, headers, logoutUrl}`, or
+    /// null when it is off.
+    #[napi(getter)]
+    pub fn sso_settings(&self) -> Option<SsoSettings> {
+        let sso = &self.inner.config.sso;
+        sso.enabled().then(|| SsoSettings {
+            cookie: sso.cookie.clone(),
+            headers: sso.header_names(),
+            logout_url: sso.logout_url.as_ref().map(|u| u.to_string()),
         })
     }
 
@@ -607,6 +762,7 @@ impl CustomBackendAuthService {
                 })
                 .collect(),
             refresh_lease_waits: s.lease_waits as f64,
+            sso_untrusted_headers: s.sso_untrusted_headers as f64,
             backend_calls_in_flight: s.in_flight as f64,
             backend_breakers: self
                 .inner

@@ -193,10 +193,54 @@ impl Backend {
             .http
             .get(self.userinfo_url.clone())
             .bearer_auth(access_token);
-        match self.send(req, Endpoint::Userinfo, lane).await? {
+        let answer = self.send(req, Endpoint::Userinfo, lane).await?;
+        self.user_answer(answer)
+    }
+
+    /// `GET BACKEND_SSO_COOKIE_URL` with the portal's cookie forwarded: the user it belongs to, or
+    /// `None` when the portal refuses it (401/403: signed out, expired).
+    pub async fn sso_cookie(
+        &self,
+        url: &Url,
+        name: &str,
+        value: &str,
+    ) -> AuthResult<Option<BackendUser>> {
+        let mut cookie = reqwest::header::HeaderValue::from_str(&format!("{name}={value}"))
+            .map_err(|_| {
+                AuthError::TokenInvalid("the portal cookie is not a cookie value".into())
+            })?;
+        cookie.set_sensitive(true);
+        let req = self
+            .http
+            .get(url.clone())
+            .header(reqwest::header::COOKIE, cookie);
+        let answer = self.send(req, Endpoint::SsoCookie, Lane::Token).await?;
+        self.user_answer(answer)
+    }
+
+    /// `GET BACKEND_SSO_LOOKUP_URL?username=<name>`: the backend's user of that name, or `None`
+    /// (404, 401, 403: no such user here).
+    pub async fn sso_lookup(&self, url: &Url, username: &str) -> AuthResult<Option<BackendUser>> {
+        let mut url = url.clone();
+        url.query_pairs_mut().append_pair("username", username);
+        let req = self.http.get(url);
+        let answer = self
+            .send_with(
+                req,
+                Endpoint::SsoLookup,
+                Lane::Token,
+                false,
+                &[StatusCode::NOT_FOUND],
+            )
+            .await?;
+        self.user_answer(answer)
+    }
+
+    /// A user-info-shaped answer: `{user:{...}}` or the bare user object.
+    fn user_answer(&self, answer: Answer) -> AuthResult<Option<BackendUser>> {
+        match answer {
             Answer::Refused => Ok(None),
             Answer::Json(v) => {
-                // Accept `{user:{...}}` and the bare user object.
                 let wrapped = v.get("user").filter(|u| u.is_object());
                 match wrapped.map(|u| self.user_from(u)) {
                     Some(Ok(u)) => Ok(Some(u)),

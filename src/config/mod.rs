@@ -11,6 +11,7 @@ use base64::Engine;
 use url::Url;
 
 use crate::shared::error::{AuthError, AuthResult};
+use crate::shared::net::Cidr;
 
 pub mod settings;
 
@@ -130,6 +131,58 @@ pub struct Mapping {
     pub user_tenant: Vec<String>,
 }
 
+/// Where a user named by a trusted proxy's headers comes from (`BACKEND_SSO_PROXY_USERS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyUsers {
+    /// Looked up at `BACKEND_SSO_LOOKUP_URL` by name: they must exist at the backend.
+    Backend,
+    /// Taken from the headers alone.
+    Headers,
+}
+
+/// Single sign-on (docs/single-sign-on.md): the portal's session cookie, a trusted proxy's headers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SsoConfig {
+    /// `BACKEND_SSO_COOKIE`: the portal's session cookie.
+    pub cookie: Option<String>,
+    /// `BACKEND_SSO_COOKIE_URL`: validates the forwarded cookie; without it, the cookie's value is
+    /// a bearer token checked as `BACKEND_BEARER_TOKENS` says.
+    pub cookie_url: Option<Url>,
+    /// `BACKEND_SSO_PROXIES`: the proxies whose identity headers are believed (TCP peer).
+    pub proxies: Vec<Cidr>,
+    pub user_headers: Vec<String>,
+    pub email_headers: Vec<String>,
+    pub name_headers: Vec<String>,
+    pub groups_headers: Vec<String>,
+    pub proxy_users: ProxyUsers,
+    pub lookup_url: Option<Url>,
+    /// `BACKEND_SSO_LOGOUT_URL`: where the browser goes after a LibreChat logout.
+    pub logout_url: Option<Url>,
+}
+
+impl SsoConfig {
+    pub fn enabled(&self) -> bool {
+        self.cookie.is_some() || !self.proxies.is_empty()
+    }
+
+    /// The request headers the shim passes on (lower case): the proxy's, when proxies are set.
+    pub fn header_names(&self) -> Vec<String> {
+        if self.proxies.is_empty() {
+            return Vec::new();
+        }
+        [
+            &self.user_headers,
+            &self.email_headers,
+            &self.name_headers,
+            &self.groups_headers,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
+    }
+}
+
 /// Whether an existing account of another provider with the backend user's email may be linked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkExisting {
@@ -165,6 +218,7 @@ pub struct Config {
     pub balance_enabled: bool,
     /// LibreChat's `TRUST_TENANT_HEADER`: a request's `X-Tenant-Id` names its tenant.
     pub trust_tenant_header: bool,
+    pub sso: SsoConfig,
     pub start_balance: i64,
     /// The session cookies' `Secure` flag, decided as LibreChat decides it (`secure_cookie`).
     pub secure_cookies: bool,
@@ -359,6 +413,74 @@ impl<'a> Vars<'a> {
     }
 }
 
+/// The single sign-on settings, checked together.
+fn sso_config(v: &Vars, bearer_mode: BearerMode) -> AuthResult<SsoConfig> {
+    let cookie = v.get("BACKEND_SSO_COOKIE").map(str::to_string);
+    // RFC 6265's cookie-name token: no separators, spaces or controls.
+    // (`\x22` is the double quote: no quote character in this file's strings, which a test reads.)
+    let token_char =
+        |c: char| c.is_ascii_graphic() && !b"()<>@,;:\\/[]?={}\x22".contains(&(c as u8));
+    if cookie
+        .as_deref()
+        .is_some_and(|c| !c.chars().all(token_char))
+    {
+        return Err(AuthError::config(
+            "BACKEND_SSO_COOKIE",
+            "must be a cookie name (letters, digits and !#$%&'*+-.^_`|~)",
+        ));
+    }
+    let cookie_url = v.optional_url("BACKEND_SSO_COOKIE_URL")?;
+    if cookie.is_some() && cookie_url.is_none() && bearer_mode == BearerMode::Off {
+        return Err(AuthError::config(
+            "BACKEND_SSO_COOKIE",
+            "needs BACKEND_SSO_COOKIE_URL, or BACKEND_BEARER_TOKENS other than off to check the cookie as a token",
+        ));
+    }
+    let proxies = v
+        .paths("BACKEND_SSO_PROXIES")?
+        .iter()
+        .map(|p| Cidr::parse(p))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| {
+            AuthError::config(
+                "BACKEND_SSO_PROXIES",
+                "must be addresses or address ranges (10.0.0.5, 10.0.0.0/8, fd00::/8), comma-separated",
+            )
+        })?;
+    let lower = |name: &'static str| -> AuthResult<Vec<String>> {
+        Ok(v.paths(name)?
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect())
+    };
+    let proxy_users = v.choice(
+        "BACKEND_SSO_PROXY_USERS",
+        &[
+            ("backend", ProxyUsers::Backend),
+            ("headers", ProxyUsers::Headers),
+        ],
+    )?;
+    let lookup_url = v.optional_url("BACKEND_SSO_LOOKUP_URL")?;
+    if !proxies.is_empty() && proxy_users == ProxyUsers::Backend && lookup_url.is_none() {
+        return Err(AuthError::config(
+            "BACKEND_SSO_LOOKUP_URL",
+            "is required with BACKEND_SSO_PROXIES unless BACKEND_SSO_PROXY_USERS=headers",
+        ));
+    }
+    Ok(SsoConfig {
+        cookie,
+        cookie_url,
+        proxies,
+        user_headers: lower("BACKEND_SSO_USER_HEADER")?,
+        email_headers: lower("BACKEND_SSO_EMAIL_HEADER")?,
+        name_headers: lower("BACKEND_SSO_NAME_HEADER")?,
+        groups_headers: lower("BACKEND_SSO_GROUPS_HEADER")?,
+        proxy_users,
+        lookup_url,
+        logout_url: v.optional_url("BACKEND_SSO_LOGOUT_URL")?,
+    })
+}
+
 impl Config {
     /// Every backend URL the service may call: the breaker's hosts (and the metrics' labels) are
     /// theirs. A new backend endpoint adds its URL here.
@@ -367,6 +489,8 @@ impl Config {
         urls.extend(self.logout_url.as_ref());
         urls.extend(self.jwks.as_ref().map(|j| &j.url));
         urls.extend(self.introspection.as_ref().map(|i| &i.url));
+        urls.extend(self.sso.cookie_url.as_ref());
+        urls.extend(self.sso.lookup_url.as_ref());
         urls
     }
 
@@ -512,6 +636,7 @@ impl Config {
         };
 
         let logout_url = v.optional_url("BACKEND_LOGOUT_URL")?;
+        let sso = sso_config(&v, bearer_mode)?;
         let production = v.get("NODE_ENV") == Some("production");
         let allow_insecure_http = v.flag("BACKEND_ALLOW_INSECURE_HTTP")?;
         if production && !allow_insecure_http {
@@ -525,6 +650,8 @@ impl Config {
                     "BACKEND_INTROSPECTION_URL",
                     introspection.as_ref().map(|i| &i.url),
                 ),
+                ("BACKEND_SSO_COOKIE_URL", sso.cookie_url.as_ref()),
+                ("BACKEND_SSO_LOOKUP_URL", sso.lookup_url.as_ref()),
             ];
             if let Some((name, _)) = urls
                 .iter()
@@ -600,6 +727,7 @@ impl Config {
             db_timeout: Duration::from_millis(v.millis("MONGO_TIMEOUT_MS")?),
             token_encryption_key: parse_key(v.required("BACKEND_TOKEN_ENCRYPTION_KEY")?)?,
             balance_enabled: v.librechat_flag("CHECK_BALANCE"),
+            sso,
             trust_tenant_header: v.librechat_flag("TRUST_TENANT_HEADER"),
             start_balance,
             secure_cookies: secure_cookie(map),
@@ -1279,6 +1407,63 @@ pub mod tests {
             let c = Config::from_vars(&with(&base, "CHECK_BALANCE", value)).unwrap();
             assert_eq!(c.balance_enabled, on, "CHECK_BALANCE={value}");
         }
+    }
+
+    #[test]
+    fn issue_26_single_sign_on_settings_are_checked_together() {
+        let base = sample_vars();
+        let c = Config::from_vars(&base).unwrap();
+        assert!(!c.sso.enabled());
+        assert!(c.sso.header_names().is_empty());
+        assert_eq!(
+            invalid_var(&with(&base, "BACKEND_SSO_COOKIE", "a b")),
+            "BACKEND_SSO_COOKIE"
+        );
+        assert_eq!(
+            invalid_var(&with(&base, "BACKEND_SSO_COOKIE", "a;b")),
+            "BACKEND_SSO_COOKIE"
+        );
+        let cookie = with(&base, "BACKEND_SSO_COOKIE", "portal_session");
+        assert_eq!(
+            Config::from_vars(&cookie).unwrap().sso.cookie.as_deref(),
+            Some("portal_session")
+        );
+        // A cookie checked as a token needs a token mode.
+        assert_eq!(
+            invalid_var(&with(&cookie, "BACKEND_BEARER_TOKENS", "off")),
+            "BACKEND_SSO_COOKIE"
+        );
+        let url = with(
+            &cookie,
+            "BACKEND_SSO_COOKIE_URL",
+            "https://portal.example.com/s",
+        );
+        assert!(Config::from_vars(&with(&url, "BACKEND_BEARER_TOKENS", "off")).is_ok());
+        assert_eq!(
+            invalid_var(&with(&base, "BACKEND_SSO_PROXIES", "10.0.0.0/33")),
+            "BACKEND_SSO_PROXIES"
+        );
+        // Proxy users looked up at the backend need its lookup URL.
+        let proxies = with(&base, "BACKEND_SSO_PROXIES", " 10.0.0.5 , fd00::/8 ");
+        assert_eq!(invalid_var(&proxies), "BACKEND_SSO_LOOKUP_URL");
+        let c = Config::from_vars(&with(&proxies, "BACKEND_SSO_PROXY_USERS", "headers")).unwrap();
+        assert_eq!(c.sso.proxies.len(), 2);
+        assert!(c
+            .sso
+            .header_names()
+            .contains(&"x-forwarded-user".to_string()));
+        let c = Config::from_vars(&with(
+            &with(
+                &proxies,
+                "BACKEND_SSO_LOOKUP_URL",
+                "https://id.example.com/users",
+            ),
+            "BACKEND_SSO_USER_HEADER",
+            "X-Authentik-Username",
+        ))
+        .unwrap();
+        assert_eq!(c.sso.user_headers, vec!["x-authentik-username".to_string()]);
+        assert_eq!(c.backend_urls().len(), 4);
     }
 
     #[test]

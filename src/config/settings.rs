@@ -13,6 +13,7 @@ pub enum Section {
     Breaker,
     Roles,
     Tenants,
+    Sso,
     StartUp,
     Mapping,
 }
@@ -20,7 +21,7 @@ pub enum Section {
 // The docs' headings: rendered by the unit test that writes docs/configuration.md.
 #[cfg(test)]
 impl Section {
-    pub const ALL: [Section; 9] = [
+    pub const ALL: [Section; 10] = [
         Section::Basics,
         Section::Events,
         Section::Request,
@@ -28,6 +29,7 @@ impl Section {
         Section::Breaker,
         Section::Roles,
         Section::Tenants,
+        Section::Sso,
         Section::StartUp,
         Section::Mapping,
     ];
@@ -42,6 +44,7 @@ impl Section {
             Section::Breaker => "**Backend circuit breaker** ([Backend circuit breaker](sessions-and-tokens.md#backend-circuit-breaker))",
             Section::Roles => "**Roles and access** ([Mapping, roles and account linking](mapping.md))",
             Section::Tenants => "**Tenants** ([Tenants](tenants.md))",
+            Section::Sso => "**Single sign-on**, each source off until set ([Single sign-on](single-sign-on.md))",
             Section::StartUp => "**Start-up and TLS**",
             Section::Mapping => "**Mapping the backend's answers.** Each of these variables is a comma-separated list of alternative
 paths; the first one that holds a non-empty value wins. A path is dot-separated keys
@@ -627,6 +630,86 @@ pub const SETTINGS: &[Setting] = &[
         default: Means("the tenant is the request's"),
         meaning: "Path(s) of the user's LibreChat tenant in the backend's user object (or JWT claims). When the request has a tenant too, the two must be the same (otherwise `TENANT_MISMATCH`); alone, it places the user.",
         example: "`tenant,org.id`",
+    },
+    Setting {
+        name: "BACKEND_SSO_COOKIE",
+        section: Sso,
+        kind: Kind::Text,
+        default: Means("off"),
+        meaning: "Name of the portal's session cookie (LibreChat on the same site as the portal). A page load without a LibreChat session but with this cookie starts one, as a login does, when the backend accepts the cookie.",
+        example: "`portal_session`",
+    },
+    Setting {
+        name: "BACKEND_SSO_COOKIE_URL",
+        section: Sso,
+        kind: Kind::Url,
+        default: Means("the cookie's value is a bearer token, checked as `BACKEND_BEARER_TOKENS` says"),
+        meaning: "The portal's validation endpoint: `GET` with the cookie forwarded (`Cookie: <name>=<value>`), answering the user in the user-info shape (401/403: not signed in).",
+        example: "`https://portal.example.com/api/session`",
+    },
+    Setting {
+        name: "BACKEND_SSO_PROXIES",
+        section: Sso,
+        kind: Kind::List,
+        default: Means("off"),
+        meaning: "Addresses or ranges (CIDR) of the authenticating proxies whose identity headers are believed: only when the TCP peer is one of them, never on the word of `X-Forwarded-For`. From anyone else the headers are ignored and counted.",
+        example: "`10.0.0.5,fd00::/8`",
+    },
+    Setting {
+        name: "BACKEND_SSO_USER_HEADER",
+        section: Sso,
+        kind: Kind::List,
+        default: Default("remote-user,x-forwarded-user"),
+        meaning: "Header(s) naming the user (the first present wins; any case).",
+        example: "`x-authentik-username`",
+    },
+    Setting {
+        name: "BACKEND_SSO_EMAIL_HEADER",
+        section: Sso,
+        kind: Kind::List,
+        default: Default("remote-email,x-forwarded-email"),
+        meaning: "Header(s) with the user's email (required with `BACKEND_SSO_PROXY_USERS=headers`).",
+        example: "`x-authentik-email`",
+    },
+    Setting {
+        name: "BACKEND_SSO_NAME_HEADER",
+        section: Sso,
+        kind: Kind::List,
+        default: Default("remote-name"),
+        meaning: "Header(s) with the user's display name.",
+        example: "`x-authentik-name`",
+    },
+    Setting {
+        name: "BACKEND_SSO_GROUPS_HEADER",
+        section: Sso,
+        kind: Kind::List,
+        default: Default("remote-groups,x-forwarded-groups"),
+        meaning: "Header(s) with the user's groups (comma-separated), the roles of the role mapping with `BACKEND_SSO_PROXY_USERS=headers`.",
+        example: "`x-authentik-groups`",
+    },
+    Setting {
+        name: "BACKEND_SSO_PROXY_USERS",
+        section: Sso,
+        kind: Kind::Choice(&["backend", "headers"]),
+        default: Default("backend"),
+        meaning: "`backend`: the user the proxy names must exist at the backend (`BACKEND_SSO_LOOKUP_URL`), which describes them; `headers`: the user is taken from the headers alone (the proxy is the identity system).",
+        example: "`headers`",
+    },
+    Setting {
+        name: "BACKEND_SSO_LOOKUP_URL",
+        section: Sso,
+        kind: Kind::Url,
+        default: Means("required with `BACKEND_SSO_PROXIES` unless `BACKEND_SSO_PROXY_USERS=headers`"),
+        meaning: "The backend's user lookup by name: `GET ?username=<name>`, answering the user in the user-info shape (404, 401 or 403: no such user).",
+        example: "`https://id.example.com/api/users/lookup`",
+    },
+    Setting {
+        name: "BACKEND_SSO_LOGOUT_URL",
+        section: Sso,
+        kind: Kind::Url,
+        default: Means("the login page after a logout"),
+        meaning: "The portal's logout page: after a LibreChat logout the web client is sent there (LibreChat's `redirect` in the logout answer).",
+        example: "`https://portal.example.com/logout`",
     },
     Setting {
         name: "NODE_ENV",

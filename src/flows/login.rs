@@ -10,6 +10,7 @@ use crate::flows::service::Service;
 use crate::identity::{agreed_tenant, tenant_id, BackendTokens, BackendUser};
 use crate::shared::audit::{events, AuditEvent};
 use crate::shared::error::{AuthError, AuthResult};
+use crate::store::sessions::NewSession;
 use crate::store::users::Profile;
 
 /// Bounds of the login form fields (LibreChat caps passwords at 128; backends may allow more).
@@ -191,8 +192,19 @@ impl Service {
             .sessions
             .create(&self.tokens, user_id, tenant.as_deref(), &answer.tokens)
             .await?;
-        self.after_revocation_second(&user_id.to_hex()).await;
         let token = self.session_token(&user, user_id, &answer.tokens, Some(&backend_user))?;
+        self.session_started(user, user_id, session, token).await
+    }
+
+    /// A session just created: revocations of its user settle, the user is cached, the answer.
+    pub(crate) async fn session_started(
+        &self,
+        user: Document,
+        user_id: ObjectId,
+        session: NewSession,
+        token: String,
+    ) -> AuthResult<LoginOutcome> {
+        self.after_revocation_second(&user_id.to_hex()).await;
         self.cache_user(&user)?;
         Ok(LoginOutcome::Session {
             user,

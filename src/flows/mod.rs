@@ -1,6 +1,6 @@
 //! The flows, over one `Service` per configuration (service: its parts, the database connection,
 //! the user cache and the revocations it applies): login, every request, refresh and logout,
-//! ending sessions on demand (control), backend events, and the login policy.
+//! ending sessions on demand (control), backend events, the login policy, and single sign-on.
 //!
 //! May use: shared, identity, config, tokens, backend, store.
 
@@ -11,3 +11,4 @@ pub mod policy;
 pub mod refresh;
 pub mod request;
 pub mod service;
+pub mod sso;

@@ -19,7 +19,7 @@ use crate::config::SessionMode;
 use crate::flows::login::user_tenant;
 use crate::flows::service::{Db, Service};
 use crate::identity::PROVIDER;
-use crate::identity::{BackendTokens, BackendUser};
+use crate::identity::{BackendTokens, BackendUser, SsoIdentity};
 use crate::shared::error::{AuthError, AuthResult};
 use crate::store::refresh_rules;
 use crate::store::sessions::{sha256_hex, Stash, StoredSession};
@@ -50,6 +50,15 @@ pub struct Refreshed {
     pub session: ObjectId,
 }
 
+/// The single sign-on state a refresh goes on with (docs/single-sign-on.md).
+pub enum SsoState {
+    /// No usable credential: a session single sign-on started ends.
+    Absent,
+    Present(SsoIdentity),
+    /// It could not be checked now (backend or portal down): nothing ends, nothing starts.
+    Unknown(AuthError),
+}
+
 fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
 }
@@ -70,11 +79,13 @@ impl Service {
 
     /// `POST /api/auth/refresh`: verifies the LibreChat refresh token, consults the backend (one
     /// call per session even under concurrent refreshes on several servers), rotates, re-syncs.
-    /// `tenant`: the request's; a session of another tenant is refused and left as it is.
+    /// `tenant`: the request's; a session of another tenant is refused and left as it is. `sso`:
+    /// the request's single sign-on state (docs/single-sign-on.md), for a session it started.
     pub async fn refresh(
         &self,
         refresh_token: &str,
         tenant: Option<&str>,
+        sso: &SsoState,
     ) -> AuthResult<Refreshed> {
         let claims = self
             .tokens
@@ -136,6 +147,9 @@ impl Service {
                 Some(i)
             };
             if db.sessions.try_lock(&s, &owner, lease_ms).await? {
+                if s.sso.is_some() {
+                    return self.rotate_sso(db, &s, &owner, retried, sso).await;
+                }
                 return self.rotate(db, &s, &owner, retried, refresh_token).await;
             }
             // Another request (here or on another server) is refreshing this session.
@@ -432,13 +446,58 @@ impl Service {
                 }
             },
         };
-        // A user who lost a required role (or whose domain is no longer allowed) is logged out.
-        if let Err(e) = self.config.policy.admit(&identity) {
+        let user = self
+            .resync(db, s, owner, &identity, version.as_deref(), live, "backend")
+            .await?;
+        self.finish(db, s, owner, retried, user, Some((tokens, Some(identity))))
+            .await
+    }
+
+    /// Holding the lease, a session single sign-on started: its identity must still be on the
+    /// request and the same person; then the user is re-synced from it and the token rotated.
+    async fn rotate_sso(
+        &self,
+        db: &Db,
+        s: &StoredSession,
+        owner: &str,
+        retried: Option<usize>,
+        sso: &SsoState,
+    ) -> AuthResult<Refreshed> {
+        let identity = match sso {
+            SsoState::Present(i) => &i.user,
+            SsoState::Unknown(e) => return Err(self.release(db, s, owner, e.clone()).await),
+            SsoState::Absent => {
+                let e = AuthError::SessionInvalid("The portal session ended".into());
+                return Err(self.refuse(db, s, owner, None, None, e).await);
+            }
+        };
+        let user = self
+            .resync(db, s, owner, identity, None, None, "portal")
+            .await?;
+        self.finish(db, s, owner, retried, user, None).await
+    }
+
+    /// Holding the lease: the session's user re-synced from the identity the backend (or the
+    /// portal, `who`) vouches for now. A user the policy no longer admits, another person, or one
+    /// placed in another tenant ends the session (`refuse`); a database failure releases the lease.
+    /// Checked before anything is written: nothing is created or changed for another identity.
+    #[allow(clippy::too_many_arguments)]
+    async fn resync(
+        &self,
+        db: &Db,
+        s: &StoredSession,
+        owner: &str,
+        identity: &BackendUser,
+        version: Option<&str>,
+        live: Option<&BackendTokens>,
+        who: &str,
+    ) -> AuthResult<Document> {
+        let gone =
+            || AuthError::SessionInvalid(format!("The {who} user no longer matches this session"));
+        if let Err(e) = self.config.policy.admit(identity) {
             let e = AuthError::SessionInvalid(e.to_string());
-            return Err(self.refuse(db, s, owner, version.as_deref(), live, e).await);
+            return Err(self.refuse(db, s, owner, version, live, e).await);
         }
-        // The backend must still name this session's user. Checked before anything is written:
-        // nothing is created or changed for another identity.
         let user = match db.users.find_public(s.user).await {
             Ok(u) => u,
             Err(e) => return Err(self.release(db, s, owner, e).await),
@@ -448,31 +507,26 @@ impl Service {
                 && u.get_str("idOnTheSource") == Ok(identity.id.as_str())
         });
         if !same {
-            let e =
-                AuthError::SessionInvalid("The backend user no longer matches this session".into());
-            return Err(self.refuse(db, s, owner, version.as_deref(), live, e).await);
+            return Err(self.refuse(db, s, owner, version, live, gone()).await);
         }
-        // The user stays in their tenant: a backend that now names another one ends the session.
+        // The user stays in their tenant: an identity now placed in another one ends the session.
         let tenant = user
             .as_ref()
             .and_then(|u| u.get_str("tenantId").ok())
             .map(str::to_string);
-        if let Err(e) = user_tenant(tenant.as_deref(), &identity) {
+        if let Err(e) = user_tenant(tenant.as_deref(), identity) {
             let e = AuthError::SessionInvalid(e.to_string());
-            return Err(self.refuse(db, s, owner, version.as_deref(), live, e).await);
+            return Err(self.refuse(db, s, owner, version, live, e).await);
         }
-        let profile = Profile::from_backend(&identity, &self.config.policy).in_tenant(tenant);
+        let profile = Profile::from_backend(identity, &self.config.policy).in_tenant(tenant);
         let user = match db.users.sync(&profile).await {
             Ok(u) => u,
             Err(e) => return Err(self.release(db, s, owner, e).await),
         };
         if user.get_object_id("_id").ok() != Some(s.user) {
-            let e =
-                AuthError::SessionInvalid("The backend user no longer matches this session".into());
-            return Err(self.refuse(db, s, owner, version.as_deref(), live, e).await);
+            return Err(self.refuse(db, s, owner, version, live, gone()).await);
         }
-        self.finish(db, s, owner, retried, user, Some((tokens, Some(identity))))
-            .await
+        Ok(user)
     }
 
     /// Rotates the LibreChat refresh token (releasing the lease) and answers.

@@ -80,6 +80,8 @@ pub struct Service {
     /// The user of a backend id when `source_ids` has none: concurrent requests of one backend
     /// user (every `USER_CACHE_TTL`, all requests in flight miss at once) share one lookup.
     pub(crate) source_lookups: SingleFlight<String, AuthResult<Option<Document>>>,
+    /// Single sign-on verdicts (portal cookies, proxy-named users).
+    pub(crate) portal: crate::backend::portal::Portal,
     pub(crate) versions: AtomicU32,
     /// Backend tokens from refreshes whose answer the database refused to store.
     pub(crate) unsaved: crate::store::unsaved::Unsaved,
@@ -150,6 +152,7 @@ impl Service {
             source_ids: TtlCache::new(config.cache_max),
             revocations_written: TtlCache::new(config.cache_max),
             source_lookups: SingleFlight::new(),
+            portal: crate::backend::portal::Portal::new(config.cache_max),
             versions: AtomicU32::new(1),
             unsaved: Default::default(),
             tokens: Tokens::new(

@@ -32,6 +32,31 @@ pub struct BackendUser {
     pub tenant: Option<String>,
 }
 
+/// How a single sign-on user came in (the audit events' `via`; a session's `customBackend.sso`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The portal's session cookie.
+    Cookie,
+    /// A trusted proxy's identity headers.
+    Proxy,
+}
+
+impl Via {
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::Cookie => "sso-cookie",
+            Via::Proxy => "sso-proxy",
+        }
+    }
+}
+
+/// A request's single sign-on identity, as the backend (or the portal) vouched for it.
+#[derive(Debug, Clone)]
+pub struct SsoIdentity {
+    pub user: BackendUser,
+    pub via: Via,
+}
+
 /// Tokens from a login or refresh answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackendTokens {

@@ -62,13 +62,15 @@ impl Flow {
 }
 
 /// The `endpoint` label of backend calls, in the order of `Endpoint`.
-pub const ENDPOINTS: [&str; 6] = [
+pub const ENDPOINTS: [&str; 8] = [
     "login",
     "refresh",
     "userinfo",
     "jwks",
     "logout",
     "introspection",
+    "sso_cookie",
+    "sso_lookup",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +82,10 @@ pub enum Endpoint {
     Logout = 4,
     /// RFC 7662 token introspection (`BACKEND_BEARER_TOKENS=introspection`).
     Introspection = 5,
+    /// The portal cookie's validation (`BACKEND_SSO_COOKIE_URL`).
+    SsoCookie = 6,
+    /// A proxy-named user's lookup (`BACKEND_SSO_LOOKUP_URL`).
+    SsoLookup = 7,
 }
 
 impl Endpoint {
@@ -92,6 +98,8 @@ impl Endpoint {
             Endpoint::Jwks => "JWKS",
             Endpoint::Logout => "logout",
             Endpoint::Introspection => "introspection",
+            Endpoint::SsoCookie => "portal session check",
+            Endpoint::SsoLookup => "user lookup",
         }
     }
 }
@@ -179,6 +187,7 @@ pub struct Metrics {
     cache_hits: [AtomicU64; CACHES.len()],
     cache_misses: [AtomicU64; CACHES.len()],
     lease_waits: AtomicU64,
+    sso_untrusted: AtomicU64,
     in_flight: AtomicI64,
 }
 
@@ -241,6 +250,11 @@ impl Metrics {
         counters[cache as usize].fetch_add(1, Relaxed);
     }
 
+    /// Single sign-on identity headers from a peer that is not a trusted proxy (ignored).
+    pub fn sso_untrusted_headers(&self) {
+        self.sso_untrusted.fetch_add(1, Relaxed);
+    }
+
     pub fn lease_wait(&self) {
         self.lease_waits.fetch_add(1, Relaxed);
     }
@@ -288,6 +302,7 @@ impl Metrics {
                 .collect(),
             flight_joins: flight_joins.to_vec(),
             lease_waits: self.lease_waits.load(Relaxed),
+            sso_untrusted_headers: self.sso_untrusted.load(Relaxed),
             in_flight: self.in_flight.load(Relaxed).max(0),
         }
     }
@@ -311,6 +326,7 @@ pub struct Snapshot {
     /// (flight, joins)
     pub flight_joins: Vec<(&'static str, u64)>,
     pub lease_waits: u64,
+    pub sso_untrusted_headers: u64,
     pub in_flight: i64,
 }
 

@@ -176,6 +176,8 @@ pub struct StoredSession {
     backend: Option<Document>,
     /// `tenantId`: the tenant the session was started in.
     pub tenant: Option<String>,
+    /// `customBackend.sso`: single sign-on started it (`sso-cookie`, `sso-proxy`).
+    pub sso: Option<String>,
 }
 
 impl StoredSession {
@@ -284,6 +286,7 @@ impl Sessions {
             next_sealed: cb.and_then(|c| c.get_str("next").ok()).map(str::to_string),
             backend: cb.filter(|c| c.contains_key("accessToken")).cloned(),
             tenant: d.get_str("tenantId").ok().map(str::to_string),
+            sso: cb.and_then(|c| c.get_str("sso").ok()).map(str::to_string),
         }))
     }
 
@@ -483,6 +486,31 @@ impl Sessions {
         tenant: Option<&str>,
         backend: &BackendTokens,
     ) -> AuthResult<NewSession> {
+        self.insert_new(tokens, user, tenant, |id| self.sealed_backend(id, backend))
+            .await
+    }
+
+    /// A session single sign-on started (`via`: `sso-cookie`, `sso-proxy`): no backend tokens; it
+    /// lives as long as its identity does (each refresh checks it).
+    pub async fn create_sso(
+        &self,
+        tokens: &Tokens,
+        user: ObjectId,
+        tenant: Option<&str>,
+        via: &str,
+    ) -> AuthResult<NewSession> {
+        self.insert_new(tokens, user, tenant, |_| Ok(doc! { "sso": via }))
+            .await
+    }
+
+    /// A new session document, as LibreChat's `createSession` writes it, with our `customBackend`.
+    async fn insert_new(
+        &self,
+        tokens: &Tokens,
+        user: ObjectId,
+        tenant: Option<&str>,
+        ours: impl FnOnce(&str) -> AuthResult<Document>,
+    ) -> AuthResult<NewSession> {
         let session_id = ObjectId::new();
         let expires_at_ms = DateTime::now()
             .timestamp_millis()
@@ -503,10 +531,7 @@ impl Sessions {
             session.insert("tenantId", t);
         }
         session.insert("__v", 0);
-        session.insert(
-            "customBackend",
-            self.sealed_backend(&session_id.to_hex(), backend)?,
-        );
+        session.insert("customBackend", ours(&session_id.to_hex())?);
         self.sessions.insert_one(session).await?;
         Ok(NewSession {
             session_id,
