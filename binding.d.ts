@@ -71,6 +71,11 @@ export declare class CustomBackendAuthService {
    */
   ssoLogin(sso: SsoRequest, tenant?: string | undefined | null): Promise<SsoLoginResult>
   /**
+   * A code typed into LibreChat's 2FA screen (`POST /api/auth/2fa/verify-temp`): to the backend
+   * when the temp token is a backend challenge's (docs/second-factor.md).
+   */
+  verifyChallenge(tempToken: string, code?: string | undefined | null, backupCode?: string | undefined | null, tenant?: string | undefined | null): Promise<ChallengeResult>
+  /**
    * The pause mark a logout leaves for this request's single sign-on credential (an HMAC of
    * it), or null when it carries none.
    */
@@ -136,6 +141,15 @@ export declare class CustomBackendAuthService {
   static doctor(vars: Record<string, string>): Promise<DoctorReport>
 }
 
+/**
+ * A code posted to LibreChat's 2FA route: `outcome` `not_ours` (LibreChat's own 2FA answers it),
+ * `session` (with `login`), `wrong_code`, `expired`, `exhausted`.
+ */
+export interface ChallengeResult {
+  outcome: string
+  login?: LoginResult
+}
+
 /** One line of the effective configuration (`doctor`): secrets are shown only as their length. */
 export interface DoctorConfigLine {
   name: string
@@ -195,6 +209,8 @@ export interface LoginResult {
   sessionId?: string
   /** The pending 2FA login's record id (while `twoFAPending`): what `abandonLogin` ends. */
   pendingId?: string
+  /** `twoFAPending` for the backend's own second factor (no LibreChat user yet: `user` is `{}`). */
+  backendChallenge: boolean
 }
 
 /** Backend calls of one endpoint with one outcome: a histogram of their latency. */

@@ -363,6 +363,12 @@ export const customSessionsController: Handler;
 export const customEndSessionController: Handler;
 /** `POST /api/auth/register`, `/requestPasswordReset`, `/resetPassword` while the switch is on: 403, as LibreChat with them turned off. */
 export const customLocalAccountsClosed: Handler;
+/**
+ * `POST /api/auth/2fa/verify-temp`, registered before LibreChat's own: a code for the backend's
+ * second factor goes to the backend (docs/second-factor.md); any other temp token goes on to
+ * LibreChat's `verify2FAWithTempToken` (`next()`).
+ */
+export const customTwoFactorController: (req: unknown, res: unknown, next: (err?: unknown) => void) => Promise<void>;
 /** `POST /api/auth/custom-backend/events` handler, mounted before `express.json()`. */
 export const customBackendEventsHandler: Handler;
 

@@ -20,6 +20,7 @@ const {
   customSessionsController,
   customEndSessionController,
   customLocalAccountsClosed,
+  customTwoFactorController,
 } = require('./lib/controllers');
 const { customBackendEventsHandler } = require('./lib/events');
 const { customBackendStartupConfig } = require('./lib/startupConfig');
@@ -43,6 +44,7 @@ module.exports = {
   customSessionsController,
   customEndSessionController,
   customLocalAccountsClosed,
+  customTwoFactorController,
   customBackendEventsHandler,
   customBackendStartupConfig,
   registerCustomBackendMetrics,

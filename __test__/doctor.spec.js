@@ -523,6 +523,19 @@ describe('#22.3 doctor --check-login: a canary login that writes nothing', () =>
     expectNoSecret(r.all);
   });
 
+  test('#27 a backend asking for its second factor: the password was right, the check stops there (OK), nothing written', async () => {
+    mock.addUser({ id: 'u-2001', username: 'dora', email: 'dora@example.com', password: 'dora-password-4', mfaCode: '246810' });
+    try {
+      const before = await counts();
+      const r = await runWithStdin(['doctor', '--check-login', 'dora'], baseEnv({ BACKEND_MFA_VERIFY_URL: mock.urls.mfa }), 'dora-password-4\n');
+      expect(lines(r.stdout, 'OK').join('\n')).toMatch(/check-login: the backend accepted "dora"'s password and asks for its second factor/);
+      expect(await counts()).toEqual(before);
+      expect(r.all).not.toContain('dora-password-4');
+    } finally {
+      mock.removeUser('u-2001');
+    }
+  });
+
   test('#22.3 a wrong password, and no password at all: a PROBLEM, exit 1, nothing printed of it', async () => {
     const wrong = await runWithStdin(['doctor', '--check-login', 'alice'], baseEnv(), 'not-the-password\n');
     expect(wrong.code).toBe(1);

@@ -71,6 +71,24 @@ describe('#22.1 init wires LibreChat by anchors', () => {
     expect((await cli(['uninstall', '--no-env', '--dir', dir])).stdout).toContain('Not wired: nothing to revert.');
   });
 
+  test.each(['v0.7.9', 'main'])('#27 %s wired by the package before #27 (no 2FA route): doctor says so, init brings it up to date, --revert takes it back', async (family) => {
+    const auth = 'api/server/routes/auth.js';
+    // The wiring of #26 and before: the same, without the second factor's two lines.
+    const earlier = { ...wiredOf(family) };
+    earlier[auth] = earlier[auth].replace('  customTwoFactorController,\n', '').replace("  router.post('/2fa/verify-temp', customTwoFactorController);\n", '');
+    expect(earlier[auth]).not.toBe(wiredOf(family)[auth]);
+    const dir = tree(FAMILIES[family].version, earlier);
+    expect(wiring.wiringState(dir).state).toBe('earlier');
+    const up = await cli(['init', '--no-env', '--dir', dir]);
+    expect(up.code).toBe(0);
+    expect(up.stdout).toContain(`wired   ${auth} (2 places)`);
+    for (const [file, text] of Object.entries(wiredOf(family))) expect(read(dir, file)).toBe(text);
+    // From the earlier form straight back to LibreChat's.
+    const again = tree(FAMILIES[family].version, earlier);
+    expect((await cli(['init', '--no-env', '--revert', '--dir', again])).code).toBe(0);
+    for (const [file, text] of Object.entries(stockOf(family))) expect(read(again, file)).toBe(text);
+  });
+
   test('#22.1 run in LibreChat\'s api/ folder it finds the root; --dry-run prints the diff and writes nothing', async () => {
     const dir = tree('v0.8.8-rc1', stockOf('main'));
     const before = hashOf(dir);

@@ -79,6 +79,7 @@ describe('mock backend', () => {
       logout: `${mock.url}/api/auth/logout`,
       jwks: `${mock.url}/.well-known/jwks.json`,
       introspection: `${mock.url}/oauth/introspect`,
+      mfa: `${mock.url}/api/auth/mfa/verify`,
     });
     expect(mock.issuer).toBe(mock.url);
     expect(mock.users.map((u) => u.id)).toEqual(['u-1001', 'u-1002', 'u-1003']);
@@ -158,7 +159,7 @@ describe('mock backend', () => {
     expect(mock.lastLogout).toEqual({ refreshToken: c.refreshToken });
     expect((await post(mock.urls.refresh, { refreshToken: c.refreshToken })).status).toBe(401);
     expect((await get(mock.urls.userinfo, c.token)).status).toBe(401);
-    expect(mock.calls).toEqual({ login: 2, userinfo: 7, refresh: 4, logout: 1, jwks: 0, introspection: 0 });
+    expect(mock.calls).toEqual({ login: 2, userinfo: 7, refresh: 4, logout: 1, jwks: 0, introspection: 0, mfa: 0 });
   });
 
   test('login errors: wrong password, unknown user, bad JSON, missing fields', async () => {

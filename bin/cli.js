@@ -187,6 +187,12 @@ function wiringFindings(vars, dir) {
   const s = wiring.wiringState(root);
   const version = `LibreChat ${s.versionText ?? '(version unknown)'}`;
   if (s.state === 'wired') return { findings: [{ level: 'ok', check: 'wiring', detail: `${version} in ${root} is wired` }], wired: true };
+  if (s.state === 'earlier') {
+    return {
+      findings: [{ level: 'problem', check: 'wiring', detail: `${version} in ${root} is wired by an earlier version of the package: run \`npx librechat-custom-backend-auth init\` there to bring it up to date (the backend's second factor needs it)` }],
+      wired: true,
+    };
+  }
   const fix = 'run `npx librechat-custom-backend-auth init` there (docs/install.md, "Wiring"); until then LibreChat runs its own login';
   const uses = (file) => USES_PACKAGE.test(fs.readFileSync(path.join(root, file), 'utf8'));
   if (s.state === 'stock' && !s.notWired.some(uses)) {
@@ -231,6 +237,10 @@ async function checkLoginFinding(native, vars, username, io) {
       detail: `the backend accepted ${JSON.stringify(username)}: backend id ${r.backendId}, email ${r.email}, LibreChat user name ${r.username}${r.role ? `, role ${r.role}` : ''}; no user written, no session kept; ${ended}`,
     };
   } catch (err) {
+    // The password was right and the backend asks for its own second factor (docs/second-factor.md).
+    if (String(err.message).startsWith('[TWO_FACTOR_REQUIRED]')) {
+      return { level: 'ok', check, detail: `the backend accepted ${JSON.stringify(username)}'s password and asks for its second factor (BACKEND_MFA_VERIFY_URL): the check stops there; nothing written` };
+    }
     // `[CODE] message` from the addon: never a password or token.
     return { level: 'problem', check, detail: `the login failed: ${err.message}` };
   } finally {

@@ -23,6 +23,10 @@ const AUDIT_EVENTS = Object.freeze({
   BACKEND_EVENT_APPLIED: 'backend_event.applied',
   BACKEND_SESSION_ENDED: 'backend_session.ended',
   ACCESS_DENIED: 'access.denied',
+  SECOND_FACTOR_CHALLENGED: 'second_factor.challenged',
+  SECOND_FACTOR_PASSED: 'second_factor.passed',
+  SECOND_FACTOR_FAILED: 'second_factor.failed',
+  SECOND_FACTOR_EXHAUSTED: 'second_factor.exhausted',
   BREAKER_OPENED: 'breaker.opened',
   BREAKER_CLOSED: 'breaker.closed',
 });

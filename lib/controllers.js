@@ -294,6 +294,50 @@ async function customEndSessionController(req, res) {
 }
 
 /**
+ * Handler for `POST /api/auth/2fa/verify-temp`, registered before LibreChat's own route: a code for
+ * the backend's second factor (a temp token of a backend challenge) goes to the backend, and its
+ * yes starts the session as a login does, cookies included; answers as LibreChat's 2FA route does
+ * (401 `Invalid 2FA code or backup code`, 401 `Invalid or expired temporary token`). Any other temp
+ * token goes on to LibreChat's `verify2FAWithTempToken` (`next()`): its own 2FA is untouched.
+ */
+async function customTwoFactorController(req, res, next) {
+  const body = req.body !== null && typeof req.body === 'object' ? req.body : {};
+  const text = (v) => (typeof v === 'string' ? v : undefined);
+  const tempToken = text(body.tempToken);
+  if (!tempToken) return next();
+  const service = getAuthService();
+  const failed = (event, outcome) => service.audit(event, { outcome, req });
+  let r;
+  try {
+    r = await service.verifyChallenge(tempToken, text(body.token), text(body.backupCode), requestTenant(req, service));
+  } catch (err) {
+    const authErr = toAuthError(err);
+    logFailure(service, 'second factor', authErr);
+    failed(AUDIT_EVENTS.SECOND_FACTOR_FAILED, authErr.code);
+    return res.status(loginStatusOf(authErr.code)).json({ code: authErr.code, message: authErr.message });
+  }
+  if (r.outcome === 'not_ours') return next();
+  if (r.outcome === 'wrong_code') {
+    failed(AUDIT_EVENTS.SECOND_FACTOR_FAILED, 'INVALID_CREDENTIALS');
+    return res.status(401).json({ message: 'Invalid 2FA code or backup code' });
+  }
+  if (r.outcome === 'exhausted') {
+    failed(AUDIT_EVENTS.SECOND_FACTOR_EXHAUSTED, 'SESSION_INVALID');
+    return res.status(401).json({ message: 'Too many attempts. Please log in again.' });
+  }
+  if (r.outcome !== 'session') {
+    failed(AUDIT_EVENTS.SECOND_FACTOR_FAILED, 'SESSION_INVALID');
+    return res.status(401).json({ message: 'Invalid or expired temporary token' });
+  }
+  const who = { outcome: 'ok', userId: r.user?._id, backendId: r.user?.idOnTheSource, session: r.sessionId, req };
+  service.audit(AUDIT_EVENTS.SECOND_FACTOR_PASSED, who);
+  service.audit(AUDIT_EVENTS.LOGIN_SUCCESS, who);
+  clearSsoPause(req, res);
+  setSessionCookies(res, service, r.refreshToken, r.refreshExpiresAt);
+  return res.status(200).json({ token: r.token, user: r.user });
+}
+
+/**
  * Handler for LibreChat's `POST /api/auth/register`, `/requestPasswordReset` and `/resetPassword`
  * while the switch is on: no local account may appear or change beside the backend's users. It
  * answers as LibreChat does with registration or password reset turned off (its
@@ -308,6 +352,7 @@ function customLocalAccountsClosed(req, res) {
 
 module.exports = {
   customLocalAccountsClosed,
+  customTwoFactorController,
   customLogoutAllController,
   customSessionsController,
   customEndSessionController,

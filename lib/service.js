@@ -154,7 +154,7 @@ class CustomBackendAuthService {
       const r = await this.#native.login(fields, tenant ?? null);
       const user = EJSON.parse(r.user);
       return r.twoFaPending
-        ? { user, twoFAPending: true, tempToken: r.tempToken, pendingId: r.pendingId }
+        ? { user, twoFAPending: true, tempToken: r.tempToken, pendingId: r.pendingId, backendChallenge: r.backendChallenge }
         : {
             user,
             token: r.token,
@@ -238,16 +238,22 @@ class CustomBackendAuthService {
     try {
       const r = await this.#native.ssoLogin(sso, tenant ?? null);
       if (r.outcome !== 'session') return { outcome: r.outcome };
-      const l = r.login;
-      return {
-        outcome: 'session',
-        via: r.via,
-        user: EJSON.parse(l.user),
-        token: l.token,
-        refreshToken: l.refreshToken,
-        refreshExpiresAt: l.refreshExpiresAt,
-        sessionId: l.sessionId,
-      };
+      return { outcome: 'session', via: r.via, ...startedSession(r.login) };
+    } catch (err) {
+      throw toAuthError(err);
+    }
+  }
+
+  /**
+   * A code typed into LibreChat's 2FA screen for the backend's second factor
+   * (docs/second-factor.md): `{outcome: 'not_ours' | 'wrong_code' | 'expired' | 'exhausted'}` or
+   * `{outcome: 'session', user, token, refreshToken, refreshExpiresAt, sessionId}`.
+   */
+  async verifyChallenge(tempToken, code, backupCode, tenant) {
+    try {
+      const r = await this.#native.verifyChallenge(tempToken, code ?? null, backupCode ?? null, tenant ?? null);
+      if (r.outcome !== 'session') return { outcome: r.outcome };
+      return { outcome: 'session', ...startedSession(r.login) };
     } catch (err) {
       throw toAuthError(err);
     }
@@ -419,6 +425,17 @@ class CustomBackendAuthService {
     this.repeatedLines.close();
     await this.#native.close();
   }
+}
+
+/** A session single sign-on or the second factor started, from the native login result. */
+function startedSession(l) {
+  return {
+    user: EJSON.parse(l.user),
+    token: l.token,
+    refreshToken: l.refreshToken,
+    refreshExpiresAt: l.refreshExpiresAt,
+    sessionId: l.sessionId,
+  };
 }
 
 /**

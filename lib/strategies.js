@@ -28,7 +28,9 @@ class CustomBackendStrategy {
       .then((result) => {
         audited = true;
         const pending = result.twoFAPending === true;
-        service.audit(pending ? AUDIT_EVENTS.LOGIN_2FA_PENDING : AUDIT_EVENTS.LOGIN_SUCCESS, {
+        let event = pending ? AUDIT_EVENTS.LOGIN_2FA_PENDING : AUDIT_EVENTS.LOGIN_SUCCESS;
+        if (result.backendChallenge) event = AUDIT_EVENTS.SECOND_FACTOR_CHALLENGED;
+        service.audit(event, {
           outcome: 'ok',
           ...whoIs(result.user),
           session: pending ? null : result.sessionId,

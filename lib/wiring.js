@@ -43,7 +43,36 @@ const after = (anchor, lines) => ({ stock: anchor, wired: anchor + lines });
 /** Inserts `lines` before the anchor line `anchor`. */
 const before = (anchor, lines) => ({ stock: anchor, wired: lines + anchor });
 
-/** LibreChat's files and their edits. `since`: the first version with that code. */
+/** The require block of routes/auth.js before #27 (a wiring made then is upgraded in place). */
+const AUTH_ROUTES_NAMES_26 = [
+  'isCustomBackendAuthEnabled',
+  'requireCustomBackendAuth',
+  'customBackendLoginController',
+  'customRefreshController',
+  'customLogoutController',
+  'customLogoutAllController',
+  'customSessionsController',
+  'customEndSessionController',
+  'customLocalAccountsClosed',
+];
+const AUTH_ROUTES_ANCHOR = "${a}require('~/server/controllers/auth/LoginController');${b}\n";
+
+/** The routes the package adds after the refresh route; `extra`: those of later versions. */
+const refreshRoutes = (extra = '') =>
+  "router.post('/refresh', useCustomAuth ? customRefreshController : refreshController);\n"
+  + 'if (useCustomAuth) {\n'
+  + "  router.post('/logout/all', ${m}requireJwtAuth, customLogoutAllController);\n"
+  + "  router.get('/sessions', ${m}requireJwtAuth, customSessionsController);\n"
+  + "  router.delete('/sessions/:sessionId', ${m}requireJwtAuth, customEndSessionController);\n"
+  + '  // No local accounts beside backend users: answered as LibreChat answers them when disabled.\n'
+  + "  router.post(['/register', '/requestPasswordReset', '/resetPassword'], customLocalAccountsClosed);\n"
+  + extra
+  + '}\n';
+
+/**
+ * LibreChat's files and their edits. `since`: the first version with that code. `earlier`: wired
+ * forms of earlier versions of the package, which `init` upgrades and `--revert` takes back too.
+ */
 const FILES = [
   {
     file: 'api/server/index.js',
@@ -88,17 +117,9 @@ const FILES = [
     edits: [
       {
         what: "the package, after the require of LoginController",
-        ...after("${a}require('~/server/controllers/auth/LoginController');${b}\n", requireBlock([
-          'isCustomBackendAuthEnabled',
-          'requireCustomBackendAuth',
-          'customBackendLoginController',
-          'customRefreshController',
-          'customLogoutController',
-          'customLogoutAllController',
-          'customSessionsController',
-          'customEndSessionController',
-          'customLocalAccountsClosed',
-        ]) + 'const useCustomAuth = isCustomBackendAuthEnabled();\n'),
+        ...after(AUTH_ROUTES_ANCHOR, requireBlock([...AUTH_ROUTES_NAMES_26, 'customTwoFactorController'])
+          + 'const useCustomAuth = isCustomBackendAuthEnabled();\n'),
+        earlier: [AUTH_ROUTES_ANCHOR + requireBlock(AUTH_ROUTES_NAMES_26) + 'const useCustomAuth = isCustomBackendAuthEnabled();\n'],
       },
       {
         what: "the logout route: router.post('/logout', requireJwtAuth, logoutController);",
@@ -119,14 +140,10 @@ const FILES = [
       {
         what: "the refresh route: router.post('/refresh', refreshController);",
         stock: "router.post('/refresh', refreshController);\n",
-        wired: "router.post('/refresh', useCustomAuth ? customRefreshController : refreshController);\n"
-          + 'if (useCustomAuth) {\n'
-          + "  router.post('/logout/all', ${m}requireJwtAuth, customLogoutAllController);\n"
-          + "  router.get('/sessions', ${m}requireJwtAuth, customSessionsController);\n"
-          + "  router.delete('/sessions/:sessionId', ${m}requireJwtAuth, customEndSessionController);\n"
-          + '  // No local accounts beside backend users: answered as LibreChat answers them when disabled.\n'
-          + "  router.post(['/register', '/requestPasswordReset', '/resetPassword'], customLocalAccountsClosed);\n"
-          + '}\n',
+        // Before LibreChat's own 2FA route (every version registers it after refresh): a backend
+        // second factor's code goes to the backend, any other on to LibreChat's controller.
+        wired: refreshRoutes("  router.post('/2fa/verify-temp', customTwoFactorController);\n"),
+        earlier: [refreshRoutes()],
       },
     ],
   },
@@ -199,11 +216,16 @@ function matches(text, template) {
   return [...text.matchAll(regexOf(template))];
 }
 
-/** One edit's state in `text`: 'stock', 'wired', or why it cannot be told. */
+/** One edit's state in `text`: 'stock', 'wired', 'earlier' (an earlier version's wired form), or
+ * why it cannot be told. */
 function stateOf(text, edit) {
   const wired = matches(text, edit.wired);
   if (wired.length === 1) return { state: 'wired', match: wired[0] };
   if (wired.length > 1) return { state: 'ambiguous', count: wired.length, form: 'wired' };
+  for (const form of edit.earlier ?? []) {
+    const earlier = matches(text, form);
+    if (earlier.length === 1) return { state: 'earlier', match: earlier[0] };
+  }
   const stock = matches(text, edit.stock);
   if (stock.length === 1) return { state: 'stock', match: stock[0] };
   return stock.length === 0 ? { state: 'missing' } : { state: 'ambiguous', count: stock.length, form: 'stock' };
@@ -269,13 +291,14 @@ function inspect(root) {
   return { root, versionText, version, files, problems };
 }
 
-/** Wires (`to` 'wired') or unwires ('stock') every file, or none (see `problems`). */
+/** Wires (`to` 'wired') or unwires ('stock') every file, or none (see `problems`); an earlier
+ * version's wiring is upgraded, or taken back. */
 function change(root, to, { dryRun = false } = {}) {
   const plan = inspect(root);
-  const from = to === 'wired' ? 'stock' : 'wired';
+  const from = to === 'wired' ? ['stock', 'earlier'] : ['wired', 'earlier'];
   const changes = [];
   for (const f of plan.files) {
-    const todo = f.edits.filter((e) => e.state === from);
+    const todo = f.edits.filter((e) => from.includes(e.state));
     if (todo.length === 0) continue;
     const after = transform(f.text, todo, f.edits, to);
     // The old lines of each anchor, which a diff shows whole (the patches' hunks then hold them).
@@ -305,12 +328,16 @@ function change(root, to, { dryRun = false } = {}) {
   return { ...plan, changes, written: !dryRun && changes.length > 0 };
 }
 
-/** Where the wiring stands: 'wired', 'stock' (not wired), 'partial', or 'unknown' (problems). */
+/** Where the wiring stands: 'wired', 'stock' (not wired), 'earlier' (wired by an earlier version
+ * of the package: `init` upgrades it), 'partial', or 'unknown' (problems). */
 function wiringState(root) {
   const plan = inspect(root);
   const states = new Set(plan.files.flatMap((f) => f.edits.map((e) => e.state)));
   let state = 'unknown';
-  if (plan.problems.length === 0) state = states.size === 1 ? [...states][0] : 'partial';
+  if (plan.problems.length === 0) {
+    if (states.has('earlier') && !states.has('stock')) state = 'earlier';
+    else state = states.size === 1 ? [...states][0] : 'partial';
+  }
   const stockFiles = plan.files.filter((f) => f.edits.some((e) => e.state === 'stock')).map((f) => f.file);
   return { state, versionText: plan.versionText, problems: plan.problems, notWired: stockFiles };
 }

@@ -402,6 +402,58 @@ function client(base) {
   return { call, jar };
 }
 
+/** The mock backend's user with a second factor of its own (a fixed code, and backup codes). */
+const MFA_USER = { id: 'u-2001', username: 'dora', email: 'dora@example.com', name: 'Dora', password: 'dora-password-4',
+  mfaCode: '246810', backupCodes: ['backup-one'], roles: ['staff'] };
+
+/**
+ * Issue 27: the backend's second factor through LibreChat's 2FA screen. Over the API, a wrong code
+ * answers LibreChat's message; in Chromium, the login page's password leads to LibreChat's 2FA
+ * page, a wrong code typed there shows LibreChat's wrong-code message, the right one opens the chat.
+ */
+async function mfaSteps(lcDir, base, shots) {
+  const api = client(base);
+  const login = await api.call('POST', '/api/auth/login', { body: { email: MFA_USER.username, password: MFA_USER.password }, cookies: false });
+  const wrong = await api.call('POST', '/api/auth/2fa/verify-temp', { body: { tempToken: login.json?.tempToken, token: '000000' }, cookies: false });
+  step('second factor: the backend\'s challenge answers LibreChat\'s {twoFAPending, tempToken}; a wrong code LibreChat\'s 401 message',
+    login.status === 200 && login.json?.twoFAPending === true && wrong.status === 401 && wrong.json?.message === 'Invalid 2FA code or backup code',
+    `${brief(login)}; wrong code ${brief(wrong)}`);
+  const web = await withChromium(lcDir, async (browser) => {
+    fs.mkdirSync(shots, { recursive: true });
+    const shot = (page, name) => page.screenshot({ path: path.join(shots, `${name}.png`) }).catch(() => {});
+    const page = await browser.newPage();
+    await page.goto(`${base}/login`, { waitUntil: 'domcontentloaded', timeout: 60_000 });
+    await page.locator('#email').fill(MFA_USER.username, { timeout: 60_000 });
+    await page.locator('#password').fill(MFA_USER.password);
+    await page.locator('[data-testid="login-button"]').click();
+    await page.waitForURL((u) => /\/login\/2fa/.test(u.pathname), { timeout: 30_000 });
+    const code = page.locator('input[data-input-otp]').first();
+    await code.waitFor({ state: 'attached', timeout: 30_000 });
+    await shot(page, 'mfa-1-code-page');
+    // The code field is input-otp's hidden input: focused and typed into, as a user's keys do.
+    const typeCode = async (value) => {
+      await code.focus();
+      for (let i = 0; i < 6; i += 1) await page.keyboard.press('Backspace');
+      await page.keyboard.type(value, { delay: 20 });
+    };
+    await typeCode('135790');
+    await page.locator('[data-testid="login-button"]').click();
+    const message = await page.getByText('Invalid 2FA code or backup code').first().waitFor({ timeout: 15_000 }).then(() => true, () => false);
+    await shot(page, 'mfa-2-wrong-code');
+    await typeCode(MFA_USER.mfaCode); // the wrong code erased first, as a user would
+    await page.locator('[data-testid="login-button"]').click();
+    const chat = await page.waitForURL((u) => /\/c\//.test(u.pathname), { timeout: 60_000 }).then(() => true, () => false);
+    await shot(page, 'mfa-3-chat');
+    return { message, chat };
+  });
+  if (web.skipped) {
+    info(`SKIP  the second factor in the web client: ${web.skipped}`);
+    return;
+  }
+  step('second factor in the web client (Chromium): the password leads to LibreChat\'s 2FA page; a wrong code shows its wrong-code message; the right code opens the chat',
+    web.message && web.chat, `wrong-code message ${web.message}; chat ${web.chat}${web.error ? `; ${web.error}` : ''}; screenshots in ${shots}`);
+}
+
 /** The authenticating proxy's own address: the TCP peer LibreChat sees for its requests. */
 const SSO_PROXY_ADDRESS = '127.0.0.2';
 
@@ -683,6 +735,7 @@ async function main() {
     const dbName = `LibreChatE2E_${Date.now()}`;
     const mongoWithDb = mongoUri.replace(/\/?(\?|$)/, `/${dbName}$1`);
     mock = await startMockBackend();
+    mock.addUser(MFA_USER); // the backend's own second factor (issue 27)
     const relay = await startRelay(Number(new URL(mock.urls.login).port));
     cleanups.push(() => relay.stop());
     const backendUrl = (name) => {
@@ -729,6 +782,7 @@ async function main() {
       BACKEND_USER_INFO_URL: backendUrl('userinfo'),
       BACKEND_REFRESH_URL: backendUrl('refresh'),
       BACKEND_LOGOUT_URL: backendUrl('logout'),
+      BACKEND_MFA_VERIFY_URL: backendUrl('mfa'),
       BACKEND_TOKEN_ENCRYPTION_KEY: hex(32),
       BACKEND_EVENTS_SECRET: hex(32),
       BACKEND_ALLOW_INSECURE_HTTP: 'true', // the mock backend is plain HTTP on 127.0.0.1
@@ -971,6 +1025,7 @@ async function main() {
         && disabled.status === 401,
       `unsigned ${unsigned.status}; signed ${signed.status} ${signedBody?.status}, ${signedBody?.sessionsEnded} ended; /api/user ${disabled.status}`);
     if (tenants) await tenantSteps(base, mongoWithDb);
+    await mfaSteps(dir, base, path.join(logsTo, 'screenshots'));
     // LibreChat's own registration and password reset are closed while the switch is on (issue 22.5).
     const regOn = await call('POST', '/api/auth/register', { cookies: false, body: { name: 'Late Local', username: 'latelocal',
       email: 'late.local@example.net', password: LOCAL.password, confirm_password: LOCAL.password } });

@@ -23,6 +23,7 @@ use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 
 use crate::flows::login::{request_tenant, LoginOutcome};
+use crate::flows::mfa::VerifyOutcome;
 use crate::flows::refresh::{Refreshed, SsoState};
 use crate::flows::request::SyncAuth;
 use crate::flows::service::{user_ejson, Service};
@@ -72,6 +73,16 @@ pub struct LoginResult {
     pub session_id: Option<String>,
     /// The pending 2FA login's record id (while `twoFAPending`): what `abandonLogin` ends.
     pub pending_id: Option<String>,
+    /// `twoFAPending` for the backend's own second factor (no LibreChat user yet: `user` is `{}`).
+    pub backend_challenge: bool,
+}
+
+/// A code posted to LibreChat's 2FA route: `outcome` `not_ours` (LibreChat's own 2FA answers it),
+/// `session` (with `login`), `wrong_code`, `expired`, `exhausted`.
+#[napi(object)]
+pub struct ChallengeResult {
+    pub outcome: String,
+    pub login: Option<LoginResult>,
 }
 
 /// A user as relaxed Extended JSON with its cache version.
@@ -121,6 +132,18 @@ fn login_result(outcome: LoginOutcome) -> napi::Result<LoginResult> {
             temp_token: None,
             session_id: Some(session.to_hex()),
             pending_id: None,
+            backend_challenge: false,
+        },
+        LoginOutcome::BackendChallenge { temp_token, record } => LoginResult {
+            user: "{}".into(),
+            two_fa_pending: true,
+            token: None,
+            refresh_token: None,
+            refresh_expires_at: None,
+            temp_token: Some(temp_token),
+            session_id: None,
+            pending_id: Some(record.to_hex()),
+            backend_challenge: true,
         },
         LoginOutcome::TwoFactorPending {
             user,
@@ -135,6 +158,7 @@ fn login_result(outcome: LoginOutcome) -> napi::Result<LoginResult> {
             temp_token: Some(temp_token),
             session_id: None,
             pending_id: Some(pending.to_hex()),
+            backend_challenge: false,
         },
     })
 }
@@ -606,6 +630,49 @@ impl CustomBackendAuthService {
             via: Some(identity.via.name().into()),
             login: Some(login_result(outcome?)?),
         })
+    }
+
+    /// A code typed into LibreChat's 2FA screen (`POST /api/auth/2fa/verify-temp`): to the backend
+    /// when the temp token is a backend challenge's (docs/second-factor.md).
+    #[napi]
+    pub async fn verify_challenge(
+        &self,
+        temp_token: String,
+        code: Option<String>,
+        backup_code: Option<String>,
+        tenant: Option<String>,
+    ) -> napi::Result<ChallengeResult> {
+        let inner = self.inner.clone();
+        let tenant = request_tenant(tenant.as_deref())?;
+        let r = inner
+            .verify_challenge(
+                &temp_token,
+                code.as_deref(),
+                backup_code.as_deref(),
+                tenant.as_deref(),
+            )
+            .await;
+        let outcome = |name: &str| ChallengeResult {
+            outcome: name.into(),
+            login: None,
+        };
+        match r {
+            Ok(VerifyOutcome::NotOurs) => Ok(outcome("not_ours")),
+            Ok(VerifyOutcome::WrongCode) => Ok(outcome("wrong_code")),
+            Ok(VerifyOutcome::Expired) => Ok(outcome("expired")),
+            Ok(VerifyOutcome::Exhausted) => Ok(outcome("exhausted")),
+            Ok(VerifyOutcome::Session(login)) => {
+                inner.metrics.ok(Flow::Login);
+                Ok(ChallengeResult {
+                    outcome: "session".into(),
+                    login: Some(login_result(login)?),
+                })
+            }
+            Err(e) => {
+                inner.metrics.error(Flow::Login, &e);
+                Err(e.into())
+            }
+        }
     }
 
     /// The pause mark a logout leaves for this request's single sign-on credential (an HMAC of

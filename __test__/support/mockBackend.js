@@ -37,7 +37,7 @@
 const http = require('http');
 const crypto = require('crypto');
 
-const ENDPOINTS = ['login', 'userinfo', 'refresh', 'logout', 'jwks', 'introspection'];
+const ENDPOINTS = ['login', 'userinfo', 'refresh', 'logout', 'jwks', 'introspection', 'mfa'];
 
 const DEFAULT_PATHS = {
   login: '/api/auth/login',
@@ -46,12 +46,14 @@ const DEFAULT_PATHS = {
   logout: '/api/auth/logout',
   jwks: '/.well-known/jwks.json',
   introspection: '/oauth/introspect',
+  mfa: '/api/auth/mfa/verify',
 };
 
-const METHODS = { login: 'POST', userinfo: 'GET', refresh: 'POST', logout: 'POST', jwks: 'GET', introspection: 'POST' };
+const METHODS = { login: 'POST', userinfo: 'GET', refresh: 'POST', logout: 'POST', jwks: 'GET', introspection: 'POST', mfa: 'POST' };
 
 const DEFAULT_SWITCHES = Object.freeze({
   latencyMs: 0,
+  mfaStatus: null, // login: the status of an answer asking for the second factor (default 200)
   status: null, // answer this status at once, with `body` (default { message: 'forced error' }) and `headers`
   body: null,
   headers: null,
@@ -150,6 +152,9 @@ async function startMockBackend(options = {}) {
   const access = new Map(); // token -> { userId, exp (ms), family, revoked, jti }
   const refresh = new Map(); // token -> { userId, exp, family, revoked, rotated }
   const families = new Map(); // id -> { userId, revoked }
+  // The second factor: a user with `mfaCode` (and optionally `backupCodes`) is answered
+  // `{mfaRequired, challengeId}` at login; `POST mfa {challengeId, code, backup}` finishes it.
+  const challenges = new Map(); // challengeId -> { userId, used }
   const keys = []; // { kid, alg, privateKey, publicKey, published }
 
   const mock = {
@@ -234,7 +239,7 @@ async function startMockBackend(options = {}) {
   };
 
   function publicUser(name, u) {
-    const { password, ...rest } = u; // eslint-disable-line no-unused-vars
+    const { password, mfaCode, backupCodes, ...rest } = u; // eslint-disable-line no-unused-vars
     const fn = sw(name, 'userFields');
     return typeof fn === 'function' ? fn(clone(rest)) : clone(rest);
   }
@@ -507,15 +512,43 @@ async function startMockBackend(options = {}) {
         (typeof x.username === 'string' && x.username.toLowerCase() === login) ||
         (typeof x.email === 'string' && x.email.toLowerCase() === login));
       if (!u || u.password !== body.password) return send(res, 401, { message: 'Invalid credentials' });
-      const family = newFamily(u.id);
-      const a = mintAccess(u.id, family);
-      const out = tokenFields('login', { token: a.token, refreshToken: mintRefresh(u.id, family), expiresIn: a.expiresIn });
-      if (!sw('login', 'noUserInLogin')) out.user = publicUser('login', u);
-      // The backend's session: `session.revoked` events name it.
-      if (!sw('login', 'noSessionId')) out.session_id = family;
-      mock.lastSessionId = family;
-      return send(res, 200, out);
+      if (typeof u.mfaCode === 'string') {
+        const challengeId = randomToken('ch_');
+        challenges.set(challengeId, { userId: u.id, used: false });
+        mock.lastChallenge = challengeId;
+        return send(res, sw('login', 'mfaStatus') ?? 200, { mfaRequired: true, challengeId, methods: ['totp'] });
+      }
+      return send(res, 200, loginAnswer(u));
     },
+
+    mfa(req, res, body) {
+      const c = isObject(body) && typeof body.challengeId === 'string' ? challenges.get(body.challengeId) : undefined;
+      mock.lastMfa = isObject(body) ? { ...body } : body;
+      if (!c || c.used) return send(res, 404, { message: 'No such challenge' });
+      const u = findUser(c.userId);
+      const code = isObject(body) ? body.code : undefined;
+      const backups = Array.isArray(u?.backupCodes) ? u.backupCodes : [];
+      const right = body.backup === true ? backups.includes(code) : code === u?.mfaCode;
+      if (!u || !right) return send(res, 401, { message: 'Wrong code' });
+      if (body.backup === true) u.backupCodes = backups.filter((b) => b !== code);
+      c.used = true;
+      return send(res, 200, loginAnswer(u));
+    },
+  };
+
+  /** A login answer (tokens, the user, the backend's session id) for `u`. */
+  function loginAnswer(u) {
+    const family = newFamily(u.id);
+    const a = mintAccess(u.id, family);
+    const out = tokenFields('login', { token: a.token, refreshToken: mintRefresh(u.id, family), expiresIn: a.expiresIn });
+    if (!sw('login', 'noUserInLogin')) out.user = publicUser('login', u);
+    // The backend's session: `session.revoked` events name it.
+    if (!sw('login', 'noSessionId')) out.session_id = family;
+    mock.lastSessionId = family;
+    return out;
+  }
+
+  Object.assign(handlers, {
 
     userinfo(req, res) {
       const t = bearer(req);
@@ -577,7 +610,7 @@ async function startMockBackend(options = {}) {
       if (mock.switches.jwtTokens) currentKey(mock.switches.jwtTokens);
       return send(res, 200, mock.jwks());
     },
-  };
+  });
 
   function readBody(req) {
     return new Promise((resolve) => {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::backend::breaker::{Breakers, KnownNames, Lane, Outcome};
-use crate::config::{Config, IntrospectionConfig, Mapping};
+use crate::config::{Config, IntrospectionConfig, Mapping, MfaConfig};
 use crate::identity::{BackendTokens, BackendUser};
 use crate::shared::error::{AuthError, AuthResult};
 use crate::shared::json::{parse_unique, JsonError};
@@ -80,10 +80,39 @@ pub struct LoginAnswer {
     pub user: Option<BackendUser>,
 }
 
-/// A successful answer, or the backend's "no" (401/403).
+/// The backend's second factor asked for at login: its challenge, to be answered with a code.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Challenge {
+    pub id: String,
+    /// The answer's `expiresIn` (the access-token lifetime field), when it has one.
+    pub expires_in_secs: Option<u64>,
+}
+
+/// What a login answer is: the session's tokens, or the second factor's challenge.
+pub enum LoginReply {
+    Tokens(Box<LoginAnswer>),
+    Challenge(Challenge),
+}
+
+/// What the backend said to a second-factor code.
+pub enum MfaVerdict {
+    /// Right: the login answer's tokens (and user).
+    Passed(Box<LoginAnswer>),
+    /// Wrong (401/403): the challenge stays usable.
+    Wrong,
+    /// The challenge is used up or expired (404/410).
+    Gone,
+}
+
+/// A challenge id longer than this is not kept (it goes back to the backend in a JSON body).
+const MAX_CHALLENGE_CHARS: usize = 4096;
+
+/// A successful answer, or the backend's "no" (401/403, and the call's own refusals).
 enum Answer {
     Json(Value),
-    Refused,
+    /// A non-2xx status the call reads (`BACKEND_MFA_STATUS` at login), with its JSON body.
+    Read(Value),
+    Refused(StatusCode),
 }
 
 /// Cheap to clone (the HTTP client is shared): a background JWKS refresh owns one, and a
@@ -103,6 +132,7 @@ pub struct Backend {
     breakers: Arc<Breakers>,
     /// User names whose login the backend accepted: they may probe an open login lane.
     known_names: Arc<KnownNames>,
+    mfa: Option<MfaConfig>,
 }
 
 /// The HTTP client for every backend call: no redirects followed (a redirect could carry the
@@ -143,6 +173,7 @@ impl Backend {
             metrics: Arc::default(),
             breakers: Arc::new(Breakers::new(cfg.breaker, cfg.backend_urls())),
             known_names: Arc::default(),
+            mfa: cfg.mfa.clone(),
         })
     }
 
@@ -158,7 +189,7 @@ impl Backend {
     }
 
     /// `POST BACKEND_AUTH_URL {username, password}`.
-    pub async fn login(&self, username: &str, password: &str) -> AuthResult<LoginAnswer> {
+    pub async fn login(&self, username: &str, password: &str) -> AuthResult<LoginReply> {
         let mut body = serde_json::Map::new();
         body.insert(
             self.mapping.login_username_field.clone(),
@@ -167,17 +198,105 @@ impl Backend {
         body.insert("password".into(), Value::String(password.to_string()));
         let req = self.http.post(self.auth_url.clone()).json(&body);
         let known = self.known_names.contains(username);
+        let readable: Vec<StatusCode> = self
+            .mfa
+            .as_ref()
+            .and_then(|m| m.status)
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .into_iter()
+            .collect();
+        let answer = self
+            .send_full(req, Endpoint::Login, Lane::Login, known, &[], &readable)
+            .await?;
+        let challenge = match &answer {
+            Answer::Json(v) | Answer::Read(v) => self.challenge_in(v)?,
+            Answer::Refused(_) => None,
+        };
+        if let Some(c) = challenge {
+            self.known_names.insert(username);
+            return Ok(LoginReply::Challenge(c));
+        }
+        match answer {
+            Answer::Refused(_) | Answer::Read(_) => Err(AuthError::InvalidCredentials),
+            Answer::Json(v) => {
+                self.known_names.insert(username);
+                self.login_answer(&v, "login")
+                    .map(|a| LoginReply::Tokens(Box::new(a)))
+            }
+        }
+    }
+
+    /// The tokens (and the user, when it is there) of a login answer's shape.
+    fn login_answer(&self, v: &Value, what: &str) -> AuthResult<LoginAnswer> {
+        let tokens = self.tokens(v, what)?;
+        let user = v.get("user").and_then(|u| self.user_from(u).ok());
+        Ok(LoginAnswer { tokens, user })
+    }
+
+    /// The second factor's challenge in a login answer, when it asks for one (`BACKEND_MFA_FIELD`).
+    fn challenge_in(&self, v: &Value) -> AuthResult<Option<Challenge>> {
+        let Some(m) = &self.mfa else {
+            return Ok(None);
+        };
+        let asked = m.flag.iter().filter_map(|p| lookup(v, p)).any(|f| {
+            f.as_bool() == Some(true) || f.as_str().is_some_and(|s| s.eq_ignore_ascii_case("true"))
+        });
+        if !asked {
+            return Ok(None);
+        }
+        let id = first_string(v, &m.challenge)
+            .filter(|id| id.chars().count() <= MAX_CHALLENGE_CHARS)
+            .ok_or_else(|| {
+                AuthError::BackendBadResponse(
+                    "the login answer asks for a second factor without a usable challenge id"
+                        .into(),
+                )
+            })?;
+        let expires_in_secs = self
+            .mapping
+            .expires_in
+            .iter()
+            .find_map(|p| lookup(v, p))
+            .and_then(Value::as_f64)
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(|s| s as u64);
+        Ok(Some(Challenge {
+            id,
+            expires_in_secs,
+        }))
+    }
+
+    /// `POST BACKEND_MFA_VERIFY_URL {challengeId, code}` (keys mapped; `"backup": true` for a
+    /// backup code): the login answer when the code is right.
+    pub async fn mfa_verify(
+        &self,
+        challenge: &str,
+        code: &str,
+        backup: bool,
+    ) -> AuthResult<MfaVerdict> {
+        let Some(m) = &self.mfa else {
+            return Err(AuthError::Internal("no BACKEND_MFA_VERIFY_URL".into()));
+        };
+        let mut body = serde_json::Map::new();
+        body.insert(
+            m.challenge_key.clone(),
+            Value::String(challenge.to_string()),
+        );
+        body.insert(m.code_key.clone(), Value::String(code.to_string()));
+        if backup {
+            body.insert("backup".into(), Value::Bool(true));
+        }
+        let req = self.http.post(m.verify_url.clone()).json(&body);
+        let gone = [StatusCode::NOT_FOUND, StatusCode::GONE];
         match self
-            .send_with(req, Endpoint::Login, Lane::Login, known, &[])
+            .send_with(req, Endpoint::MfaVerify, Lane::Login, true, &gone)
             .await?
         {
-            Answer::Refused => Err(AuthError::InvalidCredentials),
-            Answer::Json(v) => {
-                let tokens = self.tokens(&v, "login")?;
-                let user = v.get("user").and_then(|u| self.user_from(u).ok());
-                self.known_names.insert(username);
-                Ok(LoginAnswer { tokens, user })
-            }
+            Answer::Refused(s) if gone.contains(&s) => Ok(MfaVerdict::Gone),
+            Answer::Refused(_) | Answer::Read(_) => Ok(MfaVerdict::Wrong),
+            Answer::Json(v) => self
+                .login_answer(&v, "second factor")
+                .map(|a| MfaVerdict::Passed(Box::new(a))),
         }
     }
 
@@ -239,8 +358,8 @@ impl Backend {
     /// A user-info-shaped answer: `{user:{...}}` or the bare user object.
     fn user_answer(&self, answer: Answer) -> AuthResult<Option<BackendUser>> {
         match answer {
-            Answer::Refused => Ok(None),
-            Answer::Json(v) => {
+            Answer::Refused(_) => Ok(None),
+            Answer::Json(v) | Answer::Read(v) => {
                 let wrapped = v.get("user").filter(|u| u.is_object());
                 match wrapped.map(|u| self.user_from(u)) {
                     Some(Ok(u)) => Ok(Some(u)),
@@ -267,8 +386,8 @@ impl Backend {
             )
             .await?
         {
-            Answer::Refused => Ok(None),
-            Answer::Json(v) => {
+            Answer::Refused(_) => Ok(None),
+            Answer::Json(v) | Answer::Read(v) => {
                 if first_string(&v, &self.mapping.access_token).is_none()
                     && v.get("error").is_some()
                 {
@@ -299,8 +418,8 @@ impl Backend {
             .send(self.http.get(url.clone()), Endpoint::Jwks, Lane::Keys)
             .await?
         {
-            Answer::Json(v) => Ok(v),
-            Answer::Refused => Err(AuthError::BackendBadResponse("JWKS refused".into())),
+            Answer::Json(v) | Answer::Read(v) => Ok(v),
+            Answer::Refused(_) => Err(AuthError::BackendBadResponse("JWKS refused".into())),
         }
     }
 
@@ -321,8 +440,8 @@ impl Backend {
             .header(ACCEPT, "application/json")
             .body(body);
         match self.send(req, Endpoint::Introspection, Lane::Token).await? {
-            Answer::Json(v) => Ok(v),
-            Answer::Refused => Err(AuthError::BackendUnavailable(
+            Answer::Json(v) | Answer::Read(v) => Ok(v),
+            Answer::Refused(_) => Err(AuthError::BackendUnavailable(
                 "introspection refused the client credentials".into(),
             )),
         }
@@ -337,11 +456,6 @@ impl Backend {
         self.send_with(req, endpoint, lane, false, &[]).await
     }
 
-    /// Sends a request through its host's breaker lane (refused at once while it is open, after a
-    /// wait for a place while its calls in flight are at their bound: nothing is sent; `vouched`
-    /// may probe an open lane),
-    /// timed and counted per endpoint and outcome (a call dropped before it ends, e.g. by a client
-    /// gone away, leaves the in-flight gauge but is not timed).
     async fn send_with(
         &self,
         req: RequestBuilder,
@@ -349,6 +463,25 @@ impl Backend {
         lane: Lane,
         vouched: bool,
         refusals: &[StatusCode],
+    ) -> AuthResult<Answer> {
+        self.send_full(req, endpoint, lane, vouched, refusals, &[])
+            .await
+    }
+
+    /// Sends a request through its host's breaker lane (refused at once while it is open, after a
+    /// wait for a place while its calls in flight are at their bound: nothing is sent; `vouched`
+    /// may probe an open lane),
+    /// timed and counted per endpoint and outcome (a call dropped before it ends, e.g. by a client
+    /// gone away, leaves the in-flight gauge but is not timed).
+    /// `readable`: non-2xx statuses whose JSON body is read (`Answer::Read`).
+    async fn send_full(
+        &self,
+        req: RequestBuilder,
+        endpoint: Endpoint,
+        lane: Lane,
+        vouched: bool,
+        refusals: &[StatusCode],
+        readable: &[StatusCode],
     ) -> AuthResult<Answer> {
         let (client, req) = req.build_split();
         let mut req = req.map_err(|e| transport_error(&e, endpoint.what()))?;
@@ -365,7 +498,9 @@ impl Backend {
         let started = Instant::now();
         let sent = client.execute(req).await;
         let unreachable = matches!(&sent, Err(e) if e.is_connect());
-        let answer = self.exchange(sent, endpoint.what(), refusals).await;
+        let answer = self
+            .exchange(sent, endpoint.what(), refusals, readable)
+            .await;
         if permit.waited() && matches!(answer, Err(AuthError::BackendTimeout)) {
             // Cut short by our own queue, not given the backend's full time: says nothing about
             // the backend, so it is not counted (the permit drops unfinished).
@@ -377,8 +512,8 @@ impl Backend {
             });
         }
         let outcome = call_outcome(match &answer {
-            Ok(Answer::Json(_)) => Ok(true),
-            Ok(Answer::Refused) => Ok(false),
+            Ok(Answer::Json(_) | Answer::Read(_)) => Ok(true),
+            Ok(Answer::Refused(_)) => Ok(false),
             Err(e) => Err(e),
         });
         self.metrics
@@ -393,14 +528,17 @@ impl Backend {
         sent: reqwest::Result<reqwest::Response>,
         what: &str,
         refusals: &[StatusCode],
+        readable: &[StatusCode],
     ) -> AuthResult<Answer> {
         let mut resp = sent.map_err(|e| transport_error(&e, what))?;
         let status = resp.status();
-        if status == StatusCode::UNAUTHORIZED
-            || status == StatusCode::FORBIDDEN
-            || refusals.contains(&status)
+        let read = readable.contains(&status);
+        if !read
+            && (status == StatusCode::UNAUTHORIZED
+                || status == StatusCode::FORBIDDEN
+                || refusals.contains(&status))
         {
-            return Ok(Answer::Refused);
+            return Ok(Answer::Refused(status));
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
             return Err(AuthError::BackendRateLimited);
@@ -411,7 +549,7 @@ impl Backend {
                 status.as_u16()
             )));
         }
-        if !status.is_success() {
+        if !status.is_success() && !read {
             return Err(AuthError::BackendBadResponse(format!(
                 "{what} answered {}",
                 status.as_u16()
@@ -427,6 +565,7 @@ impl Backend {
             body.extend_from_slice(&chunk);
         }
         match parse_unique(&body) {
+            Ok(v) if read => Ok(Answer::Read(v)),
             Ok(v) => Ok(Answer::Json(v)),
             Err(JsonError::NotJson) => Err(AuthError::BackendBadResponse(format!(
                 "{what} answer is not JSON"

@@ -131,6 +131,28 @@ pub struct Mapping {
     pub user_tenant: Vec<String>,
 }
 
+/// The backend's own second factor (docs/second-factor.md): a login answer that asks for it is
+/// carried through LibreChat's 2FA screen to `BACKEND_MFA_VERIFY_URL`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MfaConfig {
+    pub verify_url: Url,
+    /// The login answer's flag that a second factor is required.
+    pub flag: Vec<String>,
+    /// The login answer's challenge id.
+    pub challenge: Vec<String>,
+    /// A non-2xx status whose answer is read for a challenge (a 401 or 403 of some backends).
+    pub status: Option<u16>,
+    /// The verify request's keys: the challenge id and the code.
+    pub challenge_key: String,
+    pub code_key: String,
+    /// LibreChat's backup-code form goes to the backend (`"backup": true`); else refused here.
+    pub backup_codes: bool,
+    /// How long a challenge waits for its code at most.
+    pub ttl: Duration,
+    /// Codes tried per challenge at most.
+    pub max_attempts: u32,
+}
+
 /// Where a user named by a trusted proxy's headers comes from (`BACKEND_SSO_PROXY_USERS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProxyUsers {
@@ -242,6 +264,8 @@ pub struct Config {
     pub ca_cert_pem: Option<Vec<u8>>,
     /// `BACKEND_LOGIN_USES_USERNAME`: LibreChat's login page asks for a user name, not an email.
     pub login_uses_username: bool,
+    /// `BACKEND_MFA_VERIFY_URL` and its settings: the backend's second factor, when set.
+    pub mfa: Option<MfaConfig>,
     /// `BACKEND_EVENTS_SECRET`: backend events are accepted, signed with it, only when set.
     pub events_secret: Option<Vec<u8>>,
     /// How far a signed event's timestamp may be from now (replay window).
@@ -413,6 +437,35 @@ impl<'a> Vars<'a> {
     }
 }
 
+/// The backend's second factor, read only with `BACKEND_MFA_VERIFY_URL`.
+fn mfa_config(v: &Vars) -> AuthResult<Option<MfaConfig>> {
+    let Some(verify_url) = v.optional_url("BACKEND_MFA_VERIFY_URL")? else {
+        return Ok(None);
+    };
+    let status = match v.get("BACKEND_MFA_STATUS") {
+        None => None,
+        Some(s) => Some(
+            s.parse::<u16>()
+                .ok()
+                .filter(|n| (400..500).contains(n))
+                .ok_or_else(|| {
+                    AuthError::config("BACKEND_MFA_STATUS", "must be a 4xx status code")
+                })?,
+        ),
+    };
+    Ok(Some(MfaConfig {
+        verify_url,
+        flag: v.paths("BACKEND_MFA_FIELD")?,
+        challenge: v.paths("BACKEND_MFA_CHALLENGE_FIELD")?,
+        status,
+        challenge_key: v.text("BACKEND_MFA_CHALLENGE_KEY")?,
+        code_key: v.text("BACKEND_MFA_CODE_KEY")?,
+        backup_codes: v.flag("BACKEND_MFA_BACKUP_CODES")?,
+        ttl: Duration::from_secs(v.whole("BACKEND_MFA_TTL")?),
+        max_attempts: u32::try_from(v.whole("BACKEND_MFA_MAX_ATTEMPTS")?).unwrap_or(5),
+    }))
+}
+
 /// The single sign-on settings, checked together.
 fn sso_config(v: &Vars, bearer_mode: BearerMode) -> AuthResult<SsoConfig> {
     let cookie = v.get("BACKEND_SSO_COOKIE").map(str::to_string);
@@ -490,6 +543,7 @@ impl Config {
         urls.extend(self.jwks.as_ref().map(|j| &j.url));
         urls.extend(self.introspection.as_ref().map(|i| &i.url));
         urls.extend(self.sso.cookie_url.as_ref());
+        urls.extend(self.mfa.as_ref().map(|m| &m.verify_url));
         urls.extend(self.sso.lookup_url.as_ref());
         urls
     }
@@ -637,6 +691,7 @@ impl Config {
 
         let logout_url = v.optional_url("BACKEND_LOGOUT_URL")?;
         let sso = sso_config(&v, bearer_mode)?;
+        let mfa = mfa_config(&v)?;
         let production = v.get("NODE_ENV") == Some("production");
         let allow_insecure_http = v.flag("BACKEND_ALLOW_INSECURE_HTTP")?;
         if production && !allow_insecure_http {
@@ -651,6 +706,10 @@ impl Config {
                     introspection.as_ref().map(|i| &i.url),
                 ),
                 ("BACKEND_SSO_COOKIE_URL", sso.cookie_url.as_ref()),
+                (
+                    "BACKEND_MFA_VERIFY_URL",
+                    mfa.as_ref().map(|m| &m.verify_url),
+                ),
                 ("BACKEND_SSO_LOOKUP_URL", sso.lookup_url.as_ref()),
             ];
             if let Some((name, _)) = urls
@@ -728,6 +787,7 @@ impl Config {
             token_encryption_key: parse_key(v.required("BACKEND_TOKEN_ENCRYPTION_KEY")?)?,
             balance_enabled: v.librechat_flag("CHECK_BALANCE"),
             sso,
+            mfa,
             trust_tenant_header: v.librechat_flag("TRUST_TENANT_HEADER"),
             start_balance,
             secure_cookies: secure_cookie(map),
@@ -1214,7 +1274,7 @@ pub mod tests {
     fn item_14_19_every_numeric_variable_refuses_zero_negative_fraction_huge_and_text() {
         type Read = fn(&Config) -> u128;
         // (variable, whether it needs JWKS mode, the smallest allowed value, how it is read back)
-        let table: [(&str, bool, u128, Read); 21] = [
+        let table: [(&str, bool, u128, Read); 23] = [
             ("SESSION_EXPIRY", false, 1, |c| {
                 u128::from(c.session_expiry_ms)
             }),
@@ -1274,6 +1334,12 @@ pub mod tests {
             ("BACKEND_JWKS_MAX_STALE", true, 0, |c| {
                 u128::from(c.jwks.as_ref().unwrap().max_stale.as_secs())
             }),
+            ("BACKEND_MFA_TTL", false, 1, |c| {
+                u128::from(c.mfa.as_ref().unwrap().ttl.as_secs())
+            }),
+            ("BACKEND_MFA_MAX_ATTEMPTS", false, 1, |c| {
+                u128::from(c.mfa.as_ref().unwrap().max_attempts)
+            }),
         ];
         // The table is every numeric variable: each setting of a numeric kind.
         let mut read_as_numbers: Vec<&str> = settings::SETTINGS
@@ -1286,11 +1352,16 @@ pub mod tests {
         in_table.sort_unstable();
         assert_eq!(in_table, read_as_numbers);
         for (name, needs_jwks, min, read) in table {
-            let base = if needs_jwks {
+            let mut base = if needs_jwks {
                 jwks_vars()
             } else {
                 sample_vars()
             };
+            // The second factor's numbers are read only with its URL.
+            base.insert(
+                "BACKEND_MFA_VERIFY_URL".into(),
+                "http://127.0.0.1:9/mfa".into(),
+            );
             let ok = |value: &str| {
                 Config::from_vars(&with(&base, name, value))
                     .map(|c| read(&c))

@@ -14,6 +14,7 @@ pub enum Section {
     Roles,
     Tenants,
     Sso,
+    Mfa,
     StartUp,
     Mapping,
 }
@@ -21,7 +22,7 @@ pub enum Section {
 // The docs' headings: rendered by the unit test that writes docs/configuration.md.
 #[cfg(test)]
 impl Section {
-    pub const ALL: [Section; 10] = [
+    pub const ALL: [Section; 11] = [
         Section::Basics,
         Section::Events,
         Section::Request,
@@ -30,6 +31,7 @@ impl Section {
         Section::Roles,
         Section::Tenants,
         Section::Sso,
+        Section::Mfa,
         Section::StartUp,
         Section::Mapping,
     ];
@@ -45,6 +47,7 @@ impl Section {
             Section::Roles => "**Roles and access** ([Mapping, roles and account linking](mapping.md))",
             Section::Tenants => "**Tenants** ([Tenants](tenants.md))",
             Section::Sso => "**Single sign-on**, each source off until set ([Single sign-on](single-sign-on.md))",
+            Section::Mfa => "**The backend's second factor**, off until `BACKEND_MFA_VERIFY_URL` is set ([Second factor](second-factor.md))",
             Section::StartUp => "**Start-up and TLS**",
             Section::Mapping => "**Mapping the backend's answers.** Each of these variables is a comma-separated list of alternative
 paths; the first one that holds a non-empty value wins. A path is dot-separated keys
@@ -710,6 +713,78 @@ pub const SETTINGS: &[Setting] = &[
         default: Means("the login page after a logout"),
         meaning: "The portal's logout page: after a LibreChat logout the web client is sent there (LibreChat's `redirect` in the logout answer).",
         example: "`https://portal.example.com/logout`",
+    },
+    Setting {
+        name: "BACKEND_MFA_VERIFY_URL",
+        section: Mfa,
+        kind: Kind::Url,
+        default: Means("a login answer asking for a second factor is a bad answer (502)"),
+        meaning: "The backend's code check: `POST` JSON with the challenge id and the code typed into LibreChat's 2FA screen; its success answer has the login answer's shape (401/403: a wrong code, 404/410: the challenge is used up or expired).",
+        example: "`https://id.example.com/api/auth/mfa/verify`",
+    },
+    Setting {
+        name: "BACKEND_MFA_FIELD",
+        section: Mfa,
+        kind: Kind::List,
+        default: Default("mfaRequired,mfa_required"),
+        meaning: "Path(s) of the login answer's flag (true) that a second factor is required.",
+        example: "`data.mfa.required`",
+    },
+    Setting {
+        name: "BACKEND_MFA_CHALLENGE_FIELD",
+        section: Mfa,
+        kind: Kind::List,
+        default: Default("challengeId,mfa_token,mfaToken"),
+        meaning: "Path(s) of the challenge id in that answer (required there; kept sealed on the server, never sent to the browser).",
+        example: "`data.mfa.challenge`",
+    },
+    Setting {
+        name: "BACKEND_MFA_STATUS",
+        section: Mfa,
+        kind: Kind::Text,
+        default: Means("only a 2xx login answer asks for a second factor"),
+        meaning: "A 4xx status whose login answer is read for the challenge too (some backends answer 401 or 403 with `mfa_required`); without the flag it stays a refusal.",
+        example: "`403`",
+    },
+    Setting {
+        name: "BACKEND_MFA_CHALLENGE_KEY",
+        section: Mfa,
+        kind: Kind::Text,
+        default: Default("challengeId"),
+        meaning: "Key of the challenge id in the verify request.",
+        example: "`mfa_token`",
+    },
+    Setting {
+        name: "BACKEND_MFA_CODE_KEY",
+        section: Mfa,
+        kind: Kind::Text,
+        default: Default("code"),
+        meaning: "Key of the code in the verify request.",
+        example: "`otp`",
+    },
+    Setting {
+        name: "BACKEND_MFA_BACKUP_CODES",
+        section: Mfa,
+        kind: Kind::Flag,
+        default: Default("false"),
+        meaning: "`true`: a code from LibreChat's backup-code form goes to the backend marked `\"backup\": true`; otherwise it is refused without asking the backend.",
+        example: "`true`",
+    },
+    Setting {
+        name: "BACKEND_MFA_TTL",
+        section: Mfa,
+        kind: whole(1, 900, Seconds),
+        default: Default("300"),
+        meaning: "How long a challenge waits for its code, in seconds, at most (sooner when the backend's answer says so with `expiresIn`).",
+        example: "`120`",
+    },
+    Setting {
+        name: "BACKEND_MFA_MAX_ATTEMPTS",
+        section: Mfa,
+        kind: whole(1, 20, Count),
+        default: Default("5"),
+        meaning: "Codes tried per challenge at most; after that the challenge is void and the user logs in again.",
+        example: "`3`",
     },
     Setting {
         name: "NODE_ENV",

@@ -1,6 +1,6 @@
 //! The package's own indexes: its unique index on `users` (one account per backend identity,
 //! `src/store/users.rs`) and those of its own collections (pending 2FA logins, revocations, backend
-//! events). The package creates them itself at first use, whatever `MONGO_AUTO_INDEX` says;
+//! events, second-factor challenges). The package creates them itself at first use, whatever `MONGO_AUTO_INDEX` says;
 //! `customBackendMeta` has only `_id`.
 
 use std::time::Duration;
@@ -124,23 +124,28 @@ pub struct OwnCollection {
     pub created_by: &'static str,
 }
 
-/// The package's own collections with indexes: pending 2FA logins, revocations, backend events.
-pub fn own_collections() -> [OwnCollection; 3] {
+/// The package's own collections with indexes: pending 2FA logins, revocations, backend events, second-factor challenges.
+pub fn own_collections() -> [OwnCollection; 4] {
     [
         OwnCollection {
             name: crate::store::sessions::PENDING_COLLECTION,
-            indexes: crate::store::sessions::pending_indexes().to_vec(),
+            indexes: crate::store::sessions::pending_indexes(),
             created_by: "the first login that waits for LibreChat's 2FA step",
         },
         OwnCollection {
             name: crate::store::revocation::REVOCATIONS_COLLECTION,
-            indexes: crate::store::revocation::revocation_indexes().to_vec(),
+            indexes: crate::store::revocation::revocation_indexes(),
             created_by: "the first server that connects",
         },
         OwnCollection {
             name: crate::store::events::EVENTS_COLLECTION,
-            indexes: crate::store::events::event_indexes().to_vec(),
+            indexes: crate::store::events::event_indexes(),
             created_by: "the first backend event",
+        },
+        OwnCollection {
+            name: crate::store::challenges::CHALLENGES_COLLECTION,
+            indexes: crate::store::challenges::challenge_indexes(),
+            created_by: "the first login the backend answers with a second-factor challenge",
         },
     ]
 }
@@ -280,7 +285,7 @@ mod tests {
 
     #[test]
     fn item_11_1_revocation_and_event_indexes() {
-        let [_, revocations, events] = own_collections();
+        let [_, revocations, events, _] = own_collections();
         let f = check_own_indexes(&revocations, false, &[]);
         assert_eq!(f[0].level, INFO);
         assert!(f[0].detail.contains("first server that connects"));

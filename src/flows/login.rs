@@ -5,7 +5,7 @@ use mongodb::bson::{oid::ObjectId, Document};
 use serde_json::Value;
 
 use crate::backend::breaker::Lane;
-use crate::backend::client::LoginAnswer;
+use crate::backend::client::{LoginAnswer, LoginReply};
 use crate::flows::service::Service;
 use crate::identity::{agreed_tenant, tenant_id, BackendTokens, BackendUser};
 use crate::shared::audit::{events, AuditEvent};
@@ -27,6 +27,13 @@ pub enum LoginOutcome {
         refresh_expires_at_ms: i64,
         /// The session document's `_id` (an audit reference, not a secret).
         session: ObjectId,
+    },
+    /// The backend asks for its own second factor: LibreChat's 2FA screen takes the code, which
+    /// goes to the backend (`verify_challenge`, docs/second-factor.md).
+    BackendChallenge {
+        temp_token: String,
+        /// The challenge's record (what the temp token names).
+        record: ObjectId,
     },
     /// The user has 2FA: LibreChat's second step takes over with the temp token.
     TwoFactorPending {
@@ -126,10 +133,23 @@ impl Service {
     /// `tenant`: the request's (`request_tenant`).
     pub async fn login(&self, body: &Value, tenant: Option<&str>) -> AuthResult<LoginOutcome> {
         let (username, password) = login_fields(body)?;
-        let answer = self.backend.login(&username, &password).await?;
+        match self.backend.login(&username, &password).await? {
+            LoginReply::Tokens(answer) => self.open_session(*answer, tenant, false).await,
+            LoginReply::Challenge(c) => self.challenge(c, tenant).await,
+        }
+    }
+
+    /// After the backend accepted a login (`second_factor`: and its own second factor): the
+    /// session, or the failure, with the backend's session ended then.
+    pub(crate) async fn open_session(
+        &self,
+        answer: LoginAnswer,
+        tenant: Option<&str>,
+        second_factor: bool,
+    ) -> AuthResult<LoginOutcome> {
         let tokens = answer.tokens.clone();
         let backend_id = answer.user.as_ref().map(|u| u.id.clone());
-        let outcome = self.start_session(answer, tenant).await;
+        let outcome = self.start_session(answer, tenant, second_factor).await;
         if outcome.is_err() {
             // The backend issued tokens that no session will hold: end its session too.
             self.abandon_backend_session(tokens, backend_id);
@@ -142,7 +162,11 @@ impl Service {
     /// backend session it opened is ended at once where `BACKEND_LOGOUT_URL` allows.
     pub async fn check_login(&self, body: &Value) -> AuthResult<LoginCheck> {
         let (username, password) = login_fields(body)?;
-        let answer = self.backend.login(&username, &password).await?;
+        let answer = match self.backend.login(&username, &password).await? {
+            LoginReply::Tokens(answer) => *answer,
+            // The credentials are right; the canary cannot answer the second factor.
+            LoginReply::Challenge(_) => return Err(AuthError::TwoFactorRequired),
+        };
         let tokens = answer.tokens.clone();
         let checked = match self.login_user(answer.user, &tokens.access_token).await {
             Ok(user) => self.config.policy.admit(&user).map(|()| user),
@@ -161,11 +185,13 @@ impl Service {
         })
     }
 
-    /// After the backend accepted the credentials: user sync, then the session (or 2FA step).
+    /// After the backend accepted the credentials: user sync, then the session (or LibreChat's 2FA
+    /// step, unless the backend's own second factor was passed: it counts as that step).
     async fn start_session(
         &self,
         answer: LoginAnswer,
         tenant: Option<&str>,
+        second_factor: bool,
     ) -> AuthResult<LoginOutcome> {
         let backend_user = self
             .login_user(answer.user, &answer.tokens.access_token)
@@ -179,7 +205,7 @@ impl Service {
         let user_id = user
             .get_object_id("_id")
             .map_err(|_| AuthError::Internal("user without ObjectId".into()))?;
-        if user.get_bool("twoFactorEnabled").unwrap_or(false) {
+        if !second_factor && user.get_bool("twoFactorEnabled").unwrap_or(false) {
             // LibreChat's second step creates the session; its first refresh claims these.
             let pending = db.sessions.stash_pending(user_id, &answer.tokens).await?;
             return Ok(LoginOutcome::TwoFactorPending {
@@ -192,19 +218,23 @@ impl Service {
             .sessions
             .create(&self.tokens, user_id, tenant.as_deref(), &answer.tokens)
             .await?;
-        let token = self.session_token(&user, user_id, &answer.tokens, Some(&backend_user))?;
-        self.session_started(user, user_id, session, token).await
+        self.session_started(user, user_id, session, |user| {
+            self.session_token(user, user_id, &answer.tokens, Some(&backend_user))
+        })
+        .await
     }
 
-    /// A session just created: revocations of its user settle, the user is cached, the answer.
+    /// A session just created: its access token minted (`mint`) once a revocation of its user in
+    /// this very second is past, so that the token is not refused; the user cached; the answer.
     pub(crate) async fn session_started(
         &self,
         user: Document,
         user_id: ObjectId,
         session: NewSession,
-        token: String,
+        mint: impl FnOnce(&Document) -> AuthResult<String>,
     ) -> AuthResult<LoginOutcome> {
         self.after_revocation_second(&user_id.to_hex()).await;
+        let token = mint(&user)?;
         self.cache_user(&user)?;
         Ok(LoginOutcome::Session {
             user,

@@ -7,6 +7,7 @@
 pub mod control;
 pub mod events;
 pub mod login;
+pub mod mfa;
 pub mod policy;
 pub mod refresh;
 pub mod request;

@@ -35,6 +35,7 @@ pub(crate) struct Db {
     pub(crate) sessions: Sessions,
     pub(crate) revocations: RevocationStore,
     pub(crate) events: crate::store::events::EventStore,
+    pub(crate) challenges: crate::store::challenges::Challenges,
 }
 
 /// A user document ready for JS (relaxed Extended JSON), its `_id` hex and its cache version.
@@ -230,6 +231,10 @@ impl Service {
                     events: crate::store::events::EventStore::new(
                         &db,
                         self.revocation_retention_ms(),
+                    ),
+                    challenges: crate::store::challenges::Challenges::new(
+                        &db,
+                        &self.config.token_encryption_key,
                     ),
                     client,
                 };

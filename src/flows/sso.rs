@@ -253,8 +253,10 @@ impl Service {
                 identity.via.name(),
             )
             .await?;
-        let token = self.access_token_for(&user, user_id)?;
-        self.session_started(user, user_id, session, token).await
+        self.session_started(user, user_id, session, |user| {
+            self.access_token_for(user, user_id)
+        })
+        .await
     }
 
     /// What a refresh goes on with: a refused credential is none, an outage unknown.

@@ -62,7 +62,7 @@ impl Flow {
 }
 
 /// The `endpoint` label of backend calls, in the order of `Endpoint`.
-pub const ENDPOINTS: [&str; 8] = [
+pub const ENDPOINTS: [&str; 9] = [
     "login",
     "refresh",
     "userinfo",
@@ -71,6 +71,7 @@ pub const ENDPOINTS: [&str; 8] = [
     "introspection",
     "sso_cookie",
     "sso_lookup",
+    "mfa_verify",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +87,8 @@ pub enum Endpoint {
     SsoCookie = 6,
     /// A proxy-named user's lookup (`BACKEND_SSO_LOOKUP_URL`).
     SsoLookup = 7,
+    /// The second factor's code check (`BACKEND_MFA_VERIFY_URL`).
+    MfaVerify = 8,
 }
 
 impl Endpoint {
@@ -100,6 +103,7 @@ impl Endpoint {
             Endpoint::Introspection => "introspection",
             Endpoint::SsoCookie => "portal session check",
             Endpoint::SsoLookup => "user lookup",
+            Endpoint::MfaVerify => "second factor check",
         }
     }
 }

@@ -10,12 +10,12 @@ use crate::shared::error::AuthResult;
 
 pub struct Indexed {
     collection: Collection<Document>,
-    indexes: fn() -> [IndexModel; 2],
+    indexes: fn() -> Vec<IndexModel>,
     ready: OnceCell<()>,
 }
 
 impl Indexed {
-    pub fn new(db: &Database, name: &str, indexes: fn() -> [IndexModel; 2]) -> Indexed {
+    pub fn new(db: &Database, name: &str, indexes: fn() -> Vec<IndexModel>) -> Indexed {
         Indexed {
             collection: db.collection(name),
             indexes,

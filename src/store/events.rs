@@ -60,8 +60,8 @@ pub struct EventStore {
     retention_ms: i64,
 }
 
-pub fn event_indexes() -> [IndexModel; 2] {
-    [
+pub fn event_indexes() -> Vec<IndexModel> {
+    vec![
         IndexModel::builder()
             .keys(doc! { "userId": 1, "time": -1 })
             .options(

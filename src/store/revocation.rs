@@ -167,8 +167,8 @@ pub struct RevocationStore {
 }
 
 /// The collection's indexes (also checked by `doctor`): the poll's range on `at`, and a TTL.
-pub fn revocation_indexes() -> [IndexModel; 2] {
-    [
+pub fn revocation_indexes() -> Vec<IndexModel> {
+    vec![
         IndexModel::builder()
             .keys(doc! { "at": 1 })
             .options(IndexOptions::builder().name("at_1".to_string()).build())

@@ -665,11 +665,11 @@ impl Sessions {
 
 /// The pending 2FA logins' indexes (also checked by `doctor`): lookup by user, newest first, and
 /// a TTL on `expiresAt`.
-pub fn pending_indexes() -> [IndexModel; 2] {
+pub fn pending_indexes() -> Vec<IndexModel> {
     let by_user = IndexModel::builder()
         .keys(doc! { "user": 1, "createdAt": -1 })
         .build();
-    [by_user, expiry_index()]
+    vec![by_user, expiry_index()]
 }
 
 /// A 2FA login's backend tokens, waiting for the session LibreChat's second step creates.

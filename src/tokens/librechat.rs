@@ -291,6 +291,29 @@ struct TempClaims<'a> {
     exp: u64,
 }
 
+/// The temp token of a backend's second-factor challenge: LibreChat's `twoFAPending` shape, the
+/// record of the challenge instead of a user (`src/store/challenges.rs`).
+#[derive(Serialize, Deserialize)]
+struct ChallengeClaims {
+    #[serde(rename = "twoFAPending")]
+    two_fa_pending: bool,
+    #[serde(rename = "cbaChallenge")]
+    challenge: String,
+    iat: u64,
+    exp: u64,
+}
+
+/// What a temp token LibreChat's 2FA screen posts back is.
+#[derive(Debug, PartialEq)]
+pub enum TempToken {
+    /// A backend challenge's, still valid: its record id.
+    Challenge(String),
+    /// A backend challenge's whose time is up.
+    Expired,
+    /// Not one of ours (LibreChat's own 2FA, or no token at all).
+    Other,
+}
+
 /// Who an access token is for.
 pub struct AccessSubject<'a> {
     pub id: &'a str,
@@ -305,6 +328,8 @@ pub struct Tokens {
     /// HMAC keyed with `JWT_SECRET` once; cloned per verification (the hot path).
     access_mac: Hmac<Sha256>,
     refresh_verify: DecodingKey,
+    /// For the temp tokens of backend challenges (not the hot path).
+    access_verify: DecodingKey,
     validation: Validation,
     session_expiry_secs: u64,
 }
@@ -350,6 +375,7 @@ impl Tokens {
             refresh_key: EncodingKey::from_secret(jwt_refresh_secret),
             access_mac,
             refresh_verify: DecodingKey::from_secret(jwt_refresh_secret),
+            access_verify: DecodingKey::from_secret(jwt_secret),
             validation: librechat_validation(),
             // jsonwebtoken (JS) takes `expiresIn` in seconds; LibreChat passes ms / 1000.
             session_expiry_secs: (session_expiry_ms / 1000).max(1),
@@ -502,6 +528,38 @@ impl Tokens {
             return Err(AuthError::TokenExpired);
         }
         Ok(claims)
+    }
+
+    /// A backend challenge's temp token: `{twoFAPending: true, cbaChallenge: <record id>}` with
+    /// `JWT_SECRET`, valid until `exp` (seconds).
+    pub fn challenge_temp_token(&self, record: &str, exp: u64) -> AuthResult<String> {
+        Self::sign(
+            &ChallengeClaims {
+                two_fa_pending: true,
+                challenge: record.to_string(),
+                iat: now_secs(),
+                exp,
+            },
+            &self.access_key,
+        )
+    }
+
+    /// Tells a backend challenge's temp token (signature checked; its expiry by us, so that an
+    /// expired one is still known as ours) from any other.
+    pub fn temp_token(&self, token: &str) -> TempToken {
+        if token.len() > MAX_TOKEN_LEN {
+            return TempToken::Other;
+        }
+        let mut lenient = self.validation.clone();
+        lenient.validate_exp = false;
+        lenient.required_spec_claims.clear();
+        match decode::<ChallengeClaims>(token, &self.access_verify, &lenient) {
+            Ok(d) if d.claims.two_fa_pending && expired(d.claims.exp as f64, now_secs()) => {
+                TempToken::Expired
+            }
+            Ok(d) if d.claims.two_fa_pending => TempToken::Challenge(d.claims.challenge),
+            _ => TempToken::Other,
+        }
     }
 
     /// `generate2FATempToken(userId)`: `{userId, twoFAPending: true}` with `JWT_SECRET`, 5 minutes.

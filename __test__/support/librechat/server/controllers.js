@@ -28,6 +28,7 @@ module.exports = {
   refreshController: stock('refreshController'),
   logoutController: stock('logoutController'),
   registrationController: stock('registrationController'),
+  verify2FAWithTempToken: stock('verify2FAWithTempToken'),
   resetPasswordRequestController: stock('resetPasswordRequestController'),
   resetPasswordController: stock('resetPasswordController'),
   getUserController,

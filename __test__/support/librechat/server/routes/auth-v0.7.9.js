@@ -10,6 +10,7 @@ const {
   registrationController,
   resetPasswordRequestController,
   resetPasswordController,
+  verify2FAWithTempToken,
 } = require('../controllers');
 const {
   isCustomBackendAuthEnabled,
@@ -21,6 +22,7 @@ const {
   customSessionsController,
   customEndSessionController,
   customLocalAccountsClosed,
+  customTwoFactorController,
 } = require('librechat-custom-backend-auth');
 const {
   checkBan,
@@ -64,7 +66,10 @@ module.exports = function authRoutes(express) {
     router.delete('/sessions/:sessionId', requireJwtAuth, customEndSessionController);
     // No local accounts beside backend users: answered as LibreChat answers them when disabled.
     router.post(['/register', '/requestPasswordReset', '/resetPassword'], customLocalAccountsClosed);
+    router.post('/2fa/verify-temp', customTwoFactorController);
   }
+  // LibreChat's own 2FA step (its controller a stand-in answering 418: the package passed it on).
+  router.post('/2fa/verify-temp', verify2FAWithTempToken);
   router.post('/register', checkBan, validateRegistration, registrationController);
   router.post('/requestPasswordReset', checkBan, validatePasswordReset, resetPasswordRequestController);
   router.post('/resetPassword', checkBan, validatePasswordReset, resetPasswordController);

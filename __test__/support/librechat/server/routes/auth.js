@@ -1,7 +1,7 @@
 'use strict';
 
 // api/server/routes/auth.js of LibreChat v0.8.8-rc1 (the login, logout, refresh, registration and
-// password-reset routes; limiters, invitations and 2FA left out), with the wiring of
+// password-reset routes and the 2FA step; limiters and invitations left out), with the wiring of
 // docs/install.md. A factory, so that each test app builds it with its own Express.
 
 const {
@@ -11,6 +11,7 @@ const {
   registrationController,
   resetPasswordRequestController,
   resetPasswordController,
+  verify2FAWithTempToken,
 } = require('../controllers');
 const {
   isCustomBackendAuthEnabled,
@@ -22,6 +23,7 @@ const {
   customSessionsController,
   customEndSessionController,
   customLocalAccountsClosed,
+  customTwoFactorController,
 } = require('librechat-custom-backend-auth');
 const middleware = require('~/server/middleware');
 const { createSetBalanceConfig } = require('../../api');
@@ -59,7 +61,10 @@ module.exports = function authRoutes(express) {
     router.delete('/sessions/:sessionId', middleware.requireJwtAuth, customEndSessionController);
     // No local accounts beside backend users: answered as LibreChat answers them when disabled.
     router.post(['/register', '/requestPasswordReset', '/resetPassword'], customLocalAccountsClosed);
+    router.post('/2fa/verify-temp', customTwoFactorController);
   }
+  // LibreChat's own 2FA step (its controller a stand-in answering 418: the package passed it on).
+  router.post('/2fa/verify-temp', verify2FAWithTempToken);
   router.post('/register', middleware.checkBan, middleware.validateRegistration, registrationController);
   router.post('/requestPasswordReset', middleware.checkBan, middleware.validatePasswordReset, resetPasswordRequestController);
   router.post('/resetPassword', middleware.checkBan, middleware.validatePasswordReset, resetPasswordController);
