@@ -142,6 +142,12 @@ describe('#27 the backend\'s second factor', () => {
     h.mock.set({ login: { mfaStatus: null } });
     const wrongPassword = await postLogin(h.app, { email: 'alice', password: 'nope' });
     expect(wrongPassword.status).toBe(404);
+    // A 403 whose body is not JSON (a text page) is a refusal too, not a bad answer.
+    h.mock.set({ login: { status: 403, body: 'Forbidden' } });
+    const text = await postLogin(h.app, { email: 'alice', password: 'nope' });
+    expect(text.status).toBe(404);
+    expect(text.body.code).toBe('INVALID_CREDENTIALS');
+    h.mock.set({ login: { status: null, body: null } });
   });
 
   test('LibreChat\'s own 2FA is untouched: its temp tokens go to its controller; users without a backend challenge log in as before', async () => {

@@ -566,6 +566,8 @@ impl Backend {
         }
         match parse_unique(&body) {
             Ok(v) if read => Ok(Answer::Read(v)),
+            // A read status whose body is not JSON (a plain-text 403) is the refusal it would be.
+            Err(_) if read => Ok(Answer::Refused(status)),
             Ok(v) => Ok(Answer::Json(v)),
             Err(JsonError::NotJson) => Err(AuthError::BackendBadResponse(format!(
                 "{what} answer is not JSON"
