@@ -72,9 +72,27 @@ describe('issue 8: refresh, logout, sessions', () => {
     await h.close();
   });
 
+  test('#28 a refresh writes the user only when the backend changed it', async () => {
+    const s = await login();
+    const users = h.db.collection('users');
+    const before = await users.findOne({ idOnTheSource: 'u-1001' });
+    await new Promise((r) => setTimeout(r, 20));
+    const cookie = next(await refresh(s.cookie));
+    expect((await users.findOne({ idOnTheSource: 'u-1001' })).updatedAt).toEqual(before.updatedAt);
+    h.mock.updateUser('u-1001', { name: 'Alice Renamed' });
+    const changed = await refresh(cookie);
+    next(changed);
+    expect(changed.body.user.name).toBe('Alice Renamed');
+    const after = await users.findOne({ idOnTheSource: 'u-1001' });
+    expect(after.name).toBe('Alice Renamed');
+    expect(after.updatedAt.getTime()).toBeGreaterThan(before.updatedAt.getTime());
+  });
+
   describe('#8.6 the backend rotated, then the database failed', () => {
     test('#8.6 the user update fails after the backend refresh: 5xx, and the retry uses the new backend tokens', async () => {
       const s = await login();
+      // A change at the backend, so that the refresh writes the user (an unchanged one is not written).
+      h.mock.updateUser('u-1001', { name: 'Alice Renamed' });
       let answered;
       h.mock.set({
         refresh: {

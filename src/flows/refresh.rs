@@ -23,7 +23,7 @@ use crate::identity::{BackendTokens, BackendUser, SsoIdentity};
 use crate::shared::error::{AuthError, AuthResult};
 use crate::store::refresh_rules;
 use crate::store::sessions::{sha256_hex, Stash, StoredSession};
-use crate::store::users::Profile;
+use crate::store::users::{matches_profile, Profile};
 
 /// How often a refresh waiting for another server's refresh of the same session looks again.
 const REFRESH_POLL: Duration = Duration::from_millis(50);
@@ -519,6 +519,10 @@ impl Service {
             return Err(self.refuse(db, s, owner, version, live, e).await);
         }
         let profile = Profile::from_backend(identity, &self.config.policy).in_tenant(tenant);
+        // Nothing changed at the backend: the document stays as it is (no write; #28).
+        if let Some(user) = user.filter(|u| matches_profile(u, &profile)) {
+            return Ok(user);
+        }
         let user = match db.users.sync(&profile).await {
             Ok(u) => u,
             Err(e) => return Err(self.release(db, s, owner, e).await),

@@ -96,6 +96,22 @@ impl Profile {
     }
 }
 
+/// Whether a stored user already says what a sync with `p` would write (`update`): then a refresh
+/// writes nothing. A pending TTL (`expiresAt`) is cleared by a write, so a user with one does not
+/// match.
+pub fn matches_profile(user: &Document, p: &Profile) -> bool {
+    let is = |k: &str, v: &str| user.get_str(k) == Ok(v);
+    is("provider", PROVIDER)
+        && is("idOnTheSource", &p.id_on_the_source)
+        && is("email", &p.email)
+        && is("username", &p.username)
+        && is("name", &p.name)
+        && user.get_bool("emailVerified") == Ok(true)
+        && p.avatar.as_deref().is_none_or(|a| is("avatar", a))
+        && p.role.is_none_or(|r| is("role", r))
+        && !user.contains_key("expiresAt")
+}
+
 /// The new user document, field for field and in the order mongoose writes it
 /// (`@librechat/data-schemas` 0.0.71; a test diffs it against `User.create`).
 pub fn new_user_document(p: &Profile, role: &str, now: DateTime) -> Document {
@@ -600,6 +616,47 @@ mod tests {
         assert_ne!(fold_case("\u{212B}se@x.io"), fold_case("\u{C5}se@x.io"));
         assert_ne!(fold_case("\u{2126}@x.io"), fold_case("\u{3A9}@x.io"));
         assert_eq!(fold_case("mal@\u{212A}ORP.com"), "mal@\u{212A}orp.com");
+    }
+
+    #[test]
+    fn issue_28_a_user_matching_the_backend_needs_no_write() {
+        let p = Profile {
+            id_on_the_source: "7".into(),
+            email: "a@b.io".into(),
+            username: "a".into(),
+            name: "A".into(),
+            avatar: None,
+            role: Some(ROLE_USER),
+            tenant: None,
+        };
+        let stored = new_user_document(&p, ROLE_USER, DateTime::now());
+        assert!(matches_profile(&stored, &p));
+        let renamed = Profile {
+            name: "B".into(),
+            ..p.clone()
+        };
+        assert!(!matches_profile(&stored, &renamed));
+        let promoted = Profile {
+            role: Some(ROLE_ADMIN),
+            ..p.clone()
+        };
+        assert!(!matches_profile(&stored, &promoted));
+        let pictured = Profile {
+            avatar: Some("https://x/a.png".into()),
+            ..p.clone()
+        };
+        assert!(!matches_profile(&stored, &pictured));
+        // Without a role mapping, whatever role the user has stays (sync would not set one).
+        assert!(matches_profile(
+            &stored,
+            &Profile {
+                role: None,
+                ..p.clone()
+            }
+        ));
+        let mut pending = stored.clone();
+        pending.insert("expiresAt", DateTime::now());
+        assert!(!matches_profile(&pending, &p));
     }
 
     #[test]
