@@ -524,7 +524,9 @@ async function ssoSteps(lcDir, base, portal, proxy, shots) {
     const form = await page.locator('#email').count();
     await shot(page, 'sso-1-portal-cookie-chat');
     await page.getByTestId('nav-user').click({ timeout: 30_000 });
-    await page.getByRole('menuitem', { name: 'Log out' }).click({ timeout: 30_000 });
+    // A menu item since v0.8, an option of a select list in v0.7.9's account menu.
+    await page.getByRole('menuitem', { name: 'Log out' }).or(page.getByRole('option', { name: 'Log out' }))
+      .first().click({ timeout: 30_000 });
     const loggedOut = await onLogin(page);
     await shot(page, 'sso-2-after-logout');
     await page.reload({ waitUntil: 'domcontentloaded' });
