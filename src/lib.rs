@@ -134,33 +134,36 @@ fn login_result(outcome: LoginOutcome) -> napi::Result<LoginResult> {
             pending_id: None,
             backend_challenge: false,
         },
-        LoginOutcome::BackendChallenge { temp_token, record } => LoginResult {
-            user: "{}".into(),
-            two_fa_pending: true,
-            token: None,
-            refresh_token: None,
-            refresh_expires_at: None,
-            temp_token: Some(temp_token),
-            session_id: None,
-            pending_id: Some(record.to_hex()),
-            backend_challenge: true,
-        },
+        // No LibreChat user before the backend's second factor: `{}`.
+        LoginOutcome::BackendChallenge { temp_token, record } => {
+            pending_result("{}".into(), temp_token, record, true)
+        }
         LoginOutcome::TwoFactorPending {
             user,
             temp_token,
             pending,
-        } => LoginResult {
-            user: user_ejson(user)?,
-            two_fa_pending: true,
-            token: None,
-            refresh_token: None,
-            refresh_expires_at: None,
-            temp_token: Some(temp_token),
-            session_id: None,
-            pending_id: Some(pending.to_hex()),
-            backend_challenge: false,
-        },
+        } => pending_result(user_ejson(user)?, temp_token, pending, false),
     })
+}
+
+/// A login waiting for its second step (LibreChat's, or the backend's own).
+fn pending_result(
+    user: String,
+    temp_token: String,
+    pending: mongodb::bson::oid::ObjectId,
+    backend_challenge: bool,
+) -> LoginResult {
+    LoginResult {
+        user,
+        two_fa_pending: true,
+        token: None,
+        refresh_token: None,
+        refresh_expires_at: None,
+        temp_token: Some(temp_token),
+        session_id: None,
+        pending_id: Some(pending.to_hex()),
+        backend_challenge,
+    }
 }
 
 /// A refresh that single sign-on answered with a new session for the portal's user.

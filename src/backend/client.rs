@@ -289,7 +289,7 @@ impl Backend {
         let req = self.http.post(m.verify_url.clone()).json(&body);
         let gone = [StatusCode::NOT_FOUND, StatusCode::GONE];
         match self
-            .send_with(req, Endpoint::MfaVerify, Lane::Login, true, &gone)
+            .send_full(req, Endpoint::MfaVerify, Lane::Login, true, &gone, &[])
             .await?
         {
             Answer::Refused(s) if gone.contains(&s) => Ok(MfaVerdict::Gone),
@@ -344,12 +344,13 @@ impl Backend {
         url.query_pairs_mut().append_pair("username", username);
         let req = self.http.get(url);
         let answer = self
-            .send_with(
+            .send_full(
                 req,
                 Endpoint::SsoLookup,
                 Lane::Token,
                 false,
                 &[StatusCode::NOT_FOUND],
+                &[],
             )
             .await?;
         self.user_answer(answer)
@@ -377,12 +378,13 @@ impl Backend {
             .post(self.refresh_url.clone())
             .json(&serde_json::json!({ "refreshToken": refresh_token }));
         match self
-            .send_with(
+            .send_full(
                 req,
                 Endpoint::Refresh,
                 Lane::Session,
                 false,
                 &[StatusCode::BAD_REQUEST],
+                &[],
             )
             .await?
         {
@@ -453,19 +455,7 @@ impl Backend {
         endpoint: Endpoint,
         lane: Lane,
     ) -> AuthResult<Answer> {
-        self.send_with(req, endpoint, lane, false, &[]).await
-    }
-
-    async fn send_with(
-        &self,
-        req: RequestBuilder,
-        endpoint: Endpoint,
-        lane: Lane,
-        vouched: bool,
-        refusals: &[StatusCode],
-    ) -> AuthResult<Answer> {
-        self.send_full(req, endpoint, lane, vouched, refusals, &[])
-            .await
+        self.send_full(req, endpoint, lane, false, &[], &[]).await
     }
 
     /// Sends a request through its host's breaker lane (refused at once while it is open, after a

@@ -618,16 +618,24 @@ mod tests {
         assert_eq!(fold_case("mal@\u{212A}ORP.com"), "mal@\u{212A}orp.com");
     }
 
-    #[test]
-    fn issue_28_a_user_matching_the_backend_needs_no_write() {
-        let p = Profile {
+    /// A backend user `7` (a@b.io), without role mapping, outside tenants.
+    fn profile() -> Profile {
+        Profile {
             id_on_the_source: "7".into(),
             email: "a@b.io".into(),
             username: "a".into(),
             name: "A".into(),
             avatar: None,
-            role: Some(ROLE_USER),
+            role: None,
             tenant: None,
+        }
+    }
+
+    #[test]
+    fn issue_28_a_user_matching_the_backend_needs_no_write() {
+        let p = Profile {
+            role: Some(ROLE_USER),
+            ..profile()
         };
         let stored = new_user_document(&p, ROLE_USER, DateTime::now());
         assert!(matches_profile(&stored, &p));
@@ -661,15 +669,7 @@ mod tests {
 
     #[test]
     fn new_document_has_librechat_defaults() {
-        let p = Profile {
-            id_on_the_source: "7".into(),
-            email: "a@b.io".into(),
-            username: "a".into(),
-            name: "A".into(),
-            avatar: None,
-            role: None,
-            tenant: None,
-        };
+        let p = profile();
         let d = new_user_document(&p, ROLE_USER, DateTime::now());
         assert!(d.get("tenantId").is_none());
         let keys = |d: &Document| d.keys().cloned().collect::<Vec<_>>();
