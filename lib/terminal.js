@@ -39,8 +39,10 @@ function typedSecret(io, prompt) {
       }
       return undefined;
     };
-    stdout.write(prompt);
+    // Echo off before the prompt shows: a password typed (or pasted) the moment the prompt
+    // appears must not reach the terminal in the gap.
     stdin.setRawMode(true);
+    stdout.write(prompt);
     stdin.setEncoding('utf8');
     stdin.on('data', onData);
     stdin.resume();
