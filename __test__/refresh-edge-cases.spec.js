@@ -17,6 +17,7 @@ const request = require('supertest');
 const jwt = require('jsonwebtoken');
 const { startHarness, harnessHooks, clearWorld, parseSetCookies } = require('./support/harness');
 const { startTcpProxy } = require('./support/tcpProxy');
+const { startCountingProxy, summarise } = require('./support/commandCounter');
 const { ALICE, sleep, loginSession, postRefresh, refreshCookieOf, secretsSeen, findSessionOf } = require('./support/auth');
 
 describe('issue 8: refresh, logout, sessions', () => {
@@ -86,6 +87,34 @@ describe('issue 8: refresh, logout, sessions', () => {
     const after = await users.findOne({ idOnTheSource: 'u-1001' });
     expect(after.name).toBe('Alice Renamed');
     expect(after.updatedAt.getTime()).toBeGreaterThan(before.updatedAt.getTime());
+  });
+
+  test('#28 a refresh of the current token: four database operations, the session read and leased in one', async () => {
+    const proxy = await startCountingProxy(h.vars.MONGO_URI);
+    const service = h.makeService({ MONGO_URI: proxy.uri });
+    try {
+      const first = await service.login({ email: ALICE.email, password: ALICE.password });
+      keep(first.token, first.refreshToken);
+      // The first refresh after a login, then one in a session's steady state.
+      let token = first.refreshToken;
+      for (let i = 0; i < 2; i += 1) {
+        const mark = proxy.mark();
+        const r = await service.refresh(token);
+        keep(r.token, r.refreshToken);
+        expect(summarise(proxy, mark).ops).toEqual(['findAndModify sessions', 'update sessions', 'find users', 'update sessions']);
+        token = r.refreshToken;
+      }
+      // What is not the common case (here a superseded token within the grace window) goes the
+      // long way: the session read, then answered with its current token.
+      const mark = proxy.mark();
+      const again = await service.refresh(first.refreshToken);
+      keep(again.token);
+      expect(again.refreshToken).toBe(token);
+      expect(summarise(proxy, mark).ops.slice(0, 2)).toEqual(['findAndModify sessions', 'find sessions']);
+    } finally {
+      await service.close();
+      await proxy.close();
+    }
   });
 
   describe('#8.6 the backend rotated, then the database failed', () => {

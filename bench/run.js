@@ -17,7 +17,7 @@
  *   BENCH_REFRESHES    refreshes per refresh row and round (default 150), each with its own session
  *   BENCH_FLOW_LATENCY_MS  the mock backend's login and refresh latency (default 20)
  *   BENCH_JWKS_TOKENS  distinct backend JWTs per algorithm for the micro-benchmark (default 500)
- *   BENCH_PROBES       one-shot rows (default singleflight,cold,memory); BENCH_MEMORY_SIZES (default
+ *   BENCH_PROBES       one-shot rows (default singleflight,dbops,cold,memory); BENCH_MEMORY_SIZES (default
  *                      10000,100000), BENCH_FLOOD (default 100000, per
  *                      wave), BENCH_FLOOD_WAVES (default 3), BENCH_COLD_RUNS (default 3)
  *   BENCH_PROFILE      stacks whose server runs under --cpu-prof (see bench/profile.js)
@@ -78,8 +78,8 @@ const FULL_RUN = ['BENCH_STACKS', 'BENCH_ROUNDS', 'BENCH_MICRO', 'BENCH_PROBES',
 // few stacks) goes to partial.json, which git ignores.
 const RESULTS_FILE = process.env.BENCH_RESULTS_FILE
   || path.join(__dirname, 'results', FULL_RUN ? 'latest.json' : 'partial.json');
-// One-shot rows, all by default: BENCH_PROBES=singleflight,cold,memory (or none: BENCH_PROBES=).
-const PROBES = (process.env.BENCH_PROBES ?? 'singleflight,cold,memory').split(',').map((x) => x.trim()).filter(Boolean);
+// One-shot rows, all by default: BENCH_PROBES=singleflight,dbops,cold,memory (or none: BENCH_PROBES=).
+const PROBES = (process.env.BENCH_PROBES ?? 'singleflight,dbops,cold,memory').split(',').map((x) => x.trim()).filter(Boolean);
 const JWT_ALGS = ['RS256', 'ES256', 'EdDSA'];
 const STACKS = [
   { key: 'a', label: '(a) no authentication (the limit)', token: 'librechat' },
@@ -970,6 +970,22 @@ async function singleFlight(ctx) {
   }
 }
 
+/** The database operations of one login and refresh, ours and LibreChat's (bench/dbops.js). */
+async function dbOps(ctx) {
+  const { countFlows } = require('./dbops');
+  const startServer = async (stack, mongoUri) => {
+    const env = { ...process.env, ...ctx.flowVars, MONGO_URI: mongoUri, BENCH_STACK: stack, BENCH_USER_ID: ctx.flowUserId };
+    const server = spawnNode(path.join(__dirname, 'server.js'), { core: SERVER_CORE, env });
+    const ready = await nextMessage(server, (m) => m?.type === 'ready' || m?.type === 'failed', 60_000);
+    if (ready.type === 'failed') {
+      await stopChild(server);
+      throw new Error(`server ${stack} did not start: ${ready.message}`);
+    }
+    return { url: `http://127.0.0.1:${ready.port}`, stop: () => stopChild(server) };
+  };
+  return countFlows({ mongoUri: ctx.flowVars.MONGO_URI, startServer, ours: ctx.user, lc: ctx.lc });
+}
+
 /* ------------------------------------------------------------------------------------------------
  * Output
  * ---------------------------------------------------------------------------------------------- */
@@ -1075,6 +1091,17 @@ function formatProbes(p) {
       for (const r of p.singleflight) {
         lines.push(`  N=${String(r.tabs).padEnd(3)} backend calls ${r.backendCalls} (${(r.backendCalls / r.tabs).toFixed(2)} per tab), ` +
           `answers ${JSON.stringify(r.statuses)}, ${r.distinctAccessTokens} distinct access token(s)`);
+      }
+    }
+  }
+  if (p.dbops) {
+    if (p.dbops.error) lines.push(`database operations: FAILED: ${p.dbops.error}`);
+    else {
+      lines.push('database operations per request (commands on the wire; driver traffic and revocation polls left out):');
+      for (const [who, flows] of Object.entries(p.dbops)) {
+        for (const [flow, r] of Object.entries(flows)) {
+          lines.push(`  ${`${who} ${flow}`.padEnd(26)} ${String(r.count).padStart(2)}: ${r.ops.join(', ')}`);
+        }
       }
     }
   }
@@ -1224,7 +1251,7 @@ async function main() {
     const flows = stacks.filter((s) => s.flow);
     let flowPrep = { lc: null, pools: { ours: [], lc: [] }, ours: { userId: null } };
     const flowVars = { ...vars, MONGO_URI: flowUri };
-    if (flows.length || PROBES.includes('singleflight')) {
+    if (flows.length || PROBES.includes('singleflight') || PROBES.includes('dbops')) {
       const perRound = 1 + (WARMUP > 0 ? REFRESH_WARMUP : 0) + REFRESHES + LOW_LOAD_REFRESHES;
       // Only what the selected rows spend: each refresh row's rounds, and one session per N of the
       // single-flight row (ours).
@@ -1284,6 +1311,7 @@ async function main() {
     // Single flight and cold start first: both time database work (a refresh's lease wait, the
     // first connection), so the database must be idle.
     await probe('singleflight', singleFlight);
+    await probe('dbops', dbOps);
     await probe('cold', coldStart);
 
     // From here core 1 would idle (the micro-benchmark and the memory probe's verdict and flood

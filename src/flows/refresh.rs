@@ -105,6 +105,16 @@ impl Service {
         let grace_ms = duration_ms(self.config.refresh_grace);
         // A lease is taken over once it is `lease_ms` old: by then it is ours to take.
         let give_up = DateTime::now().timestamp_millis() + lease_ms + 4 * duration_ms(REFRESH_POLL);
+        // The common case, one database operation: the current token, its lease free.
+        if let Ok(user) = ObjectId::parse_str(&claims.id) {
+            if let Some(s) = db
+                .sessions
+                .find_current_and_lock(sid, user, tenant, &hash, &owner, lease_ms)
+                .await?
+            {
+                return self.locked(db, &s, &owner, None, refresh_token, sso).await;
+            }
+        }
         // Counted once per refresh that had to wait for another's lease.
         let mut waited = false;
         loop {
@@ -147,10 +157,9 @@ impl Service {
                 Some(i)
             };
             if db.sessions.try_lock(&s, &owner, lease_ms).await? {
-                if s.sso.is_some() {
-                    return self.rotate_sso(db, &s, &owner, retried, sso).await;
-                }
-                return self.rotate(db, &s, &owner, retried, refresh_token).await;
+                return self
+                    .locked(db, &s, &owner, retried, refresh_token, sso)
+                    .await;
             }
             // Another request (here or on another server) is refreshing this session.
             if !waited {
@@ -164,6 +173,22 @@ impl Service {
             }
             tokio::time::sleep(REFRESH_POLL).await;
         }
+    }
+
+    /// Holding the lease: the rotation of a password or a single sign-on session.
+    async fn locked(
+        &self,
+        db: &Db,
+        s: &StoredSession,
+        owner: &str,
+        retried: Option<usize>,
+        refresh_token: &str,
+        sso: &SsoState,
+    ) -> AuthResult<Refreshed> {
+        if s.sso.is_some() {
+            return self.rotate_sso(db, s, owner, retried, sso).await;
+        }
+        self.rotate(db, s, owner, retried, refresh_token).await
     }
 
     /// A superseded token used when it can no longer be an honest client's: treated as stolen.

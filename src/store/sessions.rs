@@ -180,6 +180,50 @@ pub struct StoredSession {
     pub sso: Option<String>,
 }
 
+/// The session document as the refresh reads it.
+fn stored(id: ObjectId, d: &Document) -> AuthResult<StoredSession> {
+    let cb = d.get_document("customBackend").ok();
+    Ok(StoredSession {
+        id,
+        user: d
+            .get_object_id("user")
+            .map_err(|_| AuthError::SessionInvalid("session without user".into()))?,
+        hash: d
+            .get_str("refreshTokenHash")
+            .unwrap_or_default()
+            .to_string(),
+        expiration_ms: d
+            .get_datetime("expiration")
+            .map(|t| t.timestamp_millis())
+            .unwrap_or(0),
+        generations: read_generations(cb),
+        next_sealed: cb.and_then(|c| c.get_str("next").ok()).map(str::to_string),
+        backend: cb.filter(|c| c.contains_key("accessToken")).cloned(),
+        tenant: d.get_str("tenantId").ok().map(str::to_string),
+        sso: cb.and_then(|c| c.get_str("sso").ok()).map(str::to_string),
+    })
+}
+
+/// A refresh lease is free when released, past its `until`, or older than `lease_ms` as this
+/// server counts (a crashed server's lease, whatever length it was taken for).
+fn lease_free(now: DateTime, lease_ms: i64) -> Vec<Document> {
+    let oldest = DateTime::from_millis(now.timestamp_millis().saturating_sub(lease_ms));
+    vec![
+        doc! { "customBackend.lock": { "$exists": false } },
+        doc! { "customBackend.lock": null },
+        doc! { "customBackend.lock.until": { "$lt": now } },
+        doc! { "customBackend.lock.since": { "$lt": oldest } },
+    ]
+}
+
+fn lease(owner: &str, now: DateTime, lease_ms: i64) -> Document {
+    doc! {
+        "owner": owner,
+        "since": now,
+        "until": DateTime::from_millis(now.timestamp_millis().saturating_add(lease_ms)),
+    }
+}
+
 impl StoredSession {
     /// The sealed backend refresh token as stored: identifies the version of the backend tokens
     /// (each sealing has its own nonce), so that writes can be made conditional on it.
@@ -265,29 +309,47 @@ impl Sessions {
     }
 
     pub async fn find(&self, id: ObjectId) -> AuthResult<Option<StoredSession>> {
-        let Some(d) = self.sessions.find_one(doc! {"_id": id}).await? else {
-            return Ok(None);
+        match self.sessions.find_one(doc! {"_id": id}).await? {
+            Some(d) => stored(id, &d).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A refresh's common case in one operation (issue 28): the session of `user` (in `tenant`,
+    /// when the request has one), unexpired, `hash` its current token, and its lease free. Then the
+    /// lease is taken (as `try_lock` takes it) and the session as it was is returned; `None` when
+    /// anything differs, and the caller looks at the session to say what.
+    pub async fn find_current_and_lock(
+        &self,
+        id: ObjectId,
+        user: ObjectId,
+        tenant: Option<&str>,
+        hash: &str,
+        owner: &str,
+        lease_ms: i64,
+    ) -> AuthResult<Option<StoredSession>> {
+        let now = DateTime::now();
+        let mut filter = doc! {
+            "_id": id,
+            "user": user,
+            "refreshTokenHash": hash,
+            "expiration": { "$gt": now },
+            "$or": lease_free(now, lease_ms),
         };
-        let cb = d.get_document("customBackend").ok();
-        Ok(Some(StoredSession {
-            id,
-            user: d
-                .get_object_id("user")
-                .map_err(|_| AuthError::SessionInvalid("session without user".into()))?,
-            hash: d
-                .get_str("refreshTokenHash")
-                .unwrap_or_default()
-                .to_string(),
-            expiration_ms: d
-                .get_datetime("expiration")
-                .map(|t| t.timestamp_millis())
-                .unwrap_or(0),
-            generations: read_generations(cb),
-            next_sealed: cb.and_then(|c| c.get_str("next").ok()).map(str::to_string),
-            backend: cb.filter(|c| c.contains_key("accessToken")).cloned(),
-            tenant: d.get_str("tenantId").ok().map(str::to_string),
-            sso: cb.and_then(|c| c.get_str("sso").ok()).map(str::to_string),
-        }))
+        if let Some(t) = tenant {
+            filter.insert("tenantId", t);
+        }
+        match self
+            .sessions
+            .find_one_and_update(
+                filter,
+                doc! { "$set": { "customBackend.lock": lease(owner, now, lease_ms) } },
+            )
+            .await?
+        {
+            Some(d) => stored(id, &d).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The backend tokens stored in the session (`None` for a session of another provider).
@@ -317,25 +379,15 @@ impl Sessions {
         lease_ms: i64,
     ) -> AuthResult<bool> {
         let now = DateTime::now();
-        let oldest = DateTime::from_millis(now.timestamp_millis().saturating_sub(lease_ms));
         let r = self
             .sessions
             .update_one(
                 doc! {
                     "_id": s.id,
                     "refreshTokenHash": &s.hash,
-                    "$or": [
-                        { "customBackend.lock": { "$exists": false } },
-                        { "customBackend.lock": null },
-                        { "customBackend.lock.until": { "$lt": now } },
-                        { "customBackend.lock.since": { "$lt": oldest } },
-                    ],
+                    "$or": lease_free(now, lease_ms),
                 },
-                doc! { "$set": { "customBackend.lock": {
-                    "owner": owner,
-                    "since": now,
-                    "until": DateTime::from_millis(now.timestamp_millis().saturating_add(lease_ms)),
-                } } },
+                doc! { "$set": { "customBackend.lock": lease(owner, now, lease_ms) } },
             )
             .await?;
         Ok(r.modified_count == 1)
