@@ -181,6 +181,19 @@ describe.each([
     expect(await h.db.collection('users').findOne({ email: 'carol@example.org' })).toEqual(before);
   });
 
+  test('a known user whose new e-mail another account holds: 409, neither account changed (#28: one read finds both)', async () => {
+    remember(await login(ALICE));
+    await h.lc.methods.createUser({ provider: 'local', email: 'taken@example.org', username: 'taken-local', name: 'Taken', emailVerified: true });
+    const before = await h.db.collection('users').find({}).sort({ email: 1 }).toArray();
+    const counts = await h.counts();
+    h.mock.updateUser('u-1001', { email: 'Taken@Example.org' });
+    const res = remember(await login(ALICE));
+    expect([res.status, res.body.code]).toEqual([409, 'ACCOUNT_CONFLICT']);
+    expect(res.headers['set-cookie']).toBeUndefined();
+    expect(await h.counts()).toEqual(counts);
+    expect(await h.db.collection('users').find({}).sort({ email: 1 }).toArray()).toEqual(before);
+  });
+
   test('the first user of an empty collection becomes ADMIN, later ones USER', async () => {
     const a = remember(await login(BOB)).body.user;
     const b = remember(await login(ALICE)).body.user;

@@ -89,7 +89,7 @@ describe('issue 8: refresh, logout, sessions', () => {
     expect(after.updatedAt.getTime()).toBeGreaterThan(before.updatedAt.getTime());
   });
 
-  test('#28 a refresh of the current token: four database operations, the session read and leased in one', async () => {
+  test('#28 database operations: a login of a known user three, a refresh of the current token four (the session read and leased in one)', async () => {
     const proxy = await startCountingProxy(h.vars.MONGO_URI);
     const service = h.makeService({ MONGO_URI: proxy.uri });
     try {
@@ -111,6 +111,11 @@ describe('issue 8: refresh, logout, sessions', () => {
       keep(again.token);
       expect(again.refreshToken).toBe(token);
       expect(summarise(proxy, mark).ops.slice(0, 2)).toEqual(['findAndModify sessions', 'find sessions']);
+      // The account of the identity and the owner of the e-mail in one read, then the sync.
+      const loginMark = proxy.mark();
+      const second = await service.login({ email: ALICE.email, password: ALICE.password });
+      keep(second.token, second.refreshToken);
+      expect(summarise(proxy, loginMark).ops).toEqual(['find users', 'findAndModify users', 'insert sessions']);
     } finally {
       await service.close();
       await proxy.close();

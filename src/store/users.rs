@@ -207,29 +207,44 @@ impl Users {
     pub async fn sync(&self, p: &Profile) -> AuthResult<Document> {
         let tenant = tenant_filter(p.tenant.as_deref());
         let key = doc! { "provider": PROVIDER, "idOnTheSource": &p.id_on_the_source, "tenantId": &tenant };
-        if let Some(existing) = self
+        // The account of this identity and the one owning the email, in one read (issue 28).
+        let mut cursor = self
             .users
-            .find_one(key.clone())
-            .projection(doc! {"_id": 1})
-            .await?
-        {
-            let user = self.update(&existing, p).await?;
+            .find(doc! { "tenantId": &tenant, "$or": [
+                { "provider": PROVIDER, "idOnTheSource": &p.id_on_the_source },
+                { "email": &p.email },
+            ] })
+            .projection(
+                doc! {"_id": 1, "provider": 1, "idOnTheSource": 1, "emailVerified": 1, "email": 1},
+            )
+            .await?;
+        let mut found = Vec::new();
+        while cursor.advance().await? {
+            found.push(cursor.deserialize_current()?);
+        }
+        let is_identity = |d: &Document| {
+            d.get_str("provider").ok() == Some(PROVIDER)
+                && d.get_str("idOnTheSource").ok() == Some(p.id_on_the_source.as_str())
+        };
+        if let Some(existing) = found.iter().find(|d| is_identity(d)) {
+            // Another account holding the email refuses the update, as `update` checks.
+            if found
+                .iter()
+                .any(|d| !is_identity(d) && d.get_str("email").ok() == Some(p.email.as_str()))
+            {
+                return Err(AuthError::AccountConflict);
+            }
+            let user = self.write(existing, p).await?;
             // A start balance a failed earlier login could not write is written now.
             self.repair_balance(&user).await?;
             return Ok(user);
         }
         // Never take over another account that owns the email (LibreChat refuses a provider
         // mismatch), unless the operator opted in to linking accounts of other providers by email.
-        if let Some(owner) = self
-            .users
-            .find_one(doc! { "email": &p.email, "tenantId": &tenant })
-            .projection(doc! {"_id": 1, "provider": 1, "idOnTheSource": 1, "emailVerified": 1})
-            .await?
-        {
+        if let Some(owner) = found.into_iter().next() {
             let provider = owner.get_str("provider").unwrap_or_default();
-            // A parallel first login of this same identity inserted it since our first read.
-            let same_identity = provider == PROVIDER
-                && owner.get_str("idOnTheSource").ok() == Some(p.id_on_the_source.as_str());
+            // (A parallel first login of this same identity that inserted it since our read is
+            // met by the insert below: its duplicate key.)
             // Linking takes over an account of another provider, never one whose email its owner
             // did not verify: whoever registered the address first would otherwise hand the real
             // owner an account holding their own password and second factor.
@@ -239,7 +254,7 @@ impl Users {
             if linkable && !self.keep_local_secrets {
                 self.drop_local_secrets(&owner).await?;
             }
-            if same_identity || linkable {
+            if linkable {
                 let user = self.update(&owner, p).await?;
                 self.repair_balance(&user).await?;
                 return Ok(user);
@@ -418,6 +433,7 @@ impl Users {
         }
     }
 
+    /// `write` after checking that no other account of the tenant holds the profile's email.
     async fn update(&self, existing: &Document, p: &Profile) -> AuthResult<Document> {
         let id = existing
             .get_object_id("_id")
@@ -431,6 +447,14 @@ impl Users {
         {
             return Err(AuthError::AccountConflict);
         }
+        self.write(existing, p).await
+    }
+
+    /// The profile written into the account `existing` (its `_id`).
+    async fn write(&self, existing: &Document, p: &Profile) -> AuthResult<Document> {
+        let id = existing
+            .get_object_id("_id")
+            .map_err(|_| AuthError::Internal("user without ObjectId".into()))?;
         // `provider`/`idOnTheSource`/`emailVerified` only change when an account is linked.
         let mut set = doc! {
             "name": &p.name,
