@@ -433,6 +433,34 @@ describe('#11.2 log out everywhere, and see sessions', () => {
   });
   afterAll(() => h.close());
 
+  // Found by the soak run (#29): one of its servers ran 3 s ahead (libfaketime).
+  test('#29 a token minted just before log out everywhere by a server whose clock is 3 s ahead is refused after it', async () => {
+    const a = await login(h);
+    const claims = jwt.decode(a.token);
+    const now = Math.floor(Date.now() / 1000);
+    // What a server 3 s ahead signs at this moment (the same JWT_SECRET, its clock in iat and exp).
+    const ahead = jwt.sign({ ...claims, iat: now + 3, exp: now + 3 + 900 }, h.vars.JWT_SECRET, { algorithm: 'HS256' });
+    h.secrets.add(ahead);
+    expect((await getWithBearer(h.app, ahead)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1100)); // the revocation comes after it by any of our clocks
+    await h.service.logoutAll(a.user.id);
+    expect((await getWithBearer(h.app, a.token)).status).toBe(401);
+    expect((await getWithBearer(h.app, ahead)).status).toBe(401);
+    // A login after it is dated past what the revocation refuses: it works at once.
+    const again = await login(h);
+    expect(jwt.decode(again.token).iat).toBeGreaterThan(now + 3);
+    expect((await getWithBearer(h.app, again.token)).status).toBe(200);
+  });
+
+  test('#29 log out everywhere twice in quick succession: a token minted between the two is refused by the second', async () => {
+    const a = await login(h);
+    await h.service.logoutAll(a.user.id);
+    const between = await login(h);
+    expect((await getWithBearer(h.app, between.token)).status).toBe(200);
+    await h.service.logoutAll(a.user.id);
+    expect((await getWithBearer(h.app, between.token)).status).toBe(401);
+  });
+
   test('#11.2 POST /api/auth/logout/all ends every session, tells the backend for each, clears the cookies', async () => {
     await h.reconfigure({ ...ENV, BACKEND_LOGOUT_URL: h.mock.urls.logout });
     const sessions = [await login(h), await login(h), await login(h)];

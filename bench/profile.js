@@ -6,11 +6,12 @@
  * round to bench/results/profiles/): where the server's time went, as proportions, which survive a
  * busy machine better than absolute figures.
  *
- *   node bench/profile.js bench/results/profiles/d-*.cpuprofile [--json]
+ *   node bench/profile.js bench/results/profiles/d-*.cpuprofile [--json] [--functions <origin>]
  *
  * Prints (1) self time by origin (a package of node_modules, this package's lib/ files, node's own
  * modules, the garbage collector, idle), and (2) inclusive time of the functions on the per-request
  * path of our strategy (the calls into the addon count their native work as their own time).
+ * `--functions passport` adds (3): self time of each function of that origin (as named in (1)).
  */
 
 const fs = require('fs');
@@ -52,11 +53,12 @@ function origin(cf) {
   return file;
 }
 
-function summarise(profile) {
+function summarise(profile, functionsOf) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const self = new Map();
+  const fnSelf = new Map();
   const incl = new Map(WATCH.map((w) => [w[2], 0]));
   let total = 0;
   let idle = 0;
@@ -68,6 +70,11 @@ function summarise(profile) {
     total += dt;
     if (o === '(idle)') idle += dt;
     self.set(o, (self.get(o) ?? 0) + dt);
+    if (functionsOf && o === functionsOf) {
+      const cf = node.callFrame;
+      const key = `${cf.functionName || '(anonymous)'} ${cf.url.slice(cf.url.lastIndexOf(`${o}/`))}:${cf.lineNumber + 1}`;
+      fnSelf.set(key, (fnSelf.get(key) ?? 0) + dt);
+    }
     // inclusive: each watched function counted once per sample if on the stack
     const seen = new Set();
     for (let id = samples[i]; id != null; id = parent.get(id)) {
@@ -88,6 +95,7 @@ function summarise(profile) {
     selfByOrigin: [...self.entries()].filter(([k]) => k !== '(idle)')
       .sort((a, b) => b[1] - a[1]).map(([k, v]) => ({ origin: k, ms: v / 1000, pctOfBusy: pct(v) })),
     inclusive: [...incl.entries()].map(([k, v]) => ({ fn: k, ms: v / 1000, pctOfBusy: pct(v) })),
+    functions: [...fnSelf.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => ({ fn: k, ms: v / 1000, pctOfBusy: pct(v) })),
   };
 }
 
@@ -99,20 +107,27 @@ function format(s, name) {
   }
   lines.push('  inclusive time of per-request functions (% of busy):');
   for (const r of s.inclusive) lines.push(`    ${r.pctOfBusy.toFixed(1).padStart(5)} %  ${r.fn}`);
+  if (s.functions.length) {
+    lines.push('  self time by function of that origin (% of busy):');
+    for (const r of s.functions.filter((x) => x.pctOfBusy >= 0.05)) lines.push(`    ${r.pctOfBusy.toFixed(2).padStart(6)} %  ${r.fn}`);
+  }
   return lines.join('\n');
 }
 
 module.exports = { summarise, format };
 
 if (require.main === module) {
-  const files = process.argv.slice(2).filter((a) => !a.startsWith('--'));
-  const json = process.argv.includes('--json');
+  const args = process.argv.slice(2);
+  const at = args.indexOf('--functions');
+  const functionsOf = at >= 0 ? args.splice(at, 2)[1] : undefined;
+  const files = args.filter((a) => !a.startsWith('--'));
+  const json = args.includes('--json');
   if (!files.length) {
-    console.error('usage: node bench/profile.js <file.cpuprofile>... [--json]');
+    console.error('usage: node bench/profile.js <file.cpuprofile>... [--json] [--functions <origin>]');
     process.exit(2);
   }
   for (const f of files) {
-    const s = summarise(JSON.parse(fs.readFileSync(f, 'utf8')));
+    const s = summarise(JSON.parse(fs.readFileSync(f, 'utf8')), functionsOf);
     console.log(json ? JSON.stringify({ file: f, ...s }, null, 2) : format(s, path.basename(f)));
   }
 }

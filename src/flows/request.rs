@@ -43,7 +43,7 @@ impl Service {
     /// user id.
     pub fn verify_access(&self, token: &str) -> AuthResult<String> {
         match self.tokens.check_access(token) {
-            AccessCheck::Valid(id, iat) if self.revoked.refuses(&id, iat) => Err(revoked()),
+            AccessCheck::Valid(id, iat) if self.revoked.refuses_ours(&id, iat) => Err(revoked()),
             AccessCheck::Valid(id, _) => Ok(id),
             AccessCheck::Invalid(e) => Err(e),
             AccessCheck::NotLibreChat(_) => Err(AuthError::TokenInvalid(
@@ -89,7 +89,7 @@ impl Service {
     /// backend token from the caches. No I/O. `tenant`: the request's (docs/tenants.md).
     pub fn authenticate_sync(&self, token: &str, tenant: Option<&str>) -> SyncAuth {
         match self.tokens.check_access(token) {
-            AccessCheck::Valid(id, iat) if self.revoked.refuses(&id, iat) => {
+            AccessCheck::Valid(id, iat) if self.revoked.refuses_ours(&id, iat) => {
                 SyncAuth::Invalid("TOKEN_INVALID", revoked().to_string())
             }
             AccessCheck::Valid(id, iat) => self.user_state(id, iat, tenant),
@@ -159,7 +159,7 @@ impl Service {
         tenant: Option<&str>,
     ) -> AuthResult<Option<CachedUser>> {
         self.db().await?;
-        if self.revoked.refuses(id, iat) {
+        if self.revoked.refuses_ours(id, iat) {
             return Err(revoked());
         }
         match self.load_user(id).await? {

@@ -169,15 +169,15 @@ impl Service {
         })
     }
 
-    /// Waits, right after a revocation of the user, for the second after it: a token carries its
-    /// `iat` in whole seconds, and one issued in the revocation's own second is refused
-    /// (`revocation::first_valid_second`). At most a second, and only then.
+    /// Waits, right after a revocation of the user, for the second after it (at most a second,
+    /// and only then): a token carries its `iat` in whole seconds and is dated past the revocation
+    /// (`access_token_until`), so only a revocation in a later second than the first refuses it.
     pub(crate) async fn after_revocation_second(&self, user: &str) {
         let Some(nb) = self.revoked.get(user) else {
             return;
         };
         let first_ms = first_valid_second(nb).saturating_mul(1000);
-        let wait = first_ms.saturating_sub(now_ms());
+        let wait = first_ms.saturating_add(1).saturating_sub(now_ms());
         if wait > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(
                 wait.unsigned_abs().min(1_000),
@@ -317,7 +317,12 @@ impl Service {
         };
         let now = crate::tokens::librechat::now_secs();
         let exp = exp.unwrap_or_else(|| now.saturating_add(self.tokens.session_expiry_secs()));
-        self.tokens.access_token_issued(&subject, now, exp)
+        // Right after a revocation of the user, dated past what it refuses (`ISSUER_SKEW_MS`).
+        let iat = self
+            .revoked
+            .first_iat(subject.id)
+            .map_or(now, |first| first.max(now));
+        self.tokens.access_token_issued(&subject, iat, exp)
     }
 
     /// Applies a revocation on this server (memory and caches): at once for our own, from the

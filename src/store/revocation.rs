@@ -23,6 +23,12 @@ pub fn now_ms() -> i64 {
     DateTime::now().timestamp_millis()
 }
 
+/// LibreChat access tokens are minted by every server sharing the database, each by its own
+/// clock: a server whose clock runs ahead gives a token issued just before a revocation a later
+/// `iat`. So a revocation refuses our tokens dated up to this much after it, and a server minting
+/// one for that user meanwhile dates it after that (`NotBefore::first_iat`), never earlier.
+pub const ISSUER_SKEW_MS: i64 = CLOCK_SKEW_MS;
+
 /// The first whole second whose tokens a revocation at `nb_ms` lets through: a token carries its
 /// `iat` in seconds, so one issued in the revocation's own second may be older than it and is
 /// refused too.
@@ -122,14 +128,33 @@ impl NotBefore {
             .copied()
     }
 
-    /// Whether a token of `user` issued at `iat` (seconds) is revoked. Without `iat` a revoked
-    /// user's token cannot be shown to be newer, so it is refused.
+    /// Whether a backend token of `user` issued at `iat` (seconds, the backend's clock) is
+    /// revoked. Without `iat` a revoked user's token cannot be shown to be newer, so it is refused.
     pub fn refuses(&self, user: &str, iat: Option<u64>) -> bool {
+        self.refuses_from(user, iat, 0)
+    }
+
+    /// `refuses` for a LibreChat access token: dated by whichever server minted it
+    /// (`ISSUER_SKEW_MS`).
+    pub fn refuses_ours(&self, user: &str, iat: Option<u64>) -> bool {
+        self.refuses_from(user, iat, ISSUER_SKEW_MS)
+    }
+
+    fn refuses_from(&self, user: &str, iat: Option<u64>, skew_ms: i64) -> bool {
         match self.get(user) {
             None => false,
-            Some(nb) => iat
-                .is_none_or(|iat| i64::try_from(iat).unwrap_or(i64::MAX) < first_valid_second(nb)),
+            Some(nb) => iat.is_none_or(|iat| {
+                i64::try_from(iat).unwrap_or(i64::MAX)
+                    < first_valid_second(nb.saturating_add(skew_ms))
+            }),
         }
+    }
+
+    /// The earliest `iat` (seconds) a LibreChat access token of `user` minted now may carry, if
+    /// the user was revoked: one `refuses_ours` lets through.
+    pub fn first_iat(&self, user: &str) -> Option<u64> {
+        let nb = self.get(user)?;
+        u64::try_from(first_valid_second(nb.saturating_add(ISSUER_SKEW_MS))).ok()
     }
 
     /// Raises the user's "not before" to `nb_ms` (never lowers it: an older record changes
@@ -234,6 +259,14 @@ mod tests {
         assert!(t.refuses(&user, Some(1_700_000_000)));
         assert!(!t.refuses(&user, Some(1_700_000_001)));
         assert!(t.refuses(&user, None), "no iat: cannot be shown newer");
+        // Our own tokens: dated by any server's clock, so up to ISSUER_SKEW_MS later are refused,
+        // and the first `iat` a server may now give one is past that.
+        let skew = u64::try_from(ISSUER_SKEW_MS / 1000).unwrap();
+        assert!(t.refuses_ours(&user, Some(1_700_000_000 + skew)));
+        assert!(!t.refuses_ours(&user, Some(1_700_000_001 + skew)));
+        assert_eq!(t.first_iat(&user), Some(1_700_000_001 + skew));
+        assert!(!t.refuses_ours(&user, t.first_iat(&user)));
+        assert_eq!(t.first_iat(&ObjectId::new().to_hex()), None);
         assert!(
             !t.refuses(&ObjectId::new().to_hex(), None),
             "other users untouched"
