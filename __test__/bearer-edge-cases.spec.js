@@ -560,6 +560,23 @@ describe('#14.9 backend tokens checked with JWKS', () => {
     expect(h.mock.calls.jwks).toBe(2);
   });
 
+  // Found by the soak run (#29): its rounds rotate the JWKS keys while the backend flaps.
+  test('#29 a token of a key rotated in while the JWKS fails is 503, never refused, and passes once it answers', async () => {
+    await h.reconfigure(env({ BACKEND_JWKS_REFETCH_COOLDOWN_MS: '30000', BACKEND_TIMEOUT_MS: '1000' }));
+    expect((await get(h.mock.signJwt(claims(), { alg: 'RS256' }))).status).toBe(200);
+    h.mock.rotateKeys({ alg: 'RS256' }); // a new key signs from now on; the old one stays published
+    h.mock.set({ status: 503 });
+    const rotated = h.mock.signJwt(claims({ jti: 'rotated' }), { alg: 'RS256' });
+    h.secrets.add(rotated);
+    expect((await get(rotated)).status).toBe(503);
+    // Within the unknown-kid cooldown: still the outage's answer, not "unknown signing key".
+    expect((await get(rotated)).status).toBe(503);
+    h.mock.set({ status: null });
+    // Once the back-off after the failed fetch (1 s) is over, the JWKS is asked and the key found.
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await get(rotated)).status).toBe(200);
+  });
+
   test('#14.9 a verdict is cached: the same token many times verifies once', async () => {
     await h.reconfigure(env());
     const t = h.mock.signJwt(claims(), { alg: 'RS256' });

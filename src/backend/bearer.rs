@@ -602,7 +602,20 @@ impl Bearer {
                 Some(k) if usable => return Ok(Some(k.clone())),
                 Some(_) => {}
                 None if usable && !self.keys.allow_unknown_refetch(cfg.refetch_cooldown) => {
-                    return Ok(None);
+                    // The set is current (its last fetch succeeded): the `kid` is unknown.
+                    if lock(&self.keys.failed_at).is_none() {
+                        return Ok(None);
+                    }
+                    // The fetch for it failed: a key rotated in meanwhile cannot be told from
+                    // junk, so the answer is the outage's (503), never a refusal (found by the
+                    // soak run), and the JWKS is asked again as when no set is usable.
+                    if self.keys.backing_off() {
+                        return Err(AuthError::BackendCircuitOpen(
+                            "the JWKS failed, asked again shortly".into(),
+                        ));
+                    }
+                    let set = self.keys.fetch(backend, cfg).await?;
+                    return Ok(set.keys.get(kid).cloned());
                 }
                 None if usable => {
                     let set = self.keys.fetch(backend, cfg).await?;
