@@ -347,6 +347,21 @@ describe('issue 8: refresh, logout, sessions', () => {
     expect(h.mock.calls.refresh).toBe(1);
   }, 25_000);
 
+  // Found by the soak run (#29): a server whose clock ran ahead took over a live lease early, while
+  // its holder was still storing the backend's rotated tokens; the backend then saw its old refresh
+  // token reused and ended the session.
+  test('#29 a lease that is over only by this server\'s clock is taken over after this server has watched it for a whole lease', async () => {
+    await h.reconfigure({ BACKEND_LOGOUT_URL: h.mock.urls.logout, BACKEND_TIMEOUT_MS: '1000' });
+    const s = await login();
+    // Held by a server whose clock is 5 s behind ours: by our clock it ended a second ago.
+    await sessions().updateOne({}, { $set: { 'customBackend.lock': { owner: 'slow-clock', since: new Date(Date.now() - 6000), until: new Date(Date.now() - 1000) } } });
+    const answer = refresh(s.cookie).then((res) => res); // sent now (supertest sends on then)
+    await sleep(2000);
+    expect(h.mock.calls.refresh).toBe(0); // still the holder's
+    next(await answer); // after a lease (1 + 5 s) watched: taken over
+    expect(h.mock.calls.refresh).toBe(1);
+  }, 25_000);
+
   describe('#8.22a sealed values bound to their field', () => {
     test('#8.22a stored access and refresh tokens swapped: they do not open, nothing reaches the backend', async () => {
       const s = await login();

@@ -9,7 +9,7 @@
 //! knows which backend tokens died with it and can end them at the backend.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mongodb::bson::{oid::ObjectId, DateTime, Document};
 
@@ -22,7 +22,7 @@ use crate::identity::PROVIDER;
 use crate::identity::{BackendTokens, BackendUser, SsoIdentity};
 use crate::shared::error::{AuthError, AuthResult};
 use crate::store::refresh_rules;
-use crate::store::sessions::{sha256_hex, Stash, StoredSession};
+use crate::store::sessions::{sha256_hex, Lease, Stash, StoredSession};
 use crate::store::users::{matches_profile, Profile};
 
 /// How often a refresh waiting for another server's refresh of the same session looks again.
@@ -104,7 +104,7 @@ impl Service {
         let lease_ms = self.lease_ms();
         let grace_ms = duration_ms(self.config.refresh_grace);
         // A lease is taken over once it is `lease_ms` old: by then it is ours to take.
-        let give_up = DateTime::now().timestamp_millis() + lease_ms + 4 * duration_ms(REFRESH_POLL);
+        let give_up = DateTime::now().timestamp_millis() + lease_ms + 1_000;
         // The common case, one database operation: the current token, its lease free.
         if let Ok(user) = ObjectId::parse_str(&claims.id) {
             if let Some(s) = db
@@ -117,6 +117,9 @@ impl Service {
         }
         // Counted once per refresh that had to wait for another's lease.
         let mut waited = false;
+        // The lease another request holds, and since when this one has seen it, by this server's
+        // clock: once that is a whole lease, it is taken over whatever the holder's clock says.
+        let mut watched: Option<(Lease, Instant)> = None;
         loop {
             let now = DateTime::now().timestamp_millis();
             let Some(s) = db.sessions.find(sid).await? else {
@@ -160,6 +163,18 @@ impl Service {
                 return self
                     .locked(db, &s, &owner, retried, refresh_token, sso)
                     .await;
+            }
+            match (&watched, &s.lease) {
+                (Some((seen, at)), Some(held)) if seen == held => {
+                    if at.elapsed() >= Duration::from_millis(lease_ms.unsigned_abs())
+                        && db.sessions.take_over(&s, held, &owner, lease_ms).await?
+                    {
+                        return self
+                            .locked(db, &s, &owner, retried, refresh_token, sso)
+                            .await;
+                    }
+                }
+                (_, held) => watched = held.clone().map(|l| (l, Instant::now())),
             }
             // Another request (here or on another server) is refreshing this session.
             if !waited {

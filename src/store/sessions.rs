@@ -13,6 +13,7 @@ use crate::identity::BackendTokens;
 use crate::shared::error::{AuthError, AuthResult};
 use crate::store::collection::expiry_index;
 use crate::store::refresh_rules::{claim_bounds, claim_until, Generation};
+use crate::store::revocation::CLOCK_SKEW_MS;
 use crate::tokens::librechat::Tokens;
 
 /// Sealed values: `v2.` binds each value to its session (or pending 2FA login) and its field;
@@ -178,6 +179,15 @@ pub struct StoredSession {
     pub tenant: Option<String>,
     /// `customBackend.sso`: single sign-on started it (`sso-cookie`, `sso-proxy`).
     pub sso: Option<String>,
+    /// `customBackend.lock`: the refresh lease, when one is held (or was left).
+    pub lease: Option<Lease>,
+}
+
+/// Who holds a session's refresh lease, and since when by the holder's clock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lease {
+    pub owner: String,
+    pub since: DateTime,
 }
 
 /// The session document as the refresh reads it.
@@ -201,17 +211,29 @@ fn stored(id: ObjectId, d: &Document) -> AuthResult<StoredSession> {
         backend: cb.filter(|c| c.contains_key("accessToken")).cloned(),
         tenant: d.get_str("tenantId").ok().map(str::to_string),
         sso: cb.and_then(|c| c.get_str("sso").ok()).map(str::to_string),
+        lease: cb.and_then(|c| c.get_document("lock").ok()).and_then(|l| {
+            Some(Lease {
+                owner: l.get_str("owner").ok()?.to_string(),
+                since: *l.get_datetime("since").ok()?,
+            })
+        }),
     })
 }
 
-/// A refresh lease is free when released, past its `until`, or older than `lease_ms` as this
-/// server counts (a crashed server's lease, whatever length it was taken for).
+/// A refresh lease is free when released, or when it is over by any clock within
+/// `CLOCK_SKEW_MS` of ours: past its `until`, or older than `lease_ms` (a crashed server's lease,
+/// whatever length it was taken for). The holder dated it by its own clock: one running behind
+/// ours would otherwise lose its lease early, while it may still be storing the backend's answer
+/// (found by the soak run). A lease that is over by the holder's clock only is taken over by a
+/// request that has watched it for a whole lease (`take_over`).
 fn lease_free(now: DateTime, lease_ms: i64) -> Vec<Document> {
-    let oldest = DateTime::from_millis(now.timestamp_millis().saturating_sub(lease_ms));
+    let now_ms = now.timestamp_millis().saturating_sub(CLOCK_SKEW_MS);
+    let ended = DateTime::from_millis(now_ms);
+    let oldest = DateTime::from_millis(now_ms.saturating_sub(lease_ms));
     vec![
         doc! { "customBackend.lock": { "$exists": false } },
         doc! { "customBackend.lock": null },
-        doc! { "customBackend.lock.until": { "$lt": now } },
+        doc! { "customBackend.lock.until": { "$lt": ended } },
         doc! { "customBackend.lock.since": { "$lt": oldest } },
     ]
 }
@@ -388,6 +410,30 @@ impl Sessions {
                     "$or": lease_free(now, lease_ms),
                 },
                 doc! { "$set": { "customBackend.lock": lease(owner, now, lease_ms) } },
+            )
+            .await?;
+        Ok(r.modified_count == 1)
+    }
+
+    /// Takes over the lease `held` (its owner and start, as this request saw it a whole lease
+    /// ago by its own clock) if nobody has taken it since and the token is still current.
+    pub async fn take_over(
+        &self,
+        s: &StoredSession,
+        held: &Lease,
+        owner: &str,
+        lease_ms: i64,
+    ) -> AuthResult<bool> {
+        let r = self
+            .sessions
+            .update_one(
+                doc! {
+                    "_id": s.id,
+                    "refreshTokenHash": &s.hash,
+                    "customBackend.lock.owner": &held.owner,
+                    "customBackend.lock.since": held.since,
+                },
+                doc! { "$set": { "customBackend.lock": lease(owner, DateTime::now(), lease_ms) } },
             )
             .await?;
         Ok(r.modified_count == 1)
