@@ -219,3 +219,43 @@ describe('issue 10: statuses, cookies and outages as the LibreChat client sees t
     });
   });
 });
+
+// Found by the soak run (#29): its database paused (SIGSTOP) held every API request that needed a
+// user load for as long as the pause lasted; MONGO_TIMEOUT_MS bounded connecting only.
+describe('#29 a database that stops answering on its open connections', () => {
+  const { startTcpProxy } = require('./support/tcpProxy');
+  const { mongoUri } = require('./support/mongoUri');
+  const { loginSession, getWithBearer } = require('./support/auth');
+  let h;
+  const seen = [];
+  harnessHooks({ db: 'statuses-stall' }, (made) => (h = made), { each: freshService, seen });
+
+  test('#29 an API request that needs the database answers 503 while it stalls, not when the stall ends', async () => {
+    const proxy = await startTcpProxy(mongoUri('statuses-stall'));
+    try {
+      await h.reconfigure({ MONGO_URI: proxy.uri, MONGO_TIMEOUT_MS: '1000', USER_CACHE_TTL: '0' });
+      const s = await loginSession(h.app, ALICE, seen);
+      expect((await getWithBearer(h.app, s.token)).status).toBe(200);
+      // Every answer of the database is kept back until release(), here after 8 s (the bound is
+      // twice MONGO_TIMEOUT_MS, 2 s); the driver's own heartbeat gave up on it after about 12.
+      proxy.hold();
+      let released = false;
+      const release = setTimeout(() => {
+        released = true;
+        proxy.release();
+      }, 8000);
+      const stalled = await getWithBearer(h.app, s.token);
+      const answeredWhileStalled = !released;
+      clearTimeout(release);
+      expect(answeredWhileStalled).toBe(true);
+      expect(stalled.status).toBe(503);
+      expect(stalled.body.message).toMatch(/database/i);
+      proxy.release();
+      expect((await getWithBearer(h.app, s.token)).status).toBe(200);
+    } finally {
+      proxy.release();
+      await h.reconfigure();
+      await proxy.close();
+    }
+  }, 30_000);
+});

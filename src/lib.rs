@@ -508,7 +508,7 @@ impl CustomBackendAuthService {
     ) -> napi::Result<Option<UserRecord>> {
         let iat = issued_at.and_then(|i| u64::try_from(i).ok());
         let loaded = match request_tenant(tenant.as_deref()) {
-            Ok(t) => self.inner.load_token_user(&id, iat, t.as_deref()).await,
+            Ok(t) => self.inner.load_token_user_bounded(id, iat, t).await,
             Err(e) => Err(e),
         };
         let metrics = &self.inner.metrics;

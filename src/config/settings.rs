@@ -271,7 +271,7 @@ pub const SETTINGS: &[Setting] = &[
         section: Basics,
         kind: Kind::Millis { max: TEN_MIN_MS },
         default: Default("5000"),
-        meaning: "Longest wait for the database to be reachable (server selection, connect), in ms. Then `DB_UNAVAILABLE` (503).",
+        meaning: "Longest wait for the database to be reachable (server selection, connect), in ms. Then `DB_UNAVAILABLE` (503). An API request that loads its user waits at most twice this, also on a database that stops answering on open connections.",
         example: "`3000`",
     },
     Setting {

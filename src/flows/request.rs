@@ -2,6 +2,8 @@
 //! access token, or a backend token whose verdict is cached), else with the database and the
 //! backend (JWKS, user info or introspection), and mapped to the user document LibreChat expects.
 
+use std::sync::Arc;
+
 use mongodb::bson::oid::ObjectId;
 
 use crate::backend::bearer::token_key;
@@ -147,6 +149,27 @@ impl Service {
                 _ => SyncAuth::Backend,
             },
             None => SyncAuth::Backend,
+        }
+    }
+
+    /// `load_token_user` within twice `MONGO_TIMEOUT_MS` (to connect, then to read), else
+    /// `DB_UNAVAILABLE`: the driver's own timeouts cover connecting only, so a database that stops
+    /// answering on its open connections (a frozen primary) held every such request as long as it
+    /// stalled (found by the soak run). The load goes on and fills the cache when it ends.
+    pub async fn load_token_user_bounded(
+        self: &Arc<Self>,
+        id: String,
+        iat: Option<u64>,
+        tenant: Option<String>,
+    ) -> AuthResult<Option<CachedUser>> {
+        let this = Arc::clone(self);
+        let limit = self.config.db_timeout.saturating_mul(2);
+        let load =
+            tokio::spawn(async move { this.load_token_user(&id, iat, tenant.as_deref()).await });
+        match tokio::time::timeout(limit, load).await {
+            Ok(Ok(loaded)) => loaded,
+            Ok(Err(_)) => Err(AuthError::Internal("the user load stopped".into())),
+            Err(_) => Err(AuthError::DbUnavailable),
         }
     }
 
