@@ -70,3 +70,124 @@ describe('found by the soak run', () => {
     expect(recovered.status).not.toBe(401);
   });
 });
+
+describe('found by the soak run: a stalled database', () => {
+  const { startTcpProxy } = require('./support/tcpProxy');
+  const { mongoUri } = require('./support/mongoUri');
+  const { loginSession, postRefresh } = require('./support/auth');
+  let h;
+  const seen = [];
+  harnessHooks({ db: 'soak-findings-stall' }, (made) => (h = made), { each: freshService, seen });
+
+  // docs/errors-and-statuses.md: DB_UNAVAILABLE (503) when "MongoDB [is] not reachable within
+  // MONGO_TIMEOUT_MS". A database that stops answering on its open connections (a paused or frozen
+  // primary, a network black hole; the soak's db-pause: SIGSTOP) is not bounded by it: an API
+  // request that needs the database and a refresh wait for as long as the stall lasts (12 s here
+  // with MONGO_TIMEOUT_MS=1000), then answer 503. MONGO_TIMEOUT_MS bounds server selection and
+  // connecting only (src/flows/service.rs); no operation has a time limit.
+  test.failing('an API request and a refresh answer within MONGO_TIMEOUT_MS (+ slack) while the database stalls', async () => {
+    const proxy = await startTcpProxy(mongoUri('soak-findings-stall'));
+    try {
+      await h.reconfigure({ MONGO_URI: proxy.uri, MONGO_TIMEOUT_MS: '1000', USER_CACHE_TTL: '0' });
+      const s = await loginSession(h.app, ALICE, seen);
+      expect((await getWithBearer(h.app, s.token)).status).toBe(200);
+      proxy.hold(); // the database's answers are kept back, as from a frozen server
+      const release = setTimeout(() => proxy.release(), 12_000);
+      const t = Date.now();
+      const timed = (p) => p.then((res) => ({ status: res.status, ms: Date.now() - t }));
+      const [api, refresh] = await Promise.all([timed(getWithBearer(h.app, s.token)), timed(postRefresh(h.app, s.cookie))]);
+      clearTimeout(release);
+      proxy.release();
+      // Today: both 503 after about 12 000 ms, when the stall ends.
+      expect(api.ms).toBeLessThan(5000);
+      expect(refresh.ms).toBeLessThan(5000);
+    } finally {
+      proxy.release();
+      await h.reconfigure();
+      await proxy.close();
+    }
+  }, 30_000);
+});
+
+/** A TCP proxy that freezes both directions (nothing is delivered either way), as a paused database server. */
+async function startFreezingProxy(uri) {
+  const net = require('net');
+  const target = new URL(uri);
+  let frozen = null;
+  const sockets = new Set();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => sockets.delete(s));
+    }
+    const pass = (from, to) => from.on('data', (c) => (frozen ? frozen.push([to, c]) : to.write(c)));
+    pass(client, upstream);
+    pass(upstream, client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const proxied = new URL(uri);
+  proxied.host = `127.0.0.1:${server.address().port}`;
+  proxied.searchParams.set('directConnection', 'true');
+  return {
+    uri: proxied.toString(),
+    freeze() {
+      frozen = frozen || [];
+    },
+    thaw() {
+      const kept = frozen || [];
+      frozen = null;
+      for (const [s, c] of kept) if (!s.destroyed) s.write(c);
+    },
+    close() {
+      for (const s of sockets) s.destroy();
+      return new Promise((r) => server.close(r));
+    },
+  };
+}
+
+describe('found by the soak run: a refresh lease taken over while its holder cannot store', () => {
+  const { mongoUri } = require('./support/mongoUri');
+  const { loginSession } = require('./support/auth');
+  let h;
+  const seen = [];
+  harnessHooks({ db: 'soak-findings-lease' }, (made) => (h = made), { each: freshService, seen });
+
+  // The soak's "session lost that no one ended" (its 5-minute run, round db-pause + jwks-rotate:
+  // 401 "The backend ended the session"). A server takes the session's refresh lease, the backend
+  // rotates its refresh token, and the server's database connection stalls before it stores the
+  // new one. Once the lease is BACKEND_TIMEOUT_MS + 5 s old, another server takes it over
+  // (docs/sessions-and-tokens.md, "A lease left by a crashed server") and refreshes at the backend
+  // with the stored token, which the backend has rotated: the backend sees reuse, revokes the
+  // family, and the session is ended (401) though no one ended it. A server whose clock is ahead
+  // counts the lease older and takes it over sooner (3 s ahead: after 4 s of a 7 s lease), so a
+  // 6 s database pause in the soak is enough. The docs say a takeover is harmless "once that
+  // holder stored the backend's answer"; before it, it ends the session at a rotating backend.
+  test.failing('a refresh whose server stalls on the database after the backend rotated does not end the session', async () => {
+    await h.reconfigure({ BACKEND_TIMEOUT_MS: '1000' });
+    const proxy = await startFreezingProxy(mongoUri('soak-findings-lease'));
+    const stalled = h.makeService({ MONGO_URI: proxy.uri, BACKEND_TIMEOUT_MS: '1000' });
+    try {
+      const s = await loginSession(h.app, ALICE, seen);
+      await stalled.listSessions(s.userId); // its pool is connected, through the proxy
+      let armed = true;
+      // The backend has rotated (its answer is on its way) when the stalled server's database freezes.
+      h.mock.set({ refresh: { beforeSend: async () => { if (armed) { armed = false; proxy.freeze(); } } } });
+      const first = stalled.refresh(s.refreshToken).catch((e) => e);
+      await sleep(6500); // past the lease: BACKEND_TIMEOUT_MS + 5 s
+      const other = await h.service.refresh(s.refreshToken).then(() => 'ok', (e) => e.message);
+      proxy.thaw();
+      await first;
+      // Today: "The backend ended the session", the backend saw reuse, the session is gone.
+      expect(h.mock.reuseDetected).toBe(0);
+      expect(other).toBe('ok');
+    } finally {
+      proxy.thaw();
+      await stalled.close();
+      await proxy.close();
+    }
+  }, 30_000);
+});

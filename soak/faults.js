@@ -130,7 +130,7 @@ async function runSchedule(ctx, { probe }) {
   for (let i = 0; ctx.running(); i++) {
     const faults = ROUNDS[i % ROUNDS.length];
     const gap = Math.max(...faults.map((f) => allow[f])) + 3000;
-    if (Date.now() + cfg.faultMs > endOfFaults) break;
+    if (Date.now() + Math.max(...faults.map((f) => lengthOf(cfg, f))) > endOfFaults) break;
     const round = { round: i + 1, faults, start: Date.now(), end: null, recoveredAt: null, recoveryMs: null };
     rounds.push(round);
     const wins = [];
@@ -140,8 +140,10 @@ async function runSchedule(ctx, { probe }) {
       await act[f].start();
       process.stderr.write(`[soak] ${books.rel(w.start)} fault ${f} starts (round ${i + 1})\n`);
     }
-    await sleepUntil(ctx, round.start + cfg.faultMs);
-    for (let k = 0; k < faults.length; k++) {
+    // Each fault ends after its own length (faultMs; db-pause: --pause).
+    const order = faults.map((f, k) => [k, lengthOf(cfg, f)]).sort((a, b) => a[1] - b[1]);
+    for (const [k, len] of order) {
+      await sleepUntil(ctx, round.start + len);
       await act[faults[k]].stop();
       wins[k].end = Date.now();
       process.stderr.write(`[soak] ${books.rel(wins[k].end)} fault ${faults[k]} ends\n`);
@@ -161,6 +163,11 @@ async function runSchedule(ctx, { probe }) {
     await sleepUntil(ctx, nextAt);
   }
   return rounds;
+}
+
+/** How long a fault lasts in its round. */
+function lengthOf(cfg, f) {
+  return f === 'db-pause' ? cfg.pauseMs : cfg.faultMs;
 }
 
 async function sleepUntil(ctx, t) {

@@ -75,7 +75,7 @@ function startInstance(vars, { name, clockOffsetSec = 0, onLog = () => {} }) {
     const logs = [];
     const keep = (l) => {
       logs.push(l);
-      onLog(name, l);
+      onLog(name, l, Date.now());
     };
     for (const stream of [child.stdout, child.stderr]) {
       let rest = '';

@@ -7,7 +7,12 @@
  * all on loopback; the invariants are counted as it runs and at the end.
  *
  *   node soak/run.js [--duration 180] [--users 20] [--tabs 3] [--instances 3] [--seed N]
- *                    [--api-clients 3] [--clock-offset 3] [--no-theft] [--quiet]
+ *                    [--api-clients 3] [--clock-offset 3] [--pause 6] [--no-theft] [--quiet]
+ *
+ * --pause: seconds the database is paused (SIGSTOP) in its rounds; by default MONGO_TIMEOUT_MS + 3 s
+ * (6 s), under the requests' bounds: the addon waits for a stalled database as long as it stalls
+ * (found by this run; __test__/soak-findings.spec.js), so a pause past a bound (--pause 20) breaks
+ * "request that hung past its bound" until the addon bounds its database operations.
  *
  * Exit: 0 every invariant at 0; 1 an invariant broken; 2 the setup failed; 130 interrupted.
  * Results: soak/results/soak-<time>.json (gitignored) and the tables on stdout.
@@ -34,7 +39,7 @@ const RESULTS_DIR = path.join(__dirname, 'results');
 function parseArgs(argv) {
   const a = {
     duration: 180, users: 20, tabs: 3, instances: 3, seed: Date.now() % 100000, apiClients: 3,
-    clockOffset: 3, theft: true, quiet: false,
+    clockOffset: 3, theft: true, quiet: false, pause: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -50,6 +55,7 @@ function parseArgs(argv) {
     else if (k === '--seed') a.seed = num();
     else if (k === '--api-clients') a.apiClients = num();
     else if (k === '--clock-offset') a.clockOffset = num();
+    else if (k === '--pause') a.pause = num();
     else if (k === '--no-theft') a.theft = false;
     else if (k === '--quiet') a.quiet = true;
     else if (k === '--help' || k === '-h') {
@@ -153,6 +159,7 @@ async function main() {
     warmupMs: Math.round(Math.min(20_000, Math.max(8000, durationMs * 0.1))),
     quietMs: Math.round(Math.min(30_000, Math.max(12_000, durationMs * 0.1))),
     faultMs: durationMs >= 300_000 ? 10_000 : 8000,
+    pauseMs: args.pause !== null ? args.pause * 1000 : env.MONGO_TIMEOUT_MS + 3000,
     thinkMinMs: 300,
     thinkMaxMs: 2500,
     pLogout: 0.012,
@@ -265,7 +272,7 @@ async function main() {
     for (const [k, v] of Object.entries(vars)) if (/SECRET|KEY/.test(k)) secrets.add(v);
     const names = ['A', 'B', 'C', 'D'].slice(0, cfg.instances);
     setup.offsetInstance = cfg.clockOffsetSec ? names[names.length - 1] : null;
-    const onLog = (name, line) => logLines.push([name, line]);
+    const onLog = (name, line, at) => logLines.push([name, line, at]);
     started.instances = await Promise.all(names.map((name) => startInstance(vars, {
       name, clockOffsetSec: name === setup.offsetInstance ? cfg.clockOffsetSec : 0, onLog,
     })));
@@ -422,8 +429,14 @@ async function main() {
     secretsChecked: secrets.all.size,
     edgeDropped: started.edges.map((e) => ({ name: e.name, dropped: e.proxy.state.dropped })),
   };
+  result.observed.backendReuseDetected = ctx.mock.reuseDetected;
   const file = path.join(RESULTS_DIR, `soak-${new Date(startedAt).toISOString().replace(/[:.]/g, '-')}.json`);
   writeResults(file, result);
+  // The servers' log lines beside it, each with its time in the run (a secret, if any, redacted).
+  fs.writeFileSync(file.replace(/\.json$/, '.log'), logLines.map(([name, line, at]) => {
+    const s = secrets.find(line);
+    return `${books.rel(at)} ${name} ${s ? redact(line, s) : line}`;
+  }).join('\n') + '\n');
   await teardown();
   process.stdout.write(`\n${text}\n\nLog lines checked for ${secrets.all.size} secrets: ${logLines.length}. Results: ${path.relative(ROOT, file)}\n`);
   if (failed.length) {

@@ -189,6 +189,7 @@ class World {
         const tab = browser.tabs[0];
         tab.token = r.json.token;
         tab.tokenAt = r.t1;
+        tab.tokenFrom = r.edge.name;
         for (const t of browser.tabs.slice(1)) t.token = null; // the other tabs reload: a refresh each
       } else if (r.status === 401 || r.status === 403) {
         if (!user.disabled && !user.endAll.some((e) => e.disable && (e.td === null || r.t0 < e.reenabledAt + 2000))) {
@@ -216,6 +217,7 @@ class World {
       this.applyJar(browser, r.cookies);
       tab.token = r.json.token;
       tab.tokenAt = r.t1;
+      tab.tokenFrom = r.edge.name;
       if (!r.cookies.refreshToken) this.ctx.books.note('refreshOutageAnswer');
     } else if (r.status === 401 || (r.status === 200 && !(r.json && r.json.token))) {
       if (!this.explained(browser, session)) {
@@ -240,11 +242,12 @@ class World {
         if (rev.td === null || usedTokenAt >= rev.ts) continue;
         const deadline = this.revocationDeadline(rev);
         if (r.t0 > deadline) {
-          this.ctx.books.violation('revokedAccepted', `${who} token from ${this.ctx.books.rel(usedTokenAt)} accepted on ${r.edge.name} at ${this.ctx.books.rel(r.t0)}; ${rev.kind} answered at ${this.ctx.books.rel(rev.td)} (deadline ${this.ctx.books.rel(deadline)})`);
+          this.ctx.books.violation('revokedAccepted', `${who} token issued by ${tokenHolder.tokenFrom || 'the backend'} at ${this.ctx.books.rel(usedTokenAt)} accepted on ${r.edge.name} at ${this.ctx.books.rel(r.t0)}; ${rev.kind} answered at ${this.ctx.books.rel(rev.td)} (deadline ${this.ctx.books.rel(deadline)})`);
           break;
         }
       }
     } else if (r.status === 401) {
+      if (user.revocations.some((rev) => rev.td !== null && usedTokenAt < rev.ts && r.t0 > rev.td)) this.ctx.books.note('revokedTokenRefused');
       tokenHolder.token = null;
     }
     return r;
@@ -277,6 +280,7 @@ class World {
     for (const { sid } of families) {
       const fam = familyBySidHash.get(sid);
       if (!fam) continue;
+      books.note('backendSessionsChecked');
       const live = mock.issuedTokens().some((tok) => {
         const rec = mock.tokenInfo(tok);
         return rec && rec.family === fam && tok.startsWith('rt_') && !rec.revoked && !rec.rotated && rec.exp > Date.now();
@@ -511,23 +515,34 @@ class World {
       return r;
     };
     if (variant === 'A') {
+      // The victim refreshes; the thief replays the cookie it copied. That cookie is the last one
+      // used and its successor was never used, so the server cannot tell it from a victim whose
+      // answer was lost: it is honoured once (the lost-answer rule), and the victim's successor
+      // is marked skipped. The victim's next refresh is then reuse: the session ends for both.
       const v1 = await step(victim);
       if (!ok(v1) || !jarOf(v1)) return 'Inconclusive';
       victim = jarOf(v1);
       if (!(await wait(gap))) return 'Inconclusive';
       const t1 = await step(thief);
-      if (ok(t1)) {
-        books.violation('reuseUndetected', `variant A: a refresh cookie superseded ${gap} ms before was refreshed again (${login}; refreshes ${trail.join(' ')})`);
-        return 'Undetected';
-      }
-      if (!refused(t1)) return 'Inconclusive';
-      if (!(await wait(1000))) return 'Inconclusive';
+      if (ok(t1) && jarOf(t1)) thief = jarOf(t1);
+      else if (!refused(t1)) return 'Inconclusive';
+      if (!(await wait(gap))) return 'Inconclusive';
       const v2 = await step(victim);
+      if (!ok(v2) && !refused(v2)) return 'Inconclusive';
       if (ok(v2)) {
-        books.violation('reuseUndetected', `variant A: the session lived on after reuse was detected (${login}; refreshes ${trail.join(' ')})`);
+        books.violation('reuseUndetected', `variant A: ${ok(t1) ? 'thief and victim both refreshed one session\'s copied cookie' : 'the session lived on after reuse was detected'} (${login}; refreshes ${trail.join(' ')})`);
         return 'Undetected';
       }
-      return refused(v2) ? 'Detected' : 'Inconclusive';
+      if (ok(t1)) {
+        // The thief's lineage must be dead too (the session was deleted).
+        if (!(await wait(1000))) return 'Inconclusive';
+        const t2 = await step(thief);
+        if (ok(t2)) {
+          books.violation('reuseUndetected', `variant A: the thief's lineage lived on after the victim's reuse was detected (${login}; refreshes ${trail.join(' ')})`);
+          return 'Undetected';
+        }
+      }
+      return 'Detected';
     }
     // Variant B: every step more than the grace after the one before.
     const t1 = await step(thief);
