@@ -53,7 +53,7 @@ async function startSoakDb({ runDir, onPid = () => {} }) {
     db.child = child;
     db.pid = child.pid;
     db.starts += 1;
-    onPid(child.pid);
+    onPid(child.pid, [storage, logFile]);
     let exited = false;
     child.once('exit', () => { exited = true; });
     const deadline = Date.now() + 60_000;
@@ -99,6 +99,7 @@ async function startSoakDb({ runDir, onPid = () => {} }) {
       await waitGone();
     }
     fs.rmSync(storage, { recursive: true, force: true });
+    fs.rmSync(logFile, { force: true });
   };
 
   await db.start();

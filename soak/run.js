@@ -83,14 +83,14 @@ process.on('exit', () => {
   }
 });
 
-function recordPid(pid, what) {
+function recordPid(pid, what, files = []) {
   CHILD_PIDS.add(pid);
   fs.mkdirSync(RUN_DIR, { recursive: true });
   let rec = { owner: process.pid, pids: [] };
   try {
     rec = JSON.parse(fs.readFileSync(ownerFile(), 'utf8'));
   } catch { /* first */ }
-  rec.pids.push({ pid, what });
+  rec.pids.push({ pid, what, files });
   fs.writeFileSync(ownerFile(), JSON.stringify(rec));
 }
 
@@ -121,12 +121,15 @@ function reapOrphans() {
         try {
           cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
         } catch { continue; }
-        if (cmd.includes('secantusd') || cmd.includes('soak/instance.js') || cmd.includes(path.join('soak', 'instance.js'))) {
+        if (cmd.includes('secantusd') || cmd.includes(path.join('soak', 'instance.js'))) {
           process.stderr.write(`[soak] stopping pid ${pid} left by an earlier run\n`);
           try { process.kill(pid, 'SIGCONT'); process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
         }
       }
-      for (const d of fs.readdirSync(RUN_DIR)) if (d.startsWith('db-')) fs.rmSync(path.join(RUN_DIR, d), { recursive: true, force: true });
+      // Its database's storage and log (once the server is gone).
+      for (const { files = [] } of rec.pids) {
+        for (const f of files) if (f.startsWith(RUN_DIR)) fs.rmSync(f, { recursive: true, force: true });
+      }
     } catch { /* unreadable: drop it */ }
     fs.rmSync(file, { force: true });
   }
@@ -227,7 +230,7 @@ async function main() {
     if (cfg.clockOffsetSec && !faketimeLib()) {
       throw new Error('libfaketime is missing (Debian: apt-get install faketime); or run with --clock-offset 0');
     }
-    const db = await startSoakDb({ runDir: RUN_DIR, onPid: (pid) => recordPid(pid, 'db') });
+    const db = await startSoakDb({ runDir: RUN_DIR, onPid: (pid, files) => recordPid(pid, 'db', files) });
     started.db = db;
     const mock = await startMockBackend({ jwtTokens: 'RS256' });
     started.mock = mock;
@@ -410,6 +413,7 @@ async function main() {
     return { name: i.name, base, end, growth, bound, samples: samples.length };
   });
 
+  books.info.backendReuseDetected = ctx.mock.reuseDetected;
   const text = tables({ cfg, books, rounds, memory, setup });
   const failed = INVARIANTS.filter(([k]) => books.counts[k] > 0);
   const result = {
@@ -429,7 +433,6 @@ async function main() {
     secretsChecked: secrets.all.size,
     edgeDropped: started.edges.map((e) => ({ name: e.name, dropped: e.proxy.state.dropped })),
   };
-  result.observed.backendReuseDetected = ctx.mock.reuseDetected;
   const file = path.join(RESULTS_DIR, `soak-${new Date(startedAt).toISOString().replace(/[:.]/g, '-')}.json`);
   writeResults(file, result);
   // The servers' log lines beside it, each with its time in the run (a secret, if any, redacted).

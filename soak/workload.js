@@ -242,7 +242,8 @@ class World {
         if (rev.td === null || usedTokenAt >= rev.ts) continue;
         const deadline = this.revocationDeadline(rev);
         if (r.t0 > deadline) {
-          this.ctx.books.violation('revokedAccepted', `${who} token issued by ${tokenHolder.tokenFrom || 'the backend'} at ${this.ctx.books.rel(usedTokenAt)} accepted on ${r.edge.name} at ${this.ctx.books.rel(r.t0)}; ${rev.kind} answered at ${this.ctx.books.rel(rev.td)} (deadline ${this.ctx.books.rel(deadline)})`);
+          const iat = claimsOf(tokenHolder.token)?.iat;
+          this.ctx.books.violation('revokedAccepted', `${who} token issued by ${tokenHolder.tokenFrom || 'the backend'} at ${this.ctx.books.rel(usedTokenAt)} (iat ${iat ? this.ctx.books.rel(iat * 1000) : '?'}) accepted on ${r.edge.name} at ${this.ctx.books.rel(r.t0)}; ${rev.kind} answered at ${this.ctx.books.rel(rev.td)} (deadline ${this.ctx.books.rel(deadline)})`);
           break;
         }
       }
