@@ -504,15 +504,28 @@ class World {
       while (Date.now() < until && this.ctx.running()) await sleep(200);
       return this.ctx.running();
     };
-    const l = await this.http('login', { method: 'POST', path: '/api/auth/login', body: { email: login, password } });
-    if (!ok(l)) return 'Inconclusive';
+    let l;
+    for (let attempt = 0; attempt < 15 && this.ctx.running(); attempt++) {
+      l = await this.http('login', { method: 'POST', path: '/api/auth/login', body: { email: login, password } });
+      if (ok(l)) break;
+      await sleep(1000);
+    }
+    if (!ok(l) || !jarOf(l)) return 'Inconclusive';
     const stolen = jarOf(l);
     const trail = [];
     let victim = stolen;
     let thief = stolen;
+    // A step that met an outage (5xx, no answer, the outage answer) is tried again, as a client would: a 503 did
+    // nothing, and a lost answer is the lost-answer case the rules are for.
     const step = async (cookie) => {
-      const r = await this.http('refresh', { method: 'POST', path: '/api/auth/refresh', cookie });
-      trail.push(`${r.edge.name}:${r.status}`);
+      let r;
+      for (let attempt = 0; attempt < 15 && this.ctx.running(); attempt++) {
+        r = await this.http('refresh', { method: 'POST', path: '/api/auth/refresh', cookie });
+        trail.push(`${r.edge.name}:${r.status}`);
+        const outageAnswer = r.status === 200 && !r.cookies.refreshToken; // backend down: no rotation
+        if (r.status !== 0 && r.status < 500 && !outageAnswer) break;
+        await sleep(1000);
+      }
       return r;
     };
     if (variant === 'A') {
