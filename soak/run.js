@@ -236,10 +236,29 @@ async function main() {
     started.mock = mock;
     ctx.mock = mock;
     ctx.db = db;
+    // The backend's sessions (families) by the hash the addon stores with a session, and each
+    // family's refresh tokens: what "backend session left alive" looks up.
+    ctx.refreshTokensOf = new Map(); // family -> [refresh tokens]
+    const familyOfToken = new Map();
+    const keepToken = (family, rt) => {
+      if (typeof rt !== 'string' || !family) return;
+      familyOfToken.set(rt, family);
+      const list = ctx.refreshTokensOf.get(family) || [];
+      list.push(rt);
+      ctx.refreshTokensOf.set(family, list);
+    };
     mock.set({
       login: {
         beforeSend: async ({ answer }) => {
-          if (answer && typeof answer.session_id === 'string') ctx.familyBySidHash.set(sha256(answer.session_id), answer.session_id);
+          if (answer && typeof answer.session_id === 'string') {
+            ctx.familyBySidHash.set(sha256(answer.session_id), answer.session_id);
+            keepToken(answer.session_id, answer.refreshToken);
+          }
+        },
+      },
+      refresh: {
+        beforeSend: async ({ body, answer }) => {
+          if (answer && body && typeof body.refreshToken === 'string') keepToken(familyOfToken.get(body.refreshToken), answer.refreshToken);
         },
       },
     });

@@ -282,9 +282,9 @@ class World {
       const fam = familyBySidHash.get(sid);
       if (!fam) continue;
       books.note('backendSessionsChecked');
-      const live = mock.issuedTokens().some((tok) => {
+      const live = (this.ctx.refreshTokensOf.get(fam) || []).some((tok) => {
         const rec = mock.tokenInfo(tok);
-        return rec && rec.family === fam && tok.startsWith('rt_') && !rec.revoked && !rec.rotated && rec.exp > Date.now();
+        return rec && rec.family === fam && !rec.revoked && !rec.rotated && rec.exp > Date.now();
       });
       if (!live) continue;
       const backendFault = books.windowsMeeting(t0, t1, (w) => w.name.startsWith('backend-') || w.name === 'edge-drop').length > 0;
