@@ -53,7 +53,7 @@ describe('issue 14.20: services are closed, dependencies are declared', () => {
         }
       }
     };
-    for (const dir of ['__test__', 'scripts', 'bench', 'demo']) {
+    for (const dir of ['__test__', 'scripts', 'bench', 'demo', 'soak']) {
       if (fs.existsSync(path.join(ROOT, dir))) walk(path.join(ROOT, dir));
     }
     expect(files.length).toBeGreaterThan(10);
