@@ -10,9 +10,9 @@
  *                    [--api-clients 3] [--clock-offset 3] [--pause 6] [--no-theft] [--quiet]
  *
  * --pause: seconds the database is paused (SIGSTOP) in its rounds; by default MONGO_TIMEOUT_MS + 3 s
- * (6 s), under the requests' bounds: the addon waits for a stalled database as long as it stalls
- * (found by this run; __test__/soak-findings.spec.js), so a pause past a bound (--pause 20) breaks
- * "request that hung past its bound" until the addon bounds its database operations.
+ * (6 s), under the refresh lease: a login or refresh waits for a stalled database until the driver
+ * gives up on it, and a stall longer than the lease can end a session at a backend that detects
+ * refresh-token reuse (docs/testing.md, "What it found"), so --pause 20 breaks invariants.
  *
  * Exit: 0 every invariant at 0; 1 an invariant broken; 2 the setup failed; 130 interrupted.
  * Results: soak/results/soak-<time>.json (gitignored) and the tables on stdout.
