@@ -105,16 +105,6 @@ impl Service {
         let grace_ms = duration_ms(self.config.refresh_grace);
         // A lease is taken over once it is `lease_ms` old: by then it is ours to take.
         let give_up = DateTime::now().timestamp_millis() + lease_ms + 1_000;
-        // The common case, one database operation: the current token, its lease free.
-        if let Ok(user) = ObjectId::parse_str(&claims.id) {
-            if let Some(s) = db
-                .sessions
-                .find_current_and_lock(sid, user, tenant, &hash, &owner, lease_ms)
-                .await?
-            {
-                return self.locked(db, &s, &owner, None, refresh_token, sso).await;
-            }
-        }
         // Counted once per refresh that had to wait for another's lease.
         let mut waited = false;
         // The lease another request holds, and since when this one has seen it, by this server's

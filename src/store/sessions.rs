@@ -337,43 +337,6 @@ impl Sessions {
         }
     }
 
-    /// A refresh's common case in one operation (issue 28): the session of `user` (in `tenant`,
-    /// when the request has one), unexpired, `hash` its current token, and its lease free. Then the
-    /// lease is taken (as `try_lock` takes it) and the session as it was is returned; `None` when
-    /// anything differs, and the caller looks at the session to say what.
-    pub async fn find_current_and_lock(
-        &self,
-        id: ObjectId,
-        user: ObjectId,
-        tenant: Option<&str>,
-        hash: &str,
-        owner: &str,
-        lease_ms: i64,
-    ) -> AuthResult<Option<StoredSession>> {
-        let now = DateTime::now();
-        let mut filter = doc! {
-            "_id": id,
-            "user": user,
-            "refreshTokenHash": hash,
-            "expiration": { "$gt": now },
-            "$or": lease_free(now, lease_ms),
-        };
-        if let Some(t) = tenant {
-            filter.insert("tenantId", t);
-        }
-        match self
-            .sessions
-            .find_one_and_update(
-                filter,
-                doc! { "$set": { "customBackend.lock": lease(owner, now, lease_ms) } },
-            )
-            .await?
-        {
-            Some(d) => stored(id, &d).map(Some),
-            None => Ok(None),
-        }
-    }
-
     /// The backend tokens stored in the session (`None` for a session of another provider).
     pub fn backend_tokens(&self, s: &StoredSession) -> AuthResult<Option<BackendTokens>> {
         match &s.backend {
@@ -390,29 +353,16 @@ impl Sessions {
             .transpose()
     }
 
-    /// Takes the session's refresh lease if the token is still current and nobody holds it: a
-    /// lease is free when released, past its `until`, or older than `lease_ms` as this server
-    /// counts (a crashed server's lease, whatever length it was taken for). MongoDB decides, so
-    /// this holds across every server sharing the database.
+    /// Takes the session's refresh lease if the token is still current and nobody holds it
+    /// (`lease_free`). MongoDB decides, so this holds across every server sharing the database.
     pub async fn try_lock(
         &self,
         s: &StoredSession,
         owner: &str,
         lease_ms: i64,
     ) -> AuthResult<bool> {
-        let now = DateTime::now();
-        let r = self
-            .sessions
-            .update_one(
-                doc! {
-                    "_id": s.id,
-                    "refreshTokenHash": &s.hash,
-                    "$or": lease_free(now, lease_ms),
-                },
-                doc! { "$set": { "customBackend.lock": lease(owner, now, lease_ms) } },
-            )
-            .await?;
-        Ok(r.modified_count == 1)
+        let free = doc! { "$or": lease_free(DateTime::now(), lease_ms) };
+        self.lease_when(s, free, owner, lease_ms).await
     }
 
     /// Takes over the lease `held` (its owner and start, as this request saw it a whole lease
@@ -424,15 +374,27 @@ impl Sessions {
         owner: &str,
         lease_ms: i64,
     ) -> AuthResult<bool> {
+        let same = doc! {
+            "customBackend.lock.owner": &held.owner,
+            "customBackend.lock.since": held.since,
+        };
+        self.lease_when(s, same, owner, lease_ms).await
+    }
+
+    /// The lease for `owner` when the session's token is still current and `condition` holds.
+    async fn lease_when(
+        &self,
+        s: &StoredSession,
+        condition: Document,
+        owner: &str,
+        lease_ms: i64,
+    ) -> AuthResult<bool> {
+        let mut filter = doc! { "_id": s.id, "refreshTokenHash": &s.hash };
+        filter.extend(condition);
         let r = self
             .sessions
             .update_one(
-                doc! {
-                    "_id": s.id,
-                    "refreshTokenHash": &s.hash,
-                    "customBackend.lock.owner": &held.owner,
-                    "customBackend.lock.since": held.since,
-                },
+                filter,
                 doc! { "$set": { "customBackend.lock": lease(owner, DateTime::now(), lease_ms) } },
             )
             .await?;
