@@ -115,6 +115,31 @@ describe('issue 8: refresh, logout, sessions', () => {
     }
   });
 
+  // Found by the soak run (#29): a database killed just after the backend rotated left the live
+  // backend refresh token in one server's memory; another server refreshed with the spent one, and
+  // the backend, seeing reuse, ended the session.
+  test('#29 backend tokens the database refused are stored once it takes writes again: another server refreshes with them', async () => {
+    const s = await login();
+    const storedToken = async () => (await sessionOf(s.refreshToken))?.customBackend?.refreshToken;
+    const before = await storedToken();
+    h.mock.set({ refresh: { beforeSend: async () => refuseWrites('sessions', { _id: { $exists: false } }) } });
+    const failed = await refresh(s.cookie);
+    expect(failed.status).toBeGreaterThanOrEqual(500);
+    h.mock.set({ refresh: { beforeSend: null } });
+    await acceptWrites('sessions');
+    for (let i = 0; i < 100 && (await storedToken()) === before; i += 1) await sleep(100);
+    expect(await storedToken()).not.toBe(before);
+    // Another server (no copy of them in its memory) refreshes with what is stored.
+    const other = h.makeService();
+    try {
+      const r = await other.refresh(s.refreshToken);
+      keep(r.token, r.refreshToken);
+      expect(h.mock.reuseDetected).toBe(0);
+    } finally {
+      await other.close();
+    }
+  });
+
   describe('#8.6 the backend rotated, then the database failed', () => {
     test('#8.6 the user update fails after the backend refresh: 5xx, and the retry uses the new backend tokens', async () => {
       const s = await login();

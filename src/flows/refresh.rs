@@ -31,6 +31,9 @@ const REFRESH_POLL: Duration = Duration::from_millis(50);
 /// (`BACKEND_TIMEOUT_MS`): time to store the backend's answer. Past the lease, another request
 /// may take over; once the answer is stored that is harmless (it refreshes with the new tokens).
 const LEASE_SLACK: Duration = Duration::from_secs(5);
+/// How often, and for how long, backend tokens the database refused are tried again.
+const UNSAVED_RETRY: Duration = Duration::from_millis(500);
+const UNSAVED_RETRY_FOR: Duration = Duration::from_secs(120);
 /// Conditional deletes retried when a concurrent refresh changed the session meanwhile.
 const END_ATTEMPTS: usize = 5;
 
@@ -103,7 +106,8 @@ impl Service {
         let owner = ObjectId::new().to_hex();
         let lease_ms = self.lease_ms();
         let grace_ms = duration_ms(self.config.refresh_grace);
-        // A lease is taken over once it is `lease_ms` old: by then it is ours to take.
+        // A lease is taken over once this request has watched it for `lease_ms` (below), so a
+        // refresh waits at most that, and a second to take it.
         let give_up = DateTime::now().timestamp_millis() + lease_ms + 1_000;
         // Counted once per refresh that had to wait for another's lease.
         let mut waited = false;
@@ -178,6 +182,51 @@ impl Service {
             }
             tokio::time::sleep(REFRESH_POLL).await;
         }
+    }
+
+    /// Backend tokens the database refused to store are written as soon as it answers again
+    /// (every `UNSAVED_RETRY`, for `UNSAVED_RETRY_FOR`), and the lease released: until then only
+    /// this server knows the live backend refresh token, and another server refreshing with the
+    /// stored, spent one ends the session at a backend that detects reuse (found by the soak run).
+    fn store_unsaved_later(
+        &self,
+        db: &Db,
+        s: &StoredSession,
+        version: Option<String>,
+        tokens: BackendTokens,
+        owner: &str,
+    ) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (sessions, unsaved) = (db.sessions.clone(), Arc::clone(&self.unsaved));
+        let (s, owner) = (s.clone(), owner.to_string());
+        runtime.spawn(async move {
+            let started = Instant::now();
+            while started.elapsed() < UNSAVED_RETRY_FOR {
+                tokio::time::sleep(UNSAVED_RETRY).await;
+                // A retry on this server used them meanwhile (and stored what came of it).
+                if unsaved.get(s.id, version.as_deref()).is_none() {
+                    return;
+                }
+                match sessions
+                    .stash_backend(&s, version.as_deref(), &tokens)
+                    .await
+                {
+                    Ok(Stash::Stored(_)) => {
+                        unsaved.forget(s.id);
+                        let _ = sessions.unlock(&s, &owner).await;
+                        return;
+                    }
+                    // Ended, or changed by a newer refresh: nothing left to store.
+                    Ok(Stash::Gone | Stash::Changed) => {
+                        unsaved.forget(s.id);
+                        return;
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
     }
 
     /// Holding the lease: the rotation of a password or a single sign-on session.
@@ -451,7 +500,8 @@ impl Service {
                         return Err(self.release(db, s, owner, e).await);
                     }
                     Err(e) => {
-                        self.unsaved.keep(s.id, version, tokens);
+                        self.unsaved.keep(s.id, version.clone(), tokens.clone());
+                        self.store_unsaved_later(db, s, version, tokens, owner);
                         return Err(self.release(db, s, owner, e).await);
                     }
                 }

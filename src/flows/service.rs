@@ -85,7 +85,7 @@ pub struct Service {
     pub(crate) portal: crate::backend::portal::Portal,
     pub(crate) versions: AtomicU32,
     /// Backend tokens from refreshes whose answer the database refused to store.
-    pub(crate) unsaved: crate::store::unsaved::Unsaved,
+    pub(crate) unsaved: Arc<crate::store::unsaved::Unsaved>,
     /// The package's own metrics (docs/operations.md, "Metrics").
     pub metrics: Arc<Metrics>,
     /// Revoked users' "not before" times: read on every request, from memory only.

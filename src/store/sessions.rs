@@ -35,6 +35,7 @@ pub fn sha256_hex(s: &str) -> String {
 /// Encrypts backend tokens at rest. The session id and the field name are authenticated data, so a
 /// ciphertext copied into another session, or into another field of its own (the access token in
 /// place of the refresh token), does not decrypt.
+#[derive(Clone)]
 pub struct TokenCipher(Aes256Gcm);
 
 /// Associated data of a `v2.` value; `/` occurs in neither part, so the pair is unambiguous.
@@ -163,7 +164,7 @@ pub enum Stash {
 }
 
 /// A session document as read back, with our rotation state.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StoredSession {
     pub id: ObjectId,
     pub user: ObjectId,
@@ -299,6 +300,8 @@ fn read_generations(cb: Option<&Document>) -> Vec<Generation> {
     }
 }
 
+/// Cloned for a background write (`Service::store_unsaved_later`): the handles are shared.
+#[derive(Clone)]
 pub struct Sessions {
     sessions: Collection<Document>,
     pending: Collection<Document>,

@@ -14,8 +14,8 @@ const UNSAVED_MAX: usize = 10_000;
 
 /// Backend tokens a refresh got but the database refused to store, by session, with the version
 /// of the stored tokens they replace: a retry on this server refreshes with them instead of the
-/// stored (now dead) refresh token. Other servers cannot see them (docs/sessions-and-tokens.md,
-/// "Refresh").
+/// stored (now dead) refresh token. Other servers see them once a background write succeeds
+/// (`Service::store_unsaved_later`; docs/sessions-and-tokens.md, "Refresh").
 #[derive(Default)]
 pub struct Unsaved(Mutex<HashMap<ObjectId, UnsavedTokens>>);
 
