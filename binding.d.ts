@@ -22,6 +22,8 @@ export declare class CustomBackendAuthService {
   get loginUsesUsername(): boolean
   /** LibreChat's `TRUST_TENANT_HEADER`: a request's `X-Tenant-Id` names its tenant. */
   get trustTenantHeader(): boolean
+  /** `JWT_FAST_PATH`: the shim answers cached tokens under passport (lib/fastPath.js). */
+  get jwtFastPath(): boolean
   /** `AUTH_CACHE_MAX_ENTRIES` as parsed: the shim bounds its memo of parsed users by it too. */
   get cacheMaxEntries(): number
   /** `AUTH_LOG_REPEAT_SECONDS` in milliseconds: the shim's interval for repeated refusals. */

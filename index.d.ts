@@ -300,6 +300,8 @@ export interface CustomBackendMetrics {
   cache: Record<'user' | 'backend_token', { hits: number; misses: number }>;
   singleFlightJoins: Record<'backend_token' | 'backend_user' | 'jwks', number>;
   refreshLeaseWaits: number;
+  /** API requests `JWT_FAST_PATH` answered from memory, without passport's strategy. */
+  jwtFastPathAnswers: number;
   /** Single sign-on identity headers from a peer that is not a trusted proxy (ignored). */
   ssoUntrustedHeaders: number;
   backendCallsInFlight: number;

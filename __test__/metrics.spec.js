@@ -254,7 +254,7 @@ describe('#10.7 metrics', () => {
     await login(ALICE);
     const m = service.metrics();
     expect(Object.keys(m).sort()).toEqual(
-      ['backendBreakers', 'backendCalls', 'backendCallsInFlight', 'bucketBoundsSeconds', 'cache', 'outcomes', 'refreshLeaseWaits', 'singleFlightJoins', 'ssoUntrustedHeaders'].sort(),
+      ['backendBreakers', 'backendCalls', 'backendCallsInFlight', 'bucketBoundsSeconds', 'cache', 'jwtFastPathAnswers', 'outcomes', 'refreshLeaseWaits', 'singleFlightJoins', 'ssoUntrustedHeaders'].sort(),
     );
     expect(Object.keys(m.outcomes).sort()).toEqual(['bearer', 'login', 'logout', 'refresh']);
     for (const flow of Object.values(m.outcomes)) expect(typeof flow.ok).toBe('number');

@@ -349,7 +349,7 @@ describe('npm run bench (structure only: no figure is checked)', () => {
 
   test('#12.3 every row is there: JWKS per algorithm, login and refresh against LibreChat\'s own', () => {
     expect(bench.STACKS.map((s) => s.key)).toEqual([
-      'a', 'p', 'b', 'c', 'd', 'd0', 'e', 'f', 'gRS256', 'gES256', 'gEdDSA', 'login', 'loginLC', 'refresh', 'refreshLC', 'refreshSSO', 'bN', 'dN',
+      'a', 'p', 'b', 'c', 'd', 'd0', 'dx', 'e', 'f', 'fx', 'gRS256', 'gES256', 'gEdDSA', 'login', 'loginLC', 'refresh', 'refreshLC', 'refreshSSO', 'bN', 'dN',
     ]);
     expect(bench.STACKS.filter((s) => s.jwks).map((s) => s.env.BACKEND_BEARER_TOKENS)).toEqual(['jwks', 'jwks', 'jwks']);
   });

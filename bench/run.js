@@ -89,8 +89,11 @@ const STACKS = [
   { key: 'c', label: '(c) same as (b), secret as a KeyObject', token: 'librechat' },
   { key: 'd', label: '(d) ours, LibreChat token (user cache: default USER_CACHE_TTL)', token: 'librechat', ours: true },
   { key: 'd0', label: '(d0) ours, LibreChat token, USER_CACHE_TTL=0 (no user cache)', token: 'librechat', ours: true, env: { USER_CACHE_TTL: '0' } },
+  // #28 item 2: the same with JWT_FAST_PATH (lib/fastPath.js): cached answers skip passport's strategy machinery.
+  { key: 'dx', label: '(dx) as (d), JWT_FAST_PATH=true', token: 'librechat', ours: true, server: 'd', env: { JWT_FAST_PATH: 'true' } },
   { key: 'e', label: `(e) seed design: backend userinfo on every request (${LATENCY_MS} ms backend), findUser`, token: 'backend' },
   { key: 'f', label: '(f) ours, backend token, BACKEND_BEARER_TOKENS=userinfo', token: 'backend', ours: true, env: { BACKEND_BEARER_TOKENS: 'userinfo' } },
+  { key: 'fx', label: '(fx) as (f), JWT_FAST_PATH=true', token: 'backend', ours: true, server: 'f', env: { BACKEND_BEARER_TOKENS: 'userinfo', JWT_FAST_PATH: 'true' } },
   // Backend JWTs verified locally against the mock's JWKS, one row per algorithm, the same token on
   // every request (its verdict cached after the first).
   ...JWT_ALGS.map((alg) => ({
@@ -118,6 +121,10 @@ const RATIOS = [
   { name: 'p/a', num: 'p', den: 'a', target: null, what: 'passport alone vs no authentication: the ceiling of d/a and f/a' },
   { name: 'd/p', num: 'd', den: 'p', target: null, what: "ours vs passport alone: our strategy's own cost" },
   { name: 'f/p', num: 'f', den: 'p', target: null, what: 'ours (cached backend token) vs passport alone' },
+  { name: 'dx/a', num: 'dx', den: 'a', target: null, what: 'ours with JWT_FAST_PATH vs no authentication' },
+  { name: 'fx/a', num: 'fx', den: 'a', target: null, what: 'ours (cached backend token) with JWT_FAST_PATH vs no authentication' },
+  { name: 'dx/d', num: 'dx', den: 'd', target: null, what: 'what JWT_FAST_PATH gains with a LibreChat token' },
+  { name: 'fx/f', num: 'fx', den: 'f', target: null, what: 'what JWT_FAST_PATH gains with a cached backend token' },
   { name: 'a/b', num: 'a', den: 'b', target: null, what: 'the ceiling of d/b on this machine' },
   { name: 'd/b', num: 'd', den: 'b', target: null, what: 'ours vs LibreChat stock' },
   { name: 'd/c', num: 'd', den: 'c', target: null, what: 'ours vs stock with a KeyObject secret' },

@@ -97,6 +97,9 @@ function metricFamilies(read) {
     family('refresh_lease_waits_total', 'Refreshes that waited for another request\'s refresh of the same session', 'counter', (s) => [
       { labels: {}, value: s.refreshLeaseWaits },
     ]),
+    family('jwt_fast_path_answers_total', "API requests JWT_FAST_PATH answered from memory without passport's strategy", 'counter', (s) => [
+      { labels: {}, value: s.jwtFastPathAnswers },
+    ]),
     family('sso_untrusted_headers_total', 'Single sign-on identity headers from a peer that is not a trusted proxy (ignored)', 'counter', (s) => [
       { labels: {}, value: s.ssoUntrustedHeaders },
     ]),

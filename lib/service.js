@@ -123,6 +123,10 @@ class CustomBackendAuthService {
     this.#parsedMax = this.#native.cacheMaxEntries; // AUTH_CACHE_MAX_ENTRIES, as Rust parsed it
     /** LibreChat's `TRUST_TENANT_HEADER`, as Rust parsed it (read on every request: kept here). */
     this.trustTenantHeader = this.#native.trustTenantHeader;
+    /** `JWT_FAST_PATH`: customJwtStrategy puts lib/fastPath.js in front of passport. */
+    this.jwtFastPath = this.#native.jwtFastPath;
+    /** Requests lib/fastPath.js answered without passport's strategy machinery. */
+    this.jwtFastPathAnswers = 0;
     /** Single sign-on: `{cookie, headers, logoutUrl}`, null when off (docs/single-sign-on.md). */
     this.ssoSettings = this.#native.ssoSettings ?? null;
   }
@@ -409,7 +413,7 @@ class CustomBackendAuthService {
 
   /** The package's own metrics so far: a plain snapshot (docs/operations.md, "Metrics"). */
   metrics() {
-    return shapeSnapshot(this.#native.metrics());
+    return { ...shapeSnapshot(this.#native.metrics()), jwtFastPathAnswers: this.jwtFastPathAnswers };
   }
 
   #remember(record) {

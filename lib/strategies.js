@@ -7,6 +7,8 @@ const { serviceOf } = require('./service');
 const { PROVIDER, logFailure, bearerToken } = require('./http');
 const { AUDIT_EVENTS, ipOf } = require('./audit');
 const { requestTenant } = require('./tenant');
+const { hostModule } = require('./host');
+const { installFastPath, takePrechecked } = require('./fastPath');
 
 /** The audit fields of a user document. */
 const whoIs = (user) => ({ userId: user?._id, backendId: user?.idOnTheSource });
@@ -67,15 +69,9 @@ class CustomJwtStrategy {
   }
 
   authenticate(req) {
-    const service = serviceOf(this._opts);
-    const token = bearerToken(req);
+    const { service, token, tenant, check, user } = takePrechecked(req) ?? this.inspect(req);
     if (!token) return this.fail({ message: 'No auth token' }, 401);
-    const tenant = requestTenant(req, service);
-    const check = service.checkBearer(token, tenant);
-    if (check.kind === 'user') {
-      const user = service.cachedUser(check.id, check.version);
-      if (user) return this.success(withLibreChatDefaults(user));
-    }
+    if (user) return this.success(user);
     if (check.kind === 'user' || check.kind === 'load') {
       return this.settle(service, service.loadUser(check.id, check.issuedAt, tenant), req);
     }
@@ -83,6 +79,20 @@ class CustomJwtStrategy {
       return this.settle(service, service.authenticateBackendToken(token, ipOf(req), tenant), req);
     }
     return this.fail({ message: 'Unauthorized' }, 401);
+  }
+
+  /**
+   * What can be known of `req` without I/O: its token, tenant and native verdict, and `user` when
+   * memory answers it (here and in lib/fastPath.js), else null.
+   */
+  inspect(req) {
+    const service = serviceOf(this._opts);
+    const token = bearerToken(req);
+    if (!token) return { service, token, tenant: undefined, check: null, user: null };
+    const tenant = requestTenant(req, service);
+    const check = service.checkBearer(token, tenant);
+    const cached = check.kind === 'user' ? service.cachedUser(check.id, check.version) : null;
+    return { service, token, tenant, check, user: cached && withLibreChatDefaults(cached) };
   }
 
   settle(service, promise, req) {
@@ -114,8 +124,13 @@ function withLibreChatDefaults(user) {
 }
 
 function customJwtStrategy(opts) {
-  serviceOf(opts);
-  return new CustomJwtStrategy(opts);
+  const strategy = new CustomJwtStrategy(opts);
+  const service = serviceOf(opts);
+  if (service.jwtFastPath) {
+    installFastPath(hostModule('passport'), strategy);
+    service.logger.info("[customBackendAuth] JWT_FAST_PATH: passport.authenticate('jwt') answers cached tokens itself");
+  }
+  return strategy;
 }
 
 module.exports = { customBackendStrategy, customJwtStrategy };

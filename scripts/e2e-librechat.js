@@ -59,7 +59,8 @@
  *     (the API serves client/dist/index.html; a placeholder is enough without the web client).
  *
  * Environment: LIBRECHAT_DIR (required), LIBRECHAT_NODE (the node binary for LibreChat),
- * E2E_MONGO_URI (a MongoDB to use instead of the test database), E2E_KEEP_WIRING=1 (leave the wiring
+ * E2E_MONGO_URI (a MongoDB to use instead of the test database), E2E_ENV (more settings for LibreChat's .env,
+ * space-separated NAME=value), E2E_KEEP_WIRING=1 (leave the wiring
  * in place), E2E_MARKDOWN=1 (print the results as the table of docs/install.md, "Checked against real LibreChat"), E2E_START_TIMEOUT_MS (default 240000: LibreChat's start on 2 busy cores is slow).
  */
 
@@ -796,6 +797,12 @@ async function main() {
     // LibreChat v0.8.5+ runs tenants: X-Tenant-Id trusted, as behind a proxy that sets it (issue 25).
     const tenants = /preAuthTenantMiddleware/.test(fs.readFileSync(path.join(dir, 'api', 'server', 'index.js'), 'utf8'));
     if (tenants) envVars.TRUST_TENANT_HEADER = 'true';
+    // E2E_ENV: more settings for every start, e.g. E2E_ENV="JWT_FAST_PATH=true USER_CACHE_TTL=30".
+    for (const pair of (process.env.E2E_ENV ?? '').split(/\s+/).filter(Boolean)) {
+      const eq = pair.indexOf('=');
+      if (eq < 1) throw new Error(`E2E_ENV: ${JSON.stringify(pair)} is not NAME=value`);
+      envVars[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
     const envFile = path.join(dir, '.env');
     const aside = path.join(dir, '.env.before-e2e');
     const MARK = '# written by librechat-custom-backend-auth scripts/e2e-librechat.js; removed when it ends';
@@ -866,9 +873,14 @@ async function main() {
     if (aborted) return 1;
     writeEnv(envVars);
     started = Date.now();
-    lc = startLibreChat(dir, nodeBin, port, logFile.replace(/\.log$/, '.switch-on.log'));
+    const switchOnLog = logFile.replace(/\.log$/, '.switch-on.log');
+    lc = startLibreChat(dir, nodeBin, port, switchOnLog);
     if (!step('LibreChat restarts with USE_CUSTOM_BACKEND_AUTH=true, the same code', await lc.ready,
       `${((Date.now() - started) / 1000).toFixed(0)} s`)) return 1;
+    if (/^true$/i.test(envVars.JWT_FAST_PATH ?? '')) {
+      step("JWT_FAST_PATH=true: the fast path is in front of LibreChat's passport (its start-up line in the log)",
+        /JWT_FAST_PATH: passport\.authenticate\('jwt'\) answers cached tokens itself/.test(fs.readFileSync(switchOnLog, 'utf8')));
+    }
 
     const config = await call('GET', '/api/config');
     step('GET /api/config answers 200', config.status === 200,
@@ -988,6 +1000,11 @@ async function main() {
         metrics.status === 200 && /librechat_custom_backend_logins_total\{code="ok"\} [1-9]/.test(text)
           && /librechat_custom_backend_refreshes_total\{code="BACKEND_UNAVAILABLE"\} 1\b/.test(text) && /^# HELP (?!librechat_custom_backend_)/m.test(text),
         `${metrics.status}; ${(text.match(/^librechat_custom_backend_(logins|refreshes)_total\{[^}]*\} \d+/gm) ?? []).join(', ')}`);
+      if (/^true$/i.test(envVars.JWT_FAST_PATH ?? '')) {
+        const answered = Number(/^librechat_custom_backend_jwt_fast_path_answers_total (\d+)/m.exec(text)?.[1] ?? 0);
+        step("JWT_FAST_PATH=true: API requests above were answered by the fast path under LibreChat's requireJwtAuth",
+          answered > 0, `librechat_custom_backend_jwt_fast_path_answers_total ${answered}`);
+      }
     } else {
       info('SKIP  /metrics: this LibreChat has no /metrics router (v0.8.6 and newer have)');
     }

@@ -402,6 +402,12 @@ impl CustomBackendAuthService {
         self.inner.config.trust_tenant_header
     }
 
+    /// `JWT_FAST_PATH`: the shim answers cached tokens under passport (lib/fastPath.js).
+    #[napi(getter)]
+    pub fn jwt_fast_path(&self) -> bool {
+        self.inner.config.jwt_fast_path
+    }
+
     /// `AUTH_CACHE_MAX_ENTRIES` as parsed: the shim bounds its memo of parsed users by it too.
     #[napi(getter)]
     pub fn cache_max_entries(&self) -> u32 {

@@ -240,6 +240,8 @@ pub struct Config {
     pub balance_enabled: bool,
     /// LibreChat's `TRUST_TENANT_HEADER`: a request's `X-Tenant-Id` names its tenant.
     pub trust_tenant_header: bool,
+    /// `JWT_FAST_PATH`: the shim answers cached tokens under passport (lib/fastPath.js).
+    pub jwt_fast_path: bool,
     pub sso: SsoConfig,
     pub start_balance: i64,
     /// The session cookies' `Secure` flag, decided as LibreChat decides it (`secure_cookie`).
@@ -789,6 +791,7 @@ impl Config {
             sso,
             mfa,
             trust_tenant_header: v.librechat_flag("TRUST_TENANT_HEADER"),
+            jwt_fast_path: v.flag("JWT_FAST_PATH")?,
             start_balance,
             secure_cookies: secure_cookie(map),
             mapping,

@@ -323,6 +323,14 @@ pub const SETTINGS: &[Setting] = &[
         example: "`30`",
     },
     Setting {
+        name: "JWT_FAST_PATH",
+        section: Request,
+        kind: Kind::Flag,
+        default: Default("false"),
+        meaning: "`true`: a request whose token is answered from memory (a LibreChat token or a cached backend token, its user cached by `USER_CACHE_TTL`) skips passport's strategy machinery under LibreChat's `requireJwtAuth`, with the same `req.user`, status and answer as through passport; every other request goes through passport. It replaces `passport.authenticate` of LibreChat's passport for the `jwt` strategy in the whole process, and saves about 1 % of a cached request's server time ([Performance](operations.md#performance)); metric `librechat_custom_backend_jwt_fast_path_answers_total`.",
+        example: "`true`",
+    },
+    Setting {
         name: "AUTH_CACHE_MAX_ENTRIES",
         section: Request,
         kind: whole(1, 1_000_000, Count),

@@ -14,8 +14,9 @@
  *
  * Routes: POST /api/auth/{login,logout,refresh}; POST /api/auth/logout/all, GET /api/auth/sessions, DELETE /api/auth/sessions/:id, POST /api/auth/custom-backend/events; GET /api/config; POST /api/admin/login/local,
  * GET /api/admin/verify; GET /api/user; GET /metrics (behind METRICS_SECRET); test-only: GET /api/optional (behind optionalJwtAuth,
- * answers { user: req.user?.id ?? null }) and POST /api/test/mutate-user (changes req.user in place,
- * as a careless route might).
+ * answers { user: req.user?.id ?? null }), POST /api/test/mutate-user (changes req.user in place,
+ * as a careless route might) and GET /api/test/route-sees{,-classic} (what a route behind
+ * requireJwtAuth finds on req: whatTheRouteSees.js).
  *
  * One app per process at a time: LibreChat's passport and models are process-wide singletons, and
  * so are they here (close() releases them).
@@ -135,6 +136,11 @@ async function createLibreChatApp({
       if (u.createdAt instanceof Date) u.createdAt.setTime(0);
       res.json({ ok: true });
     });
+
+    // Test-only: what a route behind requireJwtAuth (v0.8.x, or v0.7.9's classic) finds on req.
+    const { whatTheRouteSees } = require('./whatTheRouteSees');
+    app.get('/api/test/route-sees', requireJwtAuth, whatTheRouteSees);
+    app.get('/api/test/route-sees-classic', require('./middleware/requireJwtAuth').classic, whatTheRouteSees);
 
     // LibreChat serves index.html for unknown paths; a JSON 404 is clearer in tests.
     app.use((req, res) => res.status(404).json({ message: 'Not found' }));
