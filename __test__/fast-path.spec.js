@@ -59,7 +59,7 @@ describe('JWT_FAST_PATH: the same answers as passport, for every kind of token a
     await h.clear();
     h.mock.reset();
     if (way === 'fast') passport.authenticate = fast;
-    else delete passport.authenticate; // passport's own, from its prototype
+    else if (way === 'passport') delete passport.authenticate; // passport's own, from its prototype
     return row.setup();
   }
 
@@ -255,6 +255,29 @@ describe('JWT_FAST_PATH: the same answers as passport, for every kind of token a
     });
     const classic = await send('/api/test/route-sees-classic', headers);
     expect(classic.body).toMatchObject({ authInfo: {}, authStrategy: null, user: { email: 'alice@example.com' } });
+  });
+
+  test("an application's own wrapper of passport.authenticate stays in front of every call but the fast path's answers", async () => {
+    const { installFastPath } = require('../lib/fastPath');
+    const strategy = passport._strategy('jwt');
+    const own = Object.getPrototypeOf(passport).authenticate;
+    const names = [];
+    const wrapper = function wrapped(name, ...rest) {
+      names.push(name);
+      return own.call(passport, name, ...rest);
+    };
+    try {
+      passport.authenticate = wrapper;
+      installFastPath(passport, strategy);
+      expect(passport.authenticate.beforeFastPath).toBe(wrapper);
+      const cached = await prepare('keep', ROWS.find((r) => r.name === 'a LibreChat token, its user cached'));
+      names.length = 0;
+      expect((await send('/api/test/route-sees', cached)).status).toBe(200); // from memory: not the wrapper's
+      expect((await send('/api/test/route-sees', { Authorization: 'Bearer not-a-jwt' })).status).toBe(401);
+      expect(names).toEqual(['jwt']); // the refused token went through the wrapper to passport
+    } finally {
+      passport.authenticate = fast;
+    }
   });
 
   test('other strategies and other options are passport\'s own', async () => {

@@ -34,11 +34,14 @@ function prologue(req, passport) {
 
 /**
  * Puts the fast path in front of `passport.authenticate('jwt', ...)` of this passport instance for
- * `strategy` (a CustomJwtStrategy); other strategies' calls are passport's own. Idempotent.
+ * `strategy` (a CustomJwtStrategy); every other call goes to what answered it before (passport's own, or
+ * the application's wrapper of it). Installing again for another strategy replaces the fast path.
  */
 function installFastPath(passport, strategy) {
-  if (passport.authenticate.fastPathOf === strategy) return;
-  const original = Object.getPrototypeOf(passport).authenticate;
+  const current = passport.authenticate;
+  if (current.fastPathOf === strategy) return;
+  // What answered before: passport's own, or a wrapper the application put there (kept).
+  const original = current.fastPathOf ? current.beforeFastPath : current;
   function authenticate(name, options, callback) {
     // Anything but the plain `{ session: false }` success of LibreChat's calls is passport's own.
     if (name !== 'jwt' || !plainSuccess(options)) return original.call(passport, name, options, callback);
@@ -63,6 +66,7 @@ function installFastPath(passport, strategy) {
     };
   }
   authenticate.fastPathOf = strategy;
+  authenticate.beforeFastPath = original;
   passport.authenticate = authenticate;
 }
 
