@@ -21,7 +21,27 @@ const DRIVER = new Set(['hello', 'ismaster', 'isMaster', 'ping', 'endSessions', 
 const STARTUP = new Set(['createIndexes', 'listIndexes']);
 const POLL_COLLECTION = 'customBackendRevocations';
 
-/** A TCP proxy to `uri` that records `{command, collection}` of every OP_MSG a client sends. */
+/**
+ * The query filters a command carries: `filter` (find, findAndModify's `query`, count) or each
+ * statement's `q` (update, delete), from the body or from the document sequences after it.
+ */
+function filtersOf(BSON, body, msg, offset) {
+  const statements = { updates: body.updates ?? [], deletes: body.deletes ?? [] };
+  // Section kind 1: size, identifier (cstring), then documents up to the size.
+  for (let at = offset; at < msg.length && msg[at] === 1; ) {
+    const size = msg.readInt32LE(at + 1);
+    const nameEnd = msg.indexOf(0, at + 5);
+    const name = msg.toString('utf8', at + 5, nameEnd);
+    for (let d = nameEnd + 1; d < at + 1 + size; d += msg.readInt32LE(d)) {
+      if (name in statements) statements[name].push(BSON.deserialize(msg.subarray(d, d + msg.readInt32LE(d))));
+    }
+    at += 1 + size;
+  }
+  const filters = [body.filter, body.query, ...statements.updates.map((u) => u.q), ...statements.deletes.map((u) => u.q)];
+  return filters.filter((f) => f && typeof f === 'object');
+}
+
+/** A TCP proxy to `uri` that records `{command, collection, filters}` of every OP_MSG a client sends. */
 async function startCountingProxy(uri) {
   const { BSON } = require('bson');
   const target = new URL(uri);
@@ -43,10 +63,11 @@ async function startCountingProxy(uri) {
         // Header (16), flag bits (4), then section kind 0: the command document.
         if (msg.readInt32LE(12) !== OP_MSG || msg[20] !== 0) continue;
         try {
-          const body = BSON.deserialize(msg.subarray(21, 21 + msg.readInt32LE(21)));
+          const bodySize = msg.readInt32LE(21);
+          const body = BSON.deserialize(msg.subarray(21, 21 + bodySize));
           const command = Object.keys(body)[0];
           const collection = command === 'getMore' ? body.collection : body[command];
-          seen.push({ command, collection: typeof collection === 'string' ? collection : undefined });
+          seen.push({ command, collection: typeof collection === 'string' ? collection : undefined, filters: filtersOf(BSON, body, msg, 21 + bodySize) });
         } catch {
           // not a command document we can read: not counted
         }
@@ -78,16 +99,23 @@ async function startCountingProxy(uri) {
   };
 }
 
-/** `{count, ops: ['find users', …], background: [...]}` of the commands after `mark`. */
+/**
+ * `{count, ops: ['find users', …], filters: [[…], …], background: [...]}` of the commands after
+ * `mark`; `filters[i]` are the query filters of `ops[i]`.
+ */
 function summarise(proxy, mark) {
   const ops = [];
+  const filters = [];
   const background = [];
-  for (const { command, collection } of proxy.since(mark)) {
+  for (const { command, collection, filters: f } of proxy.since(mark)) {
     const name = collection ? `${command} ${collection}` : command;
     if (DRIVER.has(command) || STARTUP.has(command) || collection === POLL_COLLECTION) background.push(name);
-    else ops.push(name);
+    else {
+      ops.push(name);
+      filters.push(f);
+    }
   }
-  return { count: ops.length, ops, background };
+  return { count: ops.length, ops, filters, background };
 }
 
 module.exports = { startCountingProxy, summarise };
