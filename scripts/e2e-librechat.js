@@ -798,9 +798,10 @@ async function main() {
     const tenants = /preAuthTenantMiddleware/.test(fs.readFileSync(path.join(dir, 'api', 'server', 'index.js'), 'utf8'));
     if (tenants) envVars.TRUST_TENANT_HEADER = 'true';
     // E2E_ENV: more settings for every start, e.g. E2E_ENV="JWT_FAST_PATH=true USER_CACHE_TTL=30".
-    for (const pair of (process.env.E2E_ENV ?? '').split(/\s+/).filter(Boolean)) {
+    for (const [i, pair] of (process.env.E2E_ENV ?? '').split(/\s+/).filter(Boolean).entries()) {
       const eq = pair.indexOf('=');
-      if (eq < 1) throw new Error(`E2E_ENV: ${JSON.stringify(pair)} is not NAME=value`);
+      // The entry itself is not echoed: its value may be a secret.
+      if (eq < 1) throw new Error(`E2E_ENV: entry ${i + 1} is not NAME=value`);
       envVars[pair.slice(0, eq)] = pair.slice(eq + 1);
     }
     const envFile = path.join(dir, '.env');

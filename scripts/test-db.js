@@ -208,30 +208,41 @@ function pruneOldLogs() {
   }
 }
 
-/** Servers whose starting process died without stopping them (e.g. jest was SIGKILLed). */
-function reapOrphans(log) {
+/**
+ * The records in `dir` (JSON files named as `pattern` says, each with `owner`: the pid of the
+ * process that wrote it) whose owner is gone: `reap(record)` stops and removes what that process
+ * left, then the record is deleted (an unreadable one too). Shared with soak/run.js.
+ */
+function reapRecordsOfGoneOwners(dir, pattern, reap) {
   let files = [];
   try {
-    files = fs.readdirSync(RUN_DIR);
+    files = fs.readdirSync(dir).filter((f) => pattern.test(f));
   } catch {
     return;
   }
   for (const f of files) {
-    const file = path.join(RUN_DIR, f);
+    const file = path.join(dir, f);
     try {
       const rec = JSON.parse(fs.readFileSync(file, 'utf8'));
       if (pidAlive(rec.owner)) continue;
-      if (pidAlive(rec.pid) && isTestDbProcess(rec.pid)) {
-        note(log, `stopping orphaned test db pid ${rec.pid} (its starter ${rec.owner} is gone)`);
-        try { process.kill(rec.pid, 'SIGTERM'); } catch { /* gone */ } // it deletes its own temp dir
-      } else if (rec.tmpDir) {
-        fs.rmSync(rec.tmpDir, { recursive: true, force: true });
-      }
-      fs.rmSync(file, { force: true });
+      reap(rec);
     } catch {
-      fs.rmSync(file, { force: true });
+      /* unreadable: dropped */
     }
+    fs.rmSync(file, { force: true });
   }
+}
+
+/** Servers whose starting process died without stopping them (e.g. jest was SIGKILLed). */
+function reapOrphans(log) {
+  reapRecordsOfGoneOwners(RUN_DIR, /^/, (rec) => {
+    if (pidAlive(rec.pid) && isTestDbProcess(rec.pid)) {
+      note(log, `stopping orphaned test db pid ${rec.pid} (its starter ${rec.owner} is gone)`);
+      try { process.kill(rec.pid, 'SIGTERM'); } catch { /* gone */ } // it deletes its own temp dir
+    } else if (rec.tmpDir) {
+      fs.rmSync(rec.tmpDir, { recursive: true, force: true });
+    }
+  });
 }
 
 async function ping(uri) {
@@ -360,7 +371,7 @@ async function stopTestDb(pidOrHandle) {
   OWN_SERVERS.delete(pid);
 }
 
-module.exports = { startTestDb, stopTestDb, ensureInstalled, freePort, paths: { REPO, VENV, SERVER_BIN, STATE_DIR } };
+module.exports = { startTestDb, stopTestDb, ensureInstalled, freePort, reapRecordsOfGoneOwners, paths: { REPO, VENV, SERVER_BIN, STATE_DIR } };
 
 /* ------------------------------------------------------------------ CLI */
 

@@ -23,6 +23,7 @@ const fs = require('fs');
 const path = require('path');
 
 const { startMockBackend } = require('../__test__/support/mockBackend');
+const { reapRecordsOfGoneOwners } = require('../scripts/test-db');
 const { startSoakDb } = require('./db');
 const { startInstance, rssOf, faketimeLib } = require('./instance');
 const { startEdgeProxy } = require('./proxy');
@@ -94,45 +95,24 @@ function recordPid(pid, what, files = []) {
   fs.writeFileSync(ownerFile(), JSON.stringify(rec));
 }
 
-const alive = (pid) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 /** Processes of an earlier run whose soak process died without stopping them (SIGKILL). */
 function reapOrphans() {
-  let files = [];
-  try {
-    files = fs.readdirSync(RUN_DIR).filter((f) => /^owner-\d+\.json$/.test(f));
-  } catch {
-    return;
-  }
-  for (const f of files) {
-    const file = path.join(RUN_DIR, f);
-    try {
-      const rec = JSON.parse(fs.readFileSync(file, 'utf8'));
-      if (alive(rec.owner)) continue;
-      for (const { pid } of rec.pids) {
-        let cmd = '';
-        try {
-          cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-        } catch { continue; }
-        if (cmd.includes('secantusd') || cmd.includes(path.join('soak', 'instance.js'))) {
-          process.stderr.write(`[soak] stopping pid ${pid} left by an earlier run\n`);
-          try { process.kill(pid, 'SIGCONT'); process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-        }
+  reapRecordsOfGoneOwners(RUN_DIR, /^owner-\d+\.json$/, (rec) => {
+    for (const { pid } of rec.pids) {
+      let cmd = '';
+      try {
+        cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      } catch { continue; }
+      if (cmd.includes('secantusd') || cmd.includes(path.join('soak', 'instance.js'))) {
+        process.stderr.write(`[soak] stopping pid ${pid} left by an earlier run\n`);
+        try { process.kill(pid, 'SIGCONT'); process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
       }
-      // Its database's storage and log (once the server is gone).
-      for (const { files = [] } of rec.pids) {
-        for (const f of files) if (f.startsWith(RUN_DIR)) fs.rmSync(f, { recursive: true, force: true });
-      }
-    } catch { /* unreadable: drop it */ }
-    fs.rmSync(file, { force: true });
-  }
+    }
+    // Its database's storage and log (once the server is gone).
+    for (const { files = [] } of rec.pids) {
+      for (const f of files) if (f.startsWith(RUN_DIR)) fs.rmSync(f, { recursive: true, force: true });
+    }
+  });
 }
 
 /* ------------------------------------------------------------------ main */
